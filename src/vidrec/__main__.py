@@ -1,0 +1,5 @@
+import sys
+
+from vidrec.cli import main
+
+sys.exit(main())

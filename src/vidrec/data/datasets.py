@@ -1,0 +1,179 @@
+"""Annotation formats (Kinetics CSV, folder per class, Something-Something V2 JSON) and the
+clip dataset. A broken video never stops training: the dataset returns a `Failed` record, the
+collate function drops it, and the loop counts and reports it at the end of the epoch."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+
+import av
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vidrec.data.sampling import random_clip_indices, uniform_clip_indices
+from vidrec.data.transforms import EvalTransform, Preprocessing, TrainTransform, frames_to_clip
+from vidrec.errors import ConfigError, VidrecError
+from vidrec.io import open_video
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    path: str  # a video file or a directory of frames
+    label: int  # class index; -1 when unlabelled (test splits)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A sample that could not be loaded, carried through the DataLoader to be counted."""
+
+    path: str
+    reason: str
+
+
+def _read_classes_file(path: str) -> list[str]:
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def _split_row(line: str) -> list[str]:
+    # "path,label" (Kinetics CSV) or "path label" (MMAction2 lists); paths may contain spaces in CSV.
+    if "," in line:
+        return next(csv.reader([line]))
+    return line.rsplit(None, 1)
+
+
+def load_csv(csv_path: str, *, classes: list[str] | None = None) -> tuple[list[VideoRecord], list[str]]:
+    """Rows of `path,label` (label a class name or index); relative paths are relative to the CSV.
+    Class names come from `classes`, else a `classes.txt` beside the CSV, else the sorted names."""
+    if not os.path.isfile(csv_path):
+        raise ConfigError(f"{csv_path}: no such annotation file")
+    root = os.path.dirname(os.path.abspath(csv_path))
+    with open(csv_path) as f:
+        rows = [_split_row(line.strip()) for line in f if line.strip()]
+    if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
+        rows = rows[1:]
+    for n, row in enumerate(rows, 1):
+        if len(row) != 2:
+            raise ConfigError(f"{csv_path}: row {n} is not 'path,label': {row}")
+    if classes is None and os.path.exists(os.path.join(root, "classes.txt")):
+        classes = _read_classes_file(os.path.join(root, "classes.txt"))
+    labels = [row[1].strip() for row in rows]
+    numeric = all(lab.lstrip("-").isdigit() for lab in labels)
+    if classes is None:
+        classes = [str(i) for i in range(max(map(int, labels)) + 1)] if numeric and labels else sorted(set(labels))
+    index = {name: i for i, name in enumerate(classes)}
+    records = []
+    for (path, _), lab in zip(rows, labels):
+        if numeric:
+            label = int(lab)
+            if not -1 <= label < len(classes):
+                raise ConfigError(f"{csv_path}: label {label} out of range for {len(classes)} classes")
+        elif lab in index:
+            label = index[lab]
+        else:
+            raise ConfigError(f"{csv_path}: unknown label '{lab}' (not in the {len(classes)} classes)")
+        records.append(VideoRecord(os.path.join(root, path.strip()), label))
+    return records, list(classes)
+
+
+def load_folder(root: str) -> tuple[list[VideoRecord], list[str]]:
+    """`root/CLASS/video.mp4` or `root/CLASS/VIDEO_ID/` (frame folders); classes sorted by name."""
+    if not os.path.isdir(root):
+        raise ConfigError(f"{root}: no such directory")
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    if not classes:
+        raise ConfigError(f"{root}: no class folders")
+    records = []
+    for label, name in enumerate(classes):
+        for entry in sorted(os.listdir(os.path.join(root, name))):
+            path = os.path.join(root, name, entry)
+            if os.path.isdir(path) or entry.lower().endswith(VIDEO_EXTENSIONS):
+                records.append(VideoRecord(path, label))
+    return records, classes
+
+
+def load_ssv2(labels_json: str, split_json: str, video_dir: str, *, ext: str = ".webm") -> tuple[list[VideoRecord], list[str]]:
+    """Something-Something V2: `labels.json` maps template -> index; a split file lists
+    `{"id", "template", ...}`; videos are `video_dir/ID.webm` (or frame folders `video_dir/ID/`)."""
+    with open(labels_json) as f:
+        mapping = json.load(f)
+    classes = [name for name, _ in sorted(mapping.items(), key=lambda kv: int(kv[1]))]
+    index = {name: int(i) for name, i in mapping.items()}
+    with open(split_json) as f:
+        items = json.load(f)
+    records = []
+    for item in items:
+        # The split files mark the objects with brackets: "Putting [something] on [something]".
+        template = item.get("template", "").replace("[", "").replace("]", "")
+        if template and template not in index:
+            raise ConfigError(f"{split_json}: template '{template}' is not in {labels_json}")
+        path = os.path.join(video_dir, str(item["id"]))
+        if not os.path.isdir(path):
+            path += ext
+        records.append(VideoRecord(path, index[template] if template else -1))
+    return records, classes
+
+
+def load_annotations(source: str) -> tuple[list[VideoRecord], list[str]]:
+    """A CSV/TXT list, or a folder-per-class directory."""
+    if os.path.isdir(source):
+        return load_folder(source)
+    return load_csv(source)
+
+
+class VideoClipDataset(Dataset):
+    """Clips for training (one random clip, augmented: `(C, T, H, W)`) or testing (every view:
+    `(num_clips * num_crops, C, T, H, W)`), with the model's preprocessing."""
+
+    def __init__(self, records: list[VideoRecord], *, prep: Preprocessing, train: bool,
+                 num_clips: int = 1, num_crops: int = 1, flip: bool | None = None, seed: int = 0,
+                 frames_fps: float = 30.0):
+        self.records, self.prep, self.train = records, prep, train
+        self.num_clips, self.seed, self.epoch, self.frames_fps = num_clips, seed, 0, frames_fps
+        self.train_transform = TrainTransform(prep, flip=flip)
+        self.eval_transform = EvalTransform(prep, num_crops=num_crops)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Different random clips each epoch, reproducible for a seed and epoch."""
+        self.epoch = epoch
+
+    def __getitem__(self, i: int) -> dict | Failed:
+        record = self.records[i]
+        try:
+            return {"video": self.load(record.path, rng=np.random.default_rng([self.seed, self.epoch, i])),
+                    "label": record.label, "index": i}
+        except (VidrecError, OSError, av.FFmpegError) as e:
+            return Failed(record.path, str(e).replace(record.path + ": ", ""))
+
+    def load(self, path: str, *, rng: np.random.Generator) -> torch.Tensor:
+        with open_video(path, fps=self.frames_fps) as video:
+            n, sampling = len(video), self.prep.sampling
+            stamps = video.timestamps if sampling.target_fps else None
+            if self.train:
+                idx = random_clip_indices(n, sampling, rng=rng, timestamps=stamps)
+                return self.train_transform(frames_to_clip(video.get_frames(idx)), rng)
+            idx = uniform_clip_indices(n, sampling, num_clips=self.num_clips, timestamps=stamps)
+            frames = video.get_frames(idx.reshape(-1))  # one decoding pass for every clip
+        clips = frames.reshape(self.num_clips, self.prep.num_frames, *frames.shape[1:])
+        views = [self.eval_transform(frames_to_clip(c)) for c in clips]  # each (K, C, T, h, w)
+        return torch.cat(views)  # (N*K, C, T, h, w)
+
+
+def collate_clips(items: list[dict | Failed]) -> dict:
+    """Stack the samples that loaded; keep the failures for the epoch's report."""
+    ok = [x for x in items if not isinstance(x, Failed)]
+    return {
+        "video": torch.stack([x["video"] for x in ok]) if ok else None,
+        "label": torch.tensor([x["label"] for x in ok], dtype=torch.long),
+        "index": torch.tensor([x["index"] for x in ok], dtype=torch.long),
+        "failed": [x for x in items if isinstance(x, Failed)],
+    }

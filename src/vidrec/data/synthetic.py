@@ -1,0 +1,275 @@
+"""SynthMotion: labelled action videos made locally, whose labels need time to be told apart.
+
+Each video has a random textured background and 1-3 objects of random shape, colour and size; one
+of them (the actor) performs the action, the others stand still. Appearance carries no label.
+Most classes come in pairs that are each other's time reversal (move left / move right, approach /
+recede, rotate clockwise / counter-clockwise, appear / disappear), so one frame, or an order-less
+average of frames, cannot separate them; oscillate fast / slow needs temporal resolution.
+
+Coordinates are image coordinates: x to the right, y down, angles clockwise on screen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from multiprocessing import Pool
+
+import numpy as np
+from tqdm import tqdm
+
+from vidrec.errors import ConfigError, VidrecError
+from vidrec.utils import atomic_write_text, write_video
+
+CLASSES = (
+    "move left", "move right", "move up", "move down", "approach", "recede",
+    "rotate clockwise", "rotate counter-clockwise", "appear", "disappear",
+    "oscillate fast", "oscillate slow",
+)
+SHAPES = ("circle", "square", "triangle", "rectangle", "pentagon")
+ASYMMETRIC_SHAPES = ("triangle",)  # rotation must be visible and unambiguous
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    num_frames: int = 16  # frames per video
+    size: int = 64  # square frame side in pixels (even, for yuv420p)
+    fps: int = 10  # frame rate written to the files
+    max_objects: int = 3  # actor + up to max_objects-1 still distractors
+    texture: bool = True  # textured background (False: a flat colour, for tests)
+    noise: float = 0.0  # std of per-pixel Gaussian noise, 0-255 scale
+    camera_jitter: float = 0.0  # camera shake: std of the per-frame offset in pixels
+
+    def __post_init__(self):
+        if self.num_frames < 4:
+            raise ConfigError(f"SynthMotion needs at least 4 frames, got {self.num_frames}")
+        if self.size < 16 or self.size % 2:
+            raise ConfigError(f"size must be even and >= 16, got {self.size}")
+        if self.max_objects < 1:
+            raise ConfigError(f"max_objects must be >= 1, got {self.max_objects}")
+
+
+@dataclass(frozen=True)
+class _Object:
+    shape: str
+    color: np.ndarray  # (3,) float 0-255
+    x: float
+    y: float
+    radius: float
+    angle: float  # degrees
+
+
+def _polygon(shape: str) -> np.ndarray:
+    """Unit-radius vertices `(V, 2)` of a convex shape around the origin, in order."""
+    if shape == "circle":
+        a = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+    elif shape == "square":
+        a = np.radians([45, 135, 225, 315])
+    elif shape == "pentagon":
+        a = np.radians(np.arange(5) * 72 - 90)
+    elif shape == "triangle":  # a long isosceles "arrow": its heading shows the rotation
+        return np.array([[1.0, 0.0], [-0.6, 0.55], [-0.6, -0.55]])
+    elif shape == "rectangle":
+        return np.array([[1.0, 0.5], [-1.0, 0.5], [-1.0, -0.5], [1.0, -0.5]])
+    else:
+        raise ConfigError(f"unknown shape {shape}")
+    return np.stack([np.cos(a), np.sin(a)], axis=1)
+
+
+def _coverage(shape: str, x: float, y: float, radius: float, angle: float, grid: tuple) -> np.ndarray:
+    """Anti-aliased coverage in [0, 1] of a convex shape over the pixel grid `(H, W)`."""
+    gy, gx = grid
+    if shape == "circle":
+        return np.clip(radius - np.hypot(gx - x, gy - y) + 0.5, 0.0, 1.0)
+    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    verts = _polygon(shape) * radius @ np.array([[c, s], [-s, c]]) + [x, y]
+    inside = np.full(gx.shape, np.inf)
+    for (x0, y0), (x1, y1) in zip(verts, np.roll(verts, -1, axis=0)):
+        ex, ey = x1 - x0, y1 - y0
+        # Signed distance to the edge line, oriented so that the shape's centre is positive.
+        d = ((gx - x0) * ey - (gy - y0) * ex) / math.hypot(ex, ey)
+        if (x - x0) * ey - (y - y0) * ex < 0:
+            d = -d
+        inside = np.minimum(inside, d)
+    return np.clip(inside + 0.5, 0.0, 1.0)
+
+
+def _background(rng: np.random.Generator, size: int, texture: bool) -> np.ndarray:
+    base = rng.uniform(30, 220, size=3)
+    if not texture:
+        return np.broadcast_to(base, (size, size, 3)).astype(np.float32).copy()
+    cells = rng.integers(3, 9)
+    coarse = rng.normal(0, 35, size=(cells, cells, 3))
+    # Bilinear upsampling of a coarse noise grid gives a smooth, random texture.
+    pos = np.linspace(0, cells - 1, size)
+    i0 = np.clip(np.floor(pos).astype(int), 0, cells - 2)
+    f = (pos - i0)[:, None]
+    rows = coarse[i0] * (1 - f)[..., None] + coarse[i0 + 1] * f[..., None]
+    tex = rows[:, i0] * (1 - f.T)[..., None] + rows[:, i0 + 1] * f.T[..., None]
+    fine = rng.normal(0, 8, size=(size, size, 3))
+    return np.clip(base + tex + fine, 0, 255).astype(np.float32)
+
+
+def _actor_track(label: str, rng: np.random.Generator, size: int, t: np.ndarray) -> dict:
+    """Per-frame actor state `{x, y, radius, angle, alpha}` (arrays over t in [0, 1])."""
+    n = len(t)
+    radius = np.full(n, rng.uniform(0.09, 0.15) * size)
+    x = np.full(n, rng.uniform(0.3, 0.7) * size)
+    y = np.full(n, rng.uniform(0.3, 0.7) * size)
+    angle = np.full(n, rng.uniform(0, 360))
+    alpha = np.ones(n)
+    if label.startswith("move"):
+        dist = rng.uniform(0.35, 0.55) * size
+        lo, hi = radius[0] + 1, size - radius[0] - 1 - dist
+        start = rng.uniform(lo, hi)
+        along = start + dist * t  # increasing coordinate
+        if label in ("move left", "move up"):
+            along = start + dist * (1 - t)
+        if label in ("move left", "move right"):
+            x = along
+        else:
+            y = along
+    elif label in ("approach", "recede"):
+        r0 = rng.uniform(0.06, 0.09) * size
+        grow = r0 * rng.uniform(2.0, 3.0) ** t
+        radius = grow if label == "approach" else grow[::-1].copy()
+        x[:] = rng.uniform(0.4, 0.6) * size
+        y[:] = rng.uniform(0.4, 0.6) * size
+    elif label.startswith("rotate"):
+        sweep = rng.uniform(90, 160) * t
+        angle = angle + (sweep if label == "rotate clockwise" else -sweep)
+        radius[:] = rng.uniform(0.16, 0.22) * size
+    elif label in ("appear", "disappear"):
+        t0, t1 = rng.uniform(0.0, 0.3), rng.uniform(0.7, 1.0)
+        fade = np.clip((t - t0) / (t1 - t0), 0, 1)
+        alpha = fade if label == "appear" else fade[::-1].copy()
+    elif label.startswith("oscillate"):
+        cycles = rng.uniform(2.5, 3.5) if label == "oscillate fast" else rng.uniform(0.7, 1.1)
+        amp = rng.uniform(0.12, 0.2) * size
+        phase = rng.uniform(0, 2 * np.pi)
+        offset = amp * np.sin(2 * np.pi * cycles * t + phase)
+        if rng.random() < 0.5:
+            x = x + offset
+        else:
+            y = y + offset
+    else:
+        raise ConfigError(f"unknown SynthMotion class '{label}'")
+    return {"x": x, "y": y, "radius": radius, "angle": angle, "alpha": alpha}
+
+
+def render_video(label: str, rng: np.random.Generator, cfg: SynthConfig = SynthConfig()) -> tuple[np.ndarray, dict]:
+    """One video of `label`: frames `(T, S, S, 3)` uint8 and the actor's track (for tests)."""
+    size, margin = cfg.size, int(math.ceil(3 * cfg.camera_jitter))
+    canvas = _background(rng, size + 2 * margin, cfg.texture)
+    t = np.linspace(0.0, 1.0, cfg.num_frames)
+    track = _actor_track(label, rng, size, t)
+    actor_shape = rng.choice(ASYMMETRIC_SHAPES if label.startswith("rotate") else SHAPES)
+    actor_color = rng.uniform(0, 255, size=3)
+    distractors = [
+        _Object(rng.choice(SHAPES), rng.uniform(0, 255, 3), rng.uniform(0.1, 0.9) * size,
+                rng.uniform(0.1, 0.9) * size, rng.uniform(0.05, 0.12) * size, rng.uniform(0, 360))
+        for _ in range(int(rng.integers(0, cfg.max_objects)))
+    ]
+    grid = np.mgrid[0:size + 2 * margin, 0:size + 2 * margin].astype(np.float32) + 0.5
+    still = canvas.copy()
+    for o in distractors:
+        cov = _coverage(o.shape, o.x + margin, o.y + margin, o.radius, o.angle, grid)[..., None]
+        still = still * (1 - cov) + o.color * cov
+    shake = np.rint(rng.normal(0, cfg.camera_jitter, size=(cfg.num_frames, 2))).astype(int) if cfg.camera_jitter else np.zeros((cfg.num_frames, 2), int)
+    shake = np.clip(shake, -margin, margin)
+    frames = np.empty((cfg.num_frames, size, size, 3), np.uint8)
+    for i in range(cfg.num_frames):
+        cov = _coverage(actor_shape, track["x"][i] + margin, track["y"][i] + margin, track["radius"][i],
+                        track["angle"][i], grid)[..., None] * track["alpha"][i]
+        img = still * (1 - cov) + actor_color * cov
+        dy, dx = margin + shake[i, 0], margin + shake[i, 1]
+        img = img[dy:dy + size, dx:dx + size]
+        if cfg.noise:
+            img = img + rng.normal(0, cfg.noise, size=img.shape)
+        frames[i] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    track["shape"] = str(actor_shape)
+    track["color"] = actor_color
+    return frames, track
+
+
+def video_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """Each video's own stream: the same file for the same (seed, split, index), in any order."""
+    return np.random.default_rng([seed, SPLITS.index(split), index])
+
+
+def split_labels(seed: int, split: str, count: int) -> np.ndarray:
+    """Balanced, shuffled labels: each block of 12 videos holds every class once, so a larger
+    set extends a smaller one made with the same seed (video i keeps its label)."""
+    blocks = [np.random.default_rng([seed, SPLITS.index(split), 1 << 30, b]).permutation(len(CLASSES))
+              for b in range(-(-count // len(CLASSES)))]
+    return np.concatenate(blocks)[:count] if blocks else np.zeros(0, np.int64)
+
+
+def _make_one(job: tuple) -> str:
+    path, label, seed, split, index, cfg = job
+    if _is_complete(path, cfg.num_frames):
+        return "kept"
+    frames, _ = render_video(CLASSES[label], video_rng(seed, split, index), cfg)
+    write_video(path, frames, fps=cfg.fps)
+    return "made"
+
+
+def _is_complete(path: str, num_frames: int) -> bool:
+    if not os.path.exists(path):
+        return False
+    from vidrec.io import probe
+
+    try:
+        return probe(path).num_frames == num_frames
+    except VidrecError:
+        return False
+
+
+def generate_dataset(out: str, *, counts: dict[str, int], cfg: SynthConfig = SynthConfig(), seed: int = 0,
+                     workers: int = 1, progress: bool = True) -> dict[str, int]:
+    """Write `out/videos/SPLIT/*.mp4`, `out/SPLIT.csv` (path,label) and `out/classes.txt`.
+
+    Resumable: videos already complete are kept; settings must match the existing set."""
+    os.makedirs(out, exist_ok=True)
+    meta_path = os.path.join(out, "synth.json")
+    meta = {"seed": seed, "config": asdict(cfg)}
+    if os.path.exists(meta_path):
+        with open(meta_path) as f:
+            old = json.load(f)
+        if old != meta:
+            raise ConfigError(f"{out} holds a SynthMotion set made with other settings ({old}); use another directory")
+    atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(os.path.join(out, "classes.txt"), "\n".join(CLASSES) + "\n")
+    jobs, rows = [], {}
+    for split, count in counts.items():
+        if split not in SPLITS:
+            raise ConfigError(f"unknown split '{split}' (valid: {', '.join(SPLITS)})")
+        os.makedirs(os.path.join(out, "videos", split), exist_ok=True)
+        labels = split_labels(seed, split, count)
+        rows[split] = []
+        for i, label in enumerate(labels):
+            rel = f"videos/{split}/{split}_{i:05d}.mp4"
+            rows[split].append((rel, CLASSES[label]))
+            jobs.append((os.path.join(out, rel), int(label), seed, split, i, cfg))
+    stats = {"made": 0, "kept": 0}
+    bar = tqdm(total=len(jobs), desc="synth", unit="video", disable=not progress)
+    if workers > 1:
+        with Pool(workers) as pool:
+            for result in pool.imap_unordered(_make_one, jobs, chunksize=4):
+                stats[result] += 1
+                bar.update()
+    else:
+        for job in jobs:
+            stats[_make_one(job)] += 1
+            bar.update()
+    bar.close()
+    for split, split_rows in rows.items():
+        lines = ["path,label"] + [f"{p},{label}" for p, label in split_rows]
+        atomic_write_text(os.path.join(out, f"{split}.csv"), "\n".join(lines) + "\n")
+    return stats
+
+
+__all__ = ["CLASSES", "SynthConfig", "generate_dataset", "render_video", "split_labels", "video_rng"]

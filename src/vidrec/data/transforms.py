@@ -1,0 +1,182 @@
+"""Spatial transforms on uint8 clip tensors, and the preprocessing every model carries.
+
+Clips are `(..., C, T, H, W)`: one clip `(C, T, H, W)` or a batch `(B, C, T, H, W)`. Random
+transforms draw one set of parameters per call and apply it to every frame (and every clip in the
+batch), so motion is never distorted. Resizing uses torchvision's antialiased resize on uint8.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+from vidrec.data.sampling import ClipSampling
+from vidrec.errors import ConfigError, unknown_name_message
+
+KINETICS_MEAN = (0.45, 0.45, 0.45)  # PySlowFast / PyTorchVideo Kinetics statistics
+KINETICS_STD = (0.225, 0.225, 0.225)
+TRAIN_CROPS = ("jitter", "resized")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a model wants its input: saved in config.json next to its weights."""
+
+    num_frames: int = 8  # frames per clip
+    sampling_rate: int = 4  # stride between sampled frames
+    target_fps: float | None = None  # resample videos to this rate before sampling (None: native)
+    resize: int = 128  # short side for testing, before the crop
+    crop_size: int = 112  # square side fed to the model
+    mean: tuple[float, float, float] = KINETICS_MEAN  # of RGB in [0, 1]
+    std: tuple[float, float, float] = KINETICS_STD
+    train_crop: str = "jitter"  # "jitter": short side in [resize, 1.25*resize] + random crop; "resized": random resized crop
+    train_scale: tuple[float, float] = (0.25, 1.0)  # area range of the "resized" crop
+    flip: bool = True  # random horizontal flip in training (False where labels depend on direction)
+    pad: str = "repeat_last"  # short-video policy, see vidrec.data.sampling
+
+    def __post_init__(self):
+        if self.train_crop not in TRAIN_CROPS:
+            raise ConfigError(unknown_name_message("train_crop", self.train_crop, TRAIN_CROPS))
+        if self.crop_size > self.resize:
+            raise ConfigError(f"crop_size {self.crop_size} is larger than resize {self.resize}")
+        self.sampling  # validates frame settings
+
+    @property
+    def sampling(self) -> ClipSampling:
+        return ClipSampling(num_frames=self.num_frames, sampling_rate=self.sampling_rate,
+                            target_fps=self.target_fps, pad=self.pad)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocessing:
+        valid = {f.name for f in fields(cls)}
+        for key in d:
+            if key not in valid:
+                raise ConfigError(unknown_name_message("preprocessing key", key, sorted(valid)))
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**d)
+
+
+def frames_to_clip(frames: np.ndarray) -> torch.Tensor:
+    """Decoded frames `(T, H, W, 3)` uint8 to a clip `(3, T, H, W)` uint8."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).contiguous()
+
+
+def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = clip.shape[-2:]
+    if min(h, w) == size:
+        return clip
+    scale = size / min(h, w)
+    new_hw = (size, max(size, round(w * scale))) if h <= w else (max(size, round(h * scale)), size)
+    return TF.resize(clip, list(new_hw), antialias=True)
+
+
+def crop(clip: torch.Tensor, top: int, left: int, height: int, width: int) -> torch.Tensor:
+    return clip[..., top:top + height, left:left + width]
+
+
+def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = clip.shape[-2:]
+    return crop(clip, (h - size) // 2, (w - size) // 2, size, size)
+
+
+def three_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """Three `size` squares along the longer side (start, centre, end), as PySlowFast's
+    3-crop testing: `(..., C, T, H, W)` -> `(3, ..., C, T, size, size)`."""
+    h, w = clip.shape[-2:]
+    if w >= h:
+        offsets = [(h - size) // 2] * 3, [0, (w - size) // 2, w - size]
+    else:
+        offsets = [0, (h - size) // 2, h - size], [(w - size) // 2] * 3
+    return torch.stack([crop(clip, t, l, size, size) for t, l in zip(*offsets)])
+
+
+def random_crop(clip: torch.Tensor, size: int, *, rng: np.random.Generator) -> torch.Tensor:
+    h, w = clip.shape[-2:]
+    return crop(clip, int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1)), size, size)
+
+
+def random_resized_crop(clip: torch.Tensor, size: int, *, rng: np.random.Generator,
+                        scale: tuple[float, float] = (0.08, 1.0),
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+    """Inception-style crop of random area and aspect ratio, resized to `size`."""
+    h, w = clip.shape[-2:]
+    area = h * w
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+        if 0 < cw <= w and 0 < ch <= h:
+            top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            break
+    else:  # fall back to the largest central crop within the ratio range
+        ch, cw = h, w
+        if w / h < ratio[0]:
+            ch = round(w / ratio[0])
+        elif w / h > ratio[1]:
+            cw = round(h * ratio[1])
+        top, left = (h - ch) // 2, (w - cw) // 2
+    return TF.resize(crop(clip, top, left, ch, cw), [size, size], antialias=True)
+
+
+def horizontal_flip(clip: torch.Tensor) -> torch.Tensor:
+    return clip.flip(-1)
+
+
+def normalize(clip: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 `(..., C, T, H, W)` to float32 `(x / 255 - mean) / std` per channel."""
+    shape = (-1, 1, 1, 1)
+    m = torch.tensor(mean, dtype=torch.float32).view(shape)
+    s = torch.tensor(std, dtype=torch.float32).view(shape)
+    return (clip.float() / 255.0 - m) / s
+
+
+@dataclass
+class TrainTransform:
+    """Random spatial augmentation for training: crop (jitter or resized), flip, normalize."""
+
+    prep: Preprocessing
+    flip: bool | None = None  # None: as prep.flip
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        p = self.prep
+        if p.train_crop == "resized":
+            clip = random_resized_crop(clip, p.crop_size, rng=rng, scale=p.train_scale)
+        else:
+            clip = resize_short_side(clip, int(rng.integers(p.resize, round(p.resize * 1.25) + 1)))
+            clip = random_crop(clip, p.crop_size, rng=rng)
+        if (p.flip if self.flip is None else self.flip) and rng.random() < 0.5:
+            clip = horizontal_flip(clip)
+        return normalize(clip, p.mean, p.std)
+
+
+@dataclass
+class EvalTransform:
+    """Deterministic views for testing: short-side resize, then 1 centre or 3 crops.
+    `(C, T, H, W)` uint8 -> `(num_crops, C, T, crop, crop)` float32."""
+
+    prep: Preprocessing
+    num_crops: int = 1
+
+    def __post_init__(self):
+        if self.num_crops not in (1, 3):
+            raise ConfigError(f"num_crops must be 1 or 3, got {self.num_crops}")
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        p = self.prep
+        clip = resize_short_side(clip, p.resize)
+        views = three_crop(clip, p.crop_size) if self.num_crops == 3 else center_crop(clip, p.crop_size)[None]
+        return normalize(views, p.mean, p.std)
+
+
+__all__ = [
+    "EvalTransform", "Preprocessing", "TrainTransform", "center_crop", "frames_to_clip",
+    "horizontal_flip", "normalize", "random_crop", "random_resized_crop", "resize_short_side",
+    "three_crop",
+]

@@ -1,0 +1,60 @@
+"""Video-level evaluation with multi-view testing: N temporal clips x K spatial crops per video,
+class probabilities averaged over the views, then top-1 / top-5 / mean class accuracy."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from vidrec.data.datasets import Failed, VideoClipDataset, VideoRecord, collate_clips
+from vidrec.models.base import VideoModel
+
+
+@torch.no_grad()
+def video_scores(model: VideoModel, views: torch.Tensor, *, max_clips: int = 32) -> torch.Tensor:
+    """Views `(B, V, C, T, H, W)` -> probabilities averaged over views `(B, num_classes)`."""
+    b, v = views.shape[:2]
+    flat = views.flatten(0, 1)  # (B*V, C, T, H, W)
+    logits = torch.cat([model(chunk) for chunk in flat.split(max_clips)])
+    return logits.float().softmax(-1).view(b, v, -1).mean(1)
+
+
+def accuracy_metrics(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
+    """Top-1, top-5 (or top-k for fewer classes) and mean per-class accuracy, in percent."""
+    if len(labels) == 0:
+        return {"top1": float("nan"), "top5": float("nan"), "mean_class_acc": float("nan")}
+    k = min(5, num_classes)
+    topk = scores.topk(k, dim=-1).indices
+    correct1 = topk[:, 0] == labels
+    per_class = [correct1[labels == c].float().mean().item() for c in range(num_classes) if (labels == c).any()]
+    return {
+        "top1": 100.0 * correct1.float().mean().item(),
+        "top5": 100.0 * (topk == labels[:, None]).any(-1).float().mean().item(),
+        "mean_class_acc": 100.0 * sum(per_class) / len(per_class),
+    }
+
+
+def evaluate(model: VideoModel, records: list[VideoRecord], *, num_clips: int = 1, num_crops: int = 1,
+             batch_size: int = 4, workers: int = 0, device: torch.device | str = "cpu",
+             progress: bool = True, desc: str = "eval") -> dict:
+    """Evaluate on labelled records; broken videos are skipped and listed in `failed`."""
+    dataset = VideoClipDataset(records, prep=model.preprocessing, train=False, num_clips=num_clips,
+                               num_crops=num_crops)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_clips)
+    model.eval().to(device)
+    all_scores, all_labels, failed = [], [], []
+    for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+        failed += batch["failed"]
+        if batch["video"] is None:
+            continue
+        all_scores.append(video_scores(model, batch["video"].to(device)).cpu())
+        all_labels.append(batch["label"])
+    scores = torch.cat(all_scores) if all_scores else torch.zeros(0, model.num_classes)
+    labels = torch.cat(all_labels) if all_labels else torch.zeros(0, dtype=torch.long)
+    metrics = accuracy_metrics(scores, labels, model.num_classes)
+    return {**metrics, "num_videos": len(labels), "num_views": num_clips * num_crops,
+            "failed": [{"path": f.path, "reason": f.reason} for f in failed]}
+
+
+__all__ = ["Failed", "accuracy_metrics", "evaluate", "video_scores"]

@@ -1,0 +1,373 @@
+"""Frame-exact video decoding with PyAV.
+
+A video is indexed once by demuxing its packets (cheap: no decoding). The index gives the true
+frame count, each frame's presentation time (so variable frame rate is handled by indexing frames
+in presentation order) and the keyframes to seek to. `VideoReader.get_frames(indices)` then seeks
+to the keyframe before each wanted frame and decodes forward, in one pass over sorted indices; when
+a seek lands after the wanted frame, or timestamps are missing, it falls back to sequential
+decoding from the start. Frames are RGB uint8 `(H, W, 3)`, rotated as the display matrix says.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from vidrec.errors import VideoError
+
+# FFmpeg happily "decodes" a text file as a picture of its characters; these are never videos.
+_NOT_VIDEO_FORMATS = {"tty"}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What is known about a video, and where each figure came from.
+
+    Headers are often wrong (durations of the audio track, frame counts of an edited file), so the
+    frame count, fps and duration come from the packet index when it is usable (`*_source` says
+    "packets"), and from the header only when demuxing cannot tell ("header").
+    """
+
+    path: str
+    width: int  # displayed width, after rotation
+    height: int  # displayed height, after rotation
+    num_frames: int
+    fps: float  # frames per second measured from presentation times (or the header's)
+    duration: float  # seconds, first frame shown to last frame ended
+    time_base: Fraction  # unit of the stream's timestamps
+    rotation: int  # degrees counter-clockwise applied to decoded frames to display them
+    codec: str
+    pix_fmt: str | None
+    has_audio: bool
+    num_frames_source: str  # "packets" | "decoded" | "header"
+    fps_source: str  # "timestamps" | "header"
+    header_num_frames: int | None
+    header_fps: float | None
+    header_duration: float | None
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["time_base"] = str(self.time_base)
+        return d
+
+
+@dataclass(frozen=True)
+class _FrameIndex:
+    """Packet-derived index of one video stream."""
+
+    pts: np.ndarray  # (N,) int64 presentation timestamps, sorted: frame i has pts[i]
+    keyframes: np.ndarray  # (K,) int64 frame indices of keyframes, sorted
+    seekable: bool  # timestamps present and unique: seeking by pts can be trusted
+    rotation: int  # display rotation, degrees counter-clockwise (from the first frame's matrix)
+
+
+def _open_container(path: str) -> av.container.InputContainer:
+    if not os.path.exists(path):
+        raise VideoError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise VideoError(f"{path}: is a directory, not a video file")
+    if os.path.getsize(path) == 0:
+        raise VideoError(f"{path}: empty file (0 bytes)")
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except av.FFmpegError as e:
+        raise VideoError(f"{path}: cannot open as a video ({_reason(e)})") from None
+    if container.format.name in _NOT_VIDEO_FORMATS:
+        container.close()
+        raise VideoError(f"{path}: not a video file (looks like text)")
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+        container.close()
+        raise VideoError(f"{path}: no video stream (has {', '.join(kinds)})")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        container.close()
+        raise VideoError(f"{path}: unsupported video codec")
+    return container
+
+
+def _reason(e: Exception) -> str:
+    return getattr(e, "strerror", None) or str(e).split(":")[0] or type(e).__name__
+
+
+def _build_index(container: av.container.InputContainer) -> _FrameIndex:
+    stream = container.streams.video[0]
+    pts, keys = [], []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the flush packet at the end
+                continue
+            t = packet.pts if packet.pts is not None else packet.dts
+            pts.append(t)
+            keys.append(packet.is_keyframe)
+    except av.FFmpegError:
+        pass  # a truncated file: index what could be read
+    rotation = _first_frame_rotation(container)
+    if not pts or any(t is None for t in pts):
+        return _FrameIndex(np.zeros(0, np.int64), np.zeros(0, np.int64), False, rotation)
+    pts_arr = np.asarray(pts, dtype=np.int64)
+    order = np.argsort(pts_arr, kind="stable")
+    sorted_pts = pts_arr[order]
+    key_flags = np.asarray(keys, dtype=bool)[order]
+    unique = len(np.unique(sorted_pts)) == len(sorted_pts)
+    keyframes = np.flatnonzero(key_flags)
+    if len(keyframes) == 0 or keyframes[0] != 0:
+        keyframes = np.concatenate([[0], keyframes])
+    return _FrameIndex(sorted_pts, keyframes.astype(np.int64), unique, rotation)
+
+
+def _first_frame_rotation(container: av.container.InputContainer) -> int:
+    """The display rotation is side data on decoded frames, so decode the first one."""
+    stream = container.streams.video[0]
+    try:
+        container.seek(0)
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                continue
+            if frames:
+                return int(round(frames[0].rotation or 0)) % 360
+    except av.FFmpegError:
+        pass
+    return 0
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_index(path: str, mtime_ns: int, size: int) -> _FrameIndex:
+    container = _open_container(path)
+    try:
+        return _build_index(container)
+    finally:
+        container.close()
+
+
+class VideoReader:
+    """Random and sequential access to the frames of one video file.
+
+    >>> with VideoReader("clip.mp4") as video:
+    ...     clip = video.get_frames([0, 4, 8, 12])  # (4, H, W, 3) uint8
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self._container = _open_container(self.path)
+        st = os.stat(self.path)
+        self._index = _cached_index(self.path, st.st_mtime_ns, st.st_size)
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        self.decode_errors = 0  # packets the decoder rejected (corrupt data)
+        self._counted = False  # frame count had to come from decoding
+        if len(self._index.pts) == 0 or not self._index.seekable:
+            self._count_by_decoding()
+        self._pts_to_index = {int(p): i for i, p in enumerate(self._index.pts)}
+        self._rotation = self._index.rotation
+        self.info = self._make_info()
+
+    # -- set-up -------------------------------------------------------------------------------
+    def _count_by_decoding(self) -> None:
+        """No usable timestamps: count frames by decoding once, and never seek."""
+        n = sum(1 for _ in self._sequential_frames())
+        if n == 0:
+            raise VideoError(f"{self.path}: no decodable video frames")
+        self._index = _FrameIndex(np.arange(n, dtype=np.int64), np.zeros(1, np.int64), False,
+                                  self._index.rotation)
+        self._counted = True
+
+    def _make_info(self) -> VideoInfo:
+        s, idx = self._stream, self._index
+        tb = Fraction(s.time_base) if s.time_base else Fraction(1, 1)
+        header_fps = float(s.average_rate) if s.average_rate else None
+        header_frames = int(s.frames) or None
+        if s.duration is not None:
+            header_duration = float(s.duration * tb)
+        elif self._container.duration is not None:
+            header_duration = self._container.duration / av.time_base
+        else:
+            header_duration = None
+        n = len(idx.pts)
+        if idx.seekable and n > 1 and idx.pts[-1] > idx.pts[0]:
+            fps = float((n - 1) / ((idx.pts[-1] - idx.pts[0]) * tb))
+            fps_source = "timestamps"
+        else:
+            fps, fps_source = header_fps or 30.0, "header"
+        duration = n / fps
+        w, h = s.codec_context.width, s.codec_context.height
+        if self._rotation in (90, 270):
+            w, h = h, w
+        return VideoInfo(
+            path=self.path, width=w, height=h, num_frames=n, fps=fps, duration=duration,
+            time_base=tb, rotation=self._rotation, codec=s.codec_context.name,
+            pix_fmt=s.codec_context.pix_fmt, has_audio=bool(self._container.streams.audio),
+            num_frames_source="decoded" if self._counted else "packets", fps_source=fps_source,
+            header_num_frames=header_frames, header_fps=header_fps,
+            header_duration=header_duration,
+        )
+
+    # -- public API ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.info.num_frames
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """(N,) float64 presentation time of each frame in seconds, from the first frame."""
+        if not self._index.seekable:
+            return np.arange(len(self)) / self.info.fps
+        return ((self._index.pts - self._index.pts[0]) * float(self.info.time_base)).astype(np.float64)
+
+    def get_frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Exactly the frames at `indices` (any order, repeats allowed): `(N, H, W, 3)` uint8."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = len(self)
+        if len(idx) and (idx.min() < 0 or idx.max() >= n):
+            bad = int(idx[(idx < 0) | (idx >= n)][0])
+            raise VideoError(f"{self.path}: frame {bad} out of range (video has {n} frames)")
+        wanted = np.unique(idx)
+        decoded = self._decode(wanted)
+        missing = [int(i) for i in wanted if int(i) not in decoded]
+        if missing:
+            raise VideoError(
+                f"{self.path}: {len(missing)} requested frame(s) could not be decoded "
+                f"(corrupt stream), first is frame {missing[0]}"
+            )
+        if len(idx) == 0:
+            return np.zeros((0, self.info.height, self.info.width, 3), np.uint8)
+        return np.stack([decoded[int(i)] for i in idx])
+
+    def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[np.ndarray]:
+        """Yield frames `start, start+step, ...` one at a time: memory stays bounded."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        if step < 1:
+            raise VideoError(f"step must be >= 1, got {step}")
+        source = self._frames_from(start) if self._index.seekable else self._sequential_frames()
+        for i, frame in source:
+            if i >= stop:
+                break
+            if i >= start and (i - start) % step == 0:
+                yield self._to_rgb(frame)
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- decoding -----------------------------------------------------------------------------
+    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        rgb = frame.to_ndarray(format="rgb24")
+        if self._rotation:
+            rgb = np.ascontiguousarray(np.rot90(rgb, k=self._rotation // 90))
+        return rgb
+
+    def _packets_decoded(self) -> Iterator[av.VideoFrame]:
+        """Decode packet by packet, skipping the ones the decoder rejects (corrupt data)."""
+        try:
+            for packet in self._container.demux(self._stream):
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError:
+                    self.decode_errors += 1
+                    continue
+                yield from frames
+        except av.FFmpegError:
+            self.decode_errors += 1  # the demuxer gave up (truncated file): stop here
+
+    def _sequential_frames(self) -> Iterator[tuple[int, av.VideoFrame]]:
+        try:
+            self._container.seek(0)
+        except av.FFmpegError:  # unseekable input: reopen instead
+            self._container.close()
+            self._container = _open_container(self.path)
+            self._stream = self._container.streams.video[0]
+        for i, frame in enumerate(self._packets_decoded()):
+            yield i, frame
+
+    def _frames_from(self, target: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Seek to the keyframe at or before `target`, then yield (index, frame) in order."""
+        k = self._index.keyframes[np.searchsorted(self._index.keyframes, target, side="right") - 1]
+        self._container.seek(int(self._index.pts[k]), stream=self._stream, backward=True, any_frame=False)
+        for frame in self._packets_decoded():
+            i = self._pts_to_index.get(frame.pts) if frame.pts is not None else None
+            if i is None:
+                raise _SeekUnreliable
+            yield i, frame
+
+    def _decode(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
+        if not self._index.seekable:
+            return self._decode_sequential(wanted)
+        try:
+            return self._decode_seeking(wanted)
+        except _SeekUnreliable:
+            return self._decode_sequential(wanted)
+
+    def _decode_seeking(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
+        """One forward pass over sorted targets, seeking only where a keyframe lies between."""
+        out: dict[int, np.ndarray] = {}
+        todo = frozenset(int(x) for x in wanted)
+        keys = self._index.keyframes
+        frames: Iterator | None = None
+        last = -1  # index of the last frame the current decode pass produced
+        for t in sorted(todo):
+            if t in out:
+                continue
+            key = int(keys[np.searchsorted(keys, t, side="right") - 1])
+            if frames is None or key > last:
+                frames, last, fresh = self._frames_from(t), -1, True
+            for i, frame in frames:
+                if fresh and i > t:
+                    raise _SeekUnreliable  # the seek landed after the target
+                fresh, last = False, i
+                if i in todo:
+                    out[i] = self._to_rgb(frame)
+                if i >= t:
+                    break
+        return out
+
+    def _decode_sequential(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        todo = set(int(x) for x in wanted)
+        stop = max(todo) if todo else -1
+        for i, frame in self._sequential_frames():
+            if i in todo:
+                out[i] = self._to_rgb(frame)
+            if i >= stop:
+                break
+        return out
+
+
+class _SeekUnreliable(Exception):
+    """Seeking gave frames that do not match the index: decode sequentially instead."""
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Metadata of a video (frame count and fps from its packets, not its header)."""
+    with VideoReader(path) as video:
+        return video.info
+
+
+def read_frames(path: str | os.PathLike, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Exactly the frames at `indices` of the video at `path`: `(N, H, W, 3)` uint8 RGB."""
+    with VideoReader(path) as video:
+        return video.get_frames(indices)
+
+
+def read_video(path: str | os.PathLike) -> np.ndarray:
+    """Every frame of a video: `(T, H, W, 3)` uint8 RGB. Prefer `iter_frames` for long videos."""
+    with VideoReader(path) as video:
+        return np.stack(list(video.iter_frames()))
+
+
+def iter_frames(path: str | os.PathLike, *, start: int = 0, stop: int | None = None,
+                step: int = 1) -> Iterator[np.ndarray]:
+    """Stream frames of a (long) video with bounded memory."""
+    with VideoReader(path) as video:
+        yield from video.iter_frames(start, stop, step)

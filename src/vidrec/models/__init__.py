@@ -1,0 +1,6 @@
+"""Model families; importing this module registers every architecture."""
+
+from vidrec.models import tsn  # noqa: F401
+from vidrec.models.base import VideoModel
+
+__all__ = ["VideoModel"]

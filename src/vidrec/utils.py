@@ -1,0 +1,65 @@
+"""Small helpers shared across vidrec: atomic writes, video encoding, devices."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+
+import av
+import numpy as np
+import torch
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Call `write(tmp_path)` on a temporary file beside `path`, then rename it into place, so a
+    crash never leaves a half-written file under the final name."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    base, ext = os.path.splitext(os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=directory)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    atomic_write(path, write)
+
+
+def encode_video(path: str, frames: np.ndarray, *, fps: float = 10, codec: str = "libx264",
+                 pix_fmt: str = "yuv420p", options: dict | None = None, fmt: str | None = None) -> None:
+    """Encode RGB frames `(T, H, W, 3)` uint8 with PyAV (no atomicity: see `write_video`)."""
+    with av.open(path, mode="w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=int(round(fps)) if float(fps).is_integer() else fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = pix_fmt
+        if options:
+            stream.options = options
+        for img in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, *, fps: float = 10, crf: int = 18) -> None:
+    """Write an H.264 mp4 atomically (temp file + rename)."""
+    atomic_write(path, lambda tmp: encode_video(tmp, frames, fps=fps, options={"crf": str(crf)}))
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """"auto"/None: CUDA when available, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)

