@@ -162,16 +162,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from vidrec.data.datasets import load_annotations
+    from vidrec.data.datasets import load_annotations, load_csv
     from vidrec.engine.evaluate import evaluate
     from vidrec.hub import load_model
     from vidrec.utils import resolve_device
 
     device = resolve_device(args.device)
     model = load_model(args.model, device=device)
-    records, classes = load_annotations(args.data)
-    if model.labels and len(classes) == model.num_classes and list(classes) != list(model.labels):
-        if set(classes) == set(model.labels):  # same classes, other order: follow the model
+    if model.labels and os.path.isfile(args.data):  # read label names against the model's classes
+        records, _ = load_csv(args.data, classes=model.labels)
+    else:
+        records, classes = load_annotations(args.data)
+        if model.labels and set(classes) <= set(model.labels):  # folder names: follow the model's order
             index = {name: i for i, name in enumerate(model.labels)}
             records = [type(r)(r.path, index[classes[r.label]]) for r in records]
     result = evaluate(model, records, num_clips=args.num_clips, num_crops=args.num_crops, batch_size=args.batch_size,

@@ -173,7 +173,7 @@ class VideoReader:
     # -- set-up -------------------------------------------------------------------------------
     def _count_by_decoding(self) -> None:
         """No usable timestamps: count frames by decoding once, and never seek."""
-        n = sum(1 for _ in self._sequential_frames())
+        n = sum(1 for _ in self._sequential_frames(strict=False))
         if n == 0:
             raise VideoError(f"{self.path}: no decodable video frames")
         self._index = _FrameIndex(np.arange(n, dtype=np.int64), np.zeros(1, np.int64), False,
@@ -245,12 +245,21 @@ class VideoReader:
         stop = len(self) if stop is None else min(stop, len(self))
         if step < 1:
             raise VideoError(f"step must be >= 1, got {step}")
-        source = self._frames_from(start) if self._index.seekable else self._sequential_frames()
-        for i, frame in source:
-            if i >= stop:
-                break
-            if i >= start and (i - start) % step == 0:
-                yield self._to_rgb(frame)
+        wanted = start  # the next frame index to yield
+        try:
+            source = self._frames_from(start) if self._index.seekable and start > 0 else self._sequential_frames()
+            for i, frame in source:
+                if i >= stop:
+                    return
+                if i >= wanted and (i - start) % step == 0:
+                    wanted = i + 1
+                    yield self._to_rgb(frame)
+        except _SeekUnreliable:
+            for i, frame in self._sequential_frames(strict=False):
+                if i >= stop:
+                    return
+                if i >= wanted and (i - start) % step == 0:
+                    yield self._to_rgb(frame)
 
     def close(self) -> None:
         self._container.close()
@@ -281,25 +290,33 @@ class VideoReader:
         except av.FFmpegError:
             self.decode_errors += 1  # the demuxer gave up (truncated file): stop here
 
-    def _sequential_frames(self) -> Iterator[tuple[int, av.VideoFrame]]:
+    def _indexed(self, frames: Iterator[av.VideoFrame], *, strict: bool) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Give each decoded frame its index: by presentation time when the index has them (so a
+        corrupt frame leaves a gap instead of shifting the rest), else by counting."""
+        last = -1
+        for frame in frames:
+            i = self._pts_to_index.get(frame.pts) if self._index.seekable and frame.pts is not None else None
+            if i is None:
+                if strict and self._index.seekable:
+                    raise _SeekUnreliable
+                i = last + 1
+            last = i
+            yield i, frame
+
+    def _sequential_frames(self, *, strict: bool = True) -> Iterator[tuple[int, av.VideoFrame]]:
         try:
             self._container.seek(0)
         except av.FFmpegError:  # unseekable input: reopen instead
             self._container.close()
             self._container = _open_container(self.path)
             self._stream = self._container.streams.video[0]
-        for i, frame in enumerate(self._packets_decoded()):
-            yield i, frame
+        yield from self._indexed(self._packets_decoded(), strict=strict)
 
     def _frames_from(self, target: int) -> Iterator[tuple[int, av.VideoFrame]]:
         """Seek to the keyframe at or before `target`, then yield (index, frame) in order."""
         k = self._index.keyframes[np.searchsorted(self._index.keyframes, target, side="right") - 1]
         self._container.seek(int(self._index.pts[k]), stream=self._stream, backward=True, any_frame=False)
-        for frame in self._packets_decoded():
-            i = self._pts_to_index.get(frame.pts) if frame.pts is not None else None
-            if i is None:
-                raise _SeekUnreliable
-            yield i, frame
+        yield from self._indexed(self._packets_decoded(), strict=True)
 
     def _decode(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
         if not self._index.seekable:
@@ -336,7 +353,7 @@ class VideoReader:
         out: dict[int, np.ndarray] = {}
         todo = set(int(x) for x in wanted)
         stop = max(todo) if todo else -1
-        for i, frame in self._sequential_frames():
+        for i, frame in self._sequential_frames(strict=False):
             if i in todo:
                 out[i] = self._to_rgb(frame)
             if i >= stop:
