@@ -35,7 +35,7 @@ class FrameFolderReader:
         first = self._load(0)
         h, w = first.shape[:2]
         n = len(self._files)
-        self.decode_errors = 0
+        self.decode_errors: list[Exception] = []
         self.info = VideoInfo(
             path=self.path, width=w, height=h, num_frames=n, fps=fps, duration=n / fps,
             time_base=Fraction(1, 1), rotation=0, codec="images", pix_fmt=None, has_audio=False,

@@ -65,6 +65,7 @@ class _FrameIndex:
     keyframes: np.ndarray  # (K,) int64 frame indices of keyframes, sorted
     seekable: bool  # timestamps present and unique: seeking by pts can be trusted
     rotation: int  # display rotation, degrees counter-clockwise (from the first frame's matrix)
+    counted_by_decoding: bool = False  # packets had no timestamps: frames were counted by decoding
 
 
 def _open_container(path: str) -> av.container.InputContainer:
@@ -96,21 +97,53 @@ def _reason(e: Exception) -> str:
     return getattr(e, "strerror", None) or str(e).split(":")[0] or type(e).__name__
 
 
-def _build_index(container: av.container.InputContainer) -> _FrameIndex:
-    stream = container.streams.video[0]
-    pts, keys = [], []
+def _rewind(container: av.container.InputContainer, path: str) -> av.container.InputContainer:
+    """Back to the start; raw streams cannot seek, so those are opened again."""
     try:
-        for packet in container.demux(stream):
-            if packet.size == 0:  # the flush packet at the end
-                continue
-            t = packet.pts if packet.pts is not None else packet.dts
-            pts.append(t)
-            keys.append(packet.is_keyframe)
+        container.seek(0)
+        return container
     except av.FFmpegError:
-        pass  # a truncated file: index what could be read
-    rotation = _first_frame_rotation(container)
-    if not pts or any(t is None for t in pts):
-        return _FrameIndex(np.zeros(0, np.int64), np.zeros(0, np.int64), False, rotation)
+        container.close()
+        return _open_container(path)
+
+
+def _decoded_frames(container: av.container.InputContainer, errors: list | None = None) -> Iterator[av.VideoFrame]:
+    """Decode packet by packet, skipping packets the decoder rejects (corrupt data) and stopping
+    where the demuxer gives up (a truncated file); each failure is appended to `errors`."""
+    try:
+        for packet in container.demux(container.streams.video[0]):
+            try:
+                yield from packet.decode()
+            except av.FFmpegError as e:
+                if errors is not None:
+                    errors.append(e)
+    except av.FFmpegError as e:
+        if errors is not None:
+            errors.append(e)
+
+
+def _build_index(path: str) -> _FrameIndex:
+    container = _open_container(path)
+    try:
+        pts, keys = [], []
+        try:
+            for packet in container.demux(container.streams.video[0]):
+                if packet.size == 0:  # the flush packet at the end
+                    continue
+                pts.append(packet.pts if packet.pts is not None else packet.dts)
+                keys.append(packet.is_keyframe)
+        except av.FFmpegError:
+            pass  # a truncated file: index what could be read
+        container = _rewind(container, path)
+        frames = _decoded_frames(container)
+        # The display rotation is side data on decoded frames, so decode the first one.
+        first = next(frames, None)
+        rotation = int(round(first.rotation or 0)) % 360 if first is not None else 0
+        if not pts or any(t is None for t in pts):
+            n = (first is not None) + sum(1 for _ in frames)
+            return _FrameIndex(np.arange(n, dtype=np.int64), np.zeros(1, np.int64), False, rotation, True)
+    finally:
+        container.close()
     pts_arr = np.asarray(pts, dtype=np.int64)
     order = np.argsort(pts_arr, kind="stable")
     sorted_pts = pts_arr[order]
@@ -122,30 +155,9 @@ def _build_index(container: av.container.InputContainer) -> _FrameIndex:
     return _FrameIndex(sorted_pts, keyframes.astype(np.int64), unique, rotation)
 
 
-def _first_frame_rotation(container: av.container.InputContainer) -> int:
-    """The display rotation is side data on decoded frames, so decode the first one."""
-    stream = container.streams.video[0]
-    try:
-        container.seek(0)
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.FFmpegError:
-                continue
-            if frames:
-                return int(round(frames[0].rotation or 0)) % 360
-    except av.FFmpegError:
-        pass
-    return 0
-
-
 @functools.lru_cache(maxsize=4096)
 def _cached_index(path: str, mtime_ns: int, size: int) -> _FrameIndex:
-    container = _open_container(path)
-    try:
-        return _build_index(container)
-    finally:
-        container.close()
+    return _build_index(path)
 
 
 class VideoReader:
@@ -162,24 +174,15 @@ class VideoReader:
         self._index = _cached_index(self.path, st.st_mtime_ns, st.st_size)
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
-        self.decode_errors = 0  # packets the decoder rejected (corrupt data)
-        self._counted = False  # frame count had to come from decoding
-        if len(self._index.pts) == 0 or not self._index.seekable:
-            self._count_by_decoding()
+        self.decode_errors: list[Exception] = []  # what the decoder rejected (corrupt data)
+        if len(self._index.pts) == 0:
+            self.close()
+            raise VideoError(f"{self.path}: no decodable video frames")
         self._pts_to_index = {int(p): i for i, p in enumerate(self._index.pts)}
         self._rotation = self._index.rotation
         self.info = self._make_info()
 
     # -- set-up -------------------------------------------------------------------------------
-    def _count_by_decoding(self) -> None:
-        """No usable timestamps: count frames by decoding once, and never seek."""
-        n = sum(1 for _ in self._sequential_frames(strict=False))
-        if n == 0:
-            raise VideoError(f"{self.path}: no decodable video frames")
-        self._index = _FrameIndex(np.arange(n, dtype=np.int64), np.zeros(1, np.int64), False,
-                                  self._index.rotation)
-        self._counted = True
-
     def _make_info(self) -> VideoInfo:
         s, idx = self._stream, self._index
         tb = Fraction(s.time_base) if s.time_base else Fraction(1, 1)
@@ -205,7 +208,7 @@ class VideoReader:
             path=self.path, width=w, height=h, num_frames=n, fps=fps, duration=duration,
             time_base=tb, rotation=self._rotation, codec=s.codec_context.name,
             pix_fmt=s.codec_context.pix_fmt, has_audio=bool(self._container.streams.audio),
-            num_frames_source="decoded" if self._counted else "packets", fps_source=fps_source,
+            num_frames_source="decoded" if idx.counted_by_decoding else "packets", fps_source=fps_source,
             header_num_frames=header_frames, header_fps=header_fps,
             header_duration=header_duration,
         )
@@ -277,19 +280,6 @@ class VideoReader:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=self._rotation // 90))
         return rgb
 
-    def _packets_decoded(self) -> Iterator[av.VideoFrame]:
-        """Decode packet by packet, skipping the ones the decoder rejects (corrupt data)."""
-        try:
-            for packet in self._container.demux(self._stream):
-                try:
-                    frames = packet.decode()
-                except av.FFmpegError:
-                    self.decode_errors += 1
-                    continue
-                yield from frames
-        except av.FFmpegError:
-            self.decode_errors += 1  # the demuxer gave up (truncated file): stop here
-
     def _indexed(self, frames: Iterator[av.VideoFrame], *, strict: bool) -> Iterator[tuple[int, av.VideoFrame]]:
         """Give each decoded frame its index: by presentation time when the index has them (so a
         corrupt frame leaves a gap instead of shifting the rest), else by counting."""
@@ -304,19 +294,15 @@ class VideoReader:
             yield i, frame
 
     def _sequential_frames(self, *, strict: bool = True) -> Iterator[tuple[int, av.VideoFrame]]:
-        try:
-            self._container.seek(0)
-        except av.FFmpegError:  # unseekable input: reopen instead
-            self._container.close()
-            self._container = _open_container(self.path)
-            self._stream = self._container.streams.video[0]
-        yield from self._indexed(self._packets_decoded(), strict=strict)
+        self._container = _rewind(self._container, self.path)
+        self._stream = self._container.streams.video[0]
+        yield from self._indexed(_decoded_frames(self._container, self.decode_errors), strict=strict)
 
     def _frames_from(self, target: int) -> Iterator[tuple[int, av.VideoFrame]]:
         """Seek to the keyframe at or before `target`, then yield (index, frame) in order."""
         k = self._index.keyframes[np.searchsorted(self._index.keyframes, target, side="right") - 1]
         self._container.seek(int(self._index.pts[k]), stream=self._stream, backward=True, any_frame=False)
-        yield from self._indexed(self._packets_decoded(), strict=True)
+        yield from self._indexed(_decoded_frames(self._container, self.decode_errors), strict=True)
 
     def _decode(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
         if not self._index.seekable:
