@@ -7,8 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from conftest import numbered_frame, read_number, write_numbered
-from vidrec.data.datasets import (VideoClipDataset, collate_clips, load_annotations, load_csv, load_folder,
-                                  load_ssv2)
+from vidrec.data.datasets import (VideoClipDataset, collate_clips, load_annotations, load_csv, load_ssv2)
 from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError
 from vidrec.io import read_frames

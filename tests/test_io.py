@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import numbered_frame, read_number, write_numbered
+from conftest import numbered_frame, read_number
 from vidrec.errors import VideoError
 from vidrec.io import FrameFolderReader, VideoReader, iter_frames, open_video, probe, read_frames, read_video
 

@@ -115,6 +115,8 @@ def _train_data(args) -> tuple:
     from vidrec.data.datasets import load_annotations, load_csv
 
     data = args.data
+    if args.val and not os.path.exists(args.val):
+        raise ConfigError(f"{args.val}: no such validation file")
     if os.path.isdir(data) and os.path.exists(os.path.join(data, "train.csv")):
         train, classes = load_csv(os.path.join(data, "train.csv"))
         val_path = args.val or os.path.join(data, "val.csv")
@@ -122,8 +124,6 @@ def _train_data(args) -> tuple:
         train, classes = load_annotations(data)
         val_path = args.val
     val = load_csv(val_path, classes=classes)[0] if val_path and os.path.exists(val_path) else None
-    if args.val and not os.path.exists(args.val):
-        raise ConfigError(f"{args.val}: no such validation file")
     return train, val, classes
 
 

@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from vidrec.data.datasets import Failed, VideoClipDataset, VideoRecord, collate_clips
+from vidrec.data.datasets import VideoClipDataset, VideoRecord, collate_clips
 from vidrec.models.base import VideoModel
 
 
@@ -55,6 +55,3 @@ def evaluate(model: VideoModel, records: list[VideoRecord], *, num_clips: int = 
     metrics = accuracy_metrics(scores, labels, model.num_classes)
     return {**metrics, "num_videos": len(labels), "num_views": num_clips * num_crops,
             "failed": [{"path": f.path, "reason": f.reason} for f in failed]}
-
-
-__all__ = ["Failed", "accuracy_metrics", "evaluate", "video_scores"]

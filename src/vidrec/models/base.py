@@ -64,4 +64,4 @@ def config_dict(config) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}
 
 
-__all__ = ["VideoModel", "build_config", "config_dict", "unknown_name_message"]
+__all__ = ["VideoModel", "build_config", "config_dict"]
