@@ -73,6 +73,21 @@ def write_numbered(path: str, n: int, *, codec: str = "libx264", width: int = 96
     return path
 
 
+def randomize_bn(model, seed: int = 0) -> None:
+    """Non-trivial batch-norm statistics and affine terms, so eval mode is a real test (and no
+    zero-initialised BN weight blocks gradients)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
 @pytest.fixture
 def numbered(tmp_path):
     """Factory: numbered(name, n, **kwargs) -> path of a numbered video in a temp dir."""

@@ -156,18 +156,23 @@ def _copy(src: str, dst: str) -> None:
             fo.write(block)
 
 
-def load_model(source: str | os.PathLike, *, device: str | torch.device = "cpu",
+def load_model(source: str | os.PathLike, *, device: str | torch.device = "cpu", arch: str | None = None,
                weights_dir: str | None = None) -> VideoModel:
-    """A ready model in eval mode from a vidrec directory or a pretrained tag (`arch.tag`, or an
-    architecture with one default weight entry)."""
+    """A ready model in eval mode from a vidrec directory, another project's checkpoint file
+    (pytorch-i3d, PyTorchVideo; `arch` names the architecture where the file cannot tell), or a
+    pretrained tag (`arch.tag`, or an architecture with one default weight entry)."""
     source = os.fspath(source)
     if os.path.isdir(source):
         if os.path.exists(os.path.join(source, CONFIG_NAME)):
             model = _load_vidrec_dir(source)
         else:
             raise VidrecError(f"{source}: not a model directory (no {CONFIG_NAME})")
-    elif os.path.exists(source):
-        raise VidrecError(f"{source}: unrecognised checkpoint file (expected a model directory)")
+    elif os.path.isfile(source):
+        from vidrec.convert import CHECKPOINT_EXTENSIONS, load_checkpoint
+
+        if not source.endswith(CHECKPOINT_EXTENSIONS):
+            raise VidrecError(f"{source}: not a model directory or a checkpoint ({', '.join(CHECKPOINT_EXTENSIONS)})")
+        model = load_checkpoint(source, arch=arch)
     else:
         model = _load_tag(source, weights_dir)
     return model.to(device).eval()

@@ -18,7 +18,9 @@ def build_config(config_cls: type, defaults: dict, overrides: dict):
     for key in overrides:
         if key not in valid:
             raise ConfigError(unknown_name_message(f"option for {config_cls.__name__}", key, valid))
-    return config_cls(**{**defaults, **overrides})
+    # JSON has no tuples: a config read back from config.json gives lists.
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in {**defaults, **overrides}.items()}
+    return config_cls(**values)
 
 
 class VideoModel(nn.Module):

@@ -1,0 +1,145 @@
+"""Importers for other projects' checkpoints. Every key is mapped explicitly, the mapping must be
+complete and one-to-one, and every shape is asserted: a checkpoint either loads exactly or fails
+with the keys that did not fit. Reading never unpickles code (`weights_only=True`)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+
+import torch
+from safetensors.torch import load_file
+
+from vidrec.errors import ConfigError, VidrecError
+from vidrec.models.base import VideoModel
+from vidrec.registry import create_model
+
+CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".pyth", ".bin", ".ckpt", ".safetensors")
+
+
+def kinetics400_labels() -> list[str]:
+    """The 400 Kinetics class names in the usual (alphabetical) logit order."""
+    from torchvision.models.video import R3D_18_Weights
+
+    return list(R3D_18_Weights.KINETICS400_V1.meta["categories"])
+
+
+def read_checkpoint(path: str) -> dict[str, torch.Tensor]:
+    """A flat state dict from a .safetensors file or a torch checkpoint, unwrapping the usual
+    containers (`model_state` of PySlowFast/PyTorchVideo, `state_dict`, `model`, `module.`)."""
+    try:
+        if path.endswith(".safetensors"):
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt files and pickles that need code both end here
+        raise VidrecError(f"{path}: cannot read as a weights-only checkpoint ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:200]})") from None
+    for wrapper in ("model_state", "state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise VidrecError(f"{path}: no state dict of tensors inside")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def remap(state: dict[str, torch.Tensor], model: VideoModel, rename: Callable[[str], str | None],
+          source: str) -> dict[str, torch.Tensor]:
+    """Rename every key and check the result is exactly the model's state, shape by shape."""
+    target = model.state_dict()
+    out, unmapped = {}, []
+    for key, value in state.items():
+        name = rename(key)
+        if name is None or name not in target:
+            unmapped.append(key)
+            continue
+        if name in out:
+            raise VidrecError(f"{source}: two keys map to {name}")
+        if value.shape != target[name].shape:
+            raise VidrecError(f"{source}: {key} -> {name}: shape {tuple(value.shape)} != {tuple(target[name].shape)}")
+        out[name] = value.to(target[name].dtype)
+    missing = [k for k in target if k not in out]
+    if unmapped or missing:
+        raise VidrecError(f"{source}: checkpoint does not map onto {model.arch}: unmapped {unmapped[:5]}, "
+                          f"missing {missing[:5]}")
+    return out
+
+
+# --- pytorch-i3d (the PyTorch port of kinetics-i3d) ------------------------------------------------
+_I3D_BLOCKS = {"Conv3d_1a_7x7": "conv1a", "Conv3d_2b_1x1": "conv2b", "Conv3d_2c_3x3": "conv2c",
+               **{f"Mixed_{n}": f"mixed{n}" for n in ("3b", "3c", "4b", "4c", "4d", "4e", "4f", "5b", "5c")}}
+_I3D_BRANCHES = {"b0": "branch0", "b1a": "branch1.0", "b1b": "branch1.1", "b2a": "branch2.0", "b2b": "branch2.1",
+                 "b3b": "branch3.1"}
+
+
+def pytorch_i3d_key(key: str) -> str | None:
+    """`Mixed_4c.b1b.conv3d.weight` -> `features.mixed4c.branch1.1.conv.weight`."""
+    if key.startswith("logits.conv3d."):
+        return "head." + key.removeprefix("logits.conv3d.")
+    m = re.match(r"(Conv3d_\w+?|Mixed_\d[a-f])\.(?:(b\d[ab]?)\.)?(conv3d|bn)\.(.+)$", key)
+    if not m or m.group(1) not in _I3D_BLOCKS or (m.group(2) and m.group(2) not in _I3D_BRANCHES):
+        return None
+    block, branch, layer, rest = m.groups()
+    path = f"features.{_I3D_BLOCKS[block]}" + (f".{_I3D_BRANCHES[branch]}" if branch else "")
+    return f"{path}.{'conv' if layer == 'conv3d' else 'bn'}.{rest}"
+
+
+# --- PyTorchVideo ResNets (blocks.N.res_blocks.M.branch2.conv_a ...) --------------------------------
+def pytorchvideo_resnet_key(stage_of_block: dict[int, int]) -> Callable[[str], str | None]:
+    def rename(key: str) -> str | None:
+        m = re.match(r"blocks\.0\.(conv|norm)\.(.+)$", key)
+        if m:
+            return f"stem.{'conv' if m.group(1) == 'conv' else 'bn'}.{m.group(2)}"
+        m = re.match(r"blocks\.(\d+)\.proj\.(.+)$", key)
+        if m:
+            return f"head.{m.group(2)}"
+        m = re.match(r"blocks\.(\d+)\.res_blocks\.(\d+)\.(branch1_conv|branch1_norm|branch2\.(?:conv|norm)_[abc])\.(.+)$", key)
+        if not m or int(m.group(1)) not in stage_of_block:
+            return None
+        block, index, layer, rest = m.groups()
+        layer = {"branch1_conv": "shortcut.0", "branch1_norm": "shortcut.1"}.get(layer) or \
+            layer.removeprefix("branch2.").replace("norm_", "bn_")
+        return f"layer{stage_of_block[int(block)]}.{index}.{layer}.{rest}"
+
+    return rename
+
+
+def _from_pytorch_i3d(state: dict, arch: str | None) -> VideoModel:
+    channels = state["Conv3d_1a_7x7.conv3d.weight"].shape[1]
+    arch = arch or ("i3d_inception_flow" if channels == 2 else "i3d_inception_rgb")
+    model = create_model(arch, num_classes=state["logits.conv3d.weight"].shape[0])
+    return _finish(model, remap(state, model, pytorch_i3d_key, "pytorch-i3d checkpoint"))
+
+
+def _from_pytorchvideo(state: dict, arch: str | None) -> VideoModel:
+    blocks = sorted({int(k.split(".")[1]) for k in state if ".res_blocks." in k})
+    if arch is None:
+        raise ConfigError("a PyTorchVideo checkpoint needs arch=... (e.g. i3d_r50)")
+    head = [k for k in state if k.endswith("proj.weight")]
+    model = create_model(arch, num_classes=state[head[0]].shape[0] if head else 400)
+    rename = pytorchvideo_resnet_key({b: i + 1 for i, b in enumerate(blocks)})
+    return _finish(model, remap(state, model, rename, "PyTorchVideo checkpoint"))
+
+
+def _finish(model: VideoModel, state: dict) -> VideoModel:
+    model.load_state_dict(state, strict=True)
+    if model.num_classes == 400:
+        model.set_labels(kinetics400_labels())
+    return model
+
+
+FORMATS: dict[str, tuple[Callable[[dict], bool], Callable[[dict, str | None], VideoModel]]] = {
+    "pytorch-i3d": (lambda s: "Conv3d_1a_7x7.conv3d.weight" in s, _from_pytorch_i3d),
+    "pytorchvideo": (lambda s: "blocks.0.conv.weight" in s and any(".res_blocks." in k for k in s), _from_pytorchvideo),
+}
+
+
+def load_checkpoint(path: str, *, arch: str | None = None) -> VideoModel:
+    """A vidrec model from another project's checkpoint file (format detected from its keys)."""
+    state = read_checkpoint(os.fspath(path))
+    for name, (detect, convert) in FORMATS.items():
+        if detect(state):
+            return convert(state, arch)
+    raise VidrecError(f"{path}: unrecognised checkpoint (known formats: {', '.join(FORMATS)}); "
+                      f"first keys: {list(state)[:3]}")

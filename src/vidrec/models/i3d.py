@@ -1,0 +1,217 @@
+"""I3D: Inflated 3D ConvNets (Carreira & Zisserman, "Quo Vadis, Action Recognition?", CVPR 2017,
+https://arxiv.org/abs/1705.07750), and the I3D-ResNet-50 baseline of Wang et al. (Non-local
+Neural Networks, CVPR 2018, https://arxiv.org/abs/1711.07971).
+
+Inception I3D follows kinetics-i3d and its PyTorch port pytorch-i3d exactly: TensorFlow 'SAME'
+padding, batch norm with eps 1e-3, no temporal pooling in the first two max-pools (the paper's
+argument: early temporal pooling would merge frames before motion is seen), logits computed per
+remaining time step and averaged.
+
+    (B, 3|2, T, 224, 224)
+      conv1a 7x7x7 /2 ─ pool2a 1x3x3 /(1,2,2) ─ conv2b 1x1x1 ─ conv2c 3x3x3 ─ pool3a 1x3x3 /(1,2,2)
+      mixed3b ─ mixed3c ─ pool4a 3x3x3 /2 ─ mixed4b..4f ─ pool5a 2x2x2 /2 ─ mixed5b ─ mixed5c
+      avg pool 2x7x7 /1 ─ dropout ─ 1x1x1 conv (logits per time step) ─ mean over time
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vidrec.data.transforms import KINETICS_MEAN, KINETICS_STD, Preprocessing
+from vidrec.errors import ConfigError, unknown_name_message
+from vidrec.models.base import VideoModel, build_config
+from vidrec.models.layers import TEMPORAL_PADDINGS, Bottleneck3d, ConvBNReLU, SameMaxPool3d, init_cnn_weights
+from vidrec.registry import register_model
+
+# Inception module widths: (branch0 1x1, branch1 1x1 -> 3x3x3, branch2 1x1 -> 3x3x3, branch3 pool -> 1x1)
+INCEPTION_WIDTHS = OrderedDict([
+    ("mixed3b", (64, 96, 128, 16, 32, 32)),
+    ("mixed3c", (128, 128, 192, 32, 96, 64)),
+    ("mixed4b", (192, 96, 208, 16, 48, 64)),
+    ("mixed4c", (160, 112, 224, 24, 64, 64)),
+    ("mixed4d", (128, 128, 256, 24, 64, 64)),
+    ("mixed4e", (112, 144, 288, 32, 64, 64)),
+    ("mixed4f", (256, 160, 320, 32, 128, 128)),
+    ("mixed5b", (256, 160, 320, 32, 128, 128)),
+    ("mixed5c", (384, 192, 384, 48, 128, 128)),
+])
+
+
+@dataclass(frozen=True)
+class I3DConfig:
+    num_classes: int = 400  # classifier outputs
+    in_channels: int = 3  # 3 for RGB, 2 for optical flow (x, y)
+    dropout: float = 0.5  # before the logits, as kinetics-i3d
+    temporal_padding: str = "zeros"  # "zeros" (as the original) or "replicate" (keeps a boring video boring)
+
+
+def _out_channels(widths: tuple[int, ...]) -> int:
+    return widths[0] + widths[2] + widths[4] + widths[5]
+
+
+class InceptionBlock(nn.Module):
+    """Four parallel branches concatenated along channels (Szegedy et al., 2015)."""
+
+    def __init__(self, in_channels: int, widths: tuple[int, ...], *, temporal_padding: str):
+        super().__init__()
+        b0, b1a, b1b, b2a, b2b, b3 = widths
+        unit = dict(temporal_padding=temporal_padding)
+        self.branch0 = ConvBNReLU(in_channels, b0, **unit)
+        self.branch1 = nn.Sequential(ConvBNReLU(in_channels, b1a, **unit), ConvBNReLU(b1a, b1b, (3, 3, 3), **unit))
+        self.branch2 = nn.Sequential(ConvBNReLU(in_channels, b2a, **unit), ConvBNReLU(b2a, b2b, (3, 3, 3), **unit))
+        self.branch3 = nn.Sequential(SameMaxPool3d((3, 3, 3), (1, 1, 1), **unit), ConvBNReLU(in_channels, b3, **unit))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], dim=1)
+
+
+class InceptionI3D(VideoModel):
+    """Inflated Inception-v1 with batch norm. Input `(B, C, T>=8, H>=112, W>=112)`."""
+
+    def __init__(self, config: I3DConfig):
+        super().__init__()
+        if config.temporal_padding not in TEMPORAL_PADDINGS:
+            raise ConfigError(unknown_name_message("temporal_padding", config.temporal_padding, TEMPORAL_PADDINGS))
+        self.config = config
+        unit = dict(temporal_padding=config.temporal_padding)
+        layers: list[tuple[str, nn.Module]] = [
+            ("conv1a", ConvBNReLU(config.in_channels, 64, (7, 7, 7), stride=(2, 2, 2), **unit)),
+            ("pool2a", SameMaxPool3d((1, 3, 3), (1, 2, 2), **unit)),
+            ("conv2b", ConvBNReLU(64, 64, **unit)),
+            ("conv2c", ConvBNReLU(64, 192, (3, 3, 3), **unit)),
+            ("pool3a", SameMaxPool3d((1, 3, 3), (1, 2, 2), **unit)),
+        ]
+        channels = 192
+        for name, widths in INCEPTION_WIDTHS.items():
+            if name == "mixed4b":
+                layers.append(("pool4a", SameMaxPool3d((3, 3, 3), (2, 2, 2), **unit)))
+            elif name == "mixed5b":
+                layers.append(("pool5a", SameMaxPool3d((2, 2, 2), (2, 2, 2), **unit)))
+            layers.append((name, InceptionBlock(channels, widths, **unit)))
+            channels = _out_channels(widths)
+        self.features = nn.Sequential(OrderedDict(layers))
+        self.feature_dim = channels  # 1024
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Conv3d(channels, config.num_classes, 1, bias=True)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.features(x)  # (B, 1024, T/8, H/32, W/32)
+
+    def forward_head(self, x: torch.Tensor, *, pre_logits: bool = False) -> torch.Tensor:
+        t, h, w = x.shape[2:]
+        # The original pools 2x7x7 with stride 1 (global in space at 224 px); adapting the
+        # spatial window keeps that meaning at any input size.
+        x = F.avg_pool3d(x, (min(2, t), h, w), stride=1)  # (B, 1024, T', 1, 1)
+        if pre_logits:
+            return x.mean((2, 3, 4))
+        return self.head(self.dropout(x)).mean((2, 3, 4))  # logits per time step, averaged
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.config = dataclasses.replace(self.config, num_classes=num_classes)
+        self.head = nn.Conv3d(self.feature_dim, num_classes, 1, bias=True)
+        self.labels = None
+
+
+@dataclass(frozen=True)
+class I3DResNetConfig:
+    num_classes: int = 400  # classifier outputs
+    in_channels: int = 3  # 3 for RGB, 2 for optical flow
+    dropout: float = 0.5  # before the classifier
+    stage_depths: tuple[int, int, int, int] = (3, 4, 6, 3)  # bottlenecks per stage (ResNet-50)
+    width: int = 64  # stem width; stage widths are 1x, 2x, 4x, 8x (x4 after each bottleneck)
+
+
+# Temporal kernel of each bottleneck's first conv, by stage: Wang et al.'s I3D-R50 inflates every
+# other block from res3 on (PyTorchVideo's i3d_r50 and PySlowFast's I3D config).
+def _temporal_kernels(stage: int, depth: int) -> list[int]:
+    pattern = {0: [3], 1: [3, 1], 2: [3, 1], 3: [1, 3]}[stage]
+    return [pattern[i % len(pattern)] for i in range(depth)]
+
+
+class ResNetI3D(VideoModel):
+    """I3D-ResNet: a ResNet-50 with 5x7x7 stem and 3x1x1 kernels inflated in alternate blocks,
+    temporal stride 2 after res2. Layer names follow torchvision's ResNet (stem, layer1..4)."""
+
+    def __init__(self, config: I3DResNetConfig):
+        super().__init__()
+        self.config = config
+        w = config.width
+        self.stem = nn.Sequential(OrderedDict([
+            ("conv", nn.Conv3d(config.in_channels, w, (5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False)),
+            ("bn", nn.BatchNorm3d(w)),
+            ("relu", nn.ReLU(inplace=True)),
+            ("pool", nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))),
+        ]))
+        channels = w
+        for s, depth in enumerate(config.stage_depths):
+            inner, out = w * 2 ** s, w * 2 ** s * 4
+            blocks = [Bottleneck3d(channels if i == 0 else out, inner, out, temporal_kernel=kt,
+                                   spatial_stride=2 if (i == 0 and s > 0) else 1)
+                      for i, kt in enumerate(_temporal_kernels(s, depth))]
+            setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
+            channels = out
+        self.pool2 = nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1))  # temporal stride after res2
+        self.feature_dim = channels
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(channels, config.num_classes)
+        init_cnn_weights(self)
+        nn.init.normal_(self.head.weight, std=0.01)
+        nn.init.zeros_(self.head.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        x = self.layer1(self.stem(x))
+        x = self.pool2(x) if x.shape[2] > 1 else x
+        return self.layer4(self.layer3(self.layer2(x)))  # (B, 2048, T/2, H/32, W/32)
+
+    def forward_head(self, x: torch.Tensor, *, pre_logits: bool = False) -> torch.Tensor:
+        x = x.mean((2, 3, 4))  # global average pool
+        return x if pre_logits else self.head(self.dropout(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.config = dataclasses.replace(self.config, num_classes=num_classes)
+        self.head = nn.Linear(self.feature_dim, num_classes)
+        nn.init.normal_(self.head.weight, std=0.01)
+        nn.init.zeros_(self.head.bias)
+        self.labels = None
+
+
+def _build(cls, config_cls, arch: str, defaults: dict, overrides: dict, prep: Preprocessing):
+    model = cls(build_config(config_cls, defaults, overrides))
+    model.arch, model.preprocessing = arch, prep
+    return model
+
+
+# kinetics-i3d: 64 consecutive frames at 25 fps for training, RGB scaled to [-1, 1], 224 crops.
+_INCEPTION_RGB_PREP = Preprocessing(num_frames=64, sampling_rate=1, target_fps=25, resize=256, crop_size=224,
+                                    mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+# Flow clips are already in [-1, 1] (see vidrec.data.flow); the identity normalisation keeps them.
+_INCEPTION_FLOW_PREP = dataclasses.replace(_INCEPTION_RGB_PREP, mean=(0.0, 0.0), std=(1.0, 1.0), flip=False)
+# PySlowFast / PyTorchVideo I3D-R50: 8 frames at stride 8, short side 256, 224 crops.
+_R50_PREP = Preprocessing(num_frames=8, sampling_rate=8, resize=256, crop_size=224, mean=KINETICS_MEAN,
+                          std=KINETICS_STD)
+
+
+@register_model
+def i3d_inception_rgb(**overrides) -> InceptionI3D:
+    """Inception-v1 I3D, RGB stream (12,697,264 parameters with 400 classes, as pytorch-i3d)."""
+    return _build(InceptionI3D, I3DConfig, "i3d_inception_rgb", {"in_channels": 3}, overrides, _INCEPTION_RGB_PREP)
+
+
+@register_model
+def i3d_inception_flow(**overrides) -> InceptionI3D:
+    """Inception-v1 I3D, optical-flow stream: 2 input channels (12,675,312 parameters)."""
+    return _build(InceptionI3D, I3DConfig, "i3d_inception_flow", {"in_channels": 2}, overrides, _INCEPTION_FLOW_PREP)
+
+
+@register_model
+def i3d_r50(**overrides) -> ResNetI3D:
+    """I3D-ResNet-50 (28,043,472 parameters with 400 classes, as PyTorchVideo's i3d_r50)."""
+    return _build(ResNetI3D, I3DResNetConfig, "i3d_r50", {}, overrides, _R50_PREP)

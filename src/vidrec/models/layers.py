@@ -1,0 +1,116 @@
+"""Layers shared by the 3D CNN families: TensorFlow-style 'SAME' convolutions and pools (so
+weights converted from TensorFlow line up), conv-BN-ReLU units, and the 3D ResNet bottleneck."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+TEMPORAL_PADDINGS = ("zeros", "replicate")
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow 'SAME': output = ceil(size / stride); the extra pixel goes at the end."""
+    total = max(kernel - (stride if size % stride == 0 else size % stride), 0)
+    return total // 2, total - total // 2
+
+
+def pad_same(x: torch.Tensor, kernel: tuple[int, int, int], stride: tuple[int, int, int],
+             temporal: str = "zeros") -> torch.Tensor:
+    """Pad `(B, C, T, H, W)` for a 'SAME' window. `temporal="replicate"` repeats the first and last
+    frames instead of zeros, so a video of one repeated image stays one repeated image."""
+    (t0, t1), (h0, h1), (w0, w1) = (same_padding(s, k, st) for s, k, st in zip(x.shape[2:], kernel, stride))
+    if temporal == "replicate" and (t0 or t1):
+        x = F.pad(x, (0, 0, 0, 0, t0, t1), mode="replicate")
+        t0 = t1 = 0
+    if any((t0, t1, h0, h1, w0, w1)):
+        x = F.pad(x, (w0, w1, h0, h1, t0, t1))
+    return x
+
+
+class SameConv3d(nn.Conv3d):
+    """Conv3d with TensorFlow 'SAME' padding computed from the input size at run time."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, *, stride=1, bias: bool = False,
+                 temporal_padding: str = "zeros"):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias)
+        self.temporal_padding = temporal_padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if all(k == 1 for k in self.kernel_size):
+            return super().forward(x)
+        return super().forward(pad_same(x, self.kernel_size, self.stride, self.temporal_padding))
+
+
+class SameMaxPool3d(nn.Module):
+    """Max pool with 'SAME' padding. Padding with zeros (not -inf) is exact here because every
+    pool follows a ReLU, and it is what pytorch-i3d does."""
+
+    def __init__(self, kernel_size: tuple[int, int, int], stride: tuple[int, int, int], *,
+                 temporal_padding: str = "zeros"):
+        super().__init__()
+        self.kernel_size, self.stride, self.temporal_padding = kernel_size, stride, temporal_padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = pad_same(x, self.kernel_size, self.stride, self.temporal_padding)
+        return F.max_pool3d(x, self.kernel_size, self.stride)
+
+
+class ConvBNReLU(nn.Module):
+    """conv -> batch norm -> ReLU (the Unit3D of kinetics-i3d)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size=(1, 1, 1), *, stride=(1, 1, 1),
+                 bn_eps: float = 1e-3, bn_momentum: float = 0.01, temporal_padding: str = "zeros"):
+        super().__init__()
+        self.conv = SameConv3d(in_channels, out_channels, kernel_size, stride=stride, temporal_padding=temporal_padding)
+        self.bn = nn.BatchNorm3d(out_channels, eps=bn_eps, momentum=bn_momentum)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)), inplace=True)
+
+
+class Bottleneck3d(nn.Module):
+    """ResNet bottleneck with a temporal kernel in its first conv (Wang et al.'s I3D-ResNet,
+    SlowFast's pathways): 1x1x1 -> (kt x 1 x 1) ... -> 1x3x3 (spatial stride) -> 1x1x1, + shortcut.
+
+        x ──> conv_a (kt,1,1) ─> conv_b (1,3,3)/s ─> conv_c (1,1,1) ──(+)──> ReLU
+        └──────────── shortcut (1x1x1 /s, when shape changes) ─────────┘
+    """
+
+    def __init__(self, in_channels: int, inner: int, out_channels: int, *, temporal_kernel: int = 1,
+                 spatial_stride: int = 1, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+        super().__init__()
+        kt = temporal_kernel
+        self.conv_a = nn.Conv3d(in_channels, inner, (kt, 1, 1), padding=(kt // 2, 0, 0), bias=False)
+        self.bn_a = nn.BatchNorm3d(inner, eps=bn_eps, momentum=bn_momentum)
+        self.conv_b = nn.Conv3d(inner, inner, (1, 3, 3), stride=(1, spatial_stride, spatial_stride),
+                                padding=(0, 1, 1), bias=False)
+        self.bn_b = nn.BatchNorm3d(inner, eps=bn_eps, momentum=bn_momentum)
+        self.conv_c = nn.Conv3d(inner, out_channels, 1, bias=False)
+        self.bn_c = nn.BatchNorm3d(out_channels, eps=bn_eps, momentum=bn_momentum)
+        self.bn_c.final_bn = True  # zero-initialised by the model: each block starts as identity
+        self.shortcut = None
+        if in_channels != out_channels or spatial_stride != 1:
+            self.shortcut = nn.Sequential(
+                nn.Conv3d(in_channels, out_channels, 1, stride=(1, spatial_stride, spatial_stride), bias=False),
+                nn.BatchNorm3d(out_channels, eps=bn_eps, momentum=bn_momentum))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn_a(self.conv_a(x)), inplace=True)
+        y = F.relu(self.bn_b(self.conv_b(y)), inplace=True)
+        y = self.bn_c(self.conv_c(y))
+        return F.relu(y + (x if self.shortcut is None else self.shortcut(x)), inplace=True)
+
+
+def init_cnn_weights(model: nn.Module, *, zero_init_final_bn: bool = True, head_std: float = 0.01) -> None:
+    """PySlowFast's initialisation: Kaiming-normal convs, BN weight 1 (0 for the last BN of each
+    residual block), head normal(std) with zero bias."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm3d):
+            nn.init.constant_(m.weight, 0.0 if zero_init_final_bn and getattr(m, "final_bn", False) else 1.0)
+            nn.init.zeros_(m.bias)

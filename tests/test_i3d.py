@@ -1,0 +1,115 @@
+import pytest
+import torch
+import torchvision
+
+import vidrec
+from conftest import randomize_bn
+from vidrec.errors import ConfigError
+from vidrec.models.inflate import (googlenet_to_i3d_key, inflate_googlenet, inflate_resnet50, inflate_state_dict,
+                                   inflate_weight, resnet_to_i3d_key)
+
+
+@pytest.mark.parametrize("name,params", [("i3d_inception_rgb", 12_697_264), ("i3d_inception_flow", 12_675_312),
+                                         ("i3d_r50", 28_043_472)])
+def test_parameter_counts_match_the_reference_implementations(name, params):
+    model = vidrec.create_model(name, num_classes=400)
+    assert sum(p.numel() for p in model.parameters()) == params
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 8, 112, 112), (1, 3, 9, 120, 150), (1, 3, 16, 224, 224)])
+def test_inception_any_length_and_size(shape):
+    model = vidrec.create_model("i3d_inception_rgb", num_classes=7).eval()
+    with torch.no_grad():
+        feats = model.forward_features(torch.randn(shape))
+        assert feats.shape[:3] == (shape[0], 1024, -(-shape[2] // 8))
+        assert model.forward_head(feats).shape == (shape[0], 7)
+
+
+def test_flow_stream_takes_two_channels():
+    model = vidrec.create_model("i3d_inception_flow", num_classes=5).eval()
+    assert model(torch.randn(1, 2, 8, 112, 112)).shape == (1, 5)
+    with pytest.raises(ConfigError, match=r"expects input \(B, 2, T, H, W\)"):
+        model(torch.randn(1, 3, 8, 112, 112))
+
+
+def test_tf_same_padding_shapes():
+    # TensorFlow SAME: every stride-2 stage gives ceil(size / 2), also for odd sizes.
+    model = vidrec.create_model("i3d_inception_rgb").eval()
+    x = torch.randn(1, 3, 11, 113, 127)
+    with torch.no_grad():
+        x = model.features.conv1a(x)
+        assert x.shape[2:] == (6, 57, 64)
+        x = model.features.pool2a(x)
+        assert x.shape[2:] == (6, 29, 32)
+
+
+def test_inflate_weight_modes():
+    w = torch.randn(4, 3, 5, 5)
+    rep = inflate_weight(w, 3, mode="replicate")
+    assert rep.shape == (4, 3, 3, 5, 5)
+    torch.testing.assert_close(rep.sum(2), w)
+    cen = inflate_weight(w, 3, mode="centre")
+    assert torch.equal(cen[:, :, 1], w) and cen[:, :, [0, 2]].abs().sum() == 0
+    with pytest.raises(ConfigError):
+        inflate_weight(w, 3, mode="middle")
+
+
+@pytest.mark.parametrize("mode", ["replicate", "centre"])
+def test_boring_video_fixed_point_inception(mode):
+    """A video of one image repeated T times through the inflated network gives the 2D
+    network's scores on that image.
+
+    Two boundary effects are handled, not hidden: (1) temporal zero padding would make the first
+    and last frames differ, so the 3D model pads time by replicating frames; (2) torchvision's
+    GoogLeNet pads its 7x7/2 stem symmetrically (3, 3) where TensorFlow SAME pads (2, 3) for
+    even sizes but (3, 3) for odd ones, so the image is 223 px and both see the same pixels."""
+    torch.manual_seed(0)
+    net2d = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True, transform_input=False)
+    randomize_bn(net2d)
+    net2d.eval()
+    model, report = inflate_googlenet(net2d, mode=mode, temporal_padding="replicate")
+    assert set(report.unused_2d) == {k for k in net2d.state_dict() if k.startswith(("aux1.", "aux2."))}
+    assert report.not_loaded_3d == [] and len(report.inflated) == 57
+    model.eval()
+    image = torch.randn(2, 3, 223, 223)
+    video = image[:, :, None].repeat(1, 1, 8, 1, 1)  # (B, C, T, H, W), every frame the same
+    with torch.no_grad():
+        scores_2d = net2d(image).softmax(-1)
+        scores_3d = model(video).softmax(-1)
+        logit_err = (net2d(image) - model(video)).abs().max().item()
+    assert logit_err < 1e-4, logit_err
+    assert (scores_2d - scores_3d).abs().max() < 1e-4
+
+
+def test_boring_video_fixed_point_resnet50_where_padding_does_not_reach():
+    """I3D-R50 pads time with zeros; its temporal receptive field is about +-18 input frames, so
+    with 48 frames the middle output step never sees padding and must equal the 2D network.
+    In float64: this random ResNet's features reach ~400, where float32 rounding alone is ~1e-3."""
+    torch.manual_seed(0)
+    net2d = torchvision.models.resnet50(weights=None)
+    randomize_bn(net2d)
+    net2d = net2d.double().eval()
+    model, report = inflate_resnet50(net2d)
+    assert report.unused_2d == {} and report.not_loaded_3d == []
+    model = model.double().eval()
+    inflate_state_dict(net2d.state_dict(), model, resnet_to_i3d_key)  # again, in float64
+    image = torch.randn(1, 3, 112, 112, dtype=torch.float64)
+    with torch.no_grad():
+        feats = model.forward_features(image[:, :, None].repeat(1, 1, 48, 1, 1))  # (1, 2048, 24, 4, 4)
+        middle = feats[:, :, feats.shape[2] // 2]
+        trunk = torch.nn.Sequential(*list(net2d.children())[:-2])
+        torch.testing.assert_close(middle, trunk(image), atol=1e-6, rtol=1e-6)
+        logits_3d = model.head(middle.mean((2, 3)))
+        assert (logits_3d - net2d(image)).abs().max() < 1e-4
+        # ...and the borders, which do see padding, differ: the check above is not vacuous.
+        assert (feats[:, :, 0] - middle).abs().max() > 1e-3
+
+
+def test_inflation_reports_what_it_cannot_map():
+    net2d = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True)
+    model, report = inflate_googlenet(net2d.state_dict(), num_classes=10)
+    assert "fc.weight" in report.unused_2d and "other class count" in report.unused_2d["fc.weight"]
+    assert report.not_loaded_3d == ["head.weight", "head.bias"]
+    assert "2D keys not used" in report.summary()
+    assert googlenet_to_i3d_key("inception4c.branch3.1.bn.running_var") == "features.mixed4d.branch2.1.bn.running_var"
+    assert googlenet_to_i3d_key("aux1.conv.conv.weight") is None
