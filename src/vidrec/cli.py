@@ -1,4 +1,4 @@
-"""`vidrec` command line: synth, train, eval, predict, models, info, demo.
+"""`vidrec` command line: synth, train, eval, predict, flow, models, info, demo.
 
 User errors (bad files, unknown names, bad settings) print one `error: ...` line and exit
 non-zero; tracebacks are for bugs only.
@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-crops", type=int, default=1, choices=(1, 3))
     p.add_argument("--json", action="store_true")
     _add_device(p)
+
+    p = sub.add_parser("flow", help="optical flow (TV-L1 or DIS) for a video or a dataset, for I3D's flow stream")
+    p.add_argument("source", help="a video, a dataset CSV, or a folder-per-class directory")
+    p.add_argument("--out", required=True)
+    p.add_argument("--method", default="tvl1", choices=("tvl1", "dis"))
+    p.add_argument("--short-side", type=int, default=256, help="resize frames like the RGB stream")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
 
     sub.add_parser("models", help="list architectures and pretrained weights")
 
@@ -250,6 +257,20 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_flow(args) -> int:
+    from vidrec.data.datasets import VIDEO_EXTENSIONS, VideoRecord, load_annotations
+    from vidrec.data.flow import extract_flow
+
+    if args.source.lower().endswith(VIDEO_EXTENSIONS):
+        records, classes = [VideoRecord(args.source, -1)], None
+    else:
+        records, classes = load_annotations(args.source)
+    result = extract_flow(records, args.out, classes=classes, method=args.method, short_side=args.short_side,
+                          workers=args.workers)
+    print(f"{args.out}: {result['made']} computed, {result['kept']} kept, {result['failed']} failed")
+    return 1 if result["failed"] else 0
+
+
 def cmd_demo(args) -> int:
     from vidrec.demo import run_demo
 
@@ -257,7 +278,7 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"synth": cmd_synth, "train": cmd_train, "eval": cmd_eval, "predict": cmd_predict,
+COMMANDS = {"synth": cmd_synth, "train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "flow": cmd_flow,
             "models": cmd_models, "info": cmd_info, "demo": cmd_demo}
 
 

@@ -59,8 +59,9 @@ def load_csv(csv_path: str, *, classes: list[str] | None = None) -> tuple[list[V
     if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
         rows = rows[1:]
     for n, row in enumerate(rows, 1):
-        if len(row) != 2:
+        if len(row) < 2:
             raise ConfigError(f"{csv_path}: row {n} is not 'path,label': {row}")
+    rows = [row[:2] for row in rows]  # extra columns (e.g. a flow manifest's source video) are ignored
     if classes is None and os.path.exists(os.path.join(root, "classes.txt")):
         classes = _read_classes_file(os.path.join(root, "classes.txt"))
     labels = [row[1].strip() for row in rows]
@@ -154,8 +155,12 @@ class VideoClipDataset(Dataset):
         except (VidrecError, OSError, av.FFmpegError) as e:
             return Failed(record.path, str(e).replace(record.path + ": ", ""))
 
+    def open(self, path: str):
+        """The frame source for a record (a video file or a frame folder; flow files in subclasses)."""
+        return open_video(path, fps=self.frames_fps)
+
     def load(self, path: str, *, rng: np.random.Generator) -> torch.Tensor:
-        with open_video(path, fps=self.frames_fps) as video:
+        with self.open(path) as video:
             n, sampling = len(video), self.prep.sampling
             stamps = video.timestamps if sampling.target_fps else None
             if self.train:

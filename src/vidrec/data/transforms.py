@@ -143,6 +143,7 @@ class TrainTransform:
 
     prep: Preprocessing
     flip: bool | None = None  # None: as prep.flip
+    flow: bool = False  # channel 0 is quantised x flow: a flip must also negate it (q -> 255 - q)
 
     def __call__(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         p = self.prep
@@ -153,6 +154,8 @@ class TrainTransform:
             clip = random_crop(clip, p.crop_size, rng=rng)
         if (p.flip if self.flip is None else self.flip) and rng.random() < 0.5:
             clip = horizontal_flip(clip)
+            if self.flow:
+                clip = torch.cat([255 - clip[..., :1, :, :, :], clip[..., 1:, :, :, :]], dim=-4)
         return normalize(clip, p.mean, p.std)
 
 

@@ -192,8 +192,9 @@ def _build(cls, config_cls, arch: str, defaults: dict, overrides: dict, prep: Pr
 # kinetics-i3d: 64 consecutive frames at 25 fps for training, RGB scaled to [-1, 1], 224 crops.
 _INCEPTION_RGB_PREP = Preprocessing(num_frames=64, sampling_rate=1, target_fps=25, resize=256, crop_size=224,
                                     mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-# Flow clips are already in [-1, 1] (see vidrec.data.flow); the identity normalisation keeps them.
-_INCEPTION_FLOW_PREP = dataclasses.replace(_INCEPTION_RGB_PREP, mean=(0.0, 0.0), std=(1.0, 1.0), flip=False)
+# Flow is stored as uint8 over [-20, 20] px (vidrec.data.flow) and extracted at the video's own
+# rate; mean 0.5, std 0.5 of uint8/255 gives flow / 20 in [-1, 1], as kinetics-i3d feeds it.
+_INCEPTION_FLOW_PREP = dataclasses.replace(_INCEPTION_RGB_PREP, target_fps=None, mean=(0.5, 0.5), std=(0.5, 0.5))
 # PySlowFast / PyTorchVideo I3D-R50: 8 frames at stride 8, short side 256, 224 crops.
 _R50_PREP = Preprocessing(num_frames=8, sampling_rate=8, resize=256, crop_size=224, mean=KINETICS_MEAN,
                           std=KINETICS_STD)
