@@ -1,4 +1,4 @@
-"""`vidrec` command line: synth, train, eval, predict, flow, models, info, demo.
+"""`vidrec` command line: synth, train, eval, predict, flow, two-stream, models, info, demo.
 
 User errors (bad files, unknown names, bad settings) print one `error: ...` line and exit
 non-zero; tracebacks are for bugs only.
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-crops", type=int, default=1, choices=(1, 3))
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--flow-dir", help="two-stream models: precomputed flow (vidrec flow --out); else computed on the fly")
     p.add_argument("--json", action="store_true")
     _add_device(p)
 
@@ -90,8 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--num-clips", type=int, default=4)
     p.add_argument("--num-crops", type=int, default=1, choices=(1, 3))
+    p.add_argument("--flow-dir", help="two-stream models: precomputed flow (vidrec flow --out); else computed on the fly")
     p.add_argument("--json", action="store_true")
     _add_device(p)
+
+    p = sub.add_parser("two-stream", help="combine an RGB and a flow model into a late-fusion two-stream model")
+    p.add_argument("--rgb", required=True, help="RGB model directory or checkpoint")
+    p.add_argument("--flow", required=True, help="flow model directory or checkpoint")
+    p.add_argument("--out", required=True)
+    p.add_argument("--weights", type=float, nargs=2, default=(0.5, 0.5), metavar=("RGB", "FLOW"))
+    p.add_argument("--flow-method", default="tvl1", choices=("tvl1", "dis"), help="for flow computed on the fly")
 
     p = sub.add_parser("flow", help="optical flow (TV-L1 or DIS) for a video or a dataset, for I3D's flow stream")
     p.add_argument("source", help="a video, a dataset CSV, or a folder-per-class directory")
@@ -184,7 +193,7 @@ def cmd_eval(args) -> int:
             index = {name: i for i, name in enumerate(model.labels)}
             records = [type(r)(r.path, index[classes[r.label]]) for r in records]
     result = evaluate(model, records, num_clips=args.num_clips, num_crops=args.num_crops, batch_size=args.batch_size,
-                      workers=args.workers, device=device, progress=not args.json)
+                      workers=args.workers, device=device, progress=not args.json, flow_dir=args.flow_dir)
     if args.json:
         print(json.dumps(result))
     else:
@@ -208,7 +217,7 @@ def cmd_predict(args) -> int:
     for path in args.videos:
         try:
             result = predict(model, path, top_k=args.top_k, num_clips=args.num_clips, num_crops=args.num_crops,
-                             device=device)
+                             device=device, flow_dir=args.flow_dir)
         except VidrecError as e:
             message = str(e)
             print(f"error: {message if message.startswith(path) else f'{path}: {message}'}", file=sys.stderr)
@@ -257,6 +266,17 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_two_stream(args) -> int:
+    from vidrec.engine.two_stream import TwoStream
+    from vidrec.hub import load_model
+
+    model = TwoStream(load_model(args.rgb), load_model(args.flow), weights=tuple(args.weights),
+                      flow_method=args.flow_method)
+    model.save_pretrained(args.out)
+    print(f"{args.out}: two-stream model (weights rgb {model.weights[0]:.2f}, flow {model.weights[1]:.2f})")
+    return 0
+
+
 def cmd_flow(args) -> int:
     from vidrec.data.datasets import VIDEO_EXTENSIONS, VideoRecord, load_annotations
     from vidrec.data.flow import extract_flow
@@ -279,6 +299,7 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {"synth": cmd_synth, "train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "flow": cmd_flow,
+            "two-stream": cmd_two_stream,
             "models": cmd_models, "info": cmd_info, "demo": cmd_demo}
 
 

@@ -98,6 +98,10 @@ def _load_vidrec_dir(directory: str) -> VideoModel:
         raise VidrecError(f"{directory}: unreadable {CONFIG_NAME} ({e})") from None
     if "architecture" not in config:
         raise VidrecError(f"{directory}: {CONFIG_NAME} is not a vidrec model config (no 'architecture')")
+    if config["architecture"] == "two_stream":
+        from vidrec.engine.two_stream import TwoStream
+
+        return TwoStream.from_pretrained(directory, config)
     model = create_model(config["architecture"], **config.get("config", {}))
     model.preprocessing = Preprocessing.from_dict(config.get("preprocessing", {}))
     model.set_labels(config.get("labels"))

@@ -176,8 +176,12 @@ class VideoClipDataset(Dataset):
 def collate_clips(items: list[dict | Failed]) -> dict:
     """Stack the samples that loaded; keep the failures for the epoch's report."""
     ok = [x for x in items if not isinstance(x, Failed)]
+    if ok and isinstance(ok[0]["video"], tuple):  # one tensor per stream (two-stream models)
+        video = tuple(torch.stack(streams) for streams in zip(*(x["video"] for x in ok)))
+    else:
+        video = torch.stack([x["video"] for x in ok]) if ok else None
     return {
-        "video": torch.stack([x["video"] for x in ok]) if ok else None,
+        "video": video,
         "label": torch.tensor([x["label"] for x in ok], dtype=torch.long),
         "index": torch.tensor([x["index"] for x in ok], dtype=torch.long),
         "failed": [x for x in items if isinstance(x, Failed)],

@@ -20,6 +20,23 @@ def video_scores(model: VideoModel, views: torch.Tensor, *, max_clips: int = 32)
     return logits.float().softmax(-1).view(b, v, -1).mean(1)
 
 
+def eval_dataset(model, records: list[VideoRecord], *, num_clips: int = 1, num_crops: int = 1,
+                 flow_dir: str | None = None) -> VideoClipDataset:
+    """The test views a model needs: clips for one network, clips and flow for a two-stream one."""
+    if hasattr(model, "eval_dataset"):
+        return model.eval_dataset(records, num_clips=num_clips, num_crops=num_crops, flow_dir=flow_dir)
+    return VideoClipDataset(records, prep=model.preprocessing, train=False, num_clips=num_clips, num_crops=num_crops)
+
+
+def score_views(model, views, device) -> torch.Tensor:
+    """Video-level probabilities `(B, num_classes)` from a batch of views (a tensor, or a tuple of
+    tensors for multi-stream models)."""
+    if isinstance(views, (tuple, list)):
+        views = tuple(v.to(device) for v in views)
+        return model.score_views(views)
+    return video_scores(model, views.to(device))
+
+
 def accuracy_metrics(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
     """Top-1, top-5 (or top-k for fewer classes) and mean per-class accuracy, in percent."""
     if len(labels) == 0:
@@ -37,10 +54,9 @@ def accuracy_metrics(scores: torch.Tensor, labels: torch.Tensor, num_classes: in
 
 def evaluate(model: VideoModel, records: list[VideoRecord], *, num_clips: int = 1, num_crops: int = 1,
              batch_size: int = 4, workers: int = 0, device: torch.device | str = "cpu",
-             progress: bool = True, desc: str = "eval") -> dict:
+             progress: bool = True, desc: str = "eval", flow_dir: str | None = None) -> dict:
     """Evaluate on labelled records; broken videos are skipped and listed in `failed`."""
-    dataset = VideoClipDataset(records, prep=model.preprocessing, train=False, num_clips=num_clips,
-                               num_crops=num_crops)
+    dataset = eval_dataset(model, records, num_clips=num_clips, num_crops=num_crops, flow_dir=flow_dir)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_clips)
     model.eval().to(device)
     all_scores, all_labels, failed = [], [], []
@@ -48,7 +64,7 @@ def evaluate(model: VideoModel, records: list[VideoRecord], *, num_clips: int = 
         failed += batch["failed"]
         if batch["video"] is None:
             continue
-        all_scores.append(video_scores(model, batch["video"].to(device)).cpu())
+        all_scores.append(score_views(model, batch["video"], device).cpu())
         all_labels.append(batch["label"])
     scores = torch.cat(all_scores) if all_scores else torch.zeros(0, model.num_classes)
     labels = torch.cat(all_labels) if all_labels else torch.zeros(0, dtype=torch.long)

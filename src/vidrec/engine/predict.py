@@ -7,23 +7,22 @@ import os
 import numpy as np
 import torch
 
-from vidrec.data.datasets import VideoClipDataset
-from vidrec.engine.evaluate import video_scores
+from vidrec.engine.evaluate import eval_dataset, score_views
 from vidrec.models.base import VideoModel
 
 
 def predict(model: VideoModel, path: str | os.PathLike, *, top_k: int = 5, num_clips: int = 4,
-            num_crops: int = 1, device: torch.device | str | None = None) -> dict:
+            num_crops: int = 1, device: torch.device | str | None = None, flow_dir: str | None = None) -> dict:
     """`{"video": PATH, "predictions": [{"label", "score"}, ...], "num_clips": N}`: class
     probabilities averaged over `num_clips` uniform clips x `num_crops` crops, best first.
     Raises `VidrecError` (one line) when the video cannot be read."""
     path = os.fspath(path)
     device = device or next(model.parameters()).device
-    dataset = VideoClipDataset([], prep=model.preprocessing, train=False, num_clips=num_clips,
-                               num_crops=num_crops)
-    views = dataset.load(path, rng=np.random.default_rng(0))  # (N*K, C, T, H, W)
+    dataset = eval_dataset(model, [], num_clips=num_clips, num_crops=num_crops, flow_dir=flow_dir)
+    views = dataset.load(path, rng=np.random.default_rng(0))  # (N*K, C, T, H, W), or one per stream
     model.eval().to(device)
-    scores = video_scores(model, views[None].to(device))[0].cpu()
+    batch = tuple(v[None] for v in views) if isinstance(views, tuple) else views[None]
+    scores = score_views(model, batch, device)[0].cpu()
     k = min(top_k, len(scores))
     top = scores.topk(k)
     labels = model.labels or [f"class_{i}" for i in range(model.num_classes)]
