@@ -7,7 +7,8 @@ import torch
 import vidrec
 from vidrec.cli import main
 from vidrec.data.datasets import VideoRecord
-from vidrec.data.flow import FlowClipDataset, dequantize, extract_flow, quantize, read_manifest, video_flow
+from vidrec.data.datasets import VideoClipDataset
+from vidrec.data.flow import dequantize, extract_flow, quantize, read_manifest, video_flow
 from vidrec.data.transforms import Preprocessing, TrainTransform
 from vidrec.utils import write_video
 
@@ -55,12 +56,13 @@ def test_extract_dataset_resumable_with_broken_video(tmp_path):
     assert classes == ["a", "b"] and [r.label for r in flows] == [0, 1]
 
     model = vidrec.create_model("i3d_inception_flow", num_classes=2)
-    prep = Preprocessing(num_frames=4, sampling_rate=1, resize=64, crop_size=56, mean=(0.5, 0.5), std=(0.5, 0.5))
-    ds = FlowClipDataset(flows, prep=prep, train=True)
+    prep = Preprocessing(num_frames=4, sampling_rate=1, resize=64, crop_size=56, mean=(0.5, 0.5), std=(0.5, 0.5),
+                         modality="flow")
+    ds = VideoClipDataset(flows, prep=prep, train=True)
     clip = ds[1]["video"]
     assert clip.shape == (2, 4, 56, 56) and clip.min() >= -1 and clip.max() <= 1
     assert clip[0].mean() * 20 == pytest.approx(2.0, abs=0.5) or clip[0].mean() * 20 == pytest.approx(-2.0, abs=0.5)
-    views = FlowClipDataset(flows, prep=prep, train=False, num_clips=2)[0]["video"]
+    views = VideoClipDataset(flows, prep=prep, train=False, num_clips=2)[0]["video"]
     assert views.shape == (2, 2, 4, 56, 56)
     with torch.no_grad():
         assert model.eval()(views).shape == (2, 2)
@@ -69,8 +71,8 @@ def test_extract_dataset_resumable_with_broken_video(tmp_path):
 def test_flip_negates_horizontal_flow():
     q = np.full((3, 8, 8, 2), quantize(np.array([5.0, -3.0], np.float32)), np.uint8)  # u=+5, v=-3
     clip = torch.from_numpy(q).permute(3, 0, 1, 2)
-    prep = Preprocessing(num_frames=3, resize=8, crop_size=8, mean=(0.5, 0.5), std=(0.5, 0.5))
-    flipped = [TrainTransform(prep, flow=True)(clip, np.random.default_rng(s)) for s in range(8)]
+    prep = Preprocessing(num_frames=3, resize=8, crop_size=8, mean=(0.5, 0.5), std=(0.5, 0.5), modality="flow")
+    flipped = [TrainTransform(prep)(clip, np.random.default_rng(s)) for s in range(8)]
     us = {round(float(f[0].mean()) * 20) for f in flipped}
     assert us == {5, -5}  # some seeds flip, some do not
     assert all(round(float(f[1].mean()) * 20) == -3 for f in flipped)  # y flow unchanged
@@ -82,3 +84,14 @@ def test_flow_cli(tmp_path, capsys):
                  "--workers", "1"]) == 0
     assert "1 computed" in capsys.readouterr().out
     assert len(os.listdir(tmp_path / "f" / "flow")) == 1
+
+
+def test_train_flow_stream_on_a_manifest(tmp_path):
+    videos = [moving_texture(str(tmp_path / f"v{i}.mp4"), dx=1 + (i % 2), frames=10) for i in range(4)]
+    records = [VideoRecord(p, i % 2) for i, p in enumerate(videos)]
+    extract_flow(records, str(tmp_path / "flow"), classes=["slow", "fast"], method="dis", short_side=64, progress=False)
+    assert main(["train", "--data", str(tmp_path / "flow" / "manifest.csv"), "--model", "i3d_inception_flow",
+                 "--out", str(tmp_path / "m"), "--epochs", "1", "--batch-size", "2", "--workers", "0",
+                 "--num-frames", "8", "--sampling-rate", "1", "--resize", "64", "--crop-size", "56", "--quiet"]) == 0
+    model = vidrec.load_model(tmp_path / "m")
+    assert model.preprocessing.modality == "flow" and model.labels == ["slow", "fast"]

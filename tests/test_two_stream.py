@@ -21,7 +21,8 @@ def tiny_two_stream(weights=(0.5, 0.5)) -> TwoStream:
     rgb = vidrec.create_model("i3d_inception_rgb", num_classes=3)
     flow = vidrec.create_model("i3d_inception_flow", num_classes=3)
     rgb.preprocessing = Preprocessing(num_frames=8, sampling_rate=1, resize=64, crop_size=56, mean=(0.5,) * 3, std=(0.5,) * 3)
-    flow.preprocessing = Preprocessing(num_frames=8, sampling_rate=1, resize=64, crop_size=56, mean=(0.5,) * 2, std=(0.5,) * 2)
+    flow.preprocessing = Preprocessing(num_frames=8, sampling_rate=1, resize=64, crop_size=56, mean=(0.5,) * 2,
+                                       std=(0.5,) * 2, modality="flow")
     for m in (rgb, flow):
         m.set_labels(["a", "b", "c"])
     return TwoStream(rgb, flow, weights=weights, flow_method="dis", flow_short_side=64).eval()

@@ -1,6 +1,8 @@
 """Optical flow for I3D's flow stream: TV-L1 between consecutive frames as in the paper (DIS as a
 fast option), values clipped to [-20, 20] pixels and stored as uint8, one compressed array per
-video, listed in a manifest. The flow dataset reads them back as 2-channel clips in [-1, 1]."""
+video, listed in a manifest. The manifest is a dataset CSV: `VideoClipDataset` reads the arrays
+(through `vidrec.io.FlowReader`) as 2-channel clips, in [-1, 1] after the flow models'
+normalisation (mean 0.5, std 0.5 of uint8 / 255)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,7 @@ from multiprocessing import Pool
 import numpy as np
 from tqdm import tqdm
 
-from vidrec.data.datasets import VideoClipDataset, VideoRecord
-from vidrec.data.transforms import TrainTransform
+from vidrec.data.datasets import VideoRecord
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.io import open_video
 from vidrec.utils import atomic_write, atomic_write_text
@@ -146,42 +147,3 @@ def read_manifest(path: str) -> tuple[list[VideoRecord], list[str]]:
     from vidrec.data.datasets import load_csv
 
     return load_csv(path)
-
-
-class FlowFile:
-    """A stored flow array with the reader API the clip dataset uses (frames are flow fields)."""
-
-    def __init__(self, path: str):
-        self.path = path
-        try:
-            with np.load(path) as data:
-                self.flow = data["flow"]  # (N, H, W, 2) uint8
-        except (OSError, KeyError, ValueError) as e:
-            raise VidrecError(f"{path}: unreadable flow file ({e})") from None
-
-    def __len__(self) -> int:
-        return len(self.flow)
-
-    timestamps = None
-
-    def get_frames(self, indices) -> np.ndarray:
-        return self.flow[np.asarray(indices, dtype=np.int64)]
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-class FlowClipDataset(VideoClipDataset):
-    """Clips of stored flow: `(2, T, H, W)` in [-1, 1] (with the flow models' normalisation,
-    mean 0.5 and std 0.5 of uint8/255) for training, views for testing. A horizontal flip also
-    negates the x component, so the motion stays physically consistent."""
-
-    def __init__(self, records, **kwargs):
-        super().__init__(records, **kwargs)
-        self.train_transform = TrainTransform(self.prep, flip=kwargs.get("flip"), flow=True)
-
-    def open(self, path: str) -> FlowFile:
-        return FlowFile(path)

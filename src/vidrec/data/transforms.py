@@ -20,6 +20,7 @@ from vidrec.errors import ConfigError, unknown_name_message
 KINETICS_MEAN = (0.45, 0.45, 0.45)  # PySlowFast / PyTorchVideo Kinetics statistics
 KINETICS_STD = (0.225, 0.225, 0.225)
 TRAIN_CROPS = ("jitter", "resized")
+MODALITIES = ("rgb", "flow")
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,11 @@ class Preprocessing:
     train_scale: tuple[float, float] = (0.25, 1.0)  # area range of the "resized" crop
     flip: bool = True  # random horizontal flip in training (False where labels depend on direction)
     pad: str = "repeat_last"  # short-video policy, see vidrec.data.sampling
+    modality: str = "rgb"  # "rgb" frames, or "flow" (x, y fields from vidrec flow: a flip negates x)
 
     def __post_init__(self):
+        if self.modality not in MODALITIES:
+            raise ConfigError(unknown_name_message("modality", self.modality, MODALITIES))
         if self.train_crop not in TRAIN_CROPS:
             raise ConfigError(unknown_name_message("train_crop", self.train_crop, TRAIN_CROPS))
         if self.crop_size > self.resize:
@@ -143,7 +147,6 @@ class TrainTransform:
 
     prep: Preprocessing
     flip: bool | None = None  # None: as prep.flip
-    flow: bool = False  # channel 0 is quantised x flow: a flip must also negate it (q -> 255 - q)
 
     def __call__(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         p = self.prep
@@ -154,7 +157,7 @@ class TrainTransform:
             clip = random_crop(clip, p.crop_size, rng=rng)
         if (p.flip if self.flip is None else self.flip) and rng.random() < 0.5:
             clip = horizontal_flip(clip)
-            if self.flow:
+            if p.modality == "flow":  # quantised x flow: q -> 255 - q is exactly u -> -u
                 clip = torch.cat([255 - clip[..., :1, :, :, :], clip[..., 1:, :, :, :]], dim=-4)
         return normalize(clip, p.mean, p.std)
 

@@ -17,11 +17,12 @@ import torch
 from torch import nn
 
 from vidrec.data.datasets import VideoClipDataset, VideoRecord
-from vidrec.data.flow import FlowFile, flow_estimator, flow_file_name, quantize, resize_short_side_np
+from vidrec.data.flow import flow_estimator, flow_file_name, quantize, resize_short_side_np
 from vidrec.data.sampling import uniform_clip_indices
 from vidrec.data.transforms import EvalTransform, frames_to_clip
 from vidrec.engine.evaluate import video_scores
 from vidrec.errors import ConfigError, VidrecError
+from vidrec.io import FlowReader
 from vidrec.models.base import VideoModel
 from vidrec.utils import atomic_write_text
 
@@ -98,7 +99,7 @@ class TwoStreamDataset(VideoClipDataset):
             flow_idx = np.minimum(idx, n - 2)
             stored = os.path.join(self.flow_dir, "flow", flow_file_name(path)) if self.flow_dir else None
             if stored and os.path.exists(stored):
-                flow = FlowFile(stored).get_frames(flow_idx.reshape(-1))
+                flow = FlowReader(stored).get_frames(flow_idx.reshape(-1))
                 rgb = video.get_frames(idx.reshape(-1))
             else:
                 needed = np.unique(np.concatenate([idx.reshape(-1), flow_idx.reshape(-1) + 1]))

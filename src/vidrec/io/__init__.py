@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import os
 
+from vidrec.io.flow import FlowReader
 from vidrec.io.frames import FrameFolderReader
 from vidrec.io.video import VideoInfo, VideoReader, iter_frames, probe, read_frames, read_video
 
 
-def open_video(path: str | os.PathLike, *, fps: float = 30.0) -> VideoReader | FrameFolderReader:
-    """A reader for a video file, or for a directory of frame images (at `fps`)."""
+def open_video(path: str | os.PathLike, *, fps: float = 30.0) -> VideoReader | FrameFolderReader | FlowReader:
+    """A reader for a video file, a directory of frame images (at `fps`), or stored flow (.npz)."""
     if os.path.isdir(path):
         return FrameFolderReader(path, fps=fps)
+    if os.fspath(path).endswith(".npz"):
+        return FlowReader(os.fspath(path))
     return VideoReader(path)
 
 
 __all__ = [
-    "FrameFolderReader", "VideoInfo", "VideoReader", "iter_frames", "open_video", "probe",
+    "FlowReader", "FrameFolderReader", "VideoInfo", "VideoReader", "iter_frames", "open_video", "probe",
     "read_frames", "read_video",
 ]

@@ -194,7 +194,8 @@ _INCEPTION_RGB_PREP = Preprocessing(num_frames=64, sampling_rate=1, target_fps=2
                                     mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 # Flow is stored as uint8 over [-20, 20] px (vidrec.data.flow) and extracted at the video's own
 # rate; mean 0.5, std 0.5 of uint8/255 gives flow / 20 in [-1, 1], as kinetics-i3d feeds it.
-_INCEPTION_FLOW_PREP = dataclasses.replace(_INCEPTION_RGB_PREP, target_fps=None, mean=(0.5, 0.5), std=(0.5, 0.5))
+_INCEPTION_FLOW_PREP = dataclasses.replace(_INCEPTION_RGB_PREP, target_fps=None, mean=(0.5, 0.5), std=(0.5, 0.5),
+                                           modality="flow")
 # PySlowFast / PyTorchVideo I3D-R50: 8 frames at stride 8, short side 256, 224 crops.
 _R50_PREP = Preprocessing(num_frames=8, sampling_rate=8, resize=256, crop_size=224, mean=KINETICS_MEAN,
                           std=KINETICS_STD)
