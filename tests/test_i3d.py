@@ -79,6 +79,10 @@ def test_boring_video_fixed_point_inception(mode):
         logit_err = (net2d(image) - model(video)).abs().max().item()
     assert logit_err < 1e-4, logit_err
     assert (scores_2d - scores_3d).abs().max() < 1e-4
+    if mode == "replicate":  # with zero temporal padding the borders break the fixed point
+        zero_padded, _ = inflate_googlenet(net2d, mode=mode)
+        with torch.no_grad():
+            assert (zero_padded.eval()(video) - net2d(image)).abs().max() > 1e-3
 
 
 def test_boring_video_fixed_point_resnet50_where_padding_does_not_reach():
