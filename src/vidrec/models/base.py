@@ -23,11 +23,27 @@ def build_config(config_cls: type, defaults: dict, overrides: dict):
     return config_cls(**values)
 
 
+def linear_head(in_features: int, num_classes: int) -> nn.Linear:
+    """Classifier initialised as PySlowFast's heads: normal(std=0.01) weights, zero bias."""
+    head = nn.Linear(in_features, num_classes)
+    nn.init.normal_(head.weight, std=0.01)
+    nn.init.zeros_(head.bias)
+    return head
+
+
+def build_model(model_cls: type, config_cls: type, *, arch: str, defaults: dict, overrides: dict,
+                preprocessing: Preprocessing):
+    """What every registered builder does: config from defaults + overrides, then name and inputs."""
+    model = model_cls(build_config(config_cls, defaults, overrides))
+    model.arch, model.preprocessing = arch, preprocessing
+    return model
+
+
 class VideoModel(nn.Module):
     """Base of vidrec models: input `(B, C, T, H, W)` float, output logits `(B, num_classes)`.
 
-    Subclasses set `self.config` (a dataclass with `num_classes`) and implement
-    `forward_features` and `forward_head(x, pre_logits=False)`.
+    Subclasses set `self.config` (a dataclass with `num_classes`) and `self.head`, and implement
+    `forward_features`, `forward_head(x, pre_logits=False)` and `make_head(num_classes)`.
     """
 
     arch: str = ""  # registry name, set by the builder
@@ -40,6 +56,12 @@ class VideoModel(nn.Module):
     @property
     def num_classes(self) -> int:
         return self.config.num_classes
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh classifier for `num_classes` (fine-tuning on other labels)."""
+        self.config = dataclasses.replace(self.config, num_classes=num_classes)
+        self.head = self.make_head(num_classes)
+        self.labels = None
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names to exclude from weight decay (beyond norms and biases)."""
@@ -66,4 +88,4 @@ def config_dict(config) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}
 
 
-__all__ = ["VideoModel", "build_config", "config_dict"]
+__all__ = ["VideoModel", "build_config", "build_model", "config_dict", "linear_head"]

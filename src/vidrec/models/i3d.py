@@ -25,7 +25,7 @@ from torch import nn
 
 from vidrec.data.transforms import KINETICS_MEAN, KINETICS_STD, Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
-from vidrec.models.base import VideoModel, build_config
+from vidrec.models.base import VideoModel, build_model, linear_head
 from vidrec.models.layers import TEMPORAL_PADDINGS, Bottleneck3d, ConvBNReLU, SameMaxPool3d, init_cnn_weights
 from vidrec.registry import register_model
 
@@ -98,7 +98,10 @@ class InceptionI3D(VideoModel):
         self.features = nn.Sequential(OrderedDict(layers))
         self.feature_dim = channels  # 1024
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Conv3d(channels, config.num_classes, 1, bias=True)
+        self.head = self.make_head(config.num_classes)
+
+    def make_head(self, num_classes: int) -> nn.Conv3d:
+        return nn.Conv3d(self.feature_dim, num_classes, 1, bias=True)  # logits per time step
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -112,11 +115,6 @@ class InceptionI3D(VideoModel):
         if pre_logits:
             return x.mean((2, 3, 4))
         return self.head(self.dropout(x)).mean((2, 3, 4))  # logits per time step, averaged
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)
-        self.head = nn.Conv3d(self.feature_dim, num_classes, 1, bias=True)
-        self.labels = None
 
 
 @dataclass(frozen=True)
@@ -160,10 +158,11 @@ class ResNetI3D(VideoModel):
         self.pool2 = nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1))  # temporal stride after res2
         self.feature_dim = channels
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(channels, config.num_classes)
         init_cnn_weights(self)
-        nn.init.normal_(self.head.weight, std=0.01)
-        nn.init.zeros_(self.head.bias)
+        self.head = self.make_head(config.num_classes)
+
+    def make_head(self, num_classes: int) -> nn.Linear:
+        return linear_head(self.feature_dim, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -175,18 +174,8 @@ class ResNetI3D(VideoModel):
         x = x.mean((2, 3, 4))  # global average pool
         return x if pre_logits else self.head(self.dropout(x))
 
-    def reset_classifier(self, num_classes: int) -> None:
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)
-        self.head = nn.Linear(self.feature_dim, num_classes)
-        nn.init.normal_(self.head.weight, std=0.01)
-        nn.init.zeros_(self.head.bias)
-        self.labels = None
-
-
 def _build(cls, config_cls, arch: str, defaults: dict, overrides: dict, prep: Preprocessing):
-    model = cls(build_config(config_cls, defaults, overrides))
-    model.arch, model.preprocessing = arch, prep
-    return model
+    return build_model(cls, config_cls, arch=arch, defaults=defaults, overrides=overrides, preprocessing=prep)
 
 
 # kinetics-i3d: 64 consecutive frames at 25 fps for training, RGB scaled to [-1, 1], 224 crops.

@@ -7,7 +7,6 @@ reversal get the same prediction. vidrec keeps it as the control in every compar
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +15,7 @@ from torchvision.models import resnet18, resnet50
 
 from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
-from vidrec.models.base import VideoModel, build_config
+from vidrec.models.base import VideoModel, build_model, linear_head
 from vidrec.registry import register_model
 
 
@@ -63,9 +62,10 @@ class TSN(VideoModel):
         self.config = config
         self.backbone, self.feature_dim = BACKBONES[config.backbone](config.width, config.in_channels)
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(self.feature_dim, config.num_classes)
-        nn.init.normal_(self.head.weight, std=0.01)
-        nn.init.zeros_(self.head.bias)
+        self.head = self.make_head(config.num_classes)
+
+    def make_head(self, num_classes: int) -> nn.Linear:
+        return linear_head(self.feature_dim, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -79,19 +79,8 @@ class TSN(VideoModel):
             return x
         return self.head(self.dropout(x))
 
-    def reset_classifier(self, num_classes: int) -> None:
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)
-        self.head = nn.Linear(self.feature_dim, num_classes)
-        nn.init.normal_(self.head.weight, std=0.01)
-        nn.init.zeros_(self.head.bias)
-        self.labels = None
-
-
 def _build(arch: str, defaults: dict, overrides: dict, preprocessing: Preprocessing) -> TSN:
-    model = TSN(build_config(TSNConfig, defaults, overrides))
-    model.arch = arch
-    model.preprocessing = preprocessing
-    return model
+    return build_model(TSN, TSNConfig, arch=arch, defaults=defaults, overrides=overrides, preprocessing=preprocessing)
 
 
 # Kinetics-style TSN recipe: 8 segments, 224 crops of 256 short side.
