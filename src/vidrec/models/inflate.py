@@ -131,7 +131,13 @@ def _state_of(source: nn.Module | dict) -> dict[str, torch.Tensor]:
 def inflate_googlenet(source: nn.Module | dict, *, num_classes: int = 1000, mode: str = "replicate",
                       **overrides) -> tuple[VideoModel, InflationReport]:
     """`i3d_inception_rgb` from torchvision's GoogLeNet (a model or its state dict). The
-    ImageNet classifier is kept when `num_classes` is 1000."""
+    ImageNet classifier is kept when `num_classes` is 1000.
+
+    torchvision pads the 7x7/2 stem symmetrically (3, 3); I3D keeps TensorFlow 'SAME' padding,
+    which is (3, 3) for odd input sizes but (2, 3) for even ones, so at 224 px the inflated stem
+    sees the image shifted by one pixel (harmless for fine-tuning; the fixed-point test uses 223
+    px). torchvision's pretrained GoogLeNet expects inputs scaled to [-1, 1] (its
+    `transform_input` converts ImageNet-normalised input to that), which is I3D's preprocessing."""
     model = create_model("i3d_inception_rgb", num_classes=num_classes, **overrides)
     return model, inflate_state_dict(_state_of(source), model, googlenet_to_i3d_key, mode=mode)
 
