@@ -10,7 +10,10 @@ from vidrec.errors import ConfigError, VidrecError
 from vidrec.hub import load_model
 
 # Tiny settings keep every registered model fast here (depth, width); the rest run as built.
-TINY = {"tsn_small": {"width": 8}, "i3d_r50": {"stage_depths": (1, 1, 1, 1), "width": 8}}
+_RES = {"stage_depths": (1, 1, 1, 1), "width": 16}
+TINY = {"tsn_small": {"width": 8}, "i3d_r50": _RES, "slowfast_r50_4x16": _RES, "slowfast_r50_8x8": _RES,
+        "slowfast_r101_8x8": _RES, "slowfast_r101_16x8": {**_RES, "res4_temporal_blocks": 0}, "slow_r50_8x8": _RES,
+        "fast_r50": _RES}
 
 
 @pytest.mark.parametrize("name", vidrec.list_models())

@@ -86,11 +86,12 @@ def pytorch_i3d_key(key: str) -> str | None:
 
 
 # --- PyTorchVideo ResNets (blocks.N.res_blocks.M.branch2.conv_a ...) --------------------------------
-def pytorchvideo_resnet_key(stage_of_block: dict[int, int]) -> Callable[[str], str | None]:
+def pytorchvideo_resnet_key(stage_of_block: dict[int, int], prefix: str = "") -> Callable[[str], str | None]:
+    """Single-pathway PyTorchVideo ResNets (i3d_r50, slow_r50), onto `prefix` + stem/layerN."""
     def rename(key: str) -> str | None:
         m = re.match(r"blocks\.0\.(conv|norm)\.(.+)$", key)
         if m:
-            return f"stem.{'conv' if m.group(1) == 'conv' else 'bn'}.{m.group(2)}"
+            return f"{prefix}stem.{'conv' if m.group(1) == 'conv' else 'bn'}.{m.group(2)}"
         m = re.match(r"blocks\.(\d+)\.proj\.(.+)$", key)
         if m:
             return f"head.{m.group(2)}"
@@ -100,7 +101,50 @@ def pytorchvideo_resnet_key(stage_of_block: dict[int, int]) -> Callable[[str], s
         block, index, layer, rest = m.groups()
         layer = {"branch1_conv": "shortcut.0", "branch1_norm": "shortcut.1"}.get(layer) or \
             layer.removeprefix("branch2.").replace("norm_", "bn_")
-        return f"layer{stage_of_block[int(block)]}.{index}.{layer}.{rest}"
+        return f"{prefix}layer{stage_of_block[int(block)]}.{index}.{layer}.{rest}"
+
+    return rename
+
+
+def pytorchvideo_slowfast_key(key: str) -> str | None:
+    """`blocks.B.multipathway_blocks.P.<single-pathway key>` and `blocks.B.multipathway_fusion`."""
+    m = re.match(r"blocks\.(\d+)\.multipathway_fusion\.(conv_fast_to_slow|norm)\.(.+)$", key)
+    if m:
+        return f"fuse.{m.group(1)}.{'conv' if m.group(2) == 'conv_fast_to_slow' else 'bn'}.{m.group(3)}"
+    m = re.match(r"blocks\.(\d+)\.multipathway_blocks\.([01])\.(.+)$", key)
+    if m:
+        block, path, rest = m.groups()
+        single = pytorchvideo_resnet_key({1: 1, 2: 2, 3: 3, 4: 4}, "slow." if path == "0" else "fast.")
+        return single(f"blocks.{block}.{rest}")
+    return pytorchvideo_resnet_key({})(key) if ".proj." in key else None
+
+
+def _pathway_prefixes(model: VideoModel) -> dict[str, str]:
+    """PySlowFast's pathway numbers -> vidrec module prefixes for this model."""
+    paths = [p for p in ("slow", "fast") if hasattr(model, p)]
+    return {str(i): f"{p}." for i, p in enumerate(paths)} if paths else {"0": ""}
+
+
+def pyslowfast_key(prefixes: dict[str, str]) -> Callable[[str], str | None]:
+    """PySlowFast names: `s1.pathway0_stem.conv`, `s2.pathway1_res0.branch2.a_bn`, `s1_fuse.conv_f2s`,
+    `head.projection`."""
+    parts = {"branch1": "shortcut.0", "branch1_bn": "shortcut.1", "branch2.a": "conv_a", "branch2.a_bn": "bn_a",
+             "branch2.b": "conv_b", "branch2.b_bn": "bn_b", "branch2.c": "conv_c", "branch2.c_bn": "bn_c"}
+
+    def rename(key: str) -> str | None:
+        if key.startswith("head.projection."):
+            return "head." + key.removeprefix("head.projection.")
+        m = re.match(r"s(\d)_fuse\.(conv_f2s|bn)\.(.+)$", key)
+        if m:
+            return f"fuse.{int(m.group(1)) - 1}.{'conv' if m.group(2) == 'conv_f2s' else 'bn'}.{m.group(3)}"
+        m = re.match(r"s1\.pathway(\d)_stem\.(conv|bn)\.(.+)$", key)
+        if m and m.group(1) in prefixes:
+            return f"{prefixes[m.group(1)]}stem.{m.group(2)}.{m.group(3)}"
+        m = re.match(r"s(\d)\.pathway(\d)_res(\d+)\.(branch1(?:_bn)?|branch2\.[abc](?:_bn)?)\.(.+)$", key)
+        if m and m.group(2) in prefixes and m.group(4) in parts:
+            stage, path, index, part, rest = m.groups()
+            return f"{prefixes[path]}layer{int(stage) - 1}.{index}.{parts[part]}.{rest}"
+        return None
 
     return rename
 
@@ -112,14 +156,32 @@ def _from_pytorch_i3d(state: dict, arch: str | None) -> VideoModel:
     return _finish(model, remap(state, model, pytorch_i3d_key, "pytorch-i3d checkpoint"))
 
 
-def _from_pytorchvideo(state: dict, arch: str | None) -> VideoModel:
-    blocks = sorted({int(k.split(".")[1]) for k in state if ".res_blocks." in k})
+def _needs_arch(arch: str | None, source: str, example: str) -> str:
     if arch is None:
-        raise ConfigError("a PyTorchVideo checkpoint needs arch=... (e.g. i3d_r50)")
-    head = [k for k in state if k.endswith("proj.weight")]
-    model = create_model(arch, num_classes=state[head[0]].shape[0] if head else 400)
-    rename = pytorchvideo_resnet_key({b: i + 1 for i, b in enumerate(blocks)})
+        raise ConfigError(f"a {source} checkpoint needs arch=... (e.g. {example}); see `vidrec models`")
+    return arch
+
+
+def _num_classes(state: dict, head_suffix: str) -> int:
+    heads = [k for k in state if k.endswith(head_suffix)]
+    return state[heads[0]].shape[0] if heads else 400
+
+
+def _from_pytorchvideo(state: dict, arch: str | None) -> VideoModel:
+    model = create_model(_needs_arch(arch, "PyTorchVideo", "i3d_r50, slowfast_r50_8x8"),
+                         num_classes=_num_classes(state, "proj.weight"))
+    if any(".multipathway_" in k for k in state):
+        rename = pytorchvideo_slowfast_key
+    else:
+        blocks = sorted({int(k.split(".")[1]) for k in state if ".res_blocks." in k})
+        rename = pytorchvideo_resnet_key({b: i + 1 for i, b in enumerate(blocks)}, _pathway_prefixes(model)["0"])
     return _finish(model, remap(state, model, rename, "PyTorchVideo checkpoint"))
+
+
+def _from_pyslowfast(state: dict, arch: str | None) -> VideoModel:
+    model = create_model(_needs_arch(arch, "PySlowFast", "slowfast_r50_8x8"),
+                         num_classes=_num_classes(state, "head.projection.weight"))
+    return _finish(model, remap(state, model, pyslowfast_key(_pathway_prefixes(model)), "PySlowFast checkpoint"))
 
 
 def _finish(model: VideoModel, state: dict) -> VideoModel:
@@ -131,7 +193,9 @@ def _finish(model: VideoModel, state: dict) -> VideoModel:
 
 FORMATS: dict[str, tuple[Callable[[dict], bool], Callable[[dict, str | None], VideoModel]]] = {
     "pytorch-i3d": (lambda s: "Conv3d_1a_7x7.conv3d.weight" in s, _from_pytorch_i3d),
-    "pytorchvideo": (lambda s: "blocks.0.conv.weight" in s and any(".res_blocks." in k for k in s), _from_pytorchvideo),
+    "pytorchvideo": (lambda s: any(k.startswith("blocks.0.") for k in s) and any(".res_blocks." in k for k in s),
+                     _from_pytorchvideo),
+    "pyslowfast": (lambda s: any(k.startswith("s1.pathway0_stem.") for k in s), _from_pyslowfast),
 }
 
 

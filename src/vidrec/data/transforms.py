@@ -31,7 +31,8 @@ class Preprocessing:
     sampling_rate: int = 4  # stride between sampled frames
     target_fps: float | None = None  # resample videos to this rate before sampling (None: native)
     resize: int = 128  # short side for testing, before the crop
-    crop_size: int = 112  # square side fed to the model
+    crop_size: int = 112  # square side fed to the model in training
+    test_crop_size: int | None = None  # square side for testing (None: crop_size; SlowFast tests at 256)
     mean: tuple[float, float, float] = KINETICS_MEAN  # of RGB in [0, 1]
     std: tuple[float, float, float] = KINETICS_STD
     train_crop: str = "jitter"  # "jitter": short side in [resize, 1.25*resize] + random crop; "resized": random resized crop
@@ -45,8 +46,8 @@ class Preprocessing:
             raise ConfigError(unknown_name_message("modality", self.modality, MODALITIES))
         if self.train_crop not in TRAIN_CROPS:
             raise ConfigError(unknown_name_message("train_crop", self.train_crop, TRAIN_CROPS))
-        if self.crop_size > self.resize:
-            raise ConfigError(f"crop_size {self.crop_size} is larger than resize {self.resize}")
+        if max(self.crop_size, self.test_crop_size or 0) > self.resize:
+            raise ConfigError(f"crop size {max(self.crop_size, self.test_crop_size or 0)} is larger than resize {self.resize}")
         self.sampling  # validates frame settings
 
     @property
@@ -176,8 +177,9 @@ class EvalTransform:
 
     def __call__(self, clip: torch.Tensor) -> torch.Tensor:
         p = self.prep
+        size = p.test_crop_size or p.crop_size
         clip = resize_short_side(clip, p.resize)
-        views = three_crop(clip, p.crop_size) if self.num_crops == 3 else center_crop(clip, p.crop_size)[None]
+        views = three_crop(clip, size) if self.num_crops == 3 else center_crop(clip, size)[None]
         return normalize(views, p.mean, p.std)
 
 

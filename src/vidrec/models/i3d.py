@@ -26,7 +26,7 @@ from torch import nn
 from vidrec.data.transforms import KINETICS_MEAN, KINETICS_STD, Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models.base import VideoModel, build_model, linear_head
-from vidrec.models.layers import TEMPORAL_PADDINGS, Bottleneck3d, ConvBNReLU, SameMaxPool3d, init_cnn_weights
+from vidrec.models.layers import TEMPORAL_PADDINGS, ConvBNReLU, SameMaxPool3d, init_cnn_weights, res_stage, resnet_stem
 from vidrec.registry import register_model
 
 # Inception module widths: (branch0 1x1, branch1 1x1 -> 3x3x3, branch2 1x1 -> 3x3x3, branch3 pool -> 1x1)
@@ -141,19 +141,12 @@ class ResNetI3D(VideoModel):
         super().__init__()
         self.config = config
         w = config.width
-        self.stem = nn.Sequential(OrderedDict([
-            ("conv", nn.Conv3d(config.in_channels, w, (5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False)),
-            ("bn", nn.BatchNorm3d(w)),
-            ("relu", nn.ReLU(inplace=True)),
-            ("pool", nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))),
-        ]))
+        self.stem = resnet_stem(config.in_channels, w, temporal_kernel=5)
         channels = w
         for s, depth in enumerate(config.stage_depths):
             inner, out = w * 2 ** s, w * 2 ** s * 4
-            blocks = [Bottleneck3d(channels if i == 0 else out, inner, out, temporal_kernel=kt,
-                                   spatial_stride=2 if (i == 0 and s > 0) else 1)
-                      for i, kt in enumerate(_temporal_kernels(s, depth))]
-            setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
+            setattr(self, f"layer{s + 1}", res_stage(channels, inner, out, temporal_kernels=_temporal_kernels(s, depth),
+                                                     spatial_stride=2 if s > 0 else 1))
             channels = out
         self.pool2 = nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1))  # temporal stride after res2
         self.feature_dim = channels

@@ -3,6 +3,8 @@ weights converted from TensorFlow line up), conv-BN-ReLU units, and the 3D ResNe
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -101,6 +103,26 @@ class Bottleneck3d(nn.Module):
         y = F.relu(self.bn_b(self.conv_b(y)), inplace=True)
         y = self.bn_c(self.conv_c(y))
         return F.relu(y + (x if self.shortcut is None else self.shortcut(x)), inplace=True)
+
+
+def resnet_stem(in_channels: int, out_channels: int, *, temporal_kernel: int) -> nn.Sequential:
+    """kt x 7 x 7 conv with spatial stride 2, BN, ReLU, 1x3x3 max pool with spatial stride 2."""
+    return nn.Sequential(OrderedDict([
+        ("conv", nn.Conv3d(in_channels, out_channels, (temporal_kernel, 7, 7), stride=(1, 2, 2),
+                           padding=(temporal_kernel // 2, 3, 3), bias=False)),
+        ("bn", nn.BatchNorm3d(out_channels)),
+        ("relu", nn.ReLU(inplace=True)),
+        ("pool", nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))),
+    ]))
+
+
+def res_stage(in_channels: int, inner: int, out_channels: int, *, temporal_kernels: list[int],
+              spatial_stride: int) -> nn.Sequential:
+    """One ResNet stage: bottlenecks with the given temporal kernels; the first one strides."""
+    return nn.Sequential(*[
+        Bottleneck3d(in_channels if i == 0 else out_channels, inner, out_channels, temporal_kernel=kt,
+                     spatial_stride=spatial_stride if i == 0 else 1)
+        for i, kt in enumerate(temporal_kernels)])
 
 
 def init_cnn_weights(model: nn.Module, *, zero_init_final_bn: bool = True, head_std: float = 0.01) -> None:

@@ -1,0 +1,205 @@
+"""SlowFast networks (Feichtenhofer et al., ICCV 2019, https://arxiv.org/abs/1812.03982), as in
+PySlowFast and PyTorchVideo: same layers, same parameter counts, same logits.
+
+One clip at the Fast pathway's frame rate goes in; the Slow pathway sees every alpha-th frame
+(PySlowFast's `linspace(0, T - 1, T // alpha)`). The Fast pathway has 1/beta of the channels and
+temporal kernels everywhere; the Slow pathway is temporal only in res4 and res5. Lateral
+connections (time-strided convs, 2*beta*C channels, stride alpha) join Fast into Slow by
+concatenation after pool1, res2, res3 and res4.
+
+    clip (B, 3, T, H, W)
+      ├── every alpha-th frame ─> slow stem ──┬─(+)─> slow res2 ─(+)─> res3 ─(+)─> res4 ─(+)─> res5 ─> pool ─┐
+      │                                        │  ^              ^             ^             ^               ├─ concat ─> dropout ─> fc
+      └── all T frames ─────────> fast stem ───┴──┼─> fast res2 ──┼─> res3 ──────┼─> res4 ──────┼─> res5 ─> pool ─┘
+                                 (C / beta)    fuse0          fuse1         fuse2         fuse3
+                                               conv kt x 1 x 1, stride alpha, 2C/beta channels
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from vidrec.data.transforms import KINETICS_MEAN, KINETICS_STD, Preprocessing
+from vidrec.errors import ConfigError, unknown_name_message
+from vidrec.models.base import VideoModel, build_model, linear_head
+from vidrec.models.layers import init_cnn_weights, res_stage, resnet_stem
+from vidrec.registry import register_model
+
+PATHWAYS = ("both", "slow", "fast")
+
+
+@dataclass(frozen=True)
+class SlowFastConfig:
+    num_classes: int = 400  # classifier outputs
+    in_channels: int = 3  # RGB
+    dropout: float = 0.5  # before the classifier
+    alpha: int = 4  # speed ratio: Fast frames per Slow frame (and the laterals' temporal stride)
+    beta_inv: int = 8  # channel ratio: Fast width = Slow width / beta_inv
+    fusion_channel_ratio: int = 2  # lateral output channels = ratio x Fast width (2 beta C)
+    fusion_kernel: int = 7  # temporal kernel of the lateral convs (7 for R50 8x8, 5 elsewhere)
+    stage_depths: tuple[int, int, int, int] = (3, 4, 6, 3)  # bottlenecks per stage (ResNet-50)
+    width: int = 64  # Slow stem width
+    slow_temporal: tuple[int, int, int, int] = (1, 1, 3, 3)  # conv_a temporal kernel per stage, Slow
+    fast_temporal: tuple[int, int, int, int] = (3, 3, 3, 3)  # ... and Fast
+    res4_temporal_blocks: int | None = None  # only the first n res4 blocks temporal (R101 16x8 "50_50")
+    pathways: str = "both"  # "slow" or "fast" alone for ablations
+    gradient_checkpointing: bool = False  # recompute stage activations in backward to save memory
+
+
+class FastToSlow(nn.Module):
+    """Lateral connection: a time-strided conv on Fast features, concatenated onto Slow."""
+
+    def __init__(self, fast_channels: int, out_channels: int, *, kernel: int, alpha: int):
+        super().__init__()
+        self.conv = nn.Conv3d(fast_channels, out_channels, (kernel, 1, 1), stride=(alpha, 1, 1),
+                              padding=(kernel // 2, 0, 0), bias=False)
+        self.bn = nn.BatchNorm3d(out_channels)
+
+    def forward(self, slow: torch.Tensor, fast: torch.Tensor) -> torch.Tensor:
+        return torch.cat([slow, F.relu(self.bn(self.conv(fast)), inplace=True)], dim=1)
+
+
+def stage_input_width(width: int, stage: int) -> int:
+    """Channels a pathway of stem width `width` has before stage `stage` (0 = res2)."""
+    return width if stage == 0 else width * 2 ** (stage + 1)
+
+
+def _pathway(in_channels: int, width: int, *, stem_kernel: int, depths: tuple, temporal: tuple,
+             laterals: list[int], res4_temporal_blocks: int | None) -> nn.ModuleDict:
+    """Stem and four stages of one pathway; `laterals[s]` extra input channels of stage s (fused)."""
+    layers = {"stem": resnet_stem(in_channels, width, temporal_kernel=stem_kernel)}
+    for s, depth in enumerate(depths):
+        kernels = [temporal[s]] * depth
+        if s == 2 and res4_temporal_blocks is not None:
+            kernels = [temporal[s] if i < res4_temporal_blocks else 1 for i in range(depth)]
+        layers[f"layer{s + 1}"] = res_stage(stage_input_width(width, s) + laterals[s], width * 2 ** s,
+                                            width * 2 ** s * 4, temporal_kernels=kernels,
+                                            spatial_stride=2 if s > 0 else 1)
+    return nn.ModuleDict(layers)
+
+
+class SlowFast(VideoModel):
+    """Input: one `(B, C, T, H, W)` clip at the Fast rate (T divisible by alpha), or an explicit
+    `[slow, fast]` pair. Output logits `(B, num_classes)`."""
+
+    def __init__(self, config: SlowFastConfig):
+        super().__init__()
+        if config.pathways not in PATHWAYS:
+            raise ConfigError(unknown_name_message("pathways", config.pathways, PATHWAYS))
+        self.config = config
+        c = config
+        fast_width = c.width // c.beta_inv
+        fast_in = [stage_input_width(fast_width, s) for s in range(4)]  # Fast channels at each fusion
+        laterals = [c.fusion_channel_ratio * ch if c.pathways == "both" else 0 for ch in fast_in]
+        common = dict(depths=c.stage_depths, res4_temporal_blocks=c.res4_temporal_blocks)
+        dims = []
+        if c.pathways in ("both", "slow"):
+            self.slow = _pathway(c.in_channels, c.width, stem_kernel=1, temporal=c.slow_temporal, laterals=laterals,
+                                 **common)
+            dims.append(c.width * 32)
+        if c.pathways in ("both", "fast"):
+            self.fast = _pathway(c.in_channels, fast_width, stem_kernel=5, temporal=c.fast_temporal,
+                                 laterals=[0] * 4, **common)
+            dims.append(fast_width * 32)
+        if c.pathways == "both":
+            self.fuse = nn.ModuleList([FastToSlow(ch, lat, kernel=c.fusion_kernel, alpha=c.alpha)
+                                       for ch, lat in zip(fast_in, laterals)])
+        self.feature_dim = sum(dims)
+        self.dropout = nn.Dropout(c.dropout)
+        init_cnn_weights(self)
+        self.head = self.make_head(c.num_classes)
+
+    def make_head(self, num_classes: int) -> nn.Linear:
+        return linear_head(self.feature_dim, num_classes)
+
+    def split_pathways(self, x: torch.Tensor | list | tuple) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The Slow and Fast inputs from one clip (never modified in place) or a given pair."""
+        if isinstance(x, (list, tuple)):
+            if len(x) != 2:
+                raise ConfigError(f"{self.arch} expects one clip or a [slow, fast] pair, got {len(x)} tensors")
+            slow, fast = x
+        else:
+            self.check_input(x)
+            fast = slow = x  # a single-pathway model takes the clip as it is
+            t = x.shape[2]
+            if self.config.pathways == "both":
+                if t < self.config.alpha:
+                    raise ConfigError(f"{self.arch} needs at least alpha={self.config.alpha} frames, got {t}")
+                index = torch.linspace(0, t - 1, t // self.config.alpha, device=x.device).long()
+                slow = torch.index_select(x, 2, index)  # a new tensor: the caller's clip is untouched
+        return (slow if self.config.pathways != "fast" else None, fast if self.config.pathways != "slow" else None)
+
+    def _run(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(module, x, use_reentrant=False)
+        return module(x)
+
+    def forward_features(self, x) -> list[torch.Tensor]:
+        slow, fast = self.split_pathways(x)
+        names = ["stem", "layer1", "layer2", "layer3", "layer4"]
+        for i, name in enumerate(names):
+            slow = self._run(self.slow[name], slow) if slow is not None else None
+            fast = self._run(self.fast[name], fast) if fast is not None else None
+            if slow is not None and fast is not None and i < 4:
+                slow = self.fuse[i](slow, fast)
+        return [f for f in (slow, fast) if f is not None]  # [(B, 2048, T/a, H/32, W/32), (B, 256, T, ..)]
+
+    def forward_head(self, x: list[torch.Tensor], *, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.cat([f.mean((2, 3, 4)) for f in x], dim=1)  # global pool per pathway, concat
+        return x if pre_logits else self.head(self.dropout(x))
+
+
+def _build(arch: str, defaults: dict, overrides: dict, prep: Preprocessing) -> SlowFast:
+    return build_model(SlowFast, SlowFastConfig, arch=arch, defaults=defaults, overrides=overrides, preprocessing=prep)
+
+
+def _prep(num_frames: int, sampling_rate: int) -> Preprocessing:
+    # PySlowFast Kinetics recipe: short-side jitter [256, 320] + 224 crops for training; short
+    # side 256 and 256 crops (x3) for testing; mean 0.45, std 0.225.
+    return Preprocessing(num_frames=num_frames, sampling_rate=sampling_rate, resize=256, crop_size=224,
+                         test_crop_size=256, mean=KINETICS_MEAN, std=KINETICS_STD)
+
+
+_R101 = {"stage_depths": (3, 4, 23, 3), "fusion_kernel": 5}
+
+
+@register_model
+def slowfast_r50_4x16(**overrides) -> SlowFast:
+    """SlowFast R50, 4 Slow frames at stride 16 (32 Fast frames at stride 2, alpha 8)."""
+    return _build("slowfast_r50_4x16", {"alpha": 8, "fusion_kernel": 5}, overrides, _prep(32, 2))
+
+
+@register_model
+def slowfast_r50_8x8(**overrides) -> SlowFast:
+    """SlowFast R50, 8 Slow frames at stride 8 (32 Fast at stride 2, alpha 4): 34,566,488 params."""
+    return _build("slowfast_r50_8x8", {"alpha": 4, "fusion_kernel": 7}, overrides, _prep(32, 2))
+
+
+@register_model
+def slowfast_r101_8x8(**overrides) -> SlowFast:
+    """SlowFast R101 8x8 (PyTorchVideo's slowfast_r101): 62,826,968 params."""
+    return _build("slowfast_r101_8x8", {"alpha": 4, **_R101}, overrides, _prep(32, 2))
+
+
+@register_model
+def slowfast_r101_16x8(**overrides) -> SlowFast:
+    """SlowFast R101 16x8 (64 Fast frames), temporal kernels in the first 6 res4 blocks only, as
+    the released SLOWFAST_16x8_R101_50_50 model."""
+    return _build("slowfast_r101_16x8", {"alpha": 4, **_R101, "res4_temporal_blocks": 6}, overrides, _prep(64, 2))
+
+
+@register_model
+def slow_r50_8x8(**overrides) -> SlowFast:
+    """The Slow pathway alone (Slow-only R50 8x8; PyTorchVideo's slow_r50)."""
+    return _build("slow_r50_8x8", {"pathways": "slow"}, overrides, _prep(8, 8))
+
+
+@register_model
+def fast_r50(**overrides) -> SlowFast:
+    """The Fast pathway alone (32 frames at stride 2, 1/8 of the channels)."""
+    return _build("fast_r50", {"pathways": "fast"}, overrides, _prep(32, 2))

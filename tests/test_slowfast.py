@@ -1,0 +1,133 @@
+import pytest
+import torch
+
+import vidrec
+from conftest import randomize_bn
+from vidrec.convert import pyslowfast_key, remap
+from vidrec.flops import count_macs, count_params
+
+ptv = pytest.importorskip("pytorchvideo.models.hub")
+
+TINY = dict(num_classes=5, stage_depths=(1, 1, 1, 1), width=16)
+
+
+@pytest.mark.parametrize("name,params", [("slowfast_r50_8x8", 34_566_488), ("slowfast_r101_8x8", 62_826_968),
+                                         ("slowfast_r101_16x8", 53_774_808), ("slow_r50_8x8", 32_454_096)])
+def test_parameter_counts_equal_the_model_zoo(name, params):
+    assert count_params(vidrec.create_model(name, num_classes=400)) == params
+
+
+def test_4x16_differs_from_8x8_only_in_the_lateral_kernels():
+    a, b = (count_params(vidrec.create_model(n)) for n in ("slowfast_r50_8x8", "slowfast_r50_4x16"))
+    # Laterals 8->16, 32->64, 64->128, 128->256 with temporal kernel 7 vs 5.
+    assert a - b == (8 * 16 + 32 * 64 + 64 * 128 + 128 * 256) * (7 - 5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,frames,gmacs", [("slowfast_r50_8x8", 32, 65.7), ("slowfast_r50_4x16", 32, 36.1)])
+def test_flops_at_256_match_the_model_zoo(name, frames, gmacs):
+    macs = count_macs(vidrec.create_model(name), (1, 3, frames, 256, 256)) / 1e9
+    assert macs == pytest.approx(gmacs, rel=0.02)
+
+
+def test_slow_input_is_pyslowfast_linspace_and_caller_tensor_untouched():
+    model = vidrec.create_model("slowfast_r50_8x8", **TINY).eval()
+    x = torch.randn(1, 3, 16, 32, 32)
+    before = x.clone()
+    slow, fast = model.split_pathways(x)
+    assert torch.equal(slow, x[:, :, torch.linspace(0, 15, 4).long()]) and fast is x
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model([slow.clone(), x.clone()]))
+    assert torch.equal(x, before)
+    with pytest.raises(vidrec.errors.ConfigError, match="pair"):
+        model([x, x, x])
+
+
+def _randomized(module):
+    torch.manual_seed(0)
+    for p in module.parameters():
+        p.data.normal_(0, 0.02)
+    randomize_bn(module)
+    return module.eval()
+
+
+@pytest.mark.parametrize("hub,arch,frames", [("slowfast_r50", "slowfast_r50_8x8", 32), ("slow_r50", "slow_r50_8x8", 8)])
+def test_pytorchvideo_parity(tmp_path, hub, arch, frames):
+    reference = _randomized(getattr(ptv, hub)(pretrained=False))
+    torch.save({"model_state": reference.state_dict()}, tmp_path / "ref.pyth")
+    model = vidrec.load_model(tmp_path / "ref.pyth", arch=arch)
+    assert model.labels[0] == "abseiling" and model.preprocessing.test_crop_size == 256
+    fast = torch.randn(1, 3, frames, 224, 224)
+    with torch.no_grad():
+        if arch.startswith("slowfast"):
+            slow = fast[:, :, torch.linspace(0, frames - 1, frames // 4).long()]
+            expected = reference([slow, fast])
+        else:
+            expected = reference(fast)
+        err = (model(fast) - expected).abs().max().item()
+    print(f"PyTorchVideo {hub} parity: max abs logit difference {err:.2e}")
+    assert err <= 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hub,arch,frames", [("slowfast_r101", "slowfast_r101_8x8", 32),
+                                             ("slowfast_16x8_r101_50_50", "slowfast_r101_16x8", 64)])
+def test_pytorchvideo_parity_r101(tmp_path, hub, arch, frames):
+    reference = _randomized(getattr(ptv, hub)(pretrained=False))
+    torch.save(reference.state_dict(), tmp_path / "ref.pt")
+    model = vidrec.load_model(tmp_path / "ref.pt", arch=arch)
+    fast = torch.randn(1, 3, frames, 224, 224)
+    slow = fast[:, :, torch.linspace(0, frames - 1, frames // 4).long()]
+    with torch.no_grad():
+        assert (model(fast) - reference([slow, fast])).abs().max() <= 1e-4
+
+
+def pyslowfast_names(depths=(3, 4, 6, 3), pathways=2, fuse=True) -> list[str]:
+    """PySlowFast's state-dict names for a ResNet SlowFast, written out from its naming scheme."""
+    bn = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    names = [f"s1.pathway{p}_stem.conv.weight" for p in range(pathways)]
+    names += [f"s1.pathway{p}_stem.bn.{b}" for p in range(pathways) for b in bn]
+    for stage, depth in zip(range(2, 6), depths):
+        for p in range(pathways):
+            for j in range(depth):
+                res = f"s{stage}.pathway{p}_res{j}"
+                if j == 0:
+                    names += [f"{res}.branch1.weight"] + [f"{res}.branch1_bn.{b}" for b in bn]
+                for part in "abc":
+                    names += [f"{res}.branch2.{part}.weight"] + [f"{res}.branch2.{part}_bn.{b}" for b in bn]
+    if fuse:
+        for stage in range(1, 5):
+            names += [f"s{stage}_fuse.conv_f2s.weight"] + [f"s{stage}_fuse.bn.{b}" for b in bn]
+    return names + ["head.projection.weight", "head.projection.bias"]
+
+
+@pytest.mark.parametrize("arch,pathways", [("slowfast_r50_8x8", 2), ("slow_r50_8x8", 1)])
+def test_pyslowfast_mapping_complete_and_one_to_one(tmp_path, arch, pathways):
+    model = vidrec.create_model(arch)
+    names = pyslowfast_names(pathways=pathways, fuse=pathways == 2)
+    rename = pyslowfast_key({"0": "slow.", "1": "fast."})
+    mapped = [rename(n) for n in names]
+    assert None not in mapped and len(set(mapped)) == len(names) == len(model.state_dict())
+    target = model.state_dict()
+    state = {n: torch.randn(target[m].shape) if target[m].is_floating_point() else target[m]
+             for n, m in zip(names, mapped)}
+    loaded = remap(state, model, rename, "test")
+    assert set(loaded) == set(target)
+    torch.save({"model_state": state, "epoch": 196, "cfg": "TRAIN:\n  ENABLE: True\n"}, tmp_path / "SLOWFAST.pyth")
+    model = vidrec.load_model(tmp_path / "SLOWFAST.pyth", arch=arch)
+    assert torch.equal(model.state_dict()["head.weight"], state["head.projection.weight"])
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = vidrec.create_model("slowfast_r50_8x8", **TINY)
+    randomize_bn(plain)
+    ckpt = vidrec.create_model("slowfast_r50_8x8", **TINY, gradient_checkpointing=True)
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 8, 32, 32)
+    for m in (plain, ckpt):
+        m.train()
+        m.dropout.p = 0.0
+        m(x).square().sum().backward()
+    for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
