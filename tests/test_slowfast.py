@@ -131,3 +131,21 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         m(x).square().sum().backward()
     for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters()):
         torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+@pytest.mark.parametrize("name", ["slowfast_r50_8x8", "i3d_inception_rgb", "i3d_r50"])
+def test_fused_conv_bn_keeps_the_logits(name):
+    from vidrec.models.layers import fuse_conv_bn_
+
+    overrides = {} if name == "i3d_inception_rgb" else TINY
+    model = vidrec.create_model(name, **{**overrides, "num_classes": 5})
+    randomize_bn(model)
+    model.eval()
+    x = torch.randn(1, 3, 8, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+        fuse_conv_bn_(model)
+        assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in model.modules())
+        torch.testing.assert_close(model(x), before, atol=1e-4, rtol=1e-4)
+    with pytest.raises(RuntimeError, match="eval mode"):
+        fuse_conv_bn_(model.train())
