@@ -149,3 +149,17 @@ def test_fused_conv_bn_keeps_the_logits(name):
         torch.testing.assert_close(model(x), before, atol=1e-4, rtol=1e-4)
     with pytest.raises(RuntimeError, match="eval mode"):
         fuse_conv_bn_(model.train())
+
+
+def test_optimize_for_inference_keeps_predictions():
+    from vidrec.engine.evaluate import video_scores
+    from vidrec.models.layers import optimize_for_inference
+
+    model = vidrec.create_model("slowfast_r50_8x8", **TINY)
+    randomize_bn(model)
+    model.eval()
+    views = torch.randn(2, 3, 3, 8, 32, 32)  # (B, V, C, T, H, W)
+    before = video_scores(model, views)
+    optimize_for_inference(model)
+    assert model.channels_last and model.head.weight.is_contiguous()
+    torch.testing.assert_close(video_scores(model, views), before, atol=1e-5, rtol=1e-4)

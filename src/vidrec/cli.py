@@ -181,10 +181,11 @@ def cmd_eval(args) -> int:
     from vidrec.data.datasets import load_annotations, load_csv
     from vidrec.engine.evaluate import evaluate
     from vidrec.hub import load_model
+    from vidrec.models.layers import optimize_for_inference
     from vidrec.utils import resolve_device
 
     device = resolve_device(args.device)
-    model = load_model(args.model, device=device)
+    model = optimize_for_inference(load_model(args.model, device=device))
     if model.labels and os.path.isfile(args.data):  # read label names against the model's classes
         records, _ = load_csv(args.data, classes=model.labels)
     else:
@@ -207,12 +208,13 @@ def cmd_eval(args) -> int:
 def cmd_predict(args) -> int:
     from vidrec.engine.predict import predict
     from vidrec.hub import load_model
+    from vidrec.models.layers import optimize_for_inference
     from vidrec.utils import resolve_device
 
     if not args.model:
         raise ConfigError("pass --model DIR_OR_NAME (a trained model directory or a pretrained name; see `vidrec models`)")
     device = resolve_device(args.device)
-    model = load_model(args.model, device=device)
+    model = optimize_for_inference(load_model(args.model, device=device))
     status = 0
     for path in args.videos:
         try:

@@ -16,6 +16,8 @@ def video_scores(model: VideoModel, views: torch.Tensor, *, max_clips: int = 32)
     """Views `(B, V, C, T, H, W)` -> probabilities averaged over views `(B, num_classes)`."""
     b, v = views.shape[:2]
     flat = views.flatten(0, 1)  # (B*V, C, T, H, W)
+    if getattr(model, "channels_last", False):  # set by optimize_for_inference
+        flat = flat.contiguous(memory_format=torch.channels_last_3d)
     logits = torch.cat([model(chunk) for chunk in flat.split(max_clips)])
     return logits.float().softmax(-1).view(b, v, -1).mean(1)
 
