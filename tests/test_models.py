@@ -13,7 +13,8 @@ from vidrec.hub import load_model
 _RES = {"stage_depths": (1, 1, 1, 1), "width": 16}
 TINY = {"tsn_small": {"width": 8}, "i3d_r50": _RES, "slowfast_r50_4x16": _RES, "slowfast_r50_8x8": _RES,
         "slowfast_r101_8x8": _RES, "slowfast_r101_16x8": {**_RES, "res4_temporal_blocks": 0}, "slow_r50_8x8": _RES,
-        "fast_r50": _RES}
+        "fast_r50": _RES, **{f"videomae_{s}": {"depth": 1, "dim": 64, "num_heads": 2, "mlp_dim": 128, "patch_size": 8}
+                             for s in "sblh"}}
 
 
 @pytest.mark.parametrize("name", vidrec.list_models())

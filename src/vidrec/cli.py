@@ -237,9 +237,12 @@ def cmd_models(args) -> int:
     from vidrec.hub import WEIGHTS
     from vidrec.registry import create_model, list_models
 
+    import torch
+
     print(f"{'architecture':<24} {'params (400 classes)':>20}  weights")
     for name in list_models():
-        params = sum(p.numel() for p in create_model(name, num_classes=400).parameters())
+        with torch.device("meta"):  # shapes only: no memory, no initialisation time
+            params = sum(p.numel() for p in create_model(name, num_classes=400).parameters())
         tags = [k for k, w in WEIGHTS.items() if w.arch == name]
         print(f"{name:<24} {params:>20,}  {', '.join(tags) or '-'}")
     return 0

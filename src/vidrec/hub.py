@@ -167,7 +167,11 @@ def load_model(source: str | os.PathLike, *, device: str | torch.device = "cpu",
     pretrained tag (`arch.tag`, or an architecture with one default weight entry)."""
     source = os.fspath(source)
     if os.path.isdir(source):
-        if os.path.exists(os.path.join(source, CONFIG_NAME)):
+        from vidrec.convert.hf_videomae import is_transformers_videomae, load_transformers_videomae
+
+        if is_transformers_videomae(source):
+            model = load_transformers_videomae(source)
+        elif os.path.exists(os.path.join(source, CONFIG_NAME)):
             model = _load_vidrec_dir(source)
         else:
             raise VidrecError(f"{source}: not a model directory (no {CONFIG_NAME})")
@@ -177,9 +181,28 @@ def load_model(source: str | os.PathLike, *, device: str | torch.device = "cpu",
         if not source.endswith(CHECKPOINT_EXTENSIONS):
             raise VidrecError(f"{source}: not a model directory or a checkpoint ({', '.join(CHECKPOINT_EXTENSIONS)})")
         model = load_checkpoint(source, arch=arch)
+    elif "/" in source and not source.startswith((".", "/")) and source.count("/") == 1:
+        model = load_model(_hub_snapshot(source), device=device)
     else:
         model = _load_tag(source, weights_dir)
     return model.to(device).eval()
+
+
+def _hub_snapshot(repo_id: str) -> str:
+    """A Hugging Face hub repository (e.g. MCG-NJU/videomae-base-finetuned-kinetics) in the local
+    cache, downloaded when online. Only configs and safetensors/bin weights are fetched."""
+    from huggingface_hub import snapshot_download
+
+    patterns = ["config.json", "preprocessor_config.json", "*.safetensors", "pytorch_model.bin"]
+    try:
+        return snapshot_download(repo_id, allow_patterns=patterns)
+    except Exception as e:
+        try:  # offline: whatever the cache already holds
+            return snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True)
+        except Exception:
+            raise VidrecError(f"'{repo_id}' is not in the Hugging Face cache and the hub cannot be reached "
+                              f"({type(e).__name__}); download it on a machine with internet or pass a "
+                              f"local directory") from None
 
 
 def _load_tag(name: str, weights_dir: str | None) -> VideoModel:

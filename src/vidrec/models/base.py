@@ -78,7 +78,17 @@ class VideoModel(nn.Module):
         if x.ndim != 5 or x.shape[1] != channels:
             raise ConfigError(f"{self.arch} expects input (B, {channels}, T, H, W), got {tuple(x.shape)}")
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
+    def save_pretrained(self, directory: str | os.PathLike, *, format: str = "vidrec") -> None:
+        """`format="vidrec"`: config.json + model.safetensors. `format="transformers"` (VideoMAE):
+        a directory transformers' `from_pretrained` loads."""
+        if format == "transformers":
+            if not self.arch.startswith("videomae"):
+                raise ConfigError(f"{self.arch} has no transformers counterpart; use format='vidrec'")
+            from vidrec.convert.hf_videomae import save_transformers_videomae
+
+            return save_transformers_videomae(self, os.fspath(directory))
+        if format != "vidrec":
+            raise ConfigError(unknown_name_message("format", format, ["vidrec", "transformers"]))
         from vidrec.hub import save_pretrained
 
         save_pretrained(self, directory)

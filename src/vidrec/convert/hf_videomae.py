@@ -1,0 +1,161 @@
+"""VideoMAE to and from transformers' format (`config.json` with `model_type: videomae`,
+`model.safetensors` or `pytorch_model.bin`, `preprocessor_config.json`). transformers takes
+`(B, T, C, H, W)`; vidrec takes `(B, C, T, H, W)`: the layouts differ only at the call, the
+weights map one to one (q, k, v are one matrix here, three there)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from vidrec.data.transforms import Preprocessing
+from vidrec.errors import VidrecError
+from vidrec.registry import create_model
+from vidrec.utils import atomic_write, atomic_write_text
+
+_BLOCK = {  # transformers per-layer names -> vidrec block names
+    "attention.output.dense": "attn.proj", "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2",
+    "layernorm_before": "norm1", "layernorm_after": "norm2",
+}
+_TOP = {"videomae.embeddings.patch_embeddings.projection": "encoder.patch_embed", "videomae.layernorm": "norm",
+        "fc_norm": "fc_norm", "classifier": "head"}
+
+
+def is_transformers_videomae(directory: str) -> bool:
+    try:
+        with open(os.path.join(directory, "config.json")) as f:
+            return json.load(f).get("model_type") == "videomae"
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def config_overrides(hf: dict) -> dict:
+    """vidrec VideoMAEConfig fields from a transformers VideoMAEConfig dict."""
+    if hf.get("hidden_act", "gelu") != "gelu":
+        raise VidrecError(f"unsupported VideoMAE activation {hf['hidden_act']}")
+    labels = hf.get("id2label") or {}
+    return {
+        "num_classes": len(labels) or hf.get("num_labels", 2), "in_channels": hf.get("num_channels", 3),
+        "num_frames": hf.get("num_frames", 16), "image_size": hf.get("image_size", 224),
+        "patch_size": hf.get("patch_size", 16), "tubelet_size": hf.get("tubelet_size", 2),
+        "dim": hf.get("hidden_size", 768), "depth": hf.get("num_hidden_layers", 12),
+        "num_heads": hf.get("num_attention_heads", 12), "mlp_dim": hf.get("intermediate_size", 3072),
+        "qkv_bias": hf.get("qv_bias", True), "use_mean_pooling": hf.get("use_mean_pooling", True),
+        "layer_norm_eps": hf.get("layer_norm_eps", 1e-12),
+        "fc_norm_eps": 1e-5,  # transformers builds fc_norm with torch's default eps
+    }
+
+
+def from_transformers_state(state: dict[str, torch.Tensor], depth: int) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state.items():
+        for src, dst in _TOP.items():
+            if key.startswith(src + "."):
+                out[dst + key[len(src):]] = value
+    for i in range(depth):
+        src, dst = f"videomae.encoder.layer.{i}.", f"encoder.blocks.{i}."
+        a = src + "attention.attention."
+        out[dst + "attn.qkv.weight"] = torch.cat([state[a + "query.weight"], state[a + "key.weight"],
+                                                  state[a + "value.weight"]])
+        # Checkpoints on disk (and transformers < 5 in memory) call the biases q_bias / v_bias.
+        for q, v in ((a + "q_bias", a + "v_bias"), (a + "query.bias", a + "value.bias")):
+            if q in state:
+                out[dst + "attn.q_bias"], out[dst + "attn.v_bias"] = state[q], state[v]
+        for name, ours in _BLOCK.items():
+            for p in ("weight", "bias"):
+                out[f"{dst}{ours}.{p}"] = state[f"{src}{name}.{p}"]
+    return out
+
+
+def to_transformers_state(state: dict[str, torch.Tensor], depth: int) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state.items():
+        for src, dst in _TOP.items():
+            if key.startswith(dst + "."):
+                out[src + key[len(dst):]] = value
+    for i in range(depth):
+        src, dst = f"videomae.encoder.layer.{i}.", f"encoder.blocks.{i}."
+        a = src + "attention.attention."
+        q, k, v = state[dst + "attn.qkv.weight"].chunk(3)
+        out[a + "query.weight"], out[a + "key.weight"], out[a + "value.weight"] = q, k, v
+        if dst + "attn.q_bias" in state:  # the on-disk names every transformers version reads
+            out[a + "q_bias"], out[a + "v_bias"] = state[dst + "attn.q_bias"], state[dst + "attn.v_bias"]
+        for name, ours in _BLOCK.items():
+            for p in ("weight", "bias"):
+                out[f"{src}{name}.{p}"] = state[f"{dst}{ours}.{p}"]
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def _read_weights(directory: str) -> dict[str, torch.Tensor]:
+    st, bin_ = os.path.join(directory, "model.safetensors"), os.path.join(directory, "pytorch_model.bin")
+    if os.path.exists(st):
+        return load_file(st)
+    if os.path.exists(bin_):
+        return torch.load(bin_, map_location="cpu", weights_only=True)
+    raise VidrecError(f"{directory}: no model.safetensors or pytorch_model.bin")
+
+
+def _preprocessing(directory: str, overrides: dict) -> Preprocessing:
+    prep = {"num_frames": overrides["num_frames"], "sampling_rate": 4, "resize": overrides["image_size"],
+            "crop_size": overrides["image_size"], "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+    path = os.path.join(directory, "preprocessor_config.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            p = json.load(f)
+        size, crop = p.get("size") or {}, p.get("crop_size") or {}
+        prep["resize"] = size.get("shortest_edge", size.get("height", prep["resize"])) if isinstance(size, dict) else size
+        prep["crop_size"] = crop.get("height", prep["crop_size"]) if isinstance(crop, dict) else crop
+        prep["mean"], prep["std"] = tuple(p.get("image_mean", prep["mean"])), tuple(p.get("image_std", prep["std"]))
+        prep["resize"] = max(prep["resize"], prep["crop_size"])
+    return Preprocessing(**prep)
+
+
+def load_transformers_videomae(directory: str):
+    """A vidrec VideoMAE from a transformers directory (weights, labels, preprocessing)."""
+    with open(os.path.join(directory, "config.json")) as f:
+        hf = json.load(f)
+    archs = hf.get("architectures") or ["VideoMAEForVideoClassification"]
+    if "VideoMAEForVideoClassification" not in archs:
+        raise VidrecError(f"{directory}: {archs[0]} checkpoints are not supported yet (VideoMAEForVideoClassification is)")
+    overrides = config_overrides(hf)
+    arch = {768: "videomae_b", 384: "videomae_s", 1024: "videomae_l", 1280: "videomae_h"}.get(overrides["dim"], "videomae_b")
+    model = create_model(arch, **overrides)
+    from vidrec.hub import load_state_dict_strict
+
+    state = from_transformers_state(_read_weights(directory), overrides["depth"])
+    load_state_dict_strict(model, state, directory)
+    labels = hf.get("id2label")
+    if labels and not all(v == f"LABEL_{k}" for k, v in labels.items()):
+        model.set_labels([labels[str(i)] if str(i) in labels else labels[i] for i in range(len(labels))])
+    model.preprocessing = _preprocessing(directory, overrides)
+    return model
+
+
+def save_transformers_videomae(model, directory: str) -> None:
+    """Write a directory that transformers' VideoMAEForVideoClassification.from_pretrained loads."""
+    c = model.config
+    if c.layer_scale_init is not None:
+        raise VidrecError("transformers' VideoMAE has no layer scale: cannot export this model")
+    os.makedirs(directory, exist_ok=True)
+    labels = model.labels or [f"LABEL_{i}" for i in range(c.num_classes)]
+    hf = {
+        "architectures": ["VideoMAEForVideoClassification"], "model_type": "videomae",
+        "num_channels": c.in_channels, "num_frames": c.num_frames, "image_size": c.image_size,
+        "patch_size": c.patch_size, "tubelet_size": c.tubelet_size, "hidden_size": c.dim,
+        "num_hidden_layers": c.depth, "num_attention_heads": c.num_heads, "intermediate_size": c.mlp_dim,
+        "qv_bias": c.qkv_bias, "use_mean_pooling": c.use_mean_pooling, "layer_norm_eps": c.layer_norm_eps,
+        "hidden_act": "gelu", "id2label": {str(i): n for i, n in enumerate(labels)},
+        "label2id": {n: i for i, n in enumerate(labels)},
+    }
+    state = to_transformers_state(model.state_dict(), c.depth)
+    atomic_write(os.path.join(directory, "model.safetensors"), lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+    p = model.preprocessing
+    atomic_write_text(os.path.join(directory, "preprocessor_config.json"), json.dumps({
+        "image_processor_type": "VideoMAEImageProcessor", "size": {"shortest_edge": p.resize},
+        "crop_size": {"height": p.test_crop_size or p.crop_size, "width": p.test_crop_size or p.crop_size},
+        "image_mean": list(p.mean), "image_std": list(p.std), "do_resize": True, "do_center_crop": True,
+        "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True}, indent=2) + "\n")
+    atomic_write_text(os.path.join(directory, "config.json"), json.dumps(hf, indent=2) + "\n")

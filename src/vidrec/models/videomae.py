@@ -1,0 +1,254 @@
+"""VideoMAE (Tong et al., NeurIPS 2022, https://arxiv.org/abs/2203.12602): a plain ViT over
+space-time tubelets, as in MCG-NJU/VideoMAE and transformers' VideoMAEForVideoClassification.
+
+    clip (B, C, T, H, W)
+      ─ tubelet embedding: Conv3d, kernel = stride = (tubelet, patch, patch)  -> (B, N, D),
+        N = T/tubelet * H/patch * W/patch, tokens in (t, h, w) order
+      ─ + fixed sinusoidal position table over the N flattened positions (recomputed for any T, H, W)
+      ─ [keep visible tokens only, when a mask is given: this is where MAE's speed comes from]
+      ─ depth x pre-norm block: x + attn(norm1(x)); x + mlp(norm2(x))   (SDPA attention, q/v biases)
+      ─ mean over tokens + fc_norm (fine-tuning default)  |  final norm + first token
+      ─ dropout ─ linear head
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from vidrec.data.transforms import Preprocessing
+from vidrec.errors import ConfigError
+from vidrec.models.base import VideoModel, build_model
+from vidrec.registry import register_model
+
+
+@dataclass(frozen=True)
+class VideoMAEConfig:
+    num_classes: int = 400  # classifier outputs
+    in_channels: int = 3  # RGB
+    num_frames: int = 16  # default clip length (other lengths work: positions are recomputed)
+    image_size: int = 224  # default side (likewise)
+    patch_size: int = 16  # spatial patch side
+    tubelet_size: int = 2  # frames per tubelet
+    dim: int = 768  # token width
+    depth: int = 12  # transformer blocks
+    num_heads: int = 12  # attention heads
+    mlp_dim: int = 3072  # hidden width of each block's MLP
+    qkv_bias: bool = True  # learned q and v biases (k has none), as the original
+    use_mean_pooling: bool = True  # mean of tokens + fc_norm; False: final norm + first token
+    layer_norm_eps: float = 1e-6  # of the blocks' and final norms (transformers' configs say 1e-12)
+    fc_norm_eps: float = 1e-6  # of fc_norm (transformers builds it with torch's default 1e-5)
+    drop_path: float = 0.0  # stochastic depth rate at the last block (linear from 0)
+    dropout: float = 0.0  # before the head
+    layer_scale_init: float | None = None  # per-channel residual scale (None: off, as VideoMAE)
+    gradient_checkpointing: bool = False  # recompute blocks in backward to save memory
+
+
+@functools.lru_cache(maxsize=16)
+def _sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
+    # angle(p, j) = p / 10000^(2 * (j // 2) / dim); sin on even j, cos on odd j (VideoMAE's table).
+    position = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    exponent = 2 * (torch.arange(dim) // 2).to(torch.float64) / dim
+    angles = position / torch.pow(10000.0, exponent)
+    table = torch.empty(num_positions, dim, dtype=torch.float64)
+    table[:, 0::2], table[:, 1::2] = angles[:, 0::2].sin(), angles[:, 1::2].cos()
+    return table.float()  # (N, D)
+
+
+def position_table(num_positions: int, dim: int, *, device, dtype) -> torch.Tensor:
+    return _sinusoid_table(num_positions, dim).to(device=device, dtype=dtype)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop a sample's whole residual branch with probability p."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, num_heads: int, *, qkv_bias: bool):
+        super().__init__()
+        if dim % num_heads:
+            raise ConfigError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        # The original learns q and v biases only; k's bias would cancel in the softmax anyway.
+        self.q_bias = nn.Parameter(torch.zeros(dim)) if qkv_bias else None
+        self.v_bias = nn.Parameter(torch.zeros(dim)) if qkv_bias else None
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None
+        if self.q_bias is not None:
+            bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
+        qkv = F.linear(x, self.qkv.weight, bias)  # (B, N, 3D)
+        q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        x = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, D/heads)
+        return self.proj(rearrange(x, "b h n d -> b n (h d)"))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_dim: int, *, qkv_bias: bool, eps: float, drop_path: float,
+                 layer_scale_init: float | None):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = nn.Sequential()
+        self.mlp.add_module("fc1", nn.Linear(dim, mlp_dim))
+        self.mlp.add_module("act", nn.GELU())
+        self.mlp.add_module("fc2", nn.Linear(mlp_dim, dim))
+        self.drop_path = DropPath(drop_path)
+        self.gamma_1 = nn.Parameter(torch.full((dim,), layer_scale_init)) if layer_scale_init else None
+        self.gamma_2 = nn.Parameter(torch.full((dim,), layer_scale_init)) if layer_scale_init else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.attn(self.norm1(x))
+        x = x + self.drop_path(a if self.gamma_1 is None else self.gamma_1 * a)
+        m = self.mlp(self.norm2(x))
+        return x + self.drop_path(m if self.gamma_2 is None else self.gamma_2 * m)
+
+
+class VideoMAEEncoder(nn.Module):
+    """Tubelet embedding + positions + blocks: `(B, C, T, H, W)` [+ mask] -> tokens `(B, N_visible, D)`."""
+
+    def __init__(self, c: VideoMAEConfig):
+        super().__init__()
+        self.config = c
+        self.patch_embed = nn.Conv3d(c.in_channels, c.dim, (c.tubelet_size, c.patch_size, c.patch_size),
+                                     stride=(c.tubelet_size, c.patch_size, c.patch_size))
+        rates = [c.drop_path * i / max(c.depth - 1, 1) for i in range(c.depth)]
+        self.blocks = nn.ModuleList([Block(c.dim, c.num_heads, c.mlp_dim, qkv_bias=c.qkv_bias, eps=c.layer_norm_eps,
+                                           drop_path=r, layer_scale_init=c.layer_scale_init) for r in rates])
+
+    def grid(self, x: torch.Tensor) -> tuple[int, int, int]:
+        c = self.config
+        t, h, w = x.shape[2:]
+        if t % c.tubelet_size or h % c.patch_size or w % c.patch_size:
+            raise ConfigError(f"input {t}x{h}x{w} is not divisible into {c.tubelet_size}x{c.patch_size}x"
+                              f"{c.patch_size} tubelets")
+        return t // c.tubelet_size, h // c.patch_size, w // c.patch_size
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        self.grid(x)
+        x = rearrange(self.patch_embed(x), "b d t h w -> b (t h w) d")  # (B, N, D)
+        x = x + position_table(x.shape[1], x.shape[2], device=x.device, dtype=x.dtype)
+        if mask is not None:  # (B, N) bool, True = masked: the encoder sees visible tokens only
+            x = x[~mask].reshape(x.shape[0], -1, x.shape[2])
+        for block in self.blocks:
+            if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x
+
+
+def init_vit_weights(module: nn.Module) -> None:
+    """Truncated normal (std 0.02) linear weights, zero biases, unit norms: ViT/VideoMAE init."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class VideoMAE(VideoModel):
+    """VideoMAE classifier (fine-tuning form). Input `(B, C, T, H, W)` with T divisible by the
+    tubelet and H, W by the patch size."""
+
+    def __init__(self, config: VideoMAEConfig):
+        super().__init__()
+        self.config = c = config
+        self.encoder = VideoMAEEncoder(c)
+        self.norm = None if c.use_mean_pooling else nn.LayerNorm(c.dim, eps=c.layer_norm_eps)
+        self.fc_norm = nn.LayerNorm(c.dim, eps=c.fc_norm_eps) if c.use_mean_pooling else None
+        self.dropout = nn.Dropout(c.dropout)
+        init_vit_weights(self)
+        self.head = self.make_head(c.num_classes)
+
+    def make_head(self, num_classes: int) -> nn.Linear:
+        head = nn.Linear(self.config.dim, num_classes)
+        nn.init.trunc_normal_(head.weight, std=0.02)
+        nn.init.zeros_(head.bias)
+        return head
+
+    def no_weight_decay(self) -> set[str]:
+        return {n for n, _ in self.named_parameters() if n.endswith(("q_bias", "v_bias", "gamma_1", "gamma_2"))}
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        x = self.encoder(x)  # (B, N, D)
+        return x if self.norm is None else self.norm(x)
+
+    def forward_head(self, x: torch.Tensor, *, pre_logits: bool = False) -> torch.Tensor:
+        x = self.fc_norm(x.mean(1)) if self.fc_norm is not None else x[:, 0]  # (B, D)
+        return x if pre_logits else self.head(self.dropout(x))
+
+
+# VideoMAE's Kinetics fine-tuning input: 16 frames at stride 4, short side 256 (test), 224 crops,
+# ImageNet statistics.
+_PREP = Preprocessing(num_frames=16, sampling_rate=4, resize=256, crop_size=224, mean=(0.485, 0.456, 0.406),
+                      std=(0.229, 0.224, 0.225), train_crop="resized", train_scale=(0.08, 1.0))
+SIZES = {  # dim, depth, heads, mlp (ViT-S/B/L/H of the paper)
+    "videomae_s": (384, 12, 6, 1536), "videomae_b": (768, 12, 12, 3072),
+    "videomae_l": (1024, 24, 16, 4096), "videomae_h": (1280, 32, 16, 5120),
+}
+
+
+def _build(arch: str, overrides: dict, defaults: dict | None = None, prep: Preprocessing = _PREP) -> VideoMAE:
+    dim, depth, heads, mlp = SIZES.get(arch, (64, 2, 2, 128))
+    base = {"dim": dim, "depth": depth, "num_heads": heads, "mlp_dim": mlp, **(defaults or {})}
+    return build_model(VideoMAE, VideoMAEConfig, arch=arch, defaults=base, overrides=overrides, preprocessing=prep)
+
+
+@register_model
+def videomae_s(**overrides) -> VideoMAE:
+    """ViT-S/16 VideoMAE (22 M parameters)."""
+    return _build("videomae_s", overrides)
+
+
+@register_model
+def videomae_b(**overrides) -> VideoMAE:
+    """ViT-B/16 VideoMAE (87 M parameters with 400 classes)."""
+    return _build("videomae_b", overrides)
+
+
+@register_model
+def videomae_l(**overrides) -> VideoMAE:
+    """ViT-L/16 VideoMAE."""
+    return _build("videomae_l", overrides)
+
+
+@register_model
+def videomae_h(**overrides) -> VideoMAE:
+    """ViT-H/16 VideoMAE."""
+    return _build("videomae_h", overrides)
+
+
+@register_model
+def videomae_tiny(**overrides) -> VideoMAE:
+    """A 2-block, 64-wide VideoMAE on 4 frames of 32 px, for tests and CPU experiments."""
+    prep = Preprocessing(num_frames=4, sampling_rate=2, resize=32, crop_size=32)
+    return _build("videomae_tiny", overrides, {"num_frames": 4, "image_size": 32, "patch_size": 8}, prep)
+
+
+__all__ = ["VideoMAE", "VideoMAEConfig", "VideoMAEEncoder"]

@@ -1,0 +1,99 @@
+import json
+
+import pytest
+import torch
+
+import vidrec
+from vidrec.errors import VidrecError
+from vidrec.flops import count_params
+from vidrec.models.videomae import position_table
+
+hf = pytest.importorskip("transformers")
+
+CONFIGS = [  # vary frames, size, patch, tubelet, depth, width, heads, pooling, qkv bias
+    dict(num_frames=4, image_size=32, patch_size=8, tubelet_size=2, hidden_size=32, num_hidden_layers=2,
+         num_attention_heads=2, intermediate_size=64, use_mean_pooling=True, qv_bias=True),
+    dict(num_frames=6, image_size=48, patch_size=16, tubelet_size=3, hidden_size=48, num_hidden_layers=1,
+         num_attention_heads=4, intermediate_size=96, use_mean_pooling=False, qv_bias=True),
+    dict(num_frames=8, image_size=32, patch_size=4, tubelet_size=2, hidden_size=24, num_hidden_layers=3,
+         num_attention_heads=3, intermediate_size=40, use_mean_pooling=True, qv_bias=False),
+]
+
+
+def hf_classifier(cfg: dict, num_labels: int = 5):
+    torch.manual_seed(0)
+    config = hf.VideoMAEConfig(**cfg, num_labels=num_labels, id2label={i: f"act{i}" for i in range(num_labels)},
+                               label2id={f"act{i}": i for i in range(num_labels)})
+    model = hf.VideoMAEForVideoClassification(config).eval()
+    with torch.no_grad():  # non-trivial norms and biases
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "norm" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_logits_match_transformers(tmp_path, cfg):
+    reference = hf_classifier(cfg)
+    reference.save_pretrained(tmp_path / "hf")
+    model = vidrec.load_model(tmp_path / "hf")
+    assert model.labels == [f"act{i}" for i in range(5)]
+    x = torch.randn(2, 3, cfg["num_frames"], cfg["image_size"], cfg["image_size"])  # (B, C, T, H, W)
+    with torch.no_grad():
+        expected = reference(pixel_values=x.transpose(1, 2)).logits  # transformers: (B, T, C, H, W)
+        err = (model(x) - expected).abs().max().item()
+    assert err <= 1e-4, err
+
+
+def test_round_trip_vidrec_transformers_vidrec(tmp_path):
+    model = vidrec.create_model("videomae_tiny", num_classes=3)
+    model.set_labels(["a", "b", "c"])
+    model.save_pretrained(tmp_path / "hf", format="transformers")
+    reference = hf.VideoMAEForVideoClassification.from_pretrained(tmp_path / "hf").eval()
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        assert (reference(pixel_values=x.transpose(1, 2)).logits - model.eval()(x)).abs().max() <= 1e-4
+    again = vidrec.load_model(tmp_path / "hf")
+    assert again.labels == ["a", "b", "c"]
+    for key, value in model.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value), key
+    prep = json.loads((tmp_path / "hf" / "preprocessor_config.json").read_text())
+    assert prep["crop_size"]["height"] == model.preprocessing.crop_size
+
+
+def test_pytorch_model_bin_loads_weights_only(tmp_path):
+    from safetensors.torch import load_file
+
+    reference = hf_classifier(CONFIGS[0])
+    reference.save_pretrained(tmp_path / "hf")
+    state = load_file(tmp_path / "hf" / "model.safetensors")
+    (tmp_path / "hf" / "model.safetensors").unlink()
+    torch.save(state, tmp_path / "hf" / "pytorch_model.bin")  # the older checkpoint format
+    model = vidrec.load_model(tmp_path / "hf")
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        assert (model(x) - reference(pixel_values=x.transpose(1, 2)).logits).abs().max() <= 1e-4
+
+
+def test_parameter_counts_and_position_table():
+    assert count_params(vidrec.create_model("videomae_b", num_classes=400)) == 86_534_800
+    assert 21e6 < count_params(vidrec.create_model("videomae_s", num_classes=400)) < 23e6
+    from transformers.models.videomae.modeling_videomae import get_sinusoid_encoding_table
+
+    torch.testing.assert_close(position_table(98, 64, device="cpu", dtype=torch.float32),
+                               get_sinusoid_encoding_table(98, 64)[0])
+
+
+def test_other_lengths_and_sizes_and_bad_shapes():
+    model = vidrec.create_model("videomae_tiny", num_classes=4).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 8, 40, 64)).shape == (1, 4)
+    with pytest.raises(vidrec.errors.ConfigError, match="not divisible"):
+        model(torch.randn(1, 3, 5, 32, 32))
+
+
+def test_hub_id_offline_message(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(VidrecError, match="not in the Hugging Face cache"):
+        vidrec.load_model("MCG-NJU/videomae-base-finetuned-kinetics")
