@@ -97,3 +97,26 @@ def test_hub_id_offline_message(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(VidrecError, match="not in the Hugging Face cache"):
         vidrec.load_model("MCG-NJU/videomae-base-finetuned-kinetics")
+
+
+@pytest.mark.parametrize("norm_pix,mean_pool", [(True, False), (False, True)])
+def test_pretraining_loss_equals_transformers_for_the_same_mask(tmp_path, norm_pix, mean_pool):
+    from vidrec.models.videomae_pretrain import tube_mask
+
+    torch.manual_seed(0)
+    cfg = hf.VideoMAEConfig(num_frames=4, image_size=32, patch_size=8, tubelet_size=2, hidden_size=32,
+                            num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, decoder_hidden_size=24,
+                            decoder_num_hidden_layers=2, decoder_num_attention_heads=2, decoder_intermediate_size=48,
+                            norm_pix_loss=norm_pix, use_mean_pooling=mean_pool)
+    reference = hf.VideoMAEForPreTraining(cfg).eval()
+    with torch.no_grad():
+        reference.mask_token.normal_()
+    reference.save_pretrained(tmp_path / "pt")
+    model = vidrec.load_model(tmp_path / "pt")
+    assert model.arch == "videomae_b_pretrain" and model.config.decoder_depth == 2
+    x = torch.randn(2, 3, 4, 32, 32)
+    mask = tube_mask((2, 4, 4), 0.75, batch=2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = reference(pixel_values=x.transpose(1, 2), bool_masked_pos=mask).loss
+        got = model.loss(x, mask)
+    assert abs(got.item() - expected.item()) <= 1e-5

@@ -49,14 +49,23 @@ def config_overrides(hf: dict) -> dict:
     }
 
 
-def from_transformers_state(state: dict[str, torch.Tensor], depth: int) -> dict[str, torch.Tensor]:
-    out = {}
+def _block_pairs(depth: int, decoder_depth: int) -> list[tuple[str, str]]:
+    """(transformers prefix, vidrec prefix) of every transformer block."""
+    return ([(f"videomae.encoder.layer.{i}.", f"encoder.blocks.{i}.") for i in range(depth)]
+            + [(f"decoder.decoder_layers.{i}.", f"decoder_blocks.{i}.") for i in range(decoder_depth)])
+
+
+_PRETRAIN_TOP = {"encoder_to_decoder": "encoder_to_decoder", "decoder.norm": "decoder_norm",
+                 "decoder.head": "decoder_head"}
+
+
+def from_transformers_state(state: dict[str, torch.Tensor], depth: int, decoder_depth: int = 0) -> dict[str, torch.Tensor]:
+    out = {"mask_token": state["mask_token"]} if "mask_token" in state else {}
     for key, value in state.items():
-        for src, dst in _TOP.items():
+        for src, dst in {**_TOP, **_PRETRAIN_TOP}.items():
             if key.startswith(src + "."):
                 out[dst + key[len(src):]] = value
-    for i in range(depth):
-        src, dst = f"videomae.encoder.layer.{i}.", f"encoder.blocks.{i}."
+    for src, dst in _block_pairs(depth, decoder_depth):
         a = src + "attention.attention."
         out[dst + "attn.qkv.weight"] = torch.cat([state[a + "query.weight"], state[a + "key.weight"],
                                                   state[a + "value.weight"]])
@@ -76,8 +85,7 @@ def to_transformers_state(state: dict[str, torch.Tensor], depth: int) -> dict[st
         for src, dst in _TOP.items():
             if key.startswith(dst + "."):
                 out[src + key[len(dst):]] = value
-    for i in range(depth):
-        src, dst = f"videomae.encoder.layer.{i}.", f"encoder.blocks.{i}."
+    for src, dst in _block_pairs(depth, 0):
         a = src + "attention.attention."
         q, k, v = state[dst + "attn.qkv.weight"].chunk(3)
         out[a + "query.weight"], out[a + "key.weight"], out[a + "value.weight"] = q, k, v
@@ -118,16 +126,26 @@ def load_transformers_videomae(directory: str):
     with open(os.path.join(directory, "config.json")) as f:
         hf = json.load(f)
     archs = hf.get("architectures") or ["VideoMAEForVideoClassification"]
-    if "VideoMAEForVideoClassification" not in archs:
-        raise VidrecError(f"{directory}: {archs[0]} checkpoints are not supported yet (VideoMAEForVideoClassification is)")
     overrides = config_overrides(hf)
     arch = {768: "videomae_b", 384: "videomae_s", 1024: "videomae_l", 1280: "videomae_h"}.get(overrides["dim"], "videomae_b")
+    decoder_depth = 0
+    if "VideoMAEForPreTraining" in archs:
+        arch += "_pretrain"
+        decoder_depth = hf.get("decoder_num_hidden_layers", 4)
+        overrides.pop("num_classes")
+        overrides.pop("fc_norm_eps")
+        overrides.update(decoder_dim=hf.get("decoder_hidden_size", 384), decoder_depth=decoder_depth,
+                         decoder_heads=hf.get("decoder_num_attention_heads", 6),
+                         decoder_mlp_dim=hf.get("decoder_intermediate_size", 1536),
+                         decoder_norm_eps=1e-5, norm_pix_loss=hf.get("norm_pix_loss", True))
+    elif "VideoMAEForVideoClassification" not in archs:
+        raise VidrecError(f"{directory}: {archs[0]} is not a VideoMAE classification or pretraining checkpoint")
     model = create_model(arch, **overrides)
     from vidrec.hub import load_state_dict_strict
 
-    state = from_transformers_state(_read_weights(directory), overrides["depth"])
+    state = from_transformers_state(_read_weights(directory), overrides["depth"], decoder_depth)
     load_state_dict_strict(model, state, directory)
-    labels = hf.get("id2label")
+    labels = hf.get("id2label") if not decoder_depth else None
     if labels and not all(v == f"LABEL_{k}" for k, v in labels.items()):
         model.set_labels([labels[str(i)] if str(i) in labels else labels[i] for i in range(len(labels))])
     model.preprocessing = _preprocessing(directory, overrides)

@@ -1,0 +1,98 @@
+import pytest
+import torch
+
+import vidrec
+from vidrec.models.videomae_pretrain import encoder_to_classifier, random_mask, running_cell_mask, tube_mask
+
+
+@pytest.mark.parametrize("ratio", [0.75, 0.9, 0.95])
+def test_tube_mask_ratio_and_tubes(ratio):
+    grid = (8, 14, 14)
+    mask = tube_mask(grid, ratio, batch=3, generator=torch.Generator().manual_seed(0))
+    assert mask.shape == (3, 8 * 14 * 14) and mask.dtype == torch.bool
+    per_frame = mask.view(3, 8, 196)
+    assert (per_frame.sum(-1) == int(ratio * 196)).all()  # exact ratio in every frame
+    assert (per_frame == per_frame[:, :1]).all()  # the same spatial mask at every time step
+    assert not torch.equal(per_frame[0, 0], per_frame[1, 0])  # but random per sample
+
+
+def test_random_mask_is_not_a_tube():
+    mask = random_mask((8, 14, 14), 0.9, batch=2, generator=torch.Generator().manual_seed(0)).view(2, 8, 196)
+    assert (mask.sum((1, 2)) == int(0.9 * 8 * 196)).all()
+    assert not (mask == mask[:, :1]).all()
+
+
+def test_running_cell_decoder_mask():
+    skip = running_cell_mask((4, 4, 4), 0.5, batch=2).view(2, 4, 4, 4)
+    kept = ~skip
+    assert (kept.sum((2, 3)) == 8).all()  # half of every frame
+    cell = kept[0, :, :2, :2].reshape(4, 4)  # one 2x2 cell over time
+    assert (cell.sum(1) == 2).all() and not torch.equal(cell[0], cell[1])  # it runs over time
+    assert torch.equal(kept[0, 0, :2, :2], kept[0, 0, 2:, 2:])  # same pattern in every cell
+
+
+def test_encoder_sees_only_visible_tokens():
+    model = vidrec.create_model("videomae_tiny_pretrain", mask_ratio=0.75)
+    seen = {}
+
+    def record(module, inputs, output):
+        seen["n"] = output.shape[1]
+
+    model.encoder.blocks[0].register_forward_hook(record)
+    model(torch.randn(2, 3, 4, 32, 32))
+    assert seen["n"] == 2 * 4 * 4 - 2 * int(0.75 * 16)  # 32 tokens, 24 hidden
+
+
+def test_dual_masking_reconstructs_the_decoder_cells():
+    model = vidrec.create_model("videomae_tiny_pretrain", decoder_mask_ratio=0.5)
+    x = torch.randn(2, 3, 4, 32, 32)
+    mask, decoder_mask = model.draw_masks(x)
+    pred, predict = model.reconstruct(x, mask, decoder_mask)
+    assert pred.shape == (2, 16, 3 * 2 * 8 * 8)  # half of the 32 tokens
+    assert torch.equal(predict, ~decoder_mask)
+
+
+def test_pretraining_learns_and_encoder_moves_to_the_classifier():
+    torch.manual_seed(0)
+    model = vidrec.create_model("videomae_tiny_pretrain")
+    # Smooth ramps: every hidden patch is predictable from the visible ones (noise would not be).
+    ramp = torch.linspace(-1, 1, 32)
+    x = torch.stack([ramp.view(1, 32) * a + ramp.view(32, 1) * b for a, b in [(1, 0), (0, 1), (1, 1), (1, -1)]])
+    x = x[:, None, None].expand(4, 3, 4, 32, 32).contiguous()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(30):
+        loss = model(x, generator=torch.Generator().manual_seed(0))  # fixed masks: a fittable task
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first if first is not None else loss.item()
+    assert loss.item() < 0.6 * first, (first, loss.item())
+    classifier, report = encoder_to_classifier(model, num_classes=7)
+    assert classifier.arch == "videomae_tiny" and classifier.num_classes == 7
+    assert {"head.weight", "head.bias", "fc_norm.weight", "fc_norm.bias"} == set(report["new"])
+    assert "mask_token" in report["dropped"] and any(k.startswith("decoder_blocks.") for k in report["dropped"])
+    assert "norm.weight" in report["dropped"]  # the pretraining encoder's final norm; fc_norm replaces it
+    for key in report["loaded"]:
+        assert torch.equal(classifier.state_dict()[key], model.state_dict()[key])
+    assert classifier(torch.randn(1, 3, 4, 32, 32)).shape == (1, 7)
+
+
+def test_save_load_pretraining_model(tmp_path):
+    model = vidrec.create_model("videomae_tiny_pretrain", mask_ratio=0.8)
+    model.save_pretrained(tmp_path / "pt")
+    again = vidrec.load_model(tmp_path / "pt")
+    assert again.config == model.config
+    x = torch.randn(1, 3, 4, 32, 32)
+    mask = tube_mask((2, 4, 4), 0.8, batch=1)
+    torch.testing.assert_close(again.loss(x, mask), model.eval().loss(x, mask))
+
+
+@pytest.mark.parametrize("name", [n for n in vidrec.list_models() if n.endswith("_pretrain")])
+def test_every_pretraining_model_trains_every_parameter(name):
+    small = {"depth": 1, "dim": 32, "num_heads": 2, "mlp_dim": 64, "decoder_depth": 1, "decoder_dim": 16,
+             "decoder_heads": 2, "decoder_mlp_dim": 32, "patch_size": 8}
+    model = vidrec.create_model(name, **small)
+    model(torch.randn(2, 3, 4, 32, 32)).backward()
+    silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not silent, silent
