@@ -163,6 +163,8 @@ class VideoMAEPretrain(VideoModel):
         for block in self.decoder_blocks:
             tokens = block(tokens)
         n_pred = int(predict[0].sum())
+        if n_pred == 0:
+            raise ConfigError("nothing to reconstruct: the masks select no token for the decoder")
         return self.decoder_head(self.decoder_norm(tokens[:, -n_pred:])), predict  # (B, N_pred, P*C)
 
     def loss(self, x: torch.Tensor, mask: torch.Tensor, decoder_mask: torch.Tensor | None = None) -> torch.Tensor:
