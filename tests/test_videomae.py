@@ -120,3 +120,21 @@ def test_pretraining_loss_equals_transformers_for_the_same_mask(tmp_path, norm_p
         expected = reference(pixel_values=x.transpose(1, 2), bool_masked_pos=mask).loss
         got = model.loss(x, mask)
     assert abs(got.item() - expected.item()) <= 1e-5
+
+
+def test_flop_counter_counts_attention():
+    from vidrec.flops import count_macs
+
+    model = vidrec.create_model("videomae_tiny", num_classes=4)  # 32 tokens of width 64, 2 blocks
+    with_attention = count_macs(model, (1, 3, 4, 32, 32))
+    attention = 2 * 2 * 32 * 32 * 64  # per block: Q K^T and A V, N x N x D each
+    linear = count_macs(torch.nn.Linear(64, 64), (32, 64))
+    assert with_attention > attention + 2 * 4 * linear  # qkv + proj per block at least
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,gmacs", [("videomae_s", 57), ("videomae_b", 180)])
+def test_flops_match_the_paper(name, gmacs):
+    from vidrec.flops import count_macs
+
+    assert count_macs(vidrec.create_model(name), (1, 3, 16, 224, 224)) / 1e9 == pytest.approx(gmacs, rel=0.02)

@@ -4,7 +4,15 @@ multiply-accumulates "FLOPs"; torch counts a multiply-add as 2 FLOPs, so MACs = 
 from __future__ import annotations
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+
+def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
+    # torch's counter knows the CUDA attention kernels but not the CPU one SDPA dispatches to.
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+_EXTRA = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops}  # keyed by op packet
 
 
 def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -12,7 +20,7 @@ def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
     x = torch.zeros(input_shape, device=next(model.parameters()).device)
     was_training = model.training
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_EXTRA) as counter:
         model(x)
     model.train(was_training)
     return counter.get_total_flops() // 2

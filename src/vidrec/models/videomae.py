@@ -92,13 +92,15 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = None
-        if self.q_bias is not None:
-            bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
-        qkv = F.linear(x, self.qkv.weight, bias)  # (B, N, 3D)
-        q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
-        x = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, D/heads)
-        return self.proj(rearrange(x, "b h n d -> b n (h d)"))
+        b, n, dim = x.shape
+        # Three products on views of the one qkv matrix: contiguous q, k, v outputs let SDPA run
+        # without copies (measurably faster on CPU than slicing one (B, N, 3D) product).
+        wq, wk, wv = self.qkv.weight.chunk(3)
+        q = F.linear(x, wq, self.q_bias).view(b, n, self.num_heads, -1).transpose(1, 2)  # (B, h, N, d)
+        k = F.linear(x, wk).view(b, n, self.num_heads, -1).transpose(1, 2)
+        v = F.linear(x, wv, self.v_bias).view(b, n, self.num_heads, -1).transpose(1, 2)
+        x = F.scaled_dot_product_attention(q, k, v)  # (B, h, N, d)
+        return self.proj(x.transpose(1, 2).reshape(b, n, dim))
 
 
 class Block(nn.Module):
@@ -148,7 +150,8 @@ class VideoMAEEncoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         self.grid(x)
         x = rearrange(self.patch_embed(x), "b d t h w -> b (t h w) d")  # (B, N, D)
-        x = x + position_table(x.shape[1], x.shape[2], device=x.device, dtype=x.dtype)
+        # contiguous (B, N, D): the conv output viewed as tokens is strided, which slows every later op
+        x = (x + position_table(x.shape[1], x.shape[2], device=x.device, dtype=x.dtype)).contiguous()
         if mask is not None:  # (B, N) bool, True = masked: the encoder sees visible tokens only
             x = x[~mask].reshape(x.shape[0], -1, x.shape[2])
         for block in self.blocks:
