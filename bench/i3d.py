@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 import torch
 import torchvision
 
 import vidrec
+from common import median_time
 from vidrec.data.flow import flow_estimator
 from vidrec.flops import count_macs, count_params
 
@@ -24,16 +24,6 @@ REFERENCE = {"i3d_inception_rgb": (12_697_264, 108.0), "i3d_inception_flow": (12
              "i3d_r50": (28_043_472, 37.53)}
 SHAPES = {"i3d_inception_rgb": (1, 3, 64, 224, 224), "i3d_inception_flow": (1, 2, 64, 224, 224),
           "i3d_r50": (1, 3, 8, 256, 256)}
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:

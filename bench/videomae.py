@@ -9,22 +9,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
 import vidrec
+from common import median_time
 from vidrec.flops import count_macs, count_params
-
-
-def timed(fn, repeats: int) -> float:
-    fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
 
 
 def main() -> None:
@@ -52,8 +42,8 @@ def main() -> None:
         err = (ours(x) - theirs(pixel_values=xt).logits).abs().max().item()
         a, b = [], []
         for _ in range(args.repeats):  # interleaved
-            a.append(timed(lambda: ours(x), 1))
-            b.append(timed(lambda: theirs(pixel_values=xt), 1))
+            a.append(median_time(lambda: ours(x), 1))
+            b.append(median_time(lambda: theirs(pixel_values=xt), 1))
     ta, tb = statistics.median(a), statistics.median(b)
     print(f"\nvideomae_b forward 1x16x224x224, 2 threads: vidrec {ta:.3f} s, transformers (sdpa) {tb:.3f} s, "
           f"ratio {tb / ta:.2f}x (max abs logit diff {err:.1e})")
@@ -70,7 +60,7 @@ def main() -> None:
             model.loss(x2, mask, decoder_mask).backward()
             model.zero_grad(set_to_none=True)
 
-        results[label] = timed(step, args.repeats)
+        results[label] = median_time(step, args.repeats)
     base = results["no masking"]
     print("\npretraining step (forward + backward), videomae_b_pretrain, batch 2, 16x224x224:")
     for label, t in results.items():
