@@ -106,6 +106,11 @@ def pytorchvideo_resnet_key(stage_of_block: dict[int, int], prefix: str = "") ->
     return rename
 
 
+_SLOWFAST_STAGES = {1: 1, 2: 2, 3: 3, 4: 4}  # blocks.1-4 hold res2-res5 in PyTorchVideo's SlowFast
+_PATHWAY_RENAMERS = {"0": pytorchvideo_resnet_key(_SLOWFAST_STAGES, "slow."),
+                     "1": pytorchvideo_resnet_key(_SLOWFAST_STAGES, "fast.")}
+
+
 def pytorchvideo_slowfast_key(key: str) -> str | None:
     """`blocks.B.multipathway_blocks.P.<single-pathway key>` and `blocks.B.multipathway_fusion`."""
     m = re.match(r"blocks\.(\d+)\.multipathway_fusion\.(conv_fast_to_slow|norm)\.(.+)$", key)
@@ -114,8 +119,7 @@ def pytorchvideo_slowfast_key(key: str) -> str | None:
     m = re.match(r"blocks\.(\d+)\.multipathway_blocks\.([01])\.(.+)$", key)
     if m:
         block, path, rest = m.groups()
-        single = pytorchvideo_resnet_key({1: 1, 2: 2, 3: 3, 4: 4}, "slow." if path == "0" else "fast.")
-        return single(f"blocks.{block}.{rest}")
+        return _PATHWAY_RENAMERS[path](f"blocks.{block}.{rest}")
     return pytorchvideo_resnet_key({})(key) if ".proj." in key else None
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from vidrec.data.datasets import VideoClipDataset, VideoRecord
-from vidrec.data.flow import flow_estimator, flow_file_name, quantize, resize_short_side_np
+from vidrec.data.flow import _cv2, flow_estimator, flow_file_name, quantize, resize_short_side_np
 from vidrec.data.sampling import uniform_clip_indices
 from vidrec.data.transforms import EvalTransform, frames_to_clip
 from vidrec.engine.evaluate import video_scores
@@ -112,8 +112,7 @@ class TwoStreamDataset(VideoClipDataset):
         return rgb_views, flow_views
 
     def _flow_between(self, frames: dict[int, np.ndarray], starts: np.ndarray) -> np.ndarray:
-        import cv2
-
+        cv2 = _cv2()  # one clear error when OpenCV is missing
         estimator = flow_estimator(self.model.flow_method)
         gray = {i: cv2.cvtColor(resize_short_side_np(f, self.model.flow_short_side), cv2.COLOR_RGB2GRAY)
                 for i, f in frames.items()}
