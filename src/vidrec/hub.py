@@ -167,7 +167,7 @@ def load_model(source: str | os.PathLike, *, device: str | torch.device = "cpu",
     pretrained tag (`arch.tag`, or an architecture with one default weight entry)."""
     source = os.fspath(source)
     if os.path.isdir(source):
-        from vidrec.convert.hf_videomae import is_transformers_videomae, load_transformers_videomae
+        from vidrec.convert.videomae import is_transformers_videomae, load_transformers_videomae
 
         if is_transformers_videomae(source):
             model = load_transformers_videomae(source)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from safetensors.torch import load_file
 
+from vidrec.convert.videomae import is_original_videomae, load_original_videomae
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.models.base import VideoModel
 from vidrec.registry import create_model
@@ -27,7 +28,7 @@ def kinetics400_labels() -> list[str]:
 
 def read_checkpoint(path: str) -> dict[str, torch.Tensor]:
     """A flat state dict from a .safetensors file or a torch checkpoint, unwrapping the usual
-    containers (`model_state` of PySlowFast/PyTorchVideo, `state_dict`, `model`, `module.`)."""
+    containers (`model_state` of PySlowFast/PyTorchVideo, `state_dict`, `model`, `module`, `module.`)."""
     try:
         if path.endswith(".safetensors"):
             state = load_file(path)
@@ -36,7 +37,7 @@ def read_checkpoint(path: str) -> dict[str, torch.Tensor]:
     except Exception as e:  # corrupt files and pickles that need code both end here
         raise VidrecError(f"{path}: cannot read as a weights-only checkpoint ({type(e).__name__}: "
                           f"{str(e).splitlines()[0][:200]})") from None
-    for wrapper in ("model_state", "state_dict", "model"):
+    for wrapper in ("model_state", "state_dict", "model", "module"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -195,11 +196,21 @@ def _finish(model: VideoModel, state: dict) -> VideoModel:
     return model
 
 
+def _from_original_videomae(state: dict, arch: str | None) -> VideoModel:
+    model = load_original_videomae(state, "VideoMAE checkpoint")
+    if arch is not None and arch != model.arch:
+        raise ConfigError(f"this VideoMAE checkpoint is a {model.arch}, not {arch} (its shapes say so)")
+    if model.num_classes == 400:
+        model.set_labels(kinetics400_labels())
+    return model
+
+
 FORMATS: dict[str, tuple[Callable[[dict], bool], Callable[[dict, str | None], VideoModel]]] = {
     "pytorch-i3d": (lambda s: "Conv3d_1a_7x7.conv3d.weight" in s, _from_pytorch_i3d),
     "pytorchvideo": (lambda s: any(k.startswith("blocks.0.") for k in s) and any(".res_blocks." in k for k in s),
                      _from_pytorchvideo),
     "pyslowfast": (lambda s: any(k.startswith("s1.pathway0_stem.") for k in s), _from_pyslowfast),
+    "videomae": (is_original_videomae, _from_original_videomae),  # MCG-NJU/VideoMAE, OpenGVLab/VideoMAEv2
 }
 
 

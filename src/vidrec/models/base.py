@@ -84,7 +84,7 @@ class VideoModel(nn.Module):
         if format == "transformers":
             if not self.arch.startswith("videomae"):
                 raise ConfigError(f"{self.arch} has no transformers counterpart; use format='vidrec'")
-            from vidrec.convert.hf_videomae import save_transformers_videomae
+            from vidrec.convert.videomae import save_transformers_videomae
 
             return save_transformers_videomae(self, os.fspath(directory))
         if format != "vidrec":

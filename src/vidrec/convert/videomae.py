@@ -1,7 +1,11 @@
-"""VideoMAE to and from transformers' format (`config.json` with `model_type: videomae`,
-`model.safetensors` or `pytorch_model.bin`, `preprocessor_config.json`). transformers takes
-`(B, T, C, H, W)`; vidrec takes `(B, C, T, H, W)`: the layouts differ only at the call, the
-weights map one to one (q, k, v are one matrix here, three there)."""
+"""VideoMAE checkpoints from elsewhere.
+
+- transformers' format, both ways (`config.json` with `model_type: videomae`, `model.safetensors`
+  or `pytorch_model.bin`, `preprocessor_config.json`). transformers takes `(B, T, C, H, W)`;
+  vidrec takes `(B, C, T, H, W)`: the layouts differ only at the call, the weights map one to one
+  (q, k, v are one matrix here, three there).
+- The original `.pth` files of MCG-NJU/VideoMAE and OpenGVLab/VideoMAEv2 (fine-tuned and
+  pretraining), whose block names vidrec shares; the architecture is read from the shapes."""
 
 from __future__ import annotations
 
@@ -11,8 +15,11 @@ import os
 import torch
 from safetensors.torch import load_file, save_file
 
+import re
+
 from vidrec.data.transforms import Preprocessing
 from vidrec.errors import VidrecError
+from vidrec.models.videomae import SIZES, position_table
 from vidrec.registry import create_model
 from vidrec.utils import atomic_write, atomic_write_text
 
@@ -22,6 +29,11 @@ _BLOCK = {  # transformers per-layer names -> vidrec block names
 }
 _TOP = {"videomae.embeddings.patch_embeddings.projection": "encoder.patch_embed", "videomae.layernorm": "norm",
         "fc_norm": "fc_norm", "classifier": "head"}
+
+
+def _arch(dim: int) -> str:
+    """The registered size with this width (any other width builds on videomae_b's defaults)."""
+    return next((name for name, size in SIZES.items() if size[0] == dim), "videomae_b")
 
 
 def is_transformers_videomae(directory: str) -> bool:
@@ -79,13 +91,13 @@ def from_transformers_state(state: dict[str, torch.Tensor], depth: int, decoder_
     return out
 
 
-def to_transformers_state(state: dict[str, torch.Tensor], depth: int) -> dict[str, torch.Tensor]:
-    out = {}
+def to_transformers_state(state: dict[str, torch.Tensor], depth: int, decoder_depth: int = 0) -> dict[str, torch.Tensor]:
+    out = {"mask_token": state["mask_token"]} if "mask_token" in state else {}
     for key, value in state.items():
-        for src, dst in _TOP.items():
+        for src, dst in {**_TOP, **_PRETRAIN_TOP}.items():
             if key.startswith(dst + "."):
                 out[src + key[len(dst):]] = value
-    for src, dst in _block_pairs(depth, 0):
+    for src, dst in _block_pairs(depth, decoder_depth):
         a = src + "attention.attention."
         q, k, v = state[dst + "attn.qkv.weight"].chunk(3)
         out[a + "query.weight"], out[a + "key.weight"], out[a + "value.weight"] = q, k, v
@@ -127,7 +139,7 @@ def load_transformers_videomae(directory: str):
         hf = json.load(f)
     archs = hf.get("architectures") or ["VideoMAEForVideoClassification"]
     overrides = config_overrides(hf)
-    arch = {768: "videomae_b", 384: "videomae_s", 1024: "videomae_l", 1280: "videomae_h"}.get(overrides["dim"], "videomae_b")
+    arch = _arch(overrides["dim"])
     decoder_depth = 0
     if "VideoMAEForPreTraining" in archs:
         arch += "_pretrain"
@@ -153,22 +165,29 @@ def load_transformers_videomae(directory: str):
 
 
 def save_transformers_videomae(model, directory: str) -> None:
-    """Write a directory that transformers' VideoMAEForVideoClassification.from_pretrained loads."""
+    """Write a directory that transformers' `VideoMAEForVideoClassification.from_pretrained` (or,
+    for a pretraining model, `VideoMAEForPreTraining.from_pretrained`) loads."""
     c = model.config
     if c.layer_scale_init is not None:
         raise VidrecError("transformers' VideoMAE has no layer scale: cannot export this model")
-    os.makedirs(directory, exist_ok=True)
-    labels = model.labels or [f"LABEL_{i}" for i in range(c.num_classes)]
+    pretraining = hasattr(c, "decoder_depth")
     hf = {
-        "architectures": ["VideoMAEForVideoClassification"], "model_type": "videomae",
-        "num_channels": c.in_channels, "num_frames": c.num_frames, "image_size": c.image_size,
-        "patch_size": c.patch_size, "tubelet_size": c.tubelet_size, "hidden_size": c.dim,
+        "architectures": ["VideoMAEForPreTraining" if pretraining else "VideoMAEForVideoClassification"],
+        "model_type": "videomae", "num_channels": c.in_channels, "num_frames": c.num_frames,
+        "image_size": c.image_size, "patch_size": c.patch_size, "tubelet_size": c.tubelet_size, "hidden_size": c.dim,
         "num_hidden_layers": c.depth, "num_attention_heads": c.num_heads, "intermediate_size": c.mlp_dim,
         "qv_bias": c.qkv_bias, "use_mean_pooling": c.use_mean_pooling, "layer_norm_eps": c.layer_norm_eps,
-        "hidden_act": "gelu", "id2label": {str(i): n for i, n in enumerate(labels)},
-        "label2id": {n: i for i, n in enumerate(labels)},
+        "hidden_act": "gelu",
     }
-    state = to_transformers_state(model.state_dict(), c.depth)
+    if pretraining:  # transformers' decoder norm has torch's default eps; the mask comes with each call
+        hf.update(decoder_hidden_size=c.decoder_dim, decoder_num_hidden_layers=c.decoder_depth,
+                  decoder_num_attention_heads=c.decoder_heads, decoder_intermediate_size=c.decoder_mlp_dim,
+                  norm_pix_loss=c.norm_pix_loss)
+    else:
+        labels = model.labels or [f"LABEL_{i}" for i in range(c.num_classes)]
+        hf.update(id2label={str(i): n for i, n in enumerate(labels)}, label2id={n: i for i, n in enumerate(labels)})
+    os.makedirs(directory, exist_ok=True)
+    state = to_transformers_state(model.state_dict(), c.depth, c.decoder_depth if pretraining else 0)
     atomic_write(os.path.join(directory, "model.safetensors"), lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
     p = model.preprocessing
     atomic_write_text(os.path.join(directory, "preprocessor_config.json"), json.dumps({
@@ -177,3 +196,70 @@ def save_transformers_videomae(model, directory: str) -> None:
         "image_mean": list(p.mean), "image_std": list(p.std), "do_resize": True, "do_center_crop": True,
         "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True}, indent=2) + "\n")
     atomic_write_text(os.path.join(directory, "config.json"), json.dumps(hf, indent=2) + "\n")
+
+
+# --- the original MCG-NJU/VideoMAE and OpenGVLab/VideoMAEv2 checkpoints --------------------------------
+# Heads cannot be read from shapes: the official models' head counts by width (V2's ViT-g is 1408
+# wide with 16 heads; V1's ViT-H decoder is 640 wide with 8), otherwise 64-wide heads.
+_HEADS = {**{size[0]: size[2] for size in SIZES.values()}, 1408: 16}
+_DECODER_HEADS = {192: 3, 384: 6, 512: 8, 640: 8}
+
+
+def is_original_videomae(state: dict) -> bool:
+    return any(k.endswith("patch_embed.proj.weight") for k in state) and any(".attn.qkv.weight" in k for k in state)
+
+
+def original_videomae_key(key: str) -> str:
+    """`blocks.3.attn.qkv.weight` -> `encoder.blocks.3.attn.qkv.weight`,
+    `encoder.norm.weight` -> `norm.weight`, `decoder.head.bias` -> `decoder_head.bias`."""
+    if key.startswith("encoder."):
+        key = key.removeprefix("encoder.")
+    for src, dst in (("decoder.blocks.", "decoder_blocks."), ("decoder.norm.", "decoder_norm."),
+                     ("decoder.head.", "decoder_head."), ("patch_embed.proj.", "encoder.patch_embed."),
+                     ("blocks.", "encoder.blocks.")):
+        if key.startswith(src):
+            return dst + key[len(src):]
+    return key  # norm, fc_norm, head, encoder_to_decoder, mask_token
+
+
+def _depth(state: dict, prefix: str) -> int:
+    return 1 + max((int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))), default=-1)
+
+
+def original_videomae_config(state: dict) -> tuple[str, dict]:
+    """(arch, config overrides) of an original checkpoint (renamed to vidrec keys), from its shapes."""
+    dim, channels, tubelet, patch, _ = state["encoder.patch_embed.weight"].shape
+    overrides = {
+        "in_channels": channels, "tubelet_size": tubelet, "patch_size": patch, "dim": dim,
+        "depth": _depth(state, "encoder.blocks."), "num_heads": _HEADS.get(dim, max(1, dim // 64)),
+        "mlp_dim": state["encoder.blocks.0.mlp.fc1.weight"].shape[0], "qkv_bias": "encoder.blocks.0.attn.q_bias" in state,
+        # any value creates the scales; the checkpoint's replace it
+        "layer_scale_init": 0.1 if "encoder.blocks.0.gamma_1" in state else None,
+        "layer_norm_eps": 1e-6,  # every official model builds its norms with eps 1e-6
+    }
+    arch = _arch(dim)
+    if "encoder_to_decoder.weight" in state:
+        decoder_dim = state["encoder_to_decoder.weight"].shape[0]
+        overrides.update(decoder_dim=decoder_dim, decoder_depth=_depth(state, "decoder_blocks."),
+                         decoder_heads=_DECODER_HEADS.get(decoder_dim, max(1, decoder_dim // 64)),
+                         decoder_mlp_dim=state["decoder_blocks.0.mlp.fc1.weight"].shape[0],
+                         use_mean_pooling="norm.weight" not in state)
+        return arch + "_pretrain", overrides
+    overrides.update(num_classes=state["head.weight"].shape[0], use_mean_pooling="fc_norm.weight" in state)
+    return arch, overrides
+
+
+def load_original_videomae(state: dict, source: str):
+    """A vidrec VideoMAE (classifier or pretraining model) from an original checkpoint's state."""
+    from vidrec.convert import remap
+
+    pos = state.pop("pos_embed", state.pop("encoder.pos_embed", None))
+    state = {original_videomae_key(k): v for k, v in state.items()}
+    arch, overrides = original_videomae_config(state)
+    model = create_model(arch, **overrides)
+    if pos is not None:  # a saved copy of the fixed table is harmless; a learned one is not supported
+        table = position_table(pos.shape[-2], pos.shape[-1], device="cpu", dtype=torch.float32)
+        if not torch.allclose(pos.reshape(table.shape).float(), table, atol=1e-5):
+            raise VidrecError(f"{source}: learned position embeddings are not supported (vidrec uses the fixed table)")
+    model.load_state_dict(remap(state, model, lambda k: k, source), strict=True)
+    return model
