@@ -41,9 +41,10 @@ def main() -> None:
     with torch.no_grad():
         err = (ours(x) - theirs(pixel_values=xt).logits).abs().max().item()
         a, b = [], []
-        for _ in range(args.repeats):  # interleaved
-            a.append(median_time(lambda: ours(x), 1))
-            b.append(median_time(lambda: theirs(pixel_values=xt), 1))
+        for i in range(2 * args.repeats + 1):  # interleaved, alternating which goes first (order matters here)
+            pair = [(a, lambda: ours(x)), (b, lambda: theirs(pixel_values=xt))]
+            for times, fn in pair if i % 2 else pair[::-1]:
+                times.append(median_time(fn, 1))
     ta, tb = statistics.median(a), statistics.median(b)
     print(f"\nvideomae_b forward 1x16x224x224, 2 threads: vidrec {ta:.3f} s, transformers (sdpa) {tb:.3f} s, "
           f"ratio {tb / ta:.2f}x (max abs logit diff {err:.1e})")
