@@ -1,66 +1,173 @@
-import math
+import json
+import os
+import signal
 
 import numpy as np
 import pytest
 import torch
 
 import vidrec
-from vidrec.data.datasets import VideoRecord
-from vidrec.engine.evaluate import accuracy_metrics, evaluate
-from vidrec.engine.train import TrainSettings, cosine_with_warmup, param_groups, train
+from vidrec.config import ScheduleSection, config_from_dict
+from vidrec.engine.checkpoint import CheckpointManager
+from vidrec.engine.distributed import Dist, ShardedBatchSampler
+from vidrec.engine.evaluate import accuracy_metrics, confusion_matrix
+from vidrec.engine.optim import lr_at, param_groups
+from vidrec.engine.train import Stopped, train
 from vidrec.errors import ConfigError
 from vidrec.utils import write_video
 
 
 @pytest.fixture(scope="module")
-def bright_dark(tmp_path_factory):
-    """Two classes a frame model can tell apart: a bright or a dark square on noise."""
+def bright_dark(tmp_path_factory) -> str:
+    """Two classes a frame model can tell apart (a bright or a dark square on noise), as
+    train.csv / val.csv in a directory."""
     root = tmp_path_factory.mktemp("bd")
     rng = np.random.default_rng(0)
-    records = []
+    rows = []
     for i in range(48):
         label = i % 2
         frames = rng.integers(60, 196, (8, 32, 32, 3)).astype(np.uint8)
         y, x = rng.integers(0, 16, 2)
         frames[:, y:y + 16, x:x + 16] = 250 if label else 5
-        path = str(root / f"v{i}.mp4")
-        write_video(path, frames, fps=8)
-        records.append(VideoRecord(path, label))
-    return records
+        write_video(str(root / f"v{i}.mp4"), frames, fps=8)
+        rows.append(f"v{i}.mp4,{['dark', 'bright'][label]}")
+    (root / "classes.txt").write_text("dark\nbright\n")
+    (root / "train.csv").write_text("\n".join(rows[:32]) + "\n")
+    (root / "val.csv").write_text("\n".join(rows[32:]) + "\n")
+    return str(root)
+
+
+def tiny(root: str, out, **sections) -> "vidrec.config.RunConfig":
+    tree = {"model": {"name": "tsn_small", "options": {"width": 8}},
+            "data": {"train": root, "batch_size": 4, "workers": 0, "num_frames": 4, "sampling_rate": 2, "resize": 32,
+                     "crop_size": 32},
+            "optimizer": {"lr": 3e-3}, "schedule": {"epochs": 2, "warmup_epochs": 0.5},
+            "run": {"out": str(out), "device": "cpu", "tensorboard": False, "log_every": 2}}
+    for name, values in sections.items():
+        tree.setdefault(name, {}).update(values)
+    return config_from_dict(tree)
 
 
 def test_the_loop_learns(bright_dark, tmp_path):
-    torch.manual_seed(0)
-    model = vidrec.create_model("tsn_small", num_classes=2, width=8)
-    model.preprocessing = model.preprocessing.__class__(num_frames=4, sampling_rate=2, resize=32, crop_size=32)
-    settings = TrainSettings(epochs=4, batch_size=8, lr=3e-3, warmup_epochs=0.5, workers=0)
-    metrics = train(model, bright_dark[:32], classes=["dark", "bright"], out=str(tmp_path / "m"), settings=settings,
-                    val_records=bright_dark[32:], progress=False)
+    metrics = train(tiny(bright_dark, tmp_path / "m", schedule={"epochs": 4}, data={"batch_size": 8}), progress=False)
     assert metrics["val_top1"] >= 90.0, metrics
-    held_out = evaluate(vidrec.load_model(tmp_path / "m"), bright_dark[32:], num_clips=2, progress=False)
-    assert held_out["top1"] >= 90.0 and held_out["num_videos"] == 16
+    held_out = vidrec.load_model(tmp_path / "m")
+    assert held_out.labels == ["dark", "bright"]
 
 
 def test_schedule_and_param_groups():
-    f = cosine_with_warmup(total_steps=100, warmup_steps=10)
-    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
-    assert f(55) == pytest.approx(0.5) and f(100) == pytest.approx(0.0, abs=1e-9)
-    assert f(30) == pytest.approx(0.5 * (1 + math.cos(math.pi * 20 / 90)))
+    s = ScheduleSection(warmup_start_lr=0.0, min_lr=0.01)
+    assert lr_at(0, total=100, warmup=10, peak=1.0, s=s) == pytest.approx(0.1)
+    assert lr_at(9, total=100, warmup=10, peak=1.0, s=s) == pytest.approx(1.0)
+    assert lr_at(55, total=100, warmup=10, peak=1.0, s=s) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert lr_at(100, total=100, warmup=10, peak=1.0, s=s) == pytest.approx(0.01)
     model = vidrec.create_model("tsn_small", num_classes=3, width=8)
-    decay, no_decay = param_groups(model, 0.05)
-    assert all(p.ndim > 1 for p in decay["params"]) and all(p.ndim <= 1 for p in no_decay["params"])
-    assert no_decay["weight_decay"] == 0.0
-    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    groups = param_groups(model, weight_decay=0.05)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert all(p.ndim <= 1 for g in groups if g["weight_decay"] == 0 for p in g["params"])
+    with pytest.raises(ConfigError, match="layer_decay"):
+        param_groups(model, weight_decay=0.05, layer_decay=0.75)
+    vit = vidrec.create_model("videomae_tiny", num_classes=3)  # depth 2: embedding 0, blocks 1-2, head 3
+    scales = {id(p): g["lr_scale"] for g in param_groups(vit, weight_decay=0.05, layer_decay=0.5) for p in g["params"]}
+    assert scales[id(vit.encoder.patch_embed.weight)] == 0.5 ** 3
+    assert scales[id(vit.encoder.blocks[1].mlp.fc1.weight)] == 0.5 ** 1
+    assert scales[id(vit.head.weight)] == 1.0
 
 
-def test_metrics():
+def test_metrics_and_confusion():
     scores = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.1, 0.3, 0.6]])
     labels = torch.tensor([0, 1, 1, 1])
     m = accuracy_metrics(scores, labels, 3)
     assert m["top1"] == 50.0 and m["top5"] == 100.0
     assert m["mean_class_acc"] == pytest.approx(100 * (1.0 + 1 / 3) / 2)
+    assert confusion_matrix(scores, labels, 3).tolist() == [[1, 0, 0], [1, 1, 1], [0, 0, 0]]
 
 
-def test_class_count_must_match(bright_dark, tmp_path):
-    with pytest.raises(ConfigError, match="3 outputs"):
-        train(vidrec.create_model("tsn_small", num_classes=3), bright_dark, classes=["a", "b"], out=str(tmp_path))
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="'optimiser'.*did you mean 'optimizer'"):
+        config_from_dict({"model": {"name": "tsn_small"}, "optimiser": {}})
+    with pytest.raises(ConfigError, match="'warmup_epoch'.*did you mean 'warmup_epochs'"):
+        config_from_dict({"model": {"name": "tsn_small"}}, ["schedule.warmup_epoch=2"])
+    with pytest.raises(ConfigError, match="optimizer.lr: expected float, got str 'fast'"):
+        config_from_dict({"model": {"name": "tsn_small"}, "optimizer": {"lr": "fast"}})
+    with pytest.raises(ConfigError, match="schedule.epochs: expected int"):
+        config_from_dict({"model": {"name": "tsn_small"}}, ["schedule.epochs=2.5"])
+    cfg = config_from_dict({"model": {"name": "tsn_small"}}, ["optimizer.lr=1e-4", "model.options.width=8",
+                                                             "optimizer.betas=[0.9, 0.95]"])
+    assert cfg.optimizer.lr == 1e-4 and cfg.model.options == {"width": 8} and cfg.optimizer.betas == (0.9, 0.95)
+    assert config_from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # what is saved reads back the same
+    (tmp_path / "bad.yaml").write_text("model: {name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        vidrec.config.load_config(str(tmp_path / "bad.yaml"))
+
+
+def test_sharded_sampler_splits_each_global_batch():
+    one = ShardedBatchSampler(10, batch_size=4, d=Dist(), seed=3)
+    two = [ShardedBatchSampler(10, batch_size=2, d=Dist(rank=r, world=2), seed=3) for r in range(2)]
+    for s in (one, *two):
+        s.set_epoch(1)
+    batches = list(one)
+    assert len(batches) == 2 and len(set(sum(batches, []))) == 8  # drop_last: 2 full batches of 4
+    assert [a + b for a, b in zip(*two)] == batches
+    one.set_epoch(1, start_batch=1)
+    assert list(one) == batches[1:]
+
+
+def _crash_at(n):
+    def on_step(step):
+        if step == n:
+            raise KeyboardInterrupt  # dies like a killed process: nothing after this step is saved
+
+    return on_step
+
+
+def test_killed_run_resumes_to_the_same_weights(bright_dark, tmp_path):
+    extra = dict(run={"checkpoint_every": 3, "seed": 5}, model={"name": "tsn_small", "options": {"width": 8,
+                                                                                                  "dropout": 0.5}},
+                 augment={"mixup": 0.8, "cutmix": 1.0, "label_smoothing": 0.1}, optimizer={"accumulate": 2, "lr": 3e-3})
+    train(tiny(bright_dark, tmp_path / "a", **extra), progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(bright_dark, tmp_path / "b", **extra), progress=False, on_step=_crash_at(7))
+    state, _ = CheckpointManager(str(tmp_path / "b" / "checkpoints")).latest()
+    # 8 batches of 4 per epoch, 2 per step: step 6 is mid-way through epoch 2
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (6, 1, 4)
+    train(tiny(bright_dark, tmp_path / "b", **extra), progress=False, resume="auto")
+    a, b = vidrec.load_model(tmp_path / "a").state_dict(), vidrec.load_model(tmp_path / "b").state_dict()
+    for key in a:
+        assert (a[key].float() - b[key].float()).abs().max() <= 1e-6, key
+
+
+def test_corrupt_checkpoint_falls_back(bright_dark, tmp_path, capsys):
+    cfg = tiny(bright_dark, tmp_path / "c", run={"checkpoint_every": 2})
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False, on_step=_crash_at(5))
+    ckpts = CheckpointManager(str(tmp_path / "c" / "checkpoints"))
+    newest = ckpts.index["checkpoints"][-1]
+    assert newest["step"] == 4
+    path = tmp_path / "c" / "checkpoints" / newest["file"]
+    path.write_bytes(path.read_bytes()[:1000])  # torn by a crash mid-write (or a bad disk)
+    state, used = ckpts.latest()
+    assert state["step"] == 2 and used.endswith("step-000000002.pt")
+    assert "is corrupt" in capsys.readouterr().err
+    train(cfg, progress=False, resume="auto")  # continues from step 2
+    assert os.path.exists(tmp_path / "c" / "model.safetensors")
+
+
+def test_sigterm_saves_a_checkpoint(bright_dark, tmp_path):
+    with pytest.raises(Stopped, match="resume auto"):
+        train(tiny(bright_dark, tmp_path / "t"), progress=False,
+              on_step=lambda step: step == 3 and os.kill(os.getpid(), signal.SIGTERM))
+    assert CheckpointManager(str(tmp_path / "t" / "checkpoints")).latest()[0]["step"] == 3
+
+
+def test_existing_run_is_not_overwritten_and_head_is_reinitialised(bright_dark, tmp_path, capsys):
+    train(tiny(bright_dark, tmp_path / "r"), progress=False)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(tiny(bright_dark, tmp_path / "r"), progress=False)
+    source = vidrec.create_model("tsn_small", num_classes=5, width=8)
+    source.save_pretrained(tmp_path / "five")
+    cfg = tiny(bright_dark, tmp_path / "ft", model={"name": None, "init": str(tmp_path / "five"), "options": {}},
+               schedule={"epochs": 1})
+    train(cfg, progress=False)
+    assert "re-initialising the classifier" in capsys.readouterr().out
+    assert vidrec.load_model(tmp_path / "ft").num_classes == 2

@@ -1,4 +1,5 @@
-"""`vidrec` command line: synth, train, eval, predict, flow, two-stream, models, info, demo.
+"""`vidrec` command line: synth, train, pretrain, reconstruct, eval, predict, flow, two-stream,
+models, info, demo.
 
 User errors (bad files, unknown names, bad settings) print one `error: ...` line and exit
 non-zero; tracebacks are for bugs only.
@@ -18,23 +19,6 @@ def _add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: CUDA when available, else CPU)")
 
 
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _overrides(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"--set expects key=value, got '{pair}'")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = _parse_value(value)
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vidrec", description="Video action recognition.")
     parser.add_argument("--version", action="version", version=_version())
@@ -52,36 +36,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jitter", type=float, default=0.0, help="camera shake std in pixels")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
 
-    p = sub.add_parser("train", help="train a model on a dataset")
-    p.add_argument("--data", required=True, help="a directory with train.csv [val.csv], a folder-per-class directory, or a CSV")
-    p.add_argument("--val", help="validation CSV (default: DATA/val.csv when present)")
-    p.add_argument("--model", required=True, help="architecture name, or a model directory to fine-tune")
-    p.add_argument("--out", required=True)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--warmup-epochs", type=float, default=1.0)
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    for name, text in (("train", "train or fine-tune a classifier (a YAML run config, or the quick flags)"),
+                       ("pretrain", "VideoMAE masked-autoencoder pretraining from a YAML run config")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("config", nargs="?", help="run config YAML (see configs/)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. optimizer.lr=0.01; a key without a section is a "
+                            "model option (drop_path=0.1 is model.options.drop_path=0.1)")
+        p.add_argument("--resume", nargs="?", const="auto",
+                       help="continue the run in run.out: 'auto' (newest valid checkpoint) or a checkpoint path")
+        p.add_argument("--data", help="quick form: data.train (CSV, folder per class, or a directory with train.csv)")
+        p.add_argument("--model", help="quick form: an architecture, or weights to fine-tune (model.init)")
+        p.add_argument("--out", help="quick form: run.out")
+        p.add_argument("--epochs", type=int, help="quick form: schedule.epochs")
+        p.add_argument("--batch-size", type=int, help="quick form: data.batch_size")
+        p.add_argument("--lr", type=float, help="quick form: optimizer.lr")
+        p.add_argument("--workers", type=int, help="quick form: data.workers")
+        p.add_argument("--seed", type=int, help="quick form: run.seed")
+        for flag in ("num-frames", "sampling-rate", "resize", "crop-size"):
+            p.add_argument(f"--{flag}", type=int, help=f"quick form: data.{flag.replace('-', '_')} (default: the model's)")
+        p.add_argument("--no-flip", action="store_true", help="quick form: data.flip=false")
+        p.add_argument("--quiet", action="store_true")
+        _add_device(p)
+
+    p = sub.add_parser("reconstruct", help="show what a VideoMAE pretraining model reconstructs (PNG)")
+    p.add_argument("model", help="a pretraining model (vidrec pretrain's run.out, or a transformers directory)")
+    p.add_argument("video")
+    p.add_argument("--out", required=True, help="PNG: original, masked and reconstructed frames")
+    p.add_argument("--mask-ratio", type=float, help="default: the model's")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-frames", type=int, help="frames per clip (default: the model's)")
-    p.add_argument("--sampling-rate", type=int, help="frame stride (default: the model's)")
-    p.add_argument("--target-fps", type=float, help="resample videos to this rate before sampling")
-    p.add_argument("--resize", type=int, help="short side before cropping (default: the model's)")
-    p.add_argument("--crop-size", type=int, help="input side (default: the model's)")
-    p.add_argument("--no-flip", action="store_true", help="no horizontal flips (labels that depend on direction)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model config override")
-    p.add_argument("--quiet", action="store_true")
-    _add_device(p)
 
     p = sub.add_parser("eval", help="evaluate a model on a labelled CSV (video-level, multi-view)")
-    p.add_argument("model")
-    p.add_argument("--data", required=True, help="CSV of path,label (or a folder-per-class directory)")
-    p.add_argument("--num-clips", type=int, default=1)
-    p.add_argument("--num-crops", type=int, default=1, choices=(1, 3))
+    p.add_argument("model", help="a model (directory, checkpoint, tag), or a run config YAML (its run.out and data.test)")
+    p.add_argument("--data", help="CSV of path,label (or a folder-per-class directory)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (with a YAML)")
+    p.add_argument("--num-clips", type=int, help="temporal clips per video (default 1, or the config's eval.num_clips)")
+    p.add_argument("--num-crops", type=int, choices=(1, 3), help="spatial crops (default 1, or the config's)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--flow-dir", help="two-stream models: precomputed flow (vidrec flow --out); else computed on the fly")
+    p.add_argument("--report", help="write the full JSON report (per-class accuracy, confusion matrix, predictions)")
+    p.add_argument("--confusion", help="write the confusion matrix as a PNG")
     p.add_argument("--json", action="store_true")
     _add_device(p)
 
@@ -127,79 +122,103 @@ def _version() -> str:
     return f"vidrec {__version__}"
 
 
-def _train_data(args) -> tuple:
-    from vidrec.data.datasets import load_annotations, load_csv
+def _run_config(args):
+    """The YAML config with --set overrides, or one built from the quick flags."""
+    from vidrec.config import config_from_dict, load_config
 
-    data = args.data
-    if args.val and not os.path.exists(args.val):
-        raise ConfigError(f"{args.val}: no such validation file")
-    if os.path.isdir(data) and os.path.exists(os.path.join(data, "train.csv")):
-        train, classes = load_csv(os.path.join(data, "train.csv"))
-        val_path = args.val or os.path.join(data, "val.csv")
-    else:
-        train, classes = load_annotations(data)
-        val_path = args.val
-    val = load_csv(val_path, classes=classes)[0] if val_path and os.path.exists(val_path) else None
-    return train, val, classes
+    quick = {"data.train": args.data, "run.out": args.out, "schedule.epochs": args.epochs,
+             "data.batch_size": args.batch_size, "optimizer.lr": args.lr, "data.workers": args.workers,
+             "run.seed": args.seed, "data.num_frames": args.num_frames, "data.sampling_rate": args.sampling_rate,
+             "data.resize": args.resize, "data.crop_size": args.crop_size, "data.flip": False if args.no_flip else None}
+    sets = [f"{k}={v}" for k, v in quick.items() if v is not None]
+    sets += [s if "." in s.split("=", 1)[0] else f"model.options.{s}" for s in args.set]
+    if args.device != "auto":
+        sets.append(f"run.device={args.device}")
+    if args.model:
+        is_source = os.path.exists(args.model) or args.model.count("/") == 1
+        sets.append(f"model.{'init' if is_source else 'name'}={args.model}")
+    if args.config:
+        return load_config(args.config, sets)
+    if not (args.data and args.model and args.out):
+        raise ConfigError(f"give a run config (vidrec {args.command} CONFIG) or --data, --model and --out")
+    defaults = {"schedule": {"warmup_epochs": 1.0}, "optimizer": {"grad_clip": 1.0}}
+    return config_from_dict(defaults, sets)
 
 
 def cmd_train(args) -> int:
-    import dataclasses
+    from vidrec.engine.train import train
 
-    from vidrec.engine.train import TrainSettings, train
-    from vidrec.hub import load_model
-    from vidrec.registry import create_model
-    from vidrec.utils import resolve_device
-
-    train_records, val_records, classes = _train_data(args)
-    overrides = _overrides(args.set)
-    if os.path.isdir(args.model):
-        if overrides:
-            raise ConfigError("--set applies to new architectures, not to a model directory")
-        model = load_model(args.model)
-        if model.num_classes != len(classes):
-            print(f"re-initialising the classifier: {model.num_classes} -> {len(classes)} classes", file=sys.stderr)
-            model.reset_classifier(len(classes))
-    else:
-        model = create_model(args.model, num_classes=len(classes), **overrides)
-    prep_changes = {k: getattr(args, k) for k in ("num_frames", "sampling_rate", "target_fps", "resize", "crop_size")
-                    if getattr(args, k) is not None}
-    if args.no_flip:
-        prep_changes["flip"] = False
-    if "crop_size" in prep_changes and "resize" not in prep_changes:
-        prep_changes["resize"] = max(model.preprocessing.resize, prep_changes["crop_size"])
-    model.preprocessing = dataclasses.replace(model.preprocessing, **prep_changes)
-    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                             warmup_epochs=args.warmup_epochs, workers=args.workers, seed=args.seed)
-    metrics = train(model, train_records, classes=classes, out=args.out, settings=settings, val_records=val_records,
-                    device=resolve_device(args.device), progress=not args.quiet)
-    print(json.dumps({"out": args.out, **metrics}))
+    cfg = _run_config(args)
+    metrics = train(cfg, pretrain=args.command == "pretrain", resume=args.resume, progress=not args.quiet)
+    print(json.dumps({"out": cfg.run.out, **metrics}))
     return 0
+
+
+def cmd_reconstruct(args) -> int:
+    from vidrec.engine.reconstruct import reconstruct_video
+
+    result = reconstruct_video(args.model, args.video, args.out, mask_ratio=args.mask_ratio, seed=args.seed)
+    print(json.dumps(result))
+    return 0
+
+
+def _eval_target(args):
+    """(model source, data, views, report paths) from a model or a run config."""
+    if not args.model.endswith((".yaml", ".yml")):
+        if not args.data:
+            raise ConfigError("--data is required (or pass a run config YAML)")
+        return args.model, args.data, (args.num_clips or 1, args.num_crops or 1), args.report, args.confusion
+    from vidrec.config import load_config
+
+    cfg = load_config(args.model, args.set)
+    data = args.data or cfg.data.test or cfg.data.val
+    if data is None:
+        raise ConfigError(f"{args.model}: no data.test or data.val to evaluate (or pass --data)")
+    views = (args.num_clips or cfg.eval.num_clips, args.num_crops or cfg.eval.num_crops)
+    return (cfg.run.out, data, views, args.report or os.path.join(cfg.run.out, "eval_report.json"),
+            args.confusion or os.path.join(cfg.run.out, "confusion.png"))
 
 
 def cmd_eval(args) -> int:
     from vidrec.data.datasets import load_annotations, load_csv
+    from vidrec.engine.distributed import device_for, init_distributed
     from vidrec.engine.evaluate import evaluate
     from vidrec.hub import load_model
     from vidrec.models.layers import optimize_for_inference
-    from vidrec.utils import resolve_device
+    from vidrec.utils import atomic_write_text, resolve_device
 
+    source, data, (num_clips, num_crops), report_path, confusion_path = _eval_target(args)
     device = resolve_device(args.device)
-    model = optimize_for_inference(load_model(args.model, device=device))
-    if model.labels and os.path.isfile(args.data):  # read label names against the model's classes
-        records, _ = load_csv(args.data, classes=model.labels)
+    d = init_distributed(device)
+    device = device_for(device, d)
+    model = optimize_for_inference(load_model(source, device=device))
+    if model.labels and os.path.isfile(data):  # read label names against the model's classes
+        records, _ = load_csv(data, classes=model.labels)
     else:
-        records, classes = load_annotations(args.data)
+        records, classes = load_annotations(data)
         if model.labels and set(classes) <= set(model.labels):  # folder names: follow the model's order
             index = {name: i for i, name in enumerate(model.labels)}
             records = [type(r)(r.path, index[classes[r.label]]) for r in records]
-    result = evaluate(model, records, num_clips=args.num_clips, num_crops=args.num_crops, batch_size=args.batch_size,
-                      workers=args.workers, device=device, progress=not args.json, flow_dir=args.flow_dir)
+    result = evaluate(model, records, num_clips=num_clips, num_crops=num_crops, batch_size=args.batch_size,
+                      workers=args.workers, device=device, progress=not args.json and d.main, flow_dir=args.flow_dir,
+                      dist=d, details=bool(report_path or confusion_path))
+    if not d.main:
+        return 0
+    if report_path:
+        atomic_write_text(report_path, json.dumps(result, indent=1) + "\n")
+    if confusion_path and "confusion_matrix" in result:
+        from vidrec.engine.report import plot_confusion
+
+        plot_confusion(result["confusion_matrix"], result["labels"], confusion_path)
+    summary = {k: v for k, v in result.items() if k not in ("confusion_matrix", "predictions", "labels")}
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(summary))
     else:
         print(f"videos {result['num_videos']}  views/video {result['num_views']}  top-1 {result['top1']:.2f}  "
               f"top-5 {result['top5']:.2f}  mean class acc {result['mean_class_acc']:.2f}")
+        for path in (report_path, confusion_path):
+            if path:
+                print(f"wrote {path}")
     for f in result["failed"]:
         print(f"error: {f['path']}: {f['reason']}", file=sys.stderr)
     return 1 if result["failed"] else 0
@@ -303,7 +322,7 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"synth": cmd_synth, "train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "flow": cmd_flow,
+COMMANDS = {"synth": cmd_synth, "train": cmd_train, "pretrain": cmd_train, "reconstruct": cmd_reconstruct, "eval": cmd_eval, "predict": cmd_predict, "flow": cmd_flow,
             "two-stream": cmd_two_stream,
             "models": cmd_models, "info": cmd_info, "demo": cmd_demo}
 

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from vidrec.data.datasets import VideoClipDataset, VideoRecord, collate_clips
+from vidrec.engine.distributed import Dist, gather_objects
 from vidrec.models.base import VideoModel
 
 
@@ -54,22 +55,52 @@ def accuracy_metrics(scores: torch.Tensor, labels: torch.Tensor, num_classes: in
     }
 
 
+def confusion_matrix(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """`(num_classes, num_classes)` counts: row = true class, column = predicted class."""
+    flat = labels * num_classes + scores.argmax(-1)
+    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
 def evaluate(model: VideoModel, records: list[VideoRecord], *, num_clips: int = 1, num_crops: int = 1,
              batch_size: int = 4, workers: int = 0, device: torch.device | str = "cpu",
-             progress: bool = True, desc: str = "eval", flow_dir: str | None = None) -> dict:
-    """Evaluate on labelled records; broken videos are skipped and listed in `failed`."""
-    dataset = eval_dataset(model, records, num_clips=num_clips, num_crops=num_crops, flow_dir=flow_dir)
+             progress: bool = True, desc: str = "eval", flow_dir: str | None = None, dist: Dist = Dist(),
+             details: bool = False) -> dict:
+    """Evaluate on labelled records; broken videos are skipped and listed in `failed`.
+
+    Under torchrun each rank scores every world-th video and the scores are gathered by index, so
+    the metrics count each video exactly once. `details=True` adds per-class accuracy, the
+    confusion matrix and each video's prediction."""
+    shard = list(range(dist.rank, len(records), dist.world))
+    dataset = eval_dataset(model, [records[i] for i in shard], num_clips=num_clips, num_crops=num_crops,
+                           flow_dir=flow_dir)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_clips)
     model.eval().to(device)
-    all_scores, all_labels, failed = [], [], []
+    found: dict[int, torch.Tensor] = {}
+    failed = []
     for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
-        failed += batch["failed"]
-        if batch["video"] is None:
-            continue
-        all_scores.append(score_views(model, batch["video"], device).cpu())
-        all_labels.append(batch["label"])
-    scores = torch.cat(all_scores) if all_scores else torch.zeros(0, model.num_classes)
-    labels = torch.cat(all_labels) if all_labels else torch.zeros(0, dtype=torch.long)
-    metrics = accuracy_metrics(scores, labels, model.num_classes)
-    return {**metrics, "num_videos": len(labels), "num_views": num_clips * num_crops,
-            "failed": [{"path": f.path, "reason": f.reason} for f in failed]}
+        failed += [{"path": f.path, "reason": f.reason} for f in batch["failed"]]
+        if batch["video"] is not None:
+            for i, s in zip(batch["index"].tolist(), score_views(model, batch["video"], device).cpu()):
+                found[shard[i]] = s
+    if dist.enabled:
+        found_here, failed_here = found, failed
+        found, failed = {}, []
+        for part, fails in gather_objects((found_here, failed_here), dist):
+            found.update(part)
+            failed += fails
+    order = sorted(found)
+    scores = torch.stack([found[i] for i in order]) if order else torch.zeros(0, model.num_classes)
+    labels = torch.tensor([records[i].label for i in order], dtype=torch.long)
+    result = {**accuracy_metrics(scores, labels, model.num_classes), "num_videos": len(order),
+              "num_views": num_clips * num_crops, "failed": failed}
+    if details and order:
+        names = model.labels or [str(c) for c in range(model.num_classes)]
+        matrix = confusion_matrix(scores, labels, model.num_classes)
+        totals = matrix.sum(1)
+        result["per_class_acc"] = {names[c]: 100.0 * matrix[c, c].item() / totals[c].item()
+                                   for c in range(model.num_classes) if totals[c] > 0}
+        result["confusion_matrix"] = matrix.tolist()
+        result["labels"] = names
+        result["predictions"] = [{"path": records[i].path, "label": records[i].label,
+                                  "predicted": int(found[i].argmax())} for i in order]
+    return result

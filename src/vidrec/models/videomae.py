@@ -197,6 +197,19 @@ class VideoMAE(VideoModel):
     def no_weight_decay(self) -> set[str]:
         return {n for n, _ in self.named_parameters() if n.endswith(("q_bias", "v_bias", "gamma_1", "gamma_2"))}
 
+    @property
+    def num_layers(self) -> int:
+        return self.config.depth
+
+    def layer_id(self, name: str) -> int:
+        """Depth of a parameter for layer-wise lr decay: 0 the embedding, i + 1 block i, depth + 1
+        the final norms and the head (as BEiT / VideoMAE fine-tuning)."""
+        if name.startswith("encoder.patch_embed."):
+            return 0
+        if name.startswith("encoder.blocks."):
+            return int(name.split(".")[2]) + 1
+        return self.config.depth + 1
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         x = self.encoder(x)  # (B, N, D)

@@ -1,0 +1,252 @@
+"""Run configuration: one YAML file maps onto the dataclasses below, strictly.
+
+    model:     {name: slowfast_r50_8x8, options: {drop_path: 0.1}, init: runs/pt}
+    data:      {train: k400/train.csv, val: k400/val.csv, num_frames: 32, batch_size: 8}
+    optimizer: {name: sgd, lr: 0.1, momentum: 0.9, weight_decay: 1e-4}
+    schedule:  {epochs: 196, warmup_epochs: 34}
+    augment:   {mixup: 0.8, cutmix: 1.0, label_smoothing: 0.1}
+    eval:      {num_clips: 10, num_crops: 3}
+    run:       {out: runs/slowfast, precision: bf16, checkpoint_every: 500}
+
+An unknown key is an error naming the closest valid one; a value of the wrong type names its
+field. `--set a.b=value` overrides on the command line (values are read as YAML). The resolved
+config is printed and saved beside the checkpoints (`config.yaml`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+
+import yaml
+
+from vidrec.errors import ConfigError, unknown_name_message
+
+
+@dataclass
+class ModelSection:
+    name: str | None = None  # registered architecture (see `vidrec models`); None: init's architecture
+    options: dict = field(default_factory=dict)  # architecture config overrides (drop_path, dropout, ...)
+    # Weights to start from: any `vidrec.load_model` source (vidrec or transformers directory,
+    # official checkpoint, hub id, a `vidrec pretrain` run) or `inflate:PATH` (a 2D torchvision
+    # GoogLeNet / ResNet-50 state dict inflated into this 3D architecture).
+    init: str | None = None
+    gradient_checkpointing: bool = False  # recompute activations in backward to save memory
+    sync_bn: bool = False  # synchronise batch-norm statistics across processes (distributed runs)
+
+
+@dataclass
+class DataSection:
+    train: str | None = None  # CSV (path,label), folder per class, or a directory with train.csv
+    val: str | None = None  # evaluated after each epoch (default: train.csv's directory/val.csv)
+    test: str | None = None  # evaluated with the full multi-view protocol at the end
+    batch_size: int = 8  # per process
+    workers: int = 2  # DataLoader processes per training process
+    # The model's preprocessing, changed where set:
+    num_frames: int | None = None
+    sampling_rate: int | None = None
+    target_fps: float | None = None
+    resize: int | None = None
+    crop_size: int | None = None
+    test_crop_size: int | None = None
+    train_crop: str | None = None  # "jitter" (SlowFast) or "resized" (VideoMAE)
+    train_scale: tuple[float, float] | None = None
+    flip: bool | None = None  # False where labels depend on direction (SSv2, SynthMotion)
+
+
+@dataclass
+class OptimizerSection:
+    name: str = "adamw"  # "sgd" (momentum) or "adamw"
+    lr: float = 1e-3  # peak learning rate (after warmup) for the whole batch across processes
+    weight_decay: float = 0.05  # not applied to norms, biases and position/mask tokens
+    momentum: float = 0.9  # SGD
+    nesterov: bool = False  # SGD
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW
+    layer_decay: float | None = None  # ViTs: lr scaled by decay^(depth + 1 - layer) (None: off)
+    grad_clip: float | None = None  # max global gradient norm (None: off)
+    accumulate: int = 1  # batches per optimizer step
+
+
+@dataclass
+class ScheduleSection:
+    epochs: int = 10
+    warmup_epochs: float = 0.0  # linear warmup from warmup_start_lr
+    warmup_start_lr: float = 0.0
+    min_lr: float = 0.0  # floor of the cosine
+
+
+@dataclass
+class AugmentSection:
+    label_smoothing: float = 0.0
+    mixup: float = 0.0  # Beta(alpha, alpha) mixing of clips and labels (0: off)
+    cutmix: float = 0.0  # Beta(alpha, alpha) box pasted into every frame (0: off)
+    mix_prob: float = 1.0  # probability a batch is mixed at all
+    switch_prob: float = 0.5  # when both are on: probability of cutmix instead of mixup
+
+
+@dataclass
+class EvalSection:
+    num_clips: int = 1  # temporal clips per video at test time (SlowFast 10, VideoMAE 5)
+    num_crops: int = 1  # spatial crops per clip (1 or 3)
+    batch_size: int = 4  # videos per batch
+    every: int = 1  # validate every N epochs (0: never during training)
+
+
+@dataclass
+class RunSection:
+    out: str = "runs/run"  # checkpoints, metrics, config.yaml, the final model
+    seed: int = 0
+    device: str = "auto"  # cpu, cuda, cuda:1, auto
+    precision: str = "fp32"  # fp32, bf16 (autocast), fp16 (autocast + grad scaler, GPU only)
+    ema: float | None = None  # decay of an exponential moving average of the weights (None: off)
+    checkpoint_every: int = 0  # optimizer steps between checkpoints (0: each epoch only)
+    keep_last: int = 3  # checkpoints kept, besides the best
+    log_every: int = 10  # steps between metric rows
+    tensorboard: bool = True  # also write TensorBoard event files under out/tb
+
+
+@dataclass
+class RunConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optimizer: OptimizerSection = field(default_factory=OptimizerSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    augment: AugmentSection = field(default_factory=AugmentSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+    run: RunSection = field(default_factory=RunSection)
+
+    def __post_init__(self):
+        choices = {"optimizer.name": (self.optimizer.name, ("sgd", "adamw")),
+                   "run.precision": (self.run.precision, ("fp32", "bf16", "fp16"))}
+        for key, (value, valid) in choices.items():
+            if value not in valid:
+                raise ConfigError(unknown_name_message(key, value, valid))
+        if self.eval.num_crops not in (1, 3):
+            raise ConfigError(f"eval.num_crops must be 1 or 3, got {self.eval.num_crops}")
+        for key, value in (("schedule.epochs", self.schedule.epochs), ("data.batch_size", self.data.batch_size),
+                           ("optimizer.accumulate", self.optimizer.accumulate), ("eval.num_clips", self.eval.num_clips)):
+            if value < 1:
+                raise ConfigError(f"{key} must be >= 1, got {value}")
+        if self.model.name is None and self.model.init is None:
+            raise ConfigError("set model.name (an architecture, see `vidrec models`) or model.init (weights to start from)")
+        if self.optimizer.lr <= 0:
+            raise ConfigError(f"optimizer.lr must be > 0, got {self.optimizer.lr}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(_plain(self.to_dict()), sort_keys=False)
+
+
+def _plain(value):
+    """Tuples as lists, so the YAML is plain."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _coerce(value, hint, where: str):
+    """`value` as the annotated type, or a ConfigError naming the field."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0])
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if hint in (int, str, bool) and isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"{where}: expected {name}, got {type(value).__name__} {value!r}")
+
+
+def _build(cls, data, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    values = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        if key not in names:
+            raise ConfigError(unknown_name_message(f"config key in {where or 'the top level'}", key, names))
+        hint = hints[key]
+        values[key] = _build(hint, value, path) if dataclasses.is_dataclass(hint) else _coerce(value, hint, path)
+    return cls(**values)
+
+
+def _set(tree: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: {part} is not a section")
+    node[leaf] = value
+
+
+def parse_overrides(pairs: list[str]) -> list[tuple[str, object]]:
+    """`["a.b=1", "c.d=[1, 2]"]` -> `[("a.b", 1), ("c.d", [1, 2])]` (values read as YAML)."""
+    out = []
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got '{pair}'")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        out.append((key.strip(), value))
+    return out
+
+
+def config_from_dict(tree: dict, overrides: list[str] = ()) -> RunConfig:
+    tree = dict(tree or {})
+    for key, value in parse_overrides(list(overrides)):
+        if key.startswith("model.options."):  # free-form: the architecture checks its own options
+            tree.setdefault("model", {}).setdefault("options", {})[key.removeprefix("model.options.")] = value
+        else:
+            _set(tree, key, value)
+    return _build(RunConfig, tree, "")
+
+
+def load_config(path: str, overrides: list[str] = ()) -> RunConfig:
+    """A RunConfig from a YAML file and `key=value` overrides."""
+    try:
+        with open(path) as f:
+            tree = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    try:
+        return config_from_dict(tree or {}, overrides)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+__all__ = ["RunConfig", "config_from_dict", "load_config", "parse_overrides"]

@@ -1,0 +1,94 @@
+"""Training checkpoints that survive kills: each is written to a temp file and renamed, its
+sha256 is recorded in `index.json` (also written atomically), the last K are kept plus the best.
+Resuming takes the newest checkpoint that verifies; a corrupt one is reported and skipped."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+import torch
+from tqdm import tqdm
+
+from vidrec.utils import atomic_write, atomic_write_text
+
+INDEX = "index.json"
+BEST = "best.pt"
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class CheckpointManager:
+    def __init__(self, directory: str, *, keep_last: int = 3, writer: bool = True):
+        self.directory, self.keep_last, self.writer = directory, max(1, keep_last), writer
+        self.index = self._read_index()
+
+    def _read_index(self) -> dict:
+        try:
+            with open(os.path.join(self.directory, INDEX)) as f:
+                index = json.load(f)
+            if isinstance(index, dict) and isinstance(index.get("checkpoints"), list):
+                return index
+        except (OSError, json.JSONDecodeError):
+            pass
+        # no (readable) index: list what is there, unverified, newest last
+        found = sorted(glob.glob(os.path.join(self.directory, "step-*.pt")))
+        return {"checkpoints": [{"file": os.path.basename(p), "sha256": None} for p in found], "best": None}
+
+    def exists(self) -> bool:
+        return bool(self.index["checkpoints"])
+
+    def save(self, state: dict, *, step: int, metric: float | None = None) -> str | None:
+        """Write `step-STEP.pt`; keep it as `best.pt` too when `metric` (higher is better) improves."""
+        if not self.writer:
+            return None
+        os.makedirs(self.directory, exist_ok=True)
+        name = f"step-{step:09d}.pt"
+        path = os.path.join(self.directory, name)
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        entry = {"file": name, "sha256": _sha256(path), "step": step, "epoch": state.get("epoch"), "metric": metric}
+        entries = [e for e in self.index["checkpoints"] if e["file"] != name] + [entry]
+        best = self.index.get("best")
+        if metric is not None and (best is None or metric > best["metric"]):
+            atomic_write(os.path.join(self.directory, BEST), lambda tmp: shutil.copyfile(path, tmp))
+            best = {**entry, "file": BEST}
+        for old in entries[:-self.keep_last]:
+            try:
+                os.remove(os.path.join(self.directory, old["file"]))
+            except FileNotFoundError:
+                pass
+        self.index = {"checkpoints": entries[-self.keep_last:], "best": best}
+        atomic_write_text(os.path.join(self.directory, INDEX), json.dumps(self.index, indent=1) + "\n")
+        return path
+
+    def load(self, path: str, sha256: str | None = None) -> dict:
+        """One checkpoint, verified against its recorded hash; ValueError says what is wrong."""
+        if sha256 is not None and _sha256(path) != sha256:
+            raise ValueError("sha256 mismatch (truncated or modified)")
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # a torn or foreign file: never fatal while older ones exist
+            raise ValueError(f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+
+    def latest(self) -> tuple[dict, str] | None:
+        """The newest checkpoint that verifies and loads, falling back past corrupt ones."""
+        for entry in reversed(self.index["checkpoints"]):
+            path = os.path.join(self.directory, entry["file"])
+            if not os.path.exists(path):
+                continue
+            try:
+                return self.load(path, entry.get("sha256")), path
+            except ValueError as e:
+                tqdm.write(f"warning: checkpoint {path} is corrupt ({e}); falling back to an older one",
+                           file=sys.stderr)
+        return None

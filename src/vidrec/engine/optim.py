@@ -1,0 +1,54 @@
+"""Optimizers and schedules as the papers use them: SGD with momentum (I3D, SlowFast) or AdamW
+(VideoMAE); no weight decay on norms, biases and tokens; layer-wise lr decay for ViTs; linear
+warmup then cosine, stepped every optimizer step."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from vidrec.config import OptimizerSection, ScheduleSection
+from vidrec.errors import ConfigError
+
+
+def param_groups(model: torch.nn.Module, *, weight_decay: float, layer_decay: float | None = None) -> list[dict]:
+    """Parameter groups: decay / no decay (1-D tensors and the model's `no_weight_decay()`), each
+    split by layer with `lr_scale = layer_decay ** (num_layers + 1 - layer)` when asked."""
+    skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
+    if layer_decay is not None and not hasattr(model, "layer_id"):
+        raise ConfigError(f"optimizer.layer_decay needs a layered model (ViT); {getattr(model, 'arch', model)} is not")
+    groups: dict[tuple[bool, int], dict] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        no_decay = p.ndim <= 1 or name in skip
+        layer = model.layer_id(name) if layer_decay is not None else 0
+        group = groups.setdefault((no_decay, layer), {"params": [], "weight_decay": 0.0 if no_decay else weight_decay,
+                                                      "lr_scale": 1.0})
+        if layer_decay is not None:
+            group["lr_scale"] = layer_decay ** (model.num_layers + 1 - layer)
+        group["params"].append(p)
+    return list(groups.values())
+
+
+def build_optimizer(model: torch.nn.Module, o: OptimizerSection) -> torch.optim.Optimizer:
+    groups = param_groups(model, weight_decay=o.weight_decay, layer_decay=o.layer_decay)
+    for g in groups:
+        g["lr"] = o.lr * g["lr_scale"]
+    if o.name == "sgd":
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov)
+    return torch.optim.AdamW(groups, lr=o.lr, betas=o.betas)
+
+
+def lr_at(step: int, *, total: int, warmup: int, peak: float, s: ScheduleSection) -> float:
+    """Linear warmup from `warmup_start_lr` to `peak`, then half a cosine down to `min_lr`."""
+    if step < warmup:
+        return s.warmup_start_lr + (peak - s.warmup_start_lr) * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return s.min_lr + (peak - s.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for g in optimizer.param_groups:
+        g["lr"] = lr * g.get("lr_scale", 1.0)

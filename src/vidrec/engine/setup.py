@@ -1,0 +1,124 @@
+"""From a run config to a model and its data: the architecture with its options, weights from any
+`load_model` source (or a 2D network inflated to 3D), the data splits and their preprocessing."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import torch
+from tqdm import tqdm
+
+from vidrec.config import RunConfig
+from vidrec.data.datasets import VideoRecord, load_annotations, load_csv
+from vidrec.errors import ConfigError
+from vidrec.models.base import VideoModel
+from vidrec.registry import create_model
+
+# Keys a fine-tuning model may lack in its source: the classifier and the pooling norms.
+_HEAD_PREFIXES = ("head.", "fc_norm.", "norm.")
+
+
+def load_splits(cfg: RunConfig, *, need_labels: bool = True):
+    """(train, val, test record lists, class names). `data.train` is a CSV, a folder per class,
+    or a directory holding train.csv (then val.csv / test.csv beside it are used when not set)."""
+    d = cfg.data
+    if d.train is None:
+        raise ConfigError("data.train is not set (a CSV, a folder per class, or a directory with train.csv)")
+    if not os.path.exists(d.train):
+        raise ConfigError(f"data.train: {d.train}: no such file or directory")
+    val, test = d.val, d.test
+    if os.path.isdir(d.train) and os.path.exists(os.path.join(d.train, "train.csv")):
+        root = d.train
+        train, classes = load_csv(os.path.join(root, "train.csv"))
+        val = val or (os.path.join(root, "val.csv") if os.path.exists(os.path.join(root, "val.csv")) else None)
+        test = test or (os.path.join(root, "test.csv") if os.path.exists(os.path.join(root, "test.csv")) else None)
+    else:
+        train, classes = load_annotations(d.train)
+    splits = []
+    for name, path in (("val", val), ("test", test)):
+        if path and not os.path.exists(path):
+            raise ConfigError(f"data.{name}: {path}: no such file")
+        splits.append(load_csv(path, classes=classes)[0] if path and os.path.isfile(path)
+                      else load_annotations(path)[0] if path else None)
+    if not train:
+        raise ConfigError(f"{d.train}: no training videos")
+    return train, splits[0], splits[1], classes
+
+
+def transfer_weights(model: VideoModel, source: dict[str, torch.Tensor], what: str) -> dict[str, list[str]]:
+    """Load every source tensor whose name and shape fit; only the head and pooling norms may be
+    left new. Returns {"loaded", "new", "dropped"} key lists."""
+    target = model.state_dict()
+    shared = {k: v for k, v in source.items() if k in target and v.shape == target[k].shape}
+    new = sorted(set(target) - set(shared))
+    body = [k for k in new if not k.startswith(_HEAD_PREFIXES)]
+    if body:
+        raise ConfigError(f"{what} does not fit {model.arch}: {len(body)} weights missing or of another shape, "
+                          f"e.g. {body[:3]}")
+    model.load_state_dict(shared, strict=False)
+    return {"loaded": sorted(shared), "new": new, "dropped": sorted(set(source) - set(shared))}
+
+
+def _inflated(cfg: RunConfig, path: str) -> dict[str, torch.Tensor]:
+    from vidrec.convert import read_checkpoint
+    from vidrec.models import inflate
+
+    builders = {"i3d_inception_rgb": inflate.inflate_googlenet, "i3d_r50": inflate.inflate_resnet50}
+    if cfg.model.name not in builders:
+        raise ConfigError(f"model.init inflate: works for {', '.join(builders)}, not {cfg.model.name}")
+    model2d = read_checkpoint(path)
+    inflated, report = builders[cfg.model.name](model2d, num_classes=1000, **cfg.model.options)
+    tqdm.write(f"inflated {len(report.inflated)} 2D kernels from {path}")
+    return inflated.state_dict()
+
+
+def build_model(cfg: RunConfig, *, num_classes: int | None, pretrain: bool = False,
+                log=tqdm.write) -> VideoModel:
+    """The architecture of `model.name` with `model.options`, initialised from `model.init`: a
+    `load_model` source (a VideoMAE pretraining model gives its encoder; another class count
+    re-initialises the head) or `inflate:PATH`."""
+    from vidrec.models.videomae_pretrain import VideoMAEPretrain, encoder_to_classifier
+
+    m, options = cfg.model, dict(cfg.model.options)
+    kwargs = {} if pretrain else {"num_classes": num_classes}
+    report = None
+    if m.init and not m.init.startswith("inflate:"):
+        from vidrec.hub import load_model
+
+        source = load_model(m.init)
+        if isinstance(source, VideoMAEPretrain) and not pretrain:
+            model, report = encoder_to_classifier(source, num_classes=num_classes, **options)
+        elif m.name in (None, source.arch) and not options:
+            model = source
+            if not pretrain and model.num_classes != num_classes:
+                log(f"re-initialising the classifier of {m.init}: {model.num_classes} -> {num_classes} classes")
+                model.reset_classifier(num_classes)
+        else:
+            model = create_model(m.name or source.arch, **kwargs, **options)
+            report = transfer_weights(model, source.state_dict(), m.init)
+            model.preprocessing = source.preprocessing
+    else:
+        model = create_model(m.name, **kwargs, **options)
+        if m.init:
+            report = transfer_weights(model, _inflated(cfg, m.init.removeprefix("inflate:")), m.init)
+    if report is not None:
+        log(f"initialised from {m.init}: {len(report['loaded'])} tensors loaded"
+            + (f"; new (re-initialised): {', '.join(report['new'])}" if report["new"] else "")
+            + (f"; {len(report['dropped'])} dropped (e.g. {', '.join(report['dropped'][:3])})"
+               if report["dropped"] else ""))
+    if m.gradient_checkpointing:
+        if not hasattr(model.config, "gradient_checkpointing"):
+            raise ConfigError(f"model.gradient_checkpointing: {model.arch} has no checkpointing option")
+        model.config = dataclasses.replace(model.config, gradient_checkpointing=True)
+    d = cfg.data
+    changes = {f: getattr(d, f) for f in ("num_frames", "sampling_rate", "target_fps", "resize", "crop_size",
+                                          "test_crop_size", "train_crop", "train_scale", "flip")
+               if getattr(d, f) is not None}
+    if "crop_size" in changes and "resize" not in changes:
+        changes["resize"] = max(model.preprocessing.resize, changes["crop_size"])
+    model.preprocessing = dataclasses.replace(model.preprocessing, **changes)
+    return model
+
+
+__all__ = ["VideoRecord", "build_model", "load_splits", "transfer_weights"]
