@@ -58,6 +58,23 @@ def test_eval_json(trained, capsys):
     assert 0 <= result["top1"] <= result["top5"] <= 100
 
 
+def test_eval_from_the_run_config_writes_a_report(trained, capsys):
+    from PIL import Image
+
+    _, data, model = trained
+    config = os.path.join(model, "config.yaml")  # the resolved config the run saved
+    assert main(["eval", config, "--set", "eval.num_clips=2", "--workers", "0"]) == 0
+    report = json.load(open(os.path.join(model, "eval_report.json")))
+    assert report["num_videos"] == 12 and report["num_views"] == 2  # data.test found beside train.csv
+    per_class = report["per_class_acc"]
+    assert set(per_class) <= set(report["labels"]) and len(report["labels"]) == 12
+    matrix = report["confusion_matrix"]
+    assert sum(map(sum, matrix)) == 12
+    assert sum(matrix[i][i] for i in range(12)) == round(report["top1"] * 12 / 100)
+    assert Image.open(os.path.join(model, "confusion.png")).size[0] > 300
+    assert "wrote" in capsys.readouterr().out
+
+
 def test_predict_json_and_bad_file(trained, capsys, tmp_path):
     _, data, model = trained
     video = os.path.join(data, "videos", "test", "test_00000.mp4")

@@ -171,3 +171,31 @@ def test_existing_run_is_not_overwritten_and_head_is_reinitialised(bright_dark, 
     train(cfg, progress=False)
     assert "re-initialising the classifier" in capsys.readouterr().out
     assert vidrec.load_model(tmp_path / "ft").num_classes == 2
+
+
+def test_pretraining_lowers_the_loss_and_fine_tunes(bright_dark, tmp_path, capsys):
+    from PIL import Image
+
+    from vidrec.cli import main
+
+    # raw-pixel targets: per-patch normalised noise (these clips are mostly noise) is unpredictable
+    options = {"mask_ratio": 0.75, "norm_pix_loss": False}
+    cfg = tiny(bright_dark, tmp_path / "pt", model={"name": "videomae_tiny_pretrain", "options": options},
+               optimizer={"lr": 2e-3}, schedule={"epochs": 6, "warmup_epochs": 1}, data={"batch_size": 8},
+               run={"log_every": 1})
+    train(cfg, pretrain=True, progress=False)
+    losses = [json.loads(line)["loss"] for line in open(tmp_path / "pt" / "metrics.jsonl") if '"loss"' in line]
+    assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4]), losses  # reconstruction improves
+    ft = tiny(bright_dark, tmp_path / "ft", model={"name": None, "init": str(tmp_path / "pt"), "options": {}},
+              schedule={"epochs": 1})
+    train(ft, progress=False)
+    out = capsys.readouterr().out
+    assert "initialised from" in out and "new (re-initialised): fc_norm.bias, fc_norm.weight, head.bias" in out
+    assert not torch.equal(vidrec.load_model(tmp_path / "pt").encoder.blocks[0].attn.qkv.weight,
+                           vidrec.load_model(tmp_path / "ft").encoder.blocks[0].attn.qkv.weight)  # fine-tuned
+    video = os.path.join(bright_dark, "v0.mp4")
+    assert main(["reconstruct", str(tmp_path / "pt"), video, "--out", str(tmp_path / "r.png")]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["hidden_tokens"] == 2 * int(0.75 * 16)  # 2 tubelet steps x 12 of 16 patches
+    assert Image.open(tmp_path / "r.png").size == (4 * 32, 3 * 32)  # 4 frames wide, 3 rows
+    assert main(["reconstruct", str(tmp_path / "ft"), video, "--out", str(tmp_path / "x.png")]) == 2

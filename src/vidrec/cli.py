@@ -169,9 +169,10 @@ def _eval_target(args):
             raise ConfigError("--data is required (or pass a run config YAML)")
         return args.model, args.data, (args.num_clips or 1, args.num_crops or 1), args.report, args.confusion
     from vidrec.config import load_config
+    from vidrec.engine.setup import split_path
 
     cfg = load_config(args.model, args.set)
-    data = args.data or cfg.data.test or cfg.data.val
+    data = args.data or split_path(cfg, "test") or split_path(cfg, "val")
     if data is None:
         raise ConfigError(f"{args.model}: no data.test or data.val to evaluate (or pass --data)")
     views = (args.num_clips or cfg.eval.num_clips, args.num_crops or cfg.eval.num_crops)

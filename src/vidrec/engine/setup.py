@@ -10,7 +10,8 @@ import torch
 from tqdm import tqdm
 
 from vidrec.config import RunConfig
-from vidrec.data.datasets import VideoRecord, load_annotations, load_csv
+from vidrec.data.datasets import load_annotations, load_csv
+from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError
 from vidrec.models.base import VideoModel
 from vidrec.registry import create_model
@@ -19,7 +20,16 @@ from vidrec.registry import create_model
 _HEAD_PREFIXES = ("head.", "fc_norm.", "norm.")
 
 
-def load_splits(cfg: RunConfig, *, need_labels: bool = True):
+def split_path(cfg: RunConfig, split: str) -> str | None:
+    """data.val / data.test, or val.csv / test.csv beside train.csv when data.train is its directory."""
+    explicit = getattr(cfg.data, split)
+    if explicit or not (cfg.data.train and os.path.isdir(cfg.data.train)):
+        return explicit
+    path = os.path.join(cfg.data.train, f"{split}.csv")
+    return path if os.path.exists(path) else None
+
+
+def load_splits(cfg: RunConfig):
     """(train, val, test record lists, class names). `data.train` is a CSV, a folder per class,
     or a directory holding train.csv (then val.csv / test.csv beside it are used when not set)."""
     d = cfg.data
@@ -27,16 +37,13 @@ def load_splits(cfg: RunConfig, *, need_labels: bool = True):
         raise ConfigError("data.train is not set (a CSV, a folder per class, or a directory with train.csv)")
     if not os.path.exists(d.train):
         raise ConfigError(f"data.train: {d.train}: no such file or directory")
-    val, test = d.val, d.test
     if os.path.isdir(d.train) and os.path.exists(os.path.join(d.train, "train.csv")):
-        root = d.train
-        train, classes = load_csv(os.path.join(root, "train.csv"))
-        val = val or (os.path.join(root, "val.csv") if os.path.exists(os.path.join(root, "val.csv")) else None)
-        test = test or (os.path.join(root, "test.csv") if os.path.exists(os.path.join(root, "test.csv")) else None)
+        train, classes = load_csv(os.path.join(d.train, "train.csv"))
     else:
         train, classes = load_annotations(d.train)
     splits = []
-    for name, path in (("val", val), ("test", test)):
+    for name in ("val", "test"):
+        path = split_path(cfg, name)
         if path and not os.path.exists(path):
             raise ConfigError(f"data.{name}: {path}: no such file")
         splits.append(load_csv(path, classes=classes)[0] if path and os.path.isfile(path)
@@ -111,14 +118,19 @@ def build_model(cfg: RunConfig, *, num_classes: int | None, pretrain: bool = Fal
         if not hasattr(model.config, "gradient_checkpointing"):
             raise ConfigError(f"model.gradient_checkpointing: {model.arch} has no checkpointing option")
         model.config = dataclasses.replace(model.config, gradient_checkpointing=True)
+    model.preprocessing = preprocessing_for(model.preprocessing, cfg)
+    return model
+
+
+def preprocessing_for(prep: Preprocessing, cfg: RunConfig) -> Preprocessing:
+    """The model's preprocessing with the data section's changes (a larger crop grows the resize)."""
     d = cfg.data
     changes = {f: getattr(d, f) for f in ("num_frames", "sampling_rate", "target_fps", "resize", "crop_size",
                                           "test_crop_size", "train_crop", "train_scale", "flip")
                if getattr(d, f) is not None}
     if "crop_size" in changes and "resize" not in changes:
-        changes["resize"] = max(model.preprocessing.resize, changes["crop_size"])
-    model.preprocessing = dataclasses.replace(model.preprocessing, **changes)
-    return model
+        changes["resize"] = max(prep.resize, changes["crop_size"])
+    return dataclasses.replace(prep, **changes)
 
 
-__all__ = ["VideoRecord", "build_model", "load_splits", "transfer_weights"]
+__all__ = ["build_model", "load_splits", "preprocessing_for", "split_path", "transfer_weights"]
