@@ -199,3 +199,57 @@ def test_pretraining_lowers_the_loss_and_fine_tunes(bright_dark, tmp_path, capsy
     assert result["hidden_tokens"] == 2 * int(0.75 * 16)  # 2 tubelet steps x 12 of 16 patches
     assert Image.open(tmp_path / "r.png").size == (4 * 32, 3 * 32)  # 4 frames wide, 3 rows
     assert main(["reconstruct", str(tmp_path / "ft"), video, "--out", str(tmp_path / "x.png")]) == 2
+
+
+def test_ema_and_bf16(bright_dark, tmp_path):
+    cfg = tiny(bright_dark, tmp_path / "e", run={"ema": 0.9, "precision": "bf16"}, schedule={"epochs": 1})
+    train(cfg, progress=False)
+    state, _ = CheckpointManager(str(tmp_path / "e" / "checkpoints")).latest()
+    saved = vidrec.load_model(tmp_path / "e").state_dict()
+    for key, value in saved.items():  # the saved model is the average, not the last weights
+        assert torch.equal(value, state["ema"]["module." + key]), key
+    moved = [k for k in saved if saved[k].is_floating_point() and not torch.equal(saved[k], state["model"][k])]
+    assert moved
+    with pytest.raises(ConfigError, match="fp16 needs a GPU"):
+        train(tiny(bright_dark, tmp_path / "f", run={"precision": "fp16"}), progress=False)
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_end_with_the_same_weights(bright_dark, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    def config(out):
+        cfg = tiny(bright_dark, out, run={"checkpoint_every": 2, "log_every": 100}, schedule={"epochs": 4},
+                   augment={"mixup": 0.5}, model={"name": "tsn_small", "options": {"width": 8, "dropout": 0.3}})
+        path = str(out) + ".yaml"
+        open(path, "w").write(cfg.to_yaml())
+        return path
+
+    base = [sys.executable, "-m", "vidrec", "train", "--quiet"]
+    subprocess.run(base + [config(tmp_path / "whole")], check=True, capture_output=True)
+    proc = subprocess.Popen(base + [config(tmp_path / "killed")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    index = tmp_path / "killed" / "checkpoints" / "index.json"
+    while not index.exists() and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGSTOP)  # freeze at once, then kill: no handler runs, nothing is flushed
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    assert not (tmp_path / "killed" / "model.safetensors").exists()
+    state, _ = CheckpointManager(str(tmp_path / "killed" / "checkpoints")).latest()
+    assert 2 <= state["step"] < 32
+    subprocess.run(base + [config(tmp_path / "killed"), "--resume", "auto"], check=True, capture_output=True)
+    a, b = (vidrec.load_model(tmp_path / n).state_dict() for n in ("whole", "killed"))
+    for key in a:
+        assert (a[key].float() - b[key].float()).abs().max() <= 1e-6, key
+
+
+def test_task_and_model_must_agree(bright_dark, tmp_path):
+    with pytest.raises(ConfigError, match="use vidrec pretrain"):
+        train(tiny(bright_dark, tmp_path / "a", model={"name": "videomae_tiny_pretrain", "options": {}}), progress=False)
+    with pytest.raises(ConfigError, match="is not a VideoMAE pretraining model"):
+        train(tiny(bright_dark, tmp_path / "b"), pretrain=True, progress=False)
+    assert not os.path.exists(tmp_path / "a" / "checkpoints")

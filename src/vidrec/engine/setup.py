@@ -114,6 +114,9 @@ def build_model(cfg: RunConfig, *, num_classes: int | None, pretrain: bool = Fal
             + (f"; new (re-initialised): {', '.join(report['new'])}" if report["new"] else "")
             + (f"; {len(report['dropped'])} dropped (e.g. {', '.join(report['dropped'][:3])})"
                if report["dropped"] else ""))
+    if pretrain != isinstance(model, VideoMAEPretrain):
+        raise ConfigError(f"{model.arch} is {'not ' if pretrain else ''}a VideoMAE pretraining model: use "
+                          f"{'a *_pretrain architecture with vidrec pretrain' if pretrain else 'vidrec pretrain'}")
     if m.gradient_checkpointing:
         if not hasattr(model.config, "gradient_checkpointing"):
             raise ConfigError(f"model.gradient_checkpointing: {model.arch} has no checkpointing option")

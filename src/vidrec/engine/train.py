@@ -127,6 +127,9 @@ def train(cfg: RunConfig, *, pretrain: bool = False, resume: str | None = None, 
     if not pretrain:
         model.set_labels(classes)
     if cfg.model.sync_bn and d.enabled:
+        if device.type == "cpu":
+            raise ConfigError("model.sync_bn needs GPUs (torch's SyncBatchNorm has no CPU kernel); "
+                              "set model.sync_bn=false to keep per-process batch statistics")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
