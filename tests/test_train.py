@@ -133,6 +133,8 @@ def test_killed_run_resumes_to_the_same_weights(bright_dark, tmp_path):
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (6, 1, 4)
     train(tiny(bright_dark, tmp_path / "b", **extra), progress=False, resume="auto")
     a, b = vidrec.load_model(tmp_path / "a").state_dict(), vidrec.load_model(tmp_path / "b").state_dict()
+    print(f"crash at step 7, resumed from step 6: max weight difference "
+          f"{max((a[k].float() - b[k].float()).abs().max().item() for k in a):.1e}")
     for key in a:
         assert (a[key].float() - b[key].float()).abs().max() <= 1e-6, key
 
@@ -243,6 +245,8 @@ def test_sigkill_and_resume_end_with_the_same_weights(bright_dark, tmp_path):
     assert 2 <= state["step"] < 32
     subprocess.run(base + [config(tmp_path / "killed"), "--resume", "auto"], check=True, capture_output=True)
     a, b = (vidrec.load_model(tmp_path / n).state_dict() for n in ("whole", "killed"))
+    print(f"SIGKILL at step {state['step']}+, resumed: max weight difference "
+          f"{max((a[k].float() - b[k].float()).abs().max().item() for k in a):.1e}")
     for key in a:
         assert (a[key].float() - b[key].float()).abs().max() <= 1e-6, key
 
