@@ -5,7 +5,6 @@ Resuming takes the newest checkpoint that verifies; a corrupt one is reported an
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -14,18 +13,11 @@ import sys
 import torch
 from tqdm import tqdm
 
+from vidrec.hub import sha256_of
 from vidrec.utils import atomic_write, atomic_write_text
 
 INDEX = "index.json"
 BEST = "best.pt"
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class CheckpointManager:
@@ -56,7 +48,7 @@ class CheckpointManager:
         name = f"step-{step:09d}.pt"
         path = os.path.join(self.directory, name)
         atomic_write(path, lambda tmp: torch.save(state, tmp))
-        entry = {"file": name, "sha256": _sha256(path), "step": step, "epoch": state.get("epoch"), "metric": metric}
+        entry = {"file": name, "sha256": sha256_of(path), "step": step, "epoch": state.get("epoch"), "metric": metric}
         entries = [e for e in self.index["checkpoints"] if e["file"] != name] + [entry]
         best = self.index.get("best")
         if metric is not None and (best is None or metric > best["metric"]):
@@ -73,7 +65,7 @@ class CheckpointManager:
 
     def load(self, path: str, sha256: str | None = None) -> dict:
         """One checkpoint, verified against its recorded hash; ValueError says what is wrong."""
-        if sha256 is not None and _sha256(path) != sha256:
+        if sha256 is not None and sha256_of(path) != sha256:
             raise ValueError("sha256 mismatch (truncated or modified)")
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
