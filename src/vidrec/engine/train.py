@@ -188,15 +188,13 @@ def train(cfg: RunConfig, *, pretrain: bool = False, resume: str | None = None, 
                                 collate_fn=collate_clips, generator=torch.Generator().manual_seed(cfg.run.seed),
                                 persistent_workers=False)
             net.train()
-            acc = dict(loss=0.0, seen=0, correct=0, counted=0, failed=0, wait=0.0)
+            acc = dict(loss=0.0, seen=0, correct=0, counted=0, failed=0)
             window = dict(loss=0.0, seen=0, t=time.perf_counter(), wait=0.0)
             bar = tqdm(total=len(sampler) + batch_in_epoch, initial=batch_in_epoch, disable=not (progress and d.main),
                        desc=f"epoch {epoch + 1}/{cfg.schedule.epochs}", unit="batch")
             t_data = time.perf_counter()
             for batch in loader:
-                waited = time.perf_counter() - t_data
-                acc["wait"] += waited
-                window["wait"] += waited
+                window["wait"] += time.perf_counter() - t_data
                 acc["failed"] += len(batch["failed"])
                 for f in batch["failed"]:
                     tqdm.write(f"skipped broken video {f.path}: {f.reason}")
@@ -239,8 +237,8 @@ def train(cfg: RunConfig, *, pretrain: bool = False, resume: str | None = None, 
                 bar.update(1)
                 t_data = time.perf_counter()
             bar.close()
-            loss_sum, seen, correct, counted, failed, wait = D.all_reduce_sum(
-                [acc["loss"], acc["seen"], acc["correct"], acc["counted"], acc["failed"], acc["wait"]], d, device)
+            loss_sum, seen, correct, counted, failed = D.all_reduce_sum(
+                [acc["loss"], acc["seen"], acc["correct"], acc["counted"], acc["failed"]], d, device)
             if seen == 0:
                 raise VidrecError("no training video could be loaded in this epoch (all broken?)")
             epoch += 1
