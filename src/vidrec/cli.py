@@ -82,13 +82,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict the action in video files")
     p.add_argument("videos", nargs="+")
-    p.add_argument("--model", help="model directory or pretrained name")
+    p.add_argument("--model", default="movinet_a0_stream",
+                   help="model directory, checkpoint or pretrained name (default: movinet_a0_stream, Kinetics-600)")
+    p.add_argument("--weights", help="folder holding pretrained weight files (else $VIDREC_WEIGHTS, then the cache)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--num-clips", type=int, default=4)
     p.add_argument("--num-crops", type=int, default=1, choices=(1, 3))
     p.add_argument("--flow-dir", help="two-stream models: precomputed flow (vidrec flow --out); else computed on the fly")
     p.add_argument("--json", action="store_true")
     _add_device(p)
+
+    p = sub.add_parser("stream", help="watch a video as a live stream: running top-k, then the clip prediction")
+    p.add_argument("video")
+    p.add_argument("--model", default="movinet_a0_stream", help="a stream model (default: movinet_a0_stream)")
+    p.add_argument("--weights", help="folder holding pretrained weight files (else $VIDREC_WEIGHTS, then the cache)")
+    p.add_argument("--every", type=float, default=1.0, help="seconds of video between reports")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="one JSON object per report")
+    _add_device(p)
+
+    p = sub.add_parser("convert", help="write any loadable model (checkpoint, .tflite, hub name) as a vidrec directory")
+    p.add_argument("source")
+    p.add_argument("out")
+    p.add_argument("--arch", help="architecture, where the checkpoint cannot tell")
+    p.add_argument("--format", default="vidrec", choices=("vidrec", "transformers"))
+    p.add_argument("--weights", help="folder holding pretrained weight files")
 
     p = sub.add_parser("two-stream", help="combine an RGB and a flow model into a late-fusion two-stream model")
     p.add_argument("--rgb", required=True, help="RGB model directory or checkpoint")
@@ -231,10 +249,8 @@ def cmd_predict(args) -> int:
     from vidrec.models.layers import optimize_for_inference
     from vidrec.utils import resolve_device
 
-    if not args.model:
-        raise ConfigError("pass --model DIR_OR_NAME (a trained model directory or a pretrained name; see `vidrec models`)")
     device = resolve_device(args.device)
-    model = optimize_for_inference(load_model(args.model, device=device))
+    model = optimize_for_inference(load_model(args.model, device=device, weights_dir=args.weights))
     status = 0
     for path in args.videos:
         try:
@@ -251,6 +267,41 @@ def cmd_predict(args) -> int:
             best = ", ".join(f"{p['label']} {p['score']:.3f}" for p in result["predictions"])
             print(f"{path}: {best}", flush=True)
     return status
+
+
+def cmd_stream(args) -> int:
+    import time
+
+    from vidrec.engine.stream import stream_video
+    from vidrec.hub import load_model
+    from vidrec.models.layers import optimize_for_inference
+    from vidrec.utils import resolve_device
+
+    device = resolve_device(args.device)
+    model = optimize_for_inference(load_model(args.model, device=device, weights_dir=args.weights))
+    start = time.perf_counter()
+    for report in stream_video(model, args.video, every=args.every, top_k=args.top_k, device=device):
+        if args.json:
+            print(json.dumps(report), flush=True)
+            continue
+        best = ", ".join(f"{p['label']} {p['score']:.3f}" for p in report["predictions"])
+        if report.get("final"):
+            took = time.perf_counter() - start
+            print(f"{args.video}: {best}\n  ({report['frames']} frames = {report['time']:.1f} s of video at "
+                  f"{model.preprocessing.target_fps:g} fps, processed in {took:.1f} s)", flush=True)
+        else:
+            print(f"{report['time']:7.1f} s  {best}", flush=True)
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from vidrec.hub import load_model
+
+    model = load_model(args.source, arch=args.arch, weights_dir=args.weights)
+    model.save_pretrained(args.out, format=args.format)
+    print(f"{args.out}: {model.arch} ({sum(p.numel() for p in model.parameters()):,} parameters, "
+          f"{model.num_classes} classes) from {args.source}")
+    return 0
 
 
 def cmd_models(args) -> int:
@@ -323,7 +374,8 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"synth": cmd_synth, "train": cmd_train, "pretrain": cmd_train, "reconstruct": cmd_reconstruct, "eval": cmd_eval, "predict": cmd_predict, "flow": cmd_flow,
+COMMANDS = {"synth": cmd_synth, "train": cmd_train, "pretrain": cmd_train, "reconstruct": cmd_reconstruct, "eval": cmd_eval, "predict": cmd_predict, "stream": cmd_stream,
+            "convert": cmd_convert, "flow": cmd_flow,
             "two-stream": cmd_two_stream,
             "models": cmd_models, "info": cmd_info, "demo": cmd_demo}
 

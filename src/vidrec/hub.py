@@ -131,6 +131,9 @@ def fetch_weights(entry: WeightEntry, *, weights_dir: str | None = None) -> str:
     for d in candidates:
         path = os.path.join(d, entry.filename)
         if os.path.exists(path):
+            if entry.sha256 and sha256_of(path) != entry.sha256:
+                raise VidrecError(f"{path} is not the file of weights '{entry.name}' (sha256 differs from "
+                                  f"{entry.sha256[:12]}...); remove it or fetch the original from {entry.url}")
             return path
     target = os.path.join(cache_dir(), entry.filename)
     try:
@@ -214,8 +217,13 @@ def _load_tag(name: str, weights_dir: str | None) -> VideoModel:
         raise ConfigError(unknown_name_message("model or weights", name, list_models() + list(WEIGHTS)))
     entry = WEIGHTS[tags[0]]
     path = fetch_weights(entry, weights_dir=weights_dir)
-    model = create_model(entry.arch, num_classes=entry.num_classes)
-    load_state_dict_strict(model, load_file(path), path)
+    if path.endswith(".tflite"):  # an official TFLite export: the architecture comes from the file
+        from vidrec.convert.tflite import load_tflite_movinet
+
+        model = load_tflite_movinet(path)
+    else:
+        model = create_model(entry.arch, num_classes=entry.num_classes)
+        load_state_dict_strict(model, load_file(path), path)
     model.preprocessing = entry.preprocessing
     model.set_labels(list(entry.labels) or None)
     return model

@@ -16,7 +16,7 @@ from vidrec.errors import ConfigError, VidrecError
 from vidrec.models.base import VideoModel
 from vidrec.registry import create_model
 
-CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".pyth", ".bin", ".ckpt", ".safetensors")
+CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".pyth", ".bin", ".ckpt", ".safetensors", ".tflite")
 
 
 def kinetics400_labels() -> list[str]:
@@ -215,7 +215,15 @@ FORMATS: dict[str, tuple[Callable[[dict], bool], Callable[[dict, str | None], Vi
 
 
 def load_checkpoint(path: str, *, arch: str | None = None) -> VideoModel:
-    """A vidrec model from another project's checkpoint file (format detected from its keys)."""
+    """A vidrec model from another project's checkpoint file (format detected from its keys), or
+    from a MoViNet stream TensorFlow Lite file."""
+    if os.fspath(path).endswith(".tflite"):
+        from vidrec.convert.tflite import load_tflite_movinet
+
+        model = load_tflite_movinet(path)
+        if arch is not None and arch != model.arch:
+            raise ConfigError(f"this TFLite file holds a {model.arch}, not {arch}")
+        return model
     state = read_checkpoint(os.fspath(path))
     for name, (detect, convert) in FORMATS.items():
         if detect(state):

@@ -14,10 +14,16 @@ from vidrec.models.base import VideoModel
 def predict(model: VideoModel, path: str | os.PathLike, *, top_k: int = 5, num_clips: int = 4,
             num_crops: int = 1, device: torch.device | str | None = None, flow_dir: str | None = None) -> dict:
     """`{"video": PATH, "predictions": [{"label", "score"}, ...], "num_clips": N}`: class
-    probabilities averaged over `num_clips` uniform clips x `num_crops` crops, best first.
+    probabilities averaged over `num_clips` uniform clips x `num_crops` crops, best first. Stream
+    models (MoViNet) instead see every frame at their rate; the result says how many (`frames`).
     Raises `VidrecError` (one line) when the video cannot be read."""
     path = os.fspath(path)
     device = device or next(model.parameters()).device
+    if hasattr(model, "step"):  # stream models watch the whole video, as they would live
+        from vidrec.engine.stream import stream_video
+
+        final = list(stream_video(model, path, every=None, top_k=top_k, device=device))[-1]
+        return {"video": path, "predictions": final["predictions"], "frames": final["frames"]}
     dataset = eval_dataset(model, [], num_clips=num_clips, num_crops=num_crops, flow_dir=flow_dir)
     views = dataset.load(path, rng=np.random.default_rng(0))  # (N*K, C, T, H, W), or one per stream
     model.eval().to(device)

@@ -264,6 +264,12 @@ class VideoReader:
                 if i >= wanted and (i - start) % step == 0:
                     yield self._to_rgb(frame)
 
+    def indexed_frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Every decodable frame in order with its index, `(i, (H, W, 3) uint8)`: one pass, bounded
+        memory; a corrupt frame leaves a gap in the indices instead of shifting the rest."""
+        for i, frame in self._sequential_frames(strict=False):
+            yield i, self._to_rgb(frame)
+
     def close(self) -> None:
         self._container.close()
 

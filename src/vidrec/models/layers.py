@@ -125,6 +125,7 @@ def res_stage(in_channels: int, inner: int, out_channels: int, *, temporal_kerne
         for i, kt in enumerate(temporal_kernels)])
 
 
+_FUSABLE = ((nn.Conv3d, nn.BatchNorm3d), (nn.Conv2d, nn.BatchNorm2d))
 _CONV_BN_PAIRS = (("conv", "bn"), ("conv_a", "bn_a"), ("conv_b", "bn_b"), ("conv_c", "bn_c"), ("0", "1"))
 
 
@@ -138,7 +139,7 @@ def fuse_conv_bn_(model: nn.Module) -> nn.Module:
     for module in list(model.modules()):
         for conv_name, bn_name in _CONV_BN_PAIRS:
             conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
-            if isinstance(conv, nn.Conv3d) and isinstance(bn, nn.BatchNorm3d):
+            if any(isinstance(conv, c) and isinstance(bn, b) for c, b in _FUSABLE):
                 setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
                 setattr(module, bn_name, nn.Identity())
     return model

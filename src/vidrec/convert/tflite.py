@@ -1,0 +1,288 @@
+"""MoViNet stream models from TensorFlow Lite files (the official int8 or float exports).
+
+The flatbuffer is read with the `tflite` package (`pip install vidrec[tflite]`); nothing is
+executed. Every constant tensor is accounted for:
+
+- parameters (conv kernels, biases, ReZero scales) are dequantized with their per-channel scales
+  and zero points and mapped, by their official TF Model Garden name, onto one vidrec tensor whose
+  shape is asserted. TFLite fuses names (`a;b;c` lists every original op a constant came from),
+  so the name is the first component of the right kind, and the op that consumes a kernel must
+  consume the bias mapped to the same layer;
+- batch norm is folded into the convolutions in these files: each BN becomes the identity plus the
+  folded bias;
+- graph constants (reshape shapes, slice bounds, the pool's 1/(H*W)) are checked, not mapped.
+
+A tensor that fits none of these is an error, never a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import torch
+
+from vidrec.errors import VidrecError
+
+# Official layer path (after `movinet_classifier/`) -> vidrec module, for kernels and biases.
+_BLOCK = r"movinet/block(\d+)_layer(\d+)/bneck/"
+_LAYERS = [  # (kernel pattern, bias pattern, vidrec module, has batch norm)
+    (r"movinet/stem/stem/conv2d/conv2d/Conv2D", r"movinet/stem/stem/conv2d/bn/FusedBatchNormV3", "stem", True),
+    (_BLOCK + r"expansion/conv2d/conv2d/Conv2D", _BLOCK + r"expansion/conv2d/bn/FusedBatchNormV3",
+     "blocks.{0}.{1}.expansion", True),
+    (_BLOCK + r"feature/conv2d/depthwise_conv2d/depthwise", _BLOCK + r"feature/conv2d/bn/FusedBatchNormV3",
+     "blocks.{0}.{1}.spatial", True),
+    (_BLOCK + r"feature/conv2d_temporal/depthwise_conv2d_1/depthwise",
+     _BLOCK + r"feature/conv2d_temporal/bn_temporal/FusedBatchNormV3", "blocks.{0}.{1}.temporal", True),
+    (_BLOCK + r"projection/conv2d/conv2d_1/Conv2D", _BLOCK + r"projection/conv2d/bn/FusedBatchNormV3",
+     "blocks.{0}.{1}.projection", True),
+    (_BLOCK + r"skip/skip_project/conv2d/conv2d_2/Conv2D", _BLOCK + r"skip/skip_project/conv2d/bn/FusedBatchNormV3",
+     "blocks.{0}.{1}.skip", True),
+    (r"movinet/head/project/conv2d/conv2d/Conv2D", r"movinet/head/project/conv2d/bn/FusedBatchNormV3", "project", True),
+    (r"classifier_head/head/conv2d/conv2d/Conv2D", r"classifier_head/head/conv2d/conv2d/bias", "hidden", False),
+    (r"classifier_head/classifier/conv2d/conv2d_1/Conv2D", r"classifier_head/classifier/conv2d/conv2d_1/bias",
+     "head", False),
+]
+_REZERO = re.compile(_BLOCK + r"rezero/mul$")
+_POOL_DIVISOR = re.compile(r"movinet/head/global_average_pool3d/(truediv|Cast)$")
+_STRUCTURE_OPS = {"RESHAPE", "STRIDED_SLICE", "SUM", "SQUEEZE", "CONCATENATION", "ADD"}  # int32 operands only
+_ACTIVATIONS = {"RELU6": "relu6", "RELU": "relu"}
+_DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8}
+
+
+def is_tflite(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8)[4:8] == b"TFL3"
+
+
+def _import_tflite():
+    try:
+        import tflite
+    except ImportError:
+        raise VidrecError("reading .tflite files needs the tflite package: pip install 'vidrec[tflite]'") from None
+    return tflite
+
+
+class _Graph:
+    """The tensors (with dequantized constant values) and operators of a TFLite file's main graph."""
+
+    def __init__(self, path: str):
+        tfl = _import_tflite()
+        with open(path, "rb") as f:
+            data = f.read()
+        if data[4:8] != b"TFL3":
+            raise VidrecError(f"{path}: not a TensorFlow Lite model (no TFL3 identifier)")
+        try:
+            model = tfl.Model.GetRootAsModel(data, 0)
+            graph = model.Subgraphs(0)
+            self.opcodes = {v: k for k, v in vars(tfl.BuiltinOperator).items() if not k.startswith("_")}
+            self.activation_names = {v: k for k, v in vars(tfl.ActivationFunctionType).items() if not k.startswith("_")}
+            self.tensors = [self._tensor(model, graph.Tensors(i)) for i in range(graph.TensorsLength())]
+            self.ops = [self._op(tfl, model, graph.Operators(j)) for j in range(graph.OperatorsLength())]
+            self.inputs = {self.tensors[i]["name"]: self.tensors[i]["shape"] for i in graph.InputsAsNumpy()}
+        except VidrecError:
+            raise
+        except Exception as e:  # truncated or corrupt flatbuffers fail anywhere in the accessors
+            raise VidrecError(f"{path}: unreadable TensorFlow Lite file ({type(e).__name__}: {e})") from None
+
+    @staticmethod
+    def _tensor(model, t) -> dict:
+        shape = tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+        entry = {"name": t.Name().decode(), "shape": shape, "type": t.Type(), "value": None}
+        buffer = model.Buffers(t.Buffer())
+        if buffer is not None and buffer.DataLength():
+            if t.Type() not in _DTYPES:
+                raise VidrecError(f"tensor {entry['name']}: unsupported TFLite type {t.Type()}")
+            raw = np.frombuffer(buffer.DataAsNumpy().tobytes(), dtype=_DTYPES[t.Type()]).reshape(shape)
+            q = t.Quantization()
+            if q is not None and q.ScaleLength():
+                scale, zero = q.ScaleAsNumpy().astype(np.float64), q.ZeroPointAsNumpy().astype(np.float64)
+                axis = q.QuantizedDimension() if scale.size > 1 else None
+                view = [1] * raw.ndim
+                if axis is not None:
+                    view[axis] = -1
+                entry["value"] = ((raw.astype(np.float64) - zero.reshape(view)) * scale.reshape(view)).astype(np.float32)
+                entry["quantized"] = True
+            else:
+                entry["value"] = raw
+        return entry
+
+    def _op(self, tfl, model, op) -> dict:
+        code = model.OperatorCodes(op.OpcodeIndex())
+        name = self.opcodes.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
+        entry = {"type": name, "inputs": [int(i) for i in op.InputsAsNumpy()],
+                 "outputs": [int(i) for i in op.OutputsAsNumpy()], "activation": "NONE"}
+        options = {"CONV_2D": tfl.Conv2DOptions, "DEPTHWISE_CONV_2D": tfl.DepthwiseConv2DOptions}.get(name)
+        if options is not None:
+            table = op.BuiltinOptions()
+            parsed = options()
+            parsed.Init(table.Bytes, table.Pos)
+            entry["activation"] = self.activation_names[parsed.FusedActivationFunction()]
+        return entry
+
+
+def _official(name: str) -> list[str]:
+    return [part.removeprefix("movinet_classifier/") for part in name.split(";")]
+
+
+def _layer_of(name: str, role: int) -> tuple[str, bool] | None:
+    """The vidrec module of a kernel (`role` 0) or bias (1): first fused name part that matches."""
+    for part in _official(name):
+        for patterns in _LAYERS:
+            m = re.fullmatch(patterns[role], part)
+            if m:
+                return patterns[2].format(*m.groups()), patterns[3]
+    return None
+
+
+def _to_torch(kernel: np.ndarray, target: torch.Tensor, depthwise: bool) -> torch.Tensor:
+    """TFLite kernels to PyTorch layouts: conv (O, kh, kw, I) -> (O, I, kh, kw); depthwise
+    (1, kh, kw, C) -> (C, 1, kh, kw), or (C, 1, kt, 1, 1) for the temporal convs."""
+    k = torch.from_numpy(np.ascontiguousarray(kernel))
+    k = k.permute(3, 0, 1, 2) if depthwise else k.permute(0, 3, 1, 2)
+    return k.reshape(target.shape) if k.numel() == target.numel() else k
+
+
+def _architecture(graph: _Graph, layers: dict[str, torch.Tensor]) -> dict:
+    """The MoViNet config these tensors describe (model_id from the kernels' shapes)."""
+    from vidrec.models.movinet import SPECS
+
+    activations = {op["activation"] for op in graph.ops if op["type"] in ("CONV_2D", "DEPTHWISE_CONV_2D")} - {"NONE"}
+    if len(activations) != 1 or next(iter(activations)) not in _ACTIVATIONS:
+        found = sorted(activations | {op["type"] for op in graph.ops if op["type"] in ("HARD_SWISH", "LOGISTIC")})
+        raise VidrecError(f"unsupported MoViNet variant: activations {found} (vidrec reads ReLU/ReLU6 exports)")
+    expand = {}
+    for key, value in layers.items():
+        m = re.fullmatch(r"blocks\.(\d+)\.(\d+)\.spatial\.conv\.weight", key)
+        if m:
+            expand[int(m[1]), int(m[2])] = (value.shape[-1], value.shape[1])  # TFLite (1, k, k, C)
+    for model_id, spec in SPECS.items():
+        wanted = {(s, i): (layer.expand, layer.kernel[1]) for s, (_, ls) in enumerate(spec.stages) for i, layer in enumerate(ls)}
+        if wanted == expand:
+            return {"model_id": model_id, "activation": _ACTIVATIONS[activations.pop()], "se_type": "none",
+                    "num_classes": layers["head.weight"].shape[0] if "head.weight" in layers else 600}
+    raise VidrecError(f"the blocks in this file match no known MoViNet ({', '.join(SPECS)})")
+
+
+def read_tflite_movinet(path: str) -> tuple[_Graph, dict[str, torch.Tensor], dict[str, bool], dict[str, str]]:
+    """`(graph, parameters by vidrec key in TFLite layout, module -> has folded BN, key -> op type)`."""
+    graph = _Graph(path)
+    consumers: dict[int, list[tuple[dict, int]]] = {}
+    for op in graph.ops:
+        for slot, index in enumerate(op["inputs"]):
+            consumers.setdefault(index, []).append((op, slot))
+    params: dict[str, torch.Tensor] = {}
+    folded: dict[str, bool] = {}
+    kinds: dict[str, str] = {}
+    unmapped = []
+    for index, tensor in enumerate(graph.tensors):
+        if tensor["value"] is None:
+            continue
+        name, uses = tensor["name"], consumers.get(index, [])
+        parts = _official(name)
+        if uses and all(op["type"] in ("CONV_2D", "DEPTHWISE_CONV_2D") and slot in (1, 2) for op, slot in uses):
+            slot = uses[0][1]
+            found = _layer_of(name, slot - 1)
+            if found is None:
+                unmapped.append(name)
+                continue
+            module, has_bn = found
+            key = f"{module}.{'conv.weight' if has_bn else 'weight'}" if slot == 1 else f"{module}.{'bn.bias' if has_bn else 'bias'}"
+            if key in params:
+                raise VidrecError(f"{path}: two tensors map to {key}")
+            params[key], folded[module] = torch.from_numpy(np.array(tensor["value"], dtype=np.float32)), has_bn
+            kinds[key] = uses[0][0]["type"]
+            for op, _ in uses:  # the kernel and the bias of one op must belong to one layer
+                other = op["inputs"][3 - slot] if len(op["inputs"]) > 2 else -1
+                if other >= 0 and _layer_of(graph.tensors[other]["name"], 2 - slot) not in (None, found):
+                    raise VidrecError(f"{path}: {name} and {graph.tensors[other]['name']} feed one op but name two layers")
+        elif any(_REZERO.fullmatch(p) for p in parts):
+            m = next(_REZERO.fullmatch(p) for p in parts if _REZERO.fullmatch(p))
+            values = np.unique(tensor["value"])
+            if values.size != 1:
+                raise VidrecError(f"{path}: {name} is not a single ReZero scale")
+            params[f"blocks.{m[1]}.{m[2]}.rezero"] = torch.tensor(float(values[0]))
+        elif any(_POOL_DIVISOR.fullmatch(p) for p in parts):
+            pass  # checked below against the last feature map's size
+        elif tensor["type"] == 2 and "quantized" not in tensor and uses and all(op["type"] in _STRUCTURE_OPS for op, _ in uses):
+            pass  # shapes, slice bounds, axes, the frame counter's +1: graph structure, not weights
+        else:
+            unmapped.append(name)
+    if unmapped:
+        raise VidrecError(f"{path}: {len(unmapped)} tensors map to no MoViNet layer, e.g. {unmapped[:3]}")
+    return graph, params, folded, kinds
+
+
+def load_tflite_movinet(path: str | os.PathLike):
+    """A vidrec `MoViNet` with the weights of an official MoViNet stream TFLite file."""
+    from vidrec.hub import load_state_dict_strict
+    from vidrec.models.movinet import STREAM_PREP, kinetics600_labels
+    from vidrec.registry import create_model
+
+    path = os.fspath(path)
+    graph, params, folded, kinds = read_tflite_movinet(path)
+    config = _architecture(graph, params)
+    model = create_model(f"movinet_{config['model_id']}_stream", **{k: v for k, v in config.items() if k != "model_id"})
+    own = model.state_dict()
+    state = {}
+    for key, value in params.items():
+        if key not in own:
+            raise VidrecError(f"{path}: {key} is not a tensor of {model.arch}")
+        if key.endswith("weight") and value.ndim == 4:
+            value = _to_torch(value.numpy(), own[key], kinds[key] == "DEPTHWISE_CONV_2D")
+        if value.shape != own[key].shape:
+            raise VidrecError(f"{path}: {key} has shape {tuple(value.shape)}, the model wants {tuple(own[key].shape)}")
+        state[key] = value
+    for module, has_bn in folded.items():
+        if has_bn:  # folded batch norm: the identity in eval mode, (x - 0) / sqrt((1 - eps) + eps) * 1
+            eps = model.get_submodule(f"{module}.bn").eps
+            bn = f"{module}.bn."
+            state.update({bn + "weight": torch.ones_like(own[bn + "weight"]),
+                          bn + "running_mean": torch.zeros_like(own[bn + "running_mean"]),
+                          bn + "running_var": torch.full_like(own[bn + "running_var"], 1.0 - eps),
+                          bn + "num_batches_tracked": torch.zeros_like(own[bn + "num_batches_tracked"])})
+    load_state_dict_strict(model, state, path)
+    image = next((s for n, s in graph.inputs.items() if "image" in n), None)
+    _check_pool_divisor(graph, model, image, path)
+    model.preprocessing = STREAM_PREP
+    if model.num_classes == 600:
+        model.set_labels(kinetics600_labels())
+    return model
+
+
+def _check_pool_divisor(graph: _Graph, model, image: tuple | None, path: str) -> None:
+    """The head's mean is a multiply by 1/(H*W) baked for the exported size: it must agree."""
+    if image is None:
+        raise VidrecError(f"{path}: no image input")
+    size = image[2]
+    for _ in range(1 + sum(b.downsample for _, b in model.named_layers())):
+        size = -(-size // 2)
+    for t in graph.tensors:
+        if t["value"] is not None and any(_POOL_DIVISOR.fullmatch(p) for p in _official(t["name"])):
+            if not np.allclose(t["value"], 1.0 / size**2, rtol=1e-2):
+                raise VidrecError(f"{path}: head pool divides by {1 / float(t['value'].flat[0]):.1f}, not {size * size}")
+
+
+class LiteRTStream:
+    """The TFLite runtime (`ai-edge-litert`) running a MoViNet stream file one frame at a time, as
+    its signature wants: `image` (1, 1, H, W, 3) RGB in [0, 1] plus every state, fed back each call."""
+
+    def __init__(self, path: str, *, num_threads: int = 2):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise VidrecError("running .tflite files needs ai-edge-litert: pip install 'vidrec[tflite]'") from None
+        self.interpreter = Interpreter(model_path=os.fspath(path), num_threads=num_threads)
+        self.runner = self.interpreter.get_signature_runner()
+        self.inputs = self.runner.get_input_details()
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = {n: np.zeros(d["shape"], d["dtype"]) for n, d in self.inputs.items() if n != "image"}
+
+    def step(self, frame: np.ndarray) -> np.ndarray:
+        """`frame` (H, W, 3) float32 in [0, 1] -> logits (classes,) for the stream so far."""
+        out = self.runner(image=frame[None, None].astype(np.float32), **self.state)
+        self.state = {n: out[n] for n in self.state}
+        return out["logits"][0]
