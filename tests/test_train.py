@@ -222,7 +222,6 @@ def test_sigkill_and_resume_end_with_the_same_weights(bright_dark, tmp_path):
     import sys
     import time
 
-    import yaml
 
     def config(out):
         cfg = tiny(bright_dark, out, run={"checkpoint_every": 2, "log_every": 100}, schedule={"epochs": 4},

@@ -1,5 +1,5 @@
-"""`vidrec` command line: synth, train, pretrain, reconstruct, eval, predict, flow, two-stream,
-models, info, demo.
+"""`vidrec` command line: synth, train, pretrain, reconstruct, eval, predict, stream, convert, flow,
+two-stream, models, info, demo.
 
 User errors (bad files, unknown names, bad settings) print one `error: ...` line and exit
 non-zero; tracebacks are for bugs only.
@@ -127,9 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="video metadata (and which figures came from the header)")
     p.add_argument("videos", nargs="+")
 
-    p = sub.add_parser("demo", help="the embedded default: synth -> train -> eval -> predict")
+    p = sub.add_parser("demo", help="the embedded default: a real clip through MoViNet, then synth -> train -> eval -> predict")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--video", help="a real clip for the pretrained MoViNet-A0 Stream (Kinetics-600)")
+    p.add_argument("--weights", help="folder holding movinet_a0_int8.tflite (else $VIDREC_WEIGHTS, the cache, a download)")
     _add_device(p)
     return parser
 
@@ -370,7 +372,7 @@ def cmd_flow(args) -> int:
 def cmd_demo(args) -> int:
     from vidrec.demo import run_demo
 
-    run_demo(out=args.out, epochs=args.epochs, device=args.device)
+    run_demo(out=args.out, epochs=args.epochs, device=args.device, video=args.video, weights_dir=args.weights)
     return 0
 
 

@@ -1,0 +1,88 @@
+"""Streaming MoViNet-A0 on this machine: vidrec (float32 PyTorch) against the TFLite runtime
+(ai-edge-litert, int8 with XNNPACK) on the same preprocessed frames, one frame per call as in a
+live stream, measured in the same run with interleaved repeats. Also the whole `vidrec stream`
+path (decode + resize + model) and the real-time factors.
+
+    python bench/movinet.py [--weights DIR] [--video PATH] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import vidrec  # noqa: E402
+from vidrec.convert.tflite import LiteRTStream  # noqa: E402
+from vidrec.engine.stream import model_frames, stream_video  # noqa: E402
+from vidrec.io import probe  # noqa: E402
+from vidrec.models.layers import optimize_for_inference  # noqa: E402
+
+SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--weights", default=os.path.join(SHARED, "weights", "movinet_a0_stream_int8_k600"))
+    parser.add_argument("--video", default=os.path.join(SHARED, "videos", "flipping_a_pancake.mkv"))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    tflite = os.path.join(args.weights, "movinet_a0_int8.tflite")
+    model = optimize_for_inference(vidrec.load_model(tflite))
+    frames = [f for _, f in model_frames(args.video, model.preprocessing, fps=model.preprocessing.target_fps)]
+    hwc = [f[:, 0].permute(1, 2, 0).numpy() for f in frames]
+    runtime = LiteRTStream(tflite, num_threads=args.threads)
+
+    @torch.inference_mode()
+    def run_vidrec(chunk: int) -> None:
+        state = model.init_state(1)
+        for i in range(0, len(frames), chunk):
+            _, state = model.step(torch.cat(frames[i:i + chunk], dim=1)[None], state)
+
+    def run_tflite() -> None:
+        runtime.reset()
+        for frame in hwc:
+            runtime.step(frame)
+
+    runs = {"vidrec, 1 frame/step": lambda: run_vidrec(1), "vidrec, 5 frames/step": lambda: run_vidrec(5),
+            "TFLite int8 (XNNPACK), 1 frame/call": run_tflite}
+    times = {name: [] for name in runs}
+    for fn in runs.values():
+        fn()  # warm-up
+    for r in range(args.repeats):
+        order = list(runs) if r % 2 == 0 else list(reversed(runs))
+        for name in order:
+            t0 = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - t0)
+
+    end_to_end = []
+    for _ in range(max(2, args.repeats // 2)):
+        t0 = time.perf_counter()
+        list(stream_video(model, args.video, every=1.0))
+        end_to_end.append(time.perf_counter() - t0)
+
+    info = probe(args.video)
+    n = len(frames)
+    print(f"{os.path.basename(args.video)}: {n} frames at 5 fps ({info.duration:.1f} s, source {info.fps:.0f} fps), "
+          f"{args.threads} threads, median of {args.repeats}")
+    ref = statistics.median(times["TFLite int8 (XNNPACK), 1 frame/call"])
+    print(f"{'':38} {'frames/s':>9} {'vs TFLite':>9} {'x real time @5fps':>18} {'@source fps':>12}")
+    for name, ts in times.items():
+        fps = n / statistics.median(ts)
+        print(f"{name:38} {fps:9.1f} {ref / statistics.median(ts):8.2f}x {fps / 5:17.1f}x {fps / info.fps:11.1f}x")
+    fps = n / statistics.median(end_to_end)
+    video_s = info.duration / statistics.median(end_to_end)
+    print(f"{'vidrec stream (decode+resize+model)':38} {fps:9.1f} {'':>9} {video_s:17.1f}x  (seconds of video per second)")
+
+
+if __name__ == "__main__":
+    main()
