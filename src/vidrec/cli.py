@@ -246,7 +246,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from vidrec.engine.predict import predict
+    from vidrec.engine.predict import format_predictions, predict
     from vidrec.hub import load_model
     from vidrec.models.layers import optimize_for_inference
     from vidrec.utils import resolve_device
@@ -266,7 +266,7 @@ def cmd_predict(args) -> int:
         if args.json:
             print(json.dumps(result), flush=True)
         else:
-            best = ", ".join(f"{p['label']} {p['score']:.3f}" for p in result["predictions"])
+            best = format_predictions(result["predictions"])
             print(f"{path}: {best}", flush=True)
     return status
 
@@ -274,6 +274,7 @@ def cmd_predict(args) -> int:
 def cmd_stream(args) -> int:
     import time
 
+    from vidrec.engine.predict import format_predictions
     from vidrec.engine.stream import stream_video
     from vidrec.hub import load_model
     from vidrec.models.layers import optimize_for_inference
@@ -286,7 +287,7 @@ def cmd_stream(args) -> int:
         if args.json:
             print(json.dumps(report), flush=True)
             continue
-        best = ", ".join(f"{p['label']} {p['score']:.3f}" for p in report["predictions"])
+        best = format_predictions(report["predictions"])
         if report.get("final"):
             took = time.perf_counter() - start
             print(f"{args.video}: {best}\n  ({report['frames']} frames = {report['time']:.1f} s of video at "

@@ -12,7 +12,7 @@ from vidrec.config import config_from_dict
 from vidrec.data.datasets import load_csv
 from vidrec.data.synthetic import SynthConfig, generate_dataset
 from vidrec.engine.checkpoint import CheckpointManager
-from vidrec.engine.predict import predict
+from vidrec.engine.predict import format_predictions, predict
 from vidrec.engine.train import train
 from vidrec.errors import VidrecError
 from vidrec.hub import load_model
@@ -34,7 +34,7 @@ def real_clip_demo(video: str | None, weights_dir: str | None, device) -> dict |
         return None
     start = time.perf_counter()
     for report in stream_video(model, video, every=2.0, top_k=3, device=device):
-        best = ", ".join(f"{p['label']} {p['score']:.3f}" for p in report["predictions"])
+        best = format_predictions(report["predictions"])
         when = "final" if report.get("final") else f"{report['time']:4.0f} s"
         print(f"      {when}  {best}")
     print(f"      {report['frames']} frames ({report['time']:.1f} s of {os.path.basename(video)}) in "

@@ -197,12 +197,11 @@ def read_tflite_movinet(path: str) -> tuple[_Graph, dict[str, torch.Tensor], dic
                 other = op["inputs"][3 - slot] if len(op["inputs"]) > 2 else -1
                 if other >= 0 and _layer_of(graph.tensors[other]["name"], 2 - slot) not in (None, found):
                     raise VidrecError(f"{path}: {name} and {graph.tensors[other]['name']} feed one op but name two layers")
-        elif any(_REZERO.fullmatch(p) for p in parts):
-            m = next(_REZERO.fullmatch(p) for p in parts if _REZERO.fullmatch(p))
+        elif rezero := next(filter(None, map(_REZERO.fullmatch, parts)), None):
             values = np.unique(tensor["value"])
             if values.size != 1:
                 raise VidrecError(f"{path}: {name} is not a single ReZero scale")
-            params[f"blocks.{m[1]}.{m[2]}.rezero"] = torch.tensor(float(values[0]))
+            params[f"blocks.{rezero[1]}.{rezero[2]}.rezero"] = torch.tensor(float(values[0]))
         elif any(_POOL_DIVISOR.fullmatch(p) for p in parts):
             pass  # checked below against the last feature map's size
         elif tensor["type"] == 2 and "quantized" not in tensor and uses and all(op["type"] in _STRUCTURE_OPS for op, _ in uses):

@@ -37,3 +37,8 @@ def predict(model: VideoModel, path: str | os.PathLike, *, top_k: int = 5, num_c
         "predictions": [{"label": labels[i], "score": round(float(s), 6)} for s, i in zip(top.values, top.indices)],
         "num_clips": num_clips,
     }
+
+
+def format_predictions(predictions: list[dict]) -> str:
+    """`label 0.982, label 0.003, ...`: how the CLI and the demo print a top-k."""
+    return ", ".join(f"{p['label']} {p['score']:.3f}" for p in predictions)
