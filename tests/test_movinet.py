@@ -81,6 +81,10 @@ def test_config_typos_are_named():
         vidrec.create_model("movinet_a0_stream", se_type="2d+3d")
     with pytest.raises(ConfigError, match="activation"):
         vidrec.create_model("movinet_a0_stream", activation="gelu")
+    with pytest.raises(ConfigError, match="int8_activations"):
+        vidrec.create_model("movinet_a0_stream", simulate_int8=True)
+    with pytest.raises(ConfigError, match="lacks 103"):  # grids that are not this model's
+        vidrec.create_model("movinet_a0_stream", int8_activations={"input": [1 / 255, -128]}, simulate_int8=True)
 
 
 # -- the official int8 TFLite file --------------------------------------------------------------
@@ -147,46 +151,68 @@ def test_tflite_import_is_exact_op_by_op(movinet_tflite, imported, shared_videos
     assert worst <= 0.51  # rounding of the runtime's own output, nothing more
 
 
-def _runtime_vs_vidrec(model, path, tflite_path):
+@pytest.fixture(scope="module")
+def imported_int8(movinet_tflite):
+    pytest.importorskip("tflite")
+    return vidrec.load_model(movinet_tflite).simulate_int8_()
+
+
+def _runtime_vs_vidrec(models, path, tflite_path):
+    """Softmax of the runtime streaming the clip's frames, the logits it gave after each frame, and
+    for each vidrec model (fed the same frames whole) its softmax and its top-5 overlap with the runtime."""
     from vidrec.convert.tflite import LiteRTStream
     from vidrec.engine.stream import model_frames
 
-    frames = [f for _, f in model_frames(path, model.preprocessing, fps=model.preprocessing.target_fps)]
-    with torch.no_grad():
-        ours = model(torch.cat(frames, dim=1)[None])[0].softmax(-1)
+    frames = [f for _, f in model_frames(path, models[0].preprocessing, fps=models[0].preprocessing.target_fps)]
     runtime = LiteRTStream(tflite_path)
-    for f in frames:
-        logits = runtime.step(f[:, 0].permute(1, 2, 0).numpy())
-    theirs = torch.from_numpy(logits).softmax(-1)
-    overlap = len(set(ours.topk(5).indices.tolist()) & set(theirs.topk(5).indices.tolist()))
-    return ours, theirs, overlap
+    per_frame = torch.stack([torch.from_numpy(runtime.step(f[:, 0].permute(1, 2, 0).numpy())) for f in frames])
+    theirs = per_frame[-1].softmax(-1)
+    results = []
+    for model in models:
+        with torch.no_grad():
+            ours = model(torch.cat(frames, dim=1)[None])[0].softmax(-1)
+        results.append((ours, len(set(ours.topk(5).indices.tolist()) & set(theirs.topk(5).indices.tolist()))))
+    return theirs, per_frame, frames, results
 
 
-def test_agreement_with_the_tflite_runtime_on_real_clips(movinet_tflite, imported, shared_videos):
+def test_agreement_with_the_tflite_runtime_on_real_clips(movinet_tflite, imported, imported_int8, shared_videos):
+    """The float model agrees with the int8 runtime as far as int8 rounding allows; the same model
+    computing as the runtime does (simulate_int8_) gives its logits bit for bit, frame by frame."""
     pytest.importorskip("ai_edge_litert")
     labels = imported.labels
     for clip, label in (("flipping_a_pancake.mkv", "flipping pancake"), ("arm_wrestling.mp4", "arm wrestling")):
-        ours, theirs, overlap = _runtime_vs_vidrec(imported, os.path.join(shared_videos, clip), movinet_tflite)
-        print(f"\n{clip}: vidrec {labels[ours.argmax()]} {ours.max():.3f} | TFLite int8 {labels[theirs.argmax()]} "
-              f"{theirs.max():.3f} | top-5 overlap {overlap}")
+        theirs, per_frame, frames, [(ours, overlap), (int8, int8_overlap)] = _runtime_vs_vidrec(
+            [imported, imported_int8], os.path.join(shared_videos, clip), movinet_tflite)
+        print(f"\n{clip}: TFLite int8 {labels[theirs.argmax()]} {theirs.max():.3f} | vidrec float32 "
+              f"{labels[ours.argmax()]} {ours.max():.3f}, top-5 overlap {overlap} | vidrec int8 "
+              f"{labels[int8.argmax()]} {int8.max():.3f}, top-5 overlap {int8_overlap}")
         assert labels[ours.argmax()] == labels[theirs.argmax()] == label
         assert overlap >= 4
-        # int8 activations cost the runtime some confidence: 0.003 here and 0.092 on the pancake clip
+        # the float model skips the runtime's rounding: 0.092 more confident on the pancake clip
         assert abs(ours.max() - theirs[ours.argmax()]) <= 0.1
+        assert torch.equal(int8, theirs)
+        state = imported_int8.init_state(1)
+        with torch.no_grad():
+            for t, frame in enumerate(frames):
+                logits, state = imported_int8.step(frame[None], state)
+                assert torch.equal(logits[0], per_frame[t]), f"frame {t}"
 
 
-def test_agreement_on_synthmotion(movinet_tflite, imported, tmp_path):
+def test_agreement_on_synthmotion(movinet_tflite, imported, imported_int8, tmp_path):
     pytest.importorskip("ai_edge_litert")
     from vidrec.data.synthetic import SynthConfig, generate_dataset
 
     generate_dataset(str(tmp_path), counts={"test": 8}, cfg=SynthConfig(num_frames=40, size=96), seed=0, workers=1)
     paths = [os.path.join(tmp_path, line.split(",")[0]) for line in open(tmp_path / "test.csv").read().split("\n")[1:] if line]
     for path in paths:
-        ours, theirs, overlap = _runtime_vs_vidrec(imported, path, movinet_tflite)
-        print(f"\n{os.path.basename(path)}: top-1 {ours.argmax().item()} {ours.max():.3f} vs {theirs.argmax().item()} "
-              f"{theirs.max():.3f}, overlap {overlap}")
-        # Synthetic shapes are far from Kinetics: the model is unsure (top-1 0.08-0.8) and int8
-        # rounding can swap near-ties. Measured: 5/8 same top-1, every swap with both below 0.29.
+        theirs, _, _, [(ours, overlap), (int8, int8_overlap)] = _runtime_vs_vidrec([imported, imported_int8], path, movinet_tflite)
+        print(f"\n{os.path.basename(path)}: TFLite top-1 {theirs.argmax().item()} {theirs.max():.3f} | float32 "
+              f"{ours.argmax().item()} {ours.max():.3f}, overlap {overlap} | int8 {int8.argmax().item()} "
+              f"{int8.max():.3f}, overlap {int8_overlap}")
+        assert torch.equal(int8, theirs)
+        # Synthetic shapes are far from Kinetics: the model is unsure (top-1 0.08-0.8) and the
+        # float model, without int8 rounding, can swap near-ties. Measured: 5/8 same top-1, every
+        # swap with both below 0.29.
         assert overlap >= 3
         if max(ours.max(), theirs.max()) >= 0.3:
             assert ours.argmax() == theirs.argmax()
@@ -203,6 +229,11 @@ def test_tflite_labels_preprocessing_and_round_trip(imported, tmp_path):
     x = torch.rand(1, 3, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(again(x), imported(x))
+        # the int8 grids travel in config.json: the converted model computes as the runtime too
+        assert len(again.config.int8_activations) == len(again.int8_points()) == 104
+        assert torch.equal(again.simulate_int8_()(x), vidrec.load_model(tmp_path / "m").simulate_int8_()(x))
+        assert not torch.equal(again(x), imported(x))
+        assert torch.equal(again.simulate_int8_(False)(x), imported(x))
     assert again.labels == imported.labels
 
 
@@ -236,7 +267,7 @@ def test_pretrained_tag_cache_and_offline_message(movinet_tflite, tmp_path, monk
         vidrec.load_model("movinet_a0_stream", weights_dir=str(tmp_path / "other"))
 
 
-def test_stream_and_predict_commands(movinet_tflite, shared_videos, capsys):
+def test_stream_and_predict_commands(movinet_tflite, shared_videos, capsys, tmp_path):
     weights = os.path.dirname(movinet_tflite)
     pancake = os.path.join(shared_videos, "flipping_a_pancake.mkv")
     assert main(["stream", pancake, "--weights", weights, "--every", "2", "--json", "--top-k", "3"]) == 0
@@ -250,3 +281,21 @@ def test_stream_and_predict_commands(movinet_tflite, shared_videos, capsys):
     assert out[0].split(": ")[1].startswith("flipping pancake") and out[1].split(": ")[1].startswith("arm wrestling")
     assert main(["stream", os.path.join(shared_videos, "missing.mp4"), "--weights", weights]) == 2
     assert main(["stream", pancake, "--weights", weights, "--every", "0"]) == 2
+    # --int8: the runtime's own numbers (0.890 on this clip, where float32 says 0.982)
+    pytest.importorskip("ai_edge_litert")
+    from vidrec.convert.tflite import LiteRTStream
+    from vidrec.engine.stream import model_frames
+
+    runtime = LiteRTStream(movinet_tflite)
+    for _, frame in model_frames(pancake, vidrec.models.movinet.STREAM_PREP, fps=5.0):
+        logits = runtime.step(frame[:, 0].permute(1, 2, 0).numpy())
+    assert main(["predict", pancake, "--weights", weights, "--int8", "--json"]) == 0
+    score = json.loads(capsys.readouterr().out)["predictions"][0]["score"]
+    assert abs(score - torch.from_numpy(logits).softmax(-1).max().item()) < 1e-6
+
+    # --int8 where there is nothing to simulate: one line, exit 2
+    for model in (_model(), vidrec.create_model("tsn_small", num_classes=7)):
+        model.save_pretrained(tmp_path / model.arch)
+        assert main(["predict", arm, "--model", str(tmp_path / model.arch), "--int8"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ("int8_activations" in err or "no int8 mode" in err)

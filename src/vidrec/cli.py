@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-crops", type=int, default=1, choices=(1, 3))
     p.add_argument("--flow-dir", help="two-stream models: precomputed flow (vidrec flow --out); else computed on the fly")
     p.add_argument("--json", action="store_true")
+    _add_int8(p)
     _add_device(p)
 
     p = sub.add_parser("stream", help="watch a video as a live stream: running top-k, then the clip prediction")
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=float, default=1.0, help="seconds of video between reports")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="one JSON object per report")
+    _add_int8(p)
     _add_device(p)
 
     p = sub.add_parser("convert", help="write any loadable model (checkpoint, .tflite, hub name) as a vidrec directory")
@@ -245,14 +247,29 @@ def cmd_eval(args) -> int:
     return 1 if result["failed"] else 0
 
 
-def cmd_predict(args) -> int:
-    from vidrec.engine.predict import format_predictions, predict
+def _add_int8(p) -> None:
+    p.add_argument("--int8", action="store_true",
+                   help="compute as the int8 TFLite runtime does, bit for bit (models imported from int8 .tflite files)")
+
+
+def _inference_model(args, device):
     from vidrec.hub import load_model
     from vidrec.models.layers import optimize_for_inference
+
+    model = optimize_for_inference(load_model(args.model, device=device, weights_dir=args.weights))
+    if args.int8:
+        if not hasattr(model, "simulate_int8_"):
+            raise VidrecError(f"--int8: {model.arch} has no int8 mode (MoViNet models imported from int8 .tflite files do)")
+        model.simulate_int8_()
+    return model
+
+
+def cmd_predict(args) -> int:
+    from vidrec.engine.predict import format_predictions, predict
     from vidrec.utils import resolve_device
 
     device = resolve_device(args.device)
-    model = optimize_for_inference(load_model(args.model, device=device, weights_dir=args.weights))
+    model = _inference_model(args, device)
     status = 0
     for path in args.videos:
         try:
@@ -276,12 +293,10 @@ def cmd_stream(args) -> int:
 
     from vidrec.engine.predict import format_predictions
     from vidrec.engine.stream import stream_video
-    from vidrec.hub import load_model
-    from vidrec.models.layers import optimize_for_inference
     from vidrec.utils import resolve_device
 
     device = resolve_device(args.device)
-    model = optimize_for_inference(load_model(args.model, device=device, weights_dir=args.weights))
+    model = _inference_model(args, device)
     start = time.perf_counter()
     for report in stream_video(model, args.video, every=args.every, top_k=args.top_k, device=device):
         if args.json:

@@ -91,11 +91,11 @@ class _Graph:
         shape = tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else ()
         entry = {"name": t.Name().decode(), "shape": shape, "type": t.Type(), "value": None}
         buffer = model.Buffers(t.Buffer())
+        q = t.Quantization()
         if buffer is not None and buffer.DataLength():
             if t.Type() not in _DTYPES:
                 raise VidrecError(f"tensor {entry['name']}: unsupported TFLite type {t.Type()}")
             raw = np.frombuffer(buffer.DataAsNumpy().tobytes(), dtype=_DTYPES[t.Type()]).reshape(shape)
-            q = t.Quantization()
             if q is not None and q.ScaleLength():
                 scale, zero = q.ScaleAsNumpy().astype(np.float64), q.ZeroPointAsNumpy().astype(np.float64)
                 axis = q.QuantizedDimension() if scale.size > 1 else None
@@ -106,6 +106,8 @@ class _Graph:
                 entry["quantized"] = True
             else:
                 entry["value"] = raw
+        elif q is not None and q.ScaleLength() == 1 and t.Type() == 9:  # an int8 activation's grid
+            entry["grid"] = (float(q.ScaleAsNumpy()[0]), int(q.ZeroPointAsNumpy()[0]))
         return entry
 
     def _op(self, tfl, model, op) -> dict:
@@ -213,6 +215,63 @@ def read_tflite_movinet(path: str) -> tuple[_Graph, dict[str, torch.Tensor], dic
     return graph, params, folded, kinds
 
 
+_BLOCK_OP = re.compile(_BLOCK + r"(skip/skip_pool/AvgPool|rezero/mul1?|add(_\d+)?)$")
+_PASS_THROUGH = {"RESHAPE", "CONCATENATION", "STRIDED_SLICE"}  # int8 in, int8 out on the same grid
+
+
+def activation_points(graph: _Graph, path: str) -> dict[str, dict]:
+    """The op computing every activation the runtime rounds to int8, by vidrec point name
+    (MoViNet.int8_points): conv outputs by module, per block the skip pool, ReZero product and sum,
+    and the head's pool. Ops that only move int8 data must keep its grid; any other int8 output
+    is an error."""
+    producer = {o: op for op in graph.ops for o in op["outputs"]}
+
+    def source(op) -> str:  # name of the tensor an op reads first
+        return graph.tensors[op["inputs"][0]]["name"]
+
+    def grid_of(index: int):
+        return graph.tensors[index].get("grid")
+
+    points, unmapped = {}, []
+    for op in graph.ops:
+        out = graph.tensors[op["outputs"][0]]
+        grid, kind, parts = out.get("grid"), op["type"], _official(out["name"])
+        if grid is None:
+            continue  # float or int32: the frame counter and the mean's division
+        block = next(filter(None, map(_BLOCK_OP.fullmatch, parts)), None)
+        if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            point = _layer_of(graph.tensors[op["inputs"][1]]["name"], 0)[0]
+        elif block and kind in ("AVERAGE_POOL_2D", "MUL", "ADD"):
+            point = f"blocks.{block[1]}.{block[2]}." + {"AVERAGE_POOL_2D": "skip_pool", "MUL": "rezero", "ADD": "out"}[kind]
+        elif kind == "SUM":
+            point = "pool.frame_sum"
+        elif kind == "MUL" and any(_POOL_DIVISOR.fullmatch(p) for p in parts):
+            point = "pool.frame_mean"
+        elif kind == "ADD" and any("pool_buffer" in source(producer[i]) for i in op["inputs"] if i in producer):
+            point = "pool.sum"  # the running sum: this frame's mean + the state read back
+        elif kind == "QUANTIZE" and "image" in source(op):
+            point = "input"
+        elif kind == "QUANTIZE" and "head_pool_buffer" in source(op):
+            point = "pool.state"
+        elif kind == "QUANTIZE" and op["inputs"][0] in producer and producer[op["inputs"][0]]["type"] == "DIV":
+            point = "pool.mean"
+        elif kind == "QUANTIZE" and "stream_buffer" in source(op):
+            continue  # the concatenation that reads it must find it on its own output's grid
+        elif kind in _PASS_THROUGH:
+            if any(grid_of(i) not in (None, grid) for i in op["inputs"] if graph.tensors[i]["value"] is None):
+                raise VidrecError(f"{path}: {kind} {out['name']} changes the int8 grid of its input")
+            continue
+        else:
+            unmapped.append(f"{kind} {out['name']}")
+            continue
+        if point in points:
+            raise VidrecError(f"{path}: two activations map to {point}")
+        points[point] = op
+    if unmapped:
+        raise VidrecError(f"{path}: {len(unmapped)} int8 activations map to no MoViNet point, e.g. {unmapped[:3]}")
+    return points
+
+
 def load_tflite_movinet(path: str | os.PathLike):
     """A vidrec `MoViNet` with the weights of an official MoViNet stream TFLite file."""
     from vidrec.hub import load_state_dict_strict
@@ -222,7 +281,24 @@ def load_tflite_movinet(path: str | os.PathLike):
     path = os.fspath(path)
     graph, params, folded, kinds = read_tflite_movinet(path)
     config = _architecture(graph, params)
+    grids = {}
+    producer = {o: op for op in graph.ops for o in op["outputs"]}
+    for point, op in activation_points(graph, path).items():
+        grids[point] = graph.tensors[op["outputs"][0]]["grid"]
+        if op["type"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "SUM"):  # integer convolutions and sums need the input's grid
+            grids[point] += graph.tensors[op["inputs"][0]]["grid"]
+        elif op["type"] == "ADD":  # and sums their inputs', the branch (a ReZero product or a frame's mean) first
+            branch = [i for i in op["inputs"] if producer.get(i, {}).get("type") == "MUL"]
+            if len(branch) != 1:
+                raise VidrecError(f"{path}: the sum {point} does not add one product to one other input")
+            other = next(i for i in op["inputs"] if i != branch[0])
+            grids[point] += graph.tensors[branch[0]]["grid"] + graph.tensors[other]["grid"]
+    if grids:  # an int8 file: its activation grids let model.simulate_int8_() reproduce its runtime
+        config["int8_activations"] = grids
     model = create_model(f"movinet_{config['model_id']}_stream", **{k: v for k, v in config.items() if k != "model_id"})
+    if grids and set(grids) != set(model.int8_points()):
+        odd = sorted(set(grids) ^ set(model.int8_points()))
+        raise VidrecError(f"{path}: the int8 activations do not fit {model.arch}: {odd[:3]}")
     own = model.state_dict()
     state = {}
     for key, value in params.items():
