@@ -1,7 +1,8 @@
 """Streaming MoViNet-A0 on this machine: vidrec (float32 PyTorch) against the TFLite runtime
 (ai-edge-litert, int8 with XNNPACK) on the same preprocessed frames, one frame per call as in a
-live stream, measured in the same run with interleaved repeats. Also the whole `vidrec stream`
-path (decode + resize + model) and the real-time factors.
+live stream, measured in the same run with interleaved repeats; vidrec in float32 and in its int8
+mode (bit-exact with the runtime). Also the whole `vidrec stream` path (decode + resize + model)
+and the real-time factors.
 
     python bench/movinet.py [--weights DIR] [--video PATH] [--repeats 5]
 """
@@ -37,15 +38,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tflite = os.path.join(args.weights, "movinet_a0_int8.tflite")
     model = optimize_for_inference(vidrec.load_model(tflite))
+    int8 = optimize_for_inference(vidrec.load_model(tflite)).simulate_int8_()
     frames = [f for _, f in model_frames(args.video, model.preprocessing, fps=model.preprocessing.target_fps)]
     hwc = [f[:, 0].permute(1, 2, 0).numpy() for f in frames]
     runtime = LiteRTStream(tflite, num_threads=args.threads)
 
     @torch.inference_mode()
-    def run_vidrec(chunk: int) -> None:
-        state = model.init_state(1)
+    def run_vidrec(chunk: int, net=model) -> None:
+        state = net.init_state(1)
         for i in range(0, len(frames), chunk):
-            _, state = model.step(torch.cat(frames[i:i + chunk], dim=1)[None], state)
+            _, state = net.step(torch.cat(frames[i:i + chunk], dim=1)[None], state)
 
     def run_tflite() -> None:
         runtime.reset()
@@ -53,6 +55,7 @@ def main() -> None:
             runtime.step(frame)
 
     runs = {"vidrec, 1 frame/step": lambda: run_vidrec(1), "vidrec, 5 frames/step": lambda: run_vidrec(5),
+            "vidrec --int8, 1 frame/step": lambda: run_vidrec(1, int8),
             "TFLite int8 (XNNPACK), 1 frame/call": run_tflite}
     times = {name: [] for name in runs}
     for fn in runs.values():
