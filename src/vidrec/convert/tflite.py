@@ -81,6 +81,7 @@ class _Graph:
             self.tensors = [self._tensor(model, graph.Tensors(i)) for i in range(graph.TensorsLength())]
             self.ops = [self._op(tfl, model, graph.Operators(j)) for j in range(graph.OperatorsLength())]
             self.inputs = {self.tensors[i]["name"]: self.tensors[i]["shape"] for i in graph.InputsAsNumpy()}
+            self.producer = {o: op for op in self.ops for o in op["outputs"]}
         except VidrecError:
             raise
         except Exception as e:  # truncated or corrupt flatbuffers fail anywhere in the accessors
@@ -224,7 +225,7 @@ def activation_points(graph: _Graph, path: str) -> dict[str, dict]:
     (MoViNet.int8_points): conv outputs by module, per block the skip pool, ReZero product and sum,
     and the head's pool. Ops that only move int8 data must keep its grid; any other int8 output
     is an error."""
-    producer = {o: op for op in graph.ops for o in op["outputs"]}
+    producer = graph.producer
 
     def source(op) -> str:  # name of the tensor an op reads first
         return graph.tensors[op["inputs"][0]]["name"]
@@ -272,6 +273,27 @@ def activation_points(graph: _Graph, path: str) -> dict[str, dict]:
     return points
 
 
+def activation_grids(graph: _Graph, path: str) -> dict[str, tuple]:
+    """`{point: (scale, zero_point, *input grids)}` for MoViNetConfig.int8_activations: convolutions
+    and sums add their input's grid, adds the grids of their two inputs (the branch, a ReZero
+    product or a frame's mean, first); a pool must keep its input's grid."""
+    grids = {}
+    for point, op in activation_points(graph, path).items():
+        grid = graph.tensors[op["outputs"][0]]["grid"]
+        inputs = [graph.tensors[i].get("grid") for i in op["inputs"]]
+        if op["type"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "SUM"):
+            grid += inputs[0]
+        elif op["type"] == "ADD":
+            order = sorted(range(2), key=lambda k: graph.producer.get(op["inputs"][k], {}).get("type") != "MUL")
+            if [graph.producer.get(op["inputs"][k], {}).get("type") == "MUL" for k in order] != [True, False]:
+                raise VidrecError(f"{path}: the sum {point} does not add one product to one other input")
+            grid += inputs[order[0]] + inputs[order[1]]
+        elif op["type"] == "AVERAGE_POOL_2D" and inputs[0] != grid:
+            raise VidrecError(f"{path}: the pool {point} changes the int8 grid")
+        grids[point] = grid
+    return grids
+
+
 def load_tflite_movinet(path: str | os.PathLike):
     """A vidrec `MoViNet` with the weights of an official MoViNet stream TFLite file."""
     from vidrec.hub import load_state_dict_strict
@@ -281,18 +303,7 @@ def load_tflite_movinet(path: str | os.PathLike):
     path = os.fspath(path)
     graph, params, folded, kinds = read_tflite_movinet(path)
     config = _architecture(graph, params)
-    grids = {}
-    producer = {o: op for op in graph.ops for o in op["outputs"]}
-    for point, op in activation_points(graph, path).items():
-        grids[point] = graph.tensors[op["outputs"][0]]["grid"]
-        if op["type"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "SUM"):  # integer convolutions and sums need the input's grid
-            grids[point] += graph.tensors[op["inputs"][0]]["grid"]
-        elif op["type"] == "ADD":  # and sums their inputs', the branch (a ReZero product or a frame's mean) first
-            branch = [i for i in op["inputs"] if producer.get(i, {}).get("type") == "MUL"]
-            if len(branch) != 1:
-                raise VidrecError(f"{path}: the sum {point} does not add one product to one other input")
-            other = next(i for i in op["inputs"] if i != branch[0])
-            grids[point] += graph.tensors[branch[0]]["grid"] + graph.tensors[other]["grid"]
+    grids = activation_grids(graph, path)
     if grids:  # an int8 file: its activation grids let model.simulate_int8_() reproduce its runtime
         config["int8_activations"] = grids
     model = create_model(f"movinet_{config['model_id']}_stream", **{k: v for k, v in config.items() if k != "model_id"})
