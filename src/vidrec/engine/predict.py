@@ -29,14 +29,14 @@ def predict(model: VideoModel, path: str | os.PathLike, *, top_k: int = 5, num_c
     model.eval().to(device)
     batch = tuple(v[None] for v in views) if isinstance(views, tuple) else views[None]
     scores = score_views(model, batch, device)[0].cpu()
-    k = min(top_k, len(scores))
-    top = scores.topk(k)
+    return {"video": path, "predictions": top_predictions(scores, model, top_k), "num_clips": num_clips}
+
+
+def top_predictions(probs: torch.Tensor, model: VideoModel, k: int) -> list[dict]:
+    """`[{"label", "score"}, ...]`: the `k` most probable classes of `probs` (classes,), best first."""
     labels = model.labels or [f"class_{i}" for i in range(model.num_classes)]
-    return {
-        "video": path,
-        "predictions": [{"label": labels[i], "score": round(float(s), 6)} for s, i in zip(top.values, top.indices)],
-        "num_clips": num_clips,
-    }
+    top = probs.topk(min(k, probs.numel()))
+    return [{"label": labels[i], "score": round(float(s), 6)} for s, i in zip(top.values, top.indices)]
 
 
 def format_predictions(predictions: list[dict]) -> str:

@@ -12,6 +12,7 @@ import torch
 
 from vidrec.data.sampling import resample_timeline
 from vidrec.data.transforms import center_crop, frames_to_clip, normalize, resize_short_side
+from vidrec.engine.predict import top_predictions
 from vidrec.errors import ConfigError
 from vidrec.io.video import VideoReader
 from vidrec.models.base import VideoModel
@@ -36,12 +37,6 @@ def model_frames(path: str | os.PathLike, prep, *, fps: float | None) -> Iterato
                 tick += 1
 
 
-def _top(logits: torch.Tensor, labels: list[str], k: int) -> list[dict]:
-    probs = logits.softmax(-1)
-    top = probs.topk(min(k, probs.numel()))
-    return [{"label": labels[i], "score": round(float(p), 6)} for p, i in zip(top.values, top.indices)]
-
-
 @torch.inference_mode()
 def stream_video(model: VideoModel, path: str | os.PathLike, *, every: float | None = 1.0, top_k: int = 5,
                  device: torch.device | str | None = None) -> Iterator[dict]:
@@ -56,7 +51,6 @@ def stream_video(model: VideoModel, path: str | os.PathLike, *, every: float | N
     device = device or next(model.parameters()).device
     model.eval().to(device)
     prep = model.preprocessing
-    labels = model.labels or [f"class_{i}" for i in range(model.num_classes)]
     state, logits, chunk, count, time = None, None, [], 0, 0.0
     next_report = every
 
@@ -71,7 +65,7 @@ def stream_video(model: VideoModel, path: str | os.PathLike, *, every: float | N
     for time, frame in model_frames(path, prep, fps=prep.target_fps):
         if every is not None and time >= next_report - 1e-9 and chunk:
             flush()
-            yield {"time": round(next_report, 3), "frames": count, "predictions": _top(logits[0], labels, top_k)}
+            yield {"time": round(next_report, 3), "frames": count, "predictions": top_predictions(logits[0].softmax(-1), model, top_k)}
             next_report += every * max(1, int((time - next_report) // every) + 1)
         chunk.append(frame)
         count += 1
@@ -80,4 +74,4 @@ def stream_video(model: VideoModel, path: str | os.PathLike, *, every: float | N
     if logits is None:
         raise ConfigError(f"{path}: no frames to stream")
     yield {"time": round(count / prep.target_fps if prep.target_fps else time, 3), "frames": count,
-           "predictions": _top(logits[0], labels, top_k), "final": True}
+           "predictions": top_predictions(logits[0].softmax(-1), model, top_k), "final": True}
