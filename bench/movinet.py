@@ -23,7 +23,7 @@ import vidrec  # noqa: E402
 from vidrec.convert.tflite import LiteRTStream  # noqa: E402
 from vidrec.engine.stream import model_frames, stream_video  # noqa: E402
 from vidrec.io import probe  # noqa: E402
-from vidrec.models.layers import optimize_for_inference  # noqa: E402
+from vidrec.deploy import optimize_for_inference, to_int8  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 
@@ -38,7 +38,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tflite = os.path.join(args.weights, "movinet_a0_int8.tflite")
     model = optimize_for_inference(vidrec.load_model(tflite))
-    int8 = optimize_for_inference(vidrec.load_model(tflite)).simulate_int8_()
+    int8 = to_int8(vidrec.load_model(tflite))
     frames = [f for _, f in model_frames(args.video, model.preprocessing, fps=model.preprocessing.target_fps)]
     hwc = [f[:, 0].permute(1, 2, 0).numpy() for f in frames]
     runtime = LiteRTStream(tflite, num_threads=args.threads)

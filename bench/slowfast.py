@@ -16,7 +16,7 @@ import torch
 
 import vidrec
 from vidrec.flops import count_macs, count_params
-from vidrec.models.layers import fuse_conv_bn_
+from vidrec.deploy import fuse_conv_bn
 
 ZOO = {  # params (PyTorchVideo hub models), GMACs at 256x256 (model zoo) where known here
     "slowfast_r50_4x16": (None, 36.1, 32), "slowfast_r50_8x8": (34_566_488, 65.7, 32),
@@ -52,7 +52,7 @@ def main() -> None:
     channels_last = copy.deepcopy(ours).to(memory_format=torch.channels_last_3d)
     fast_cl = fast.contiguous(memory_format=torch.channels_last_3d)
     variants["vidrec channels_last_3d"] = lambda: channels_last(fast_cl)
-    fused = fuse_conv_bn_(copy.deepcopy(ours))
+    fused = fuse_conv_bn(copy.deepcopy(ours))
     err = (fused(fast) - ours(fast)).abs().max().item()
     variants["vidrec fused conv-bn"] = lambda: fused(fast)
     fused_cl = copy.deepcopy(fused).to(memory_format=torch.channels_last_3d)

@@ -34,7 +34,7 @@ def main() -> None:
 
     ours = vidrec.create_model("videomae_b", num_classes=400).eval()
     with tempfile.TemporaryDirectory() as d:
-        ours.save_pretrained(d, format="transformers")
+        vidrec.save_model(ours, d, format="transformers")
         theirs = VideoMAEForVideoClassification.from_pretrained(d, attn_implementation="sdpa").eval()
     x = torch.randn(1, 3, 16, 224, 224)
     xt = x.transpose(1, 2).contiguous()

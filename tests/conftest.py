@@ -38,7 +38,7 @@ def read_number(frame: np.ndarray) -> int:
 def write_numbered(path: str, n: int, *, codec: str = "libx264", width: int = 96, height: int = 64, fps=25,
                    pix_fmt: str = "yuv420p", gop: int = 12, pts: list[int] | None = None,
                    time_base: Fraction | None = None, audio_first: bool = False, rotation: int | None = None,
-                   fmt: str | None = None) -> str:
+                   fmt: str | None = None, options: dict | None = None) -> str:
     """Encode `n` numbered frames. `pts` (in `time_base`) makes a variable-frame-rate video."""
     with av.open(path, mode="w", format=fmt) as out:
         audio = out.add_stream("aac", rate=16000) if audio_first else None
@@ -46,7 +46,7 @@ def write_numbered(path: str, n: int, *, codec: str = "libx264", width: int = 96
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.codec_context.gop_size = gop
         if codec == "libx264":
-            stream.options = {"crf": "10"}
+            stream.options = {"crf": "10", **(options or {})}
         elif codec in ("mpeg4", "mpeg2video", "mjpeg"):
             stream.codec_context.qmin, stream.codec_context.qmax = 2, 4
         if time_base is not None:
@@ -88,7 +88,7 @@ def randomize_bn(model, seed: int = 0) -> None:
                 m.weight.copy_(torch.rand(m.num_features, generator=g) * 0.5 + 0.75)
                 m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
         for name, p in model.named_parameters():
-            if name.endswith("rezero"):
+            if name.endswith("rezero.scale"):
                 p.fill_(0.5)
 
 

@@ -20,9 +20,9 @@ def test_parameter_counts_match_the_reference_implementations(name, params):
 def test_inception_any_length_and_size(shape):
     model = vidrec.create_model("i3d_inception_rgb", num_classes=7).eval()
     with torch.no_grad():
-        feats = model.forward_features(torch.randn(shape))
-        assert feats.shape[:3] == (shape[0], 1024, -(-shape[2] // 8))
-        assert model.forward_head(feats).shape == (shape[0], 7)
+        maps = model.feature_maps(torch.randn(shape))
+        assert maps.shape[:3] == (shape[0], 1024, -(-shape[2] // 8))
+        assert model.forward_head(model.forward_features(torch.randn(shape))).shape == (shape[0], 7)
 
 
 def test_flow_stream_takes_two_channels():
@@ -99,7 +99,7 @@ def test_boring_video_fixed_point_resnet50_where_padding_does_not_reach():
     inflate_state_dict(net2d.state_dict(), model, resnet_to_i3d_key)  # again, in float64
     image = torch.randn(1, 3, 112, 112, dtype=torch.float64)
     with torch.no_grad():
-        feats = model.forward_features(image[:, :, None].repeat(1, 1, 48, 1, 1))  # (1, 2048, 24, 4, 4)
+        feats = model.feature_maps(image[:, :, None].repeat(1, 1, 48, 1, 1))  # (1, 2048, 24, 4, 4)
         middle = feats[:, :, feats.shape[2] // 2]
         trunk = torch.nn.Sequential(*list(net2d.children())[:-2])
         torch.testing.assert_close(middle, trunk(image), atol=1e-6, rtol=1e-6)

@@ -1,4 +1,4 @@
-"""The int8 runtime arithmetic (vidrec.models.int8) on its own: exact integer sums in float32, the
+"""The int8 runtime arithmetic (vidrec.deploy.int8) on its own: exact integer sums in float32, the
 runtime's rounding of ties. tests/test_movinet.py checks it bit for bit against the TFLite runtime."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidrec.models.int8 import fake_int8, int8_add, int8_affine, int8_sum
-from vidrec.models.movinet import skip_pool
+from vidrec.deploy.int8 import fake_int8, int8_add, int8_affine, int8_sum
+from vidrec.deploy.movinet_int8 import Int8SkipPool
+from vidrec.models.movinet import SkipPool
 
 
 def test_int8_affine_sums_integers_exactly():
@@ -50,7 +51,7 @@ def test_rounding_of_ties_follows_the_runtime():
 
     # a 2x2 map: one 'SAME' 3x3 stride-2 window holding 4 pixels, mean 0.5 step
     pair = torch.tensor([0.1, 0.1, 0.0, 0.0]).view(1, 1, 2, 2)
-    assert torch.allclose(skip_pool(pair, (0.1, 0)), torch.tensor(0.1))
-    assert torch.allclose(skip_pool(-pair, (0.1, 0)), torch.tensor(-0.1))
-    assert torch.allclose(skip_pool(pair, (0.1, -128)), torch.tensor(0.0))  # -127.5 -> -128
-    assert torch.allclose(skip_pool(pair), torch.tensor(0.05))  # float: the plain mean
+    assert torch.allclose(Int8SkipPool(SkipPool(), (0.1, 0))(pair), torch.tensor(0.1))
+    assert torch.allclose(Int8SkipPool(SkipPool(), (0.1, 0))(-pair), torch.tensor(-0.1))
+    assert torch.allclose(Int8SkipPool(SkipPool(), (0.1, -128))(pair), torch.tensor(0.0))  # -127.5 -> -128
+    assert torch.allclose(SkipPool()(pair), torch.tensor(0.05))  # float: the plain mean

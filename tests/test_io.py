@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import numbered_frame, read_number
+from conftest import numbered_frame, read_number, write_numbered
 from vidrec.errors import VideoError
 from vidrec.io import FrameFolderReader, VideoReader, iter_frames, open_video, probe, read_frames, read_video
 
@@ -250,3 +250,39 @@ def test_stream_without_timestamps_is_counted_by_decoding(numbered):
         idx = [29, 0, 14, 15]
         assert [read_number(f) for f in video.get_frames(idx)] == idx
         assert [read_number(f) for f in video.iter_frames(start=3, step=9)] == [3, 12, 21]
+
+
+def _reordered_times(path: str, out: str) -> None:
+    """Remux an H.264 file with B-frames, rewriting each packet's composition offset so the stored
+    presentation times follow decode order: the decoder then outputs the right pictures in display
+    order but stamps them with times that go back and forth (as seen in real remuxed MP4s)."""
+    with av.open(path) as inp, av.open(out, "w") as dst:
+        stream = inp.streams.video[0]
+        copy = dst.add_stream_from_template(stream)
+        packets = [p for p in inp.demux(stream) if p.size]
+        times = sorted(p.pts for p in packets)
+        for k, packet in enumerate(packets):
+            packet.pts, packet.dts = times[k], times[k] - times[1]
+            packet.stream = copy
+            dst.mux(packet)
+
+
+def test_stored_times_the_decoder_disagrees_with(tmp_path):
+    """A valid video whose stored timestamps disagree with the decoder is not called corrupt: frame k
+    is the k-th frame the decoder outputs (what FFmpeg and users call frame k)."""
+    src = write_numbered(str(tmp_path / "bframes.mp4"), 40, gop=12, options={"x264-params": "b-adapt=0:bframes=2"})
+    with av.open(src) as c:
+        packets = [p.pts for p in c.demux(video=0) if p.size]
+    assert packets != sorted(packets)  # B-frames: stored out of display order
+    _reordered_times(src, str(tmp_path / "remuxed.mp4"))
+    with av.open(str(tmp_path / "remuxed.mp4")) as c:
+        decoded = [f.pts for f in c.decode(video=0)]
+    assert decoded != sorted(decoded)  # the disagreement vidrec has to survive
+    with VideoReader(tmp_path / "remuxed.mp4") as video:
+        assert len(video) == 40 and video.info.num_frames_source == "decoded"
+        frames = video.get_frames([39, 3, 4, 0, 17, 4])
+        assert [read_number(f) for f in frames] == [39, 3, 4, 0, 17, 4]
+        assert [read_number(f) for f in video.iter_frames(2, 9)] == list(range(2, 9))
+    with VideoReader(src) as video:  # the original keeps its packet index (and seeking)
+        assert video.info.num_frames_source == "packets"
+        assert [read_number(f) for f in video.get_frames([39, 3, 4])] == [39, 3, 4]

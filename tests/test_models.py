@@ -1,3 +1,4 @@
+import copy
 import json
 import os
 
@@ -7,30 +8,110 @@ import torch
 import vidrec
 from conftest import randomize_bn
 from vidrec.errors import ConfigError, VidrecError
-from vidrec.hub import load_model
+from vidrec.loader import load_model
+from vidrec.models import PretrainingModel, StreamingModel, VideoModel
 
 # Tiny settings keep every registered model fast here (depth, width); the rest run as built.
 _RES = {"stage_depths": (1, 1, 1, 1), "width": 16}
 TINY = {"tsn_small": {"width": 8}, "i3d_r50": _RES, "slowfast_r50_4x16": _RES, "slowfast_r50_8x8": _RES,
         "slowfast_r101_8x8": _RES, "slowfast_r101_16x8": {**_RES, "res4_temporal_blocks": 0}, "slow_r50_8x8": _RES,
         "fast_r50": _RES, **{f"videomae_{s}": {"depth": 1, "dim": 64, "num_heads": 2, "mlp_dim": 128, "patch_size": 8}
-                             for s in "sblh"}}
+                             for s in "sblh"},
+        **{f"videomae_{s}_pretrain": {"depth": 1, "dim": 64, "num_heads": 2, "mlp_dim": 128, "patch_size": 8,
+                                      "decoder_dim": 32, "decoder_depth": 1, "decoder_heads": 2, "decoder_mlp_dim": 64}
+           for s in "sbl"}}
 
 
-@pytest.mark.parametrize("name", [n for n in vidrec.list_models() if not n.endswith("_pretrain")])
-def test_every_model_runs_and_every_parameter_learns(name):
+CLASSIFIERS = [n for n in vidrec.list_models() if not n.endswith("_pretrain")]
+PRETRAINING = [n for n in vidrec.list_models() if n.endswith("_pretrain")]
+
+
+def test_the_contract_covers_every_architecture():
+    """The parametrised contract tests below run over exactly these names: every registered one."""
+    print(f"\ncontract: {len(CLASSIFIERS)} classifiers {CLASSIFIERS}\n          {len(PRETRAINING)} pretraining {PRETRAINING}")
+    assert sorted(CLASSIFIERS + PRETRAINING) == vidrec.list_models()
+    assert all(isinstance(vidrec.create_model(n, **TINY.get(n, {})), VideoModel) for n in CLASSIFIERS)
+
+
+def _no_dropout(model):
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    return model
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_classifier_contract(name, tmp_path):
+    """timm's contract, for every architecture: pooled features of num_features, forward = head of
+    features, every parameter learns, checkpointing changes no gradient, a new classifier, and
+    save -> load gives the same outputs."""
     torch.manual_seed(0)
-    model = vidrec.create_model(name, num_classes=5, **TINY.get(name, {}))
+    model = _no_dropout(vidrec.create_model(name, num_classes=5, **TINY.get(name, {})))
     randomize_bn(model)  # zero-initialised residual BNs would block gradients at step 0 by design
     x = torch.randn(2, model.config.in_channels, 8, 32, 32)
+    feats = model.forward_features(x)
+    assert feats.shape == (2, model.num_features)
     logits = model(x)
     assert logits.shape == (2, 5)
-    logits.sum().backward()
+    torch.testing.assert_close(model.forward_head(feats), logits)
+    assert model.forward_head(feats, pre_logits=True).shape[0] == 2
+    logits.square().sum().backward()
     silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not silent, silent
-    assert model.forward_head(model.forward_features(x), pre_logits=True).ndim == 2
+
+    again = copy.deepcopy(model)
+    again.zero_grad()
+    again.set_grad_checkpointing(True)
+    again(x).square().sum().backward()
+    for (n, a), (_, b) in zip(model.named_parameters(), again.named_parameters()):
+        torch.testing.assert_close(b.grad, a.grad, msg=n, atol=1e-6, rtol=1e-5)
+
+    model.eval()
+    if isinstance(model, StreamingModel):  # streaming the clip in two chunks is the same forward
+        state = model.init_state(2, height=32, width=32)
+        _, state = model.step(x[:, :, :3], state)
+        torch.testing.assert_close(model.step(x[:, :, 3:], state)[0], model(x), atol=1e-5, rtol=1e-5)
+    model.set_labels([f"c{i}" for i in range(5)])
+    model.save_pretrained(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert type(loaded) is type(model) and loaded.labels == model.labels
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
     model.reset_classifier(7)
-    assert model(x).shape == (2, 7)
+    assert model(x).shape == (2, 7) and model.labels is None and model.num_classes == 7
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_full_size_shapes_on_the_meta_device(name):
+    """Every architecture as released, at its own input size, without memory or compute."""
+    with torch.device("meta"):
+        model = vidrec.create_model(name, num_classes=11).eval()
+        p = model.preprocessing
+        size = p.test_crop_size or p.crop_size
+        x = torch.empty(1, model.config.in_channels, p.num_frames, size, size)
+        feats = model.forward_features(x)
+        assert feats.shape == (1, model.num_features)
+        assert model.forward_head(feats).shape == (1, 11)
+
+
+@pytest.mark.parametrize("name", PRETRAINING)
+def test_pretraining_contract(name, tmp_path):
+    model = vidrec.create_model(name, **TINY.get(name, {}))
+    assert isinstance(model, PretrainingModel) and model.num_classes == 0
+    c, p = model.config, model.preprocessing
+    x = torch.randn(2, 3, p.num_frames, p.crop_size, p.crop_size)
+    loss = model(x, generator=torch.Generator().manual_seed(0))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    classifier, report = model.to_classifier(5)
+    assert isinstance(classifier, VideoModel) and classifier.num_classes == 5
+    assert report["loaded"] and "head.weight" in report["new"] and "mask_token" in report["dropped"]
+    torch.testing.assert_close(classifier.encoder.patch_embed.weight, model.encoder.patch_embed.weight)
+    model.save_pretrained(tmp_path / "pt")
+    again = load_model(tmp_path / "pt")
+    with torch.no_grad():
+        assert torch.equal(again(x, generator=torch.Generator().manual_seed(0)),
+                           model.eval()(x, generator=torch.Generator().manual_seed(0)))
+    assert c.decoder_depth >= 1
 
 
 def test_tsn_is_order_less():
@@ -87,7 +168,8 @@ def test_load_errors(tmp_path):
 
 
 def test_fetch_weights_offline_message(tmp_path, monkeypatch):
-    from vidrec.hub import WeightEntry, fetch_weights
+    from vidrec.download import fetch_weights
+    from vidrec.weights import WeightEntry
 
     monkeypatch.setenv("VIDREC_CACHE", str(tmp_path / "cache"))
     entry = WeightEntry(name="tsn_small.test", url="http://127.0.0.1:9/none.safetensors", sha256="", filename="none.safetensors",

@@ -15,6 +15,8 @@ from conftest import randomize_bn
 import vidrec
 from vidrec.cli import main
 from vidrec.errors import ConfigError, VidrecError
+from vidrec.deploy import to_int8
+from vidrec.deploy.movinet_int8 import int8_points
 from vidrec.models.movinet import kinetics600_labels, make_divisible
 
 
@@ -81,10 +83,16 @@ def test_config_typos_are_named():
         vidrec.create_model("movinet_a0_stream", se_type="2d+3d")
     with pytest.raises(ConfigError, match="activation"):
         vidrec.create_model("movinet_a0_stream", activation="gelu")
-    with pytest.raises(ConfigError, match="int8_activations"):
-        vidrec.create_model("movinet_a0_stream", simulate_int8=True)
-    with pytest.raises(ConfigError, match="lacks 103"):  # grids that are not this model's
-        vidrec.create_model("movinet_a0_stream", int8_activations={"input": [1 / 255, -128]}, simulate_int8=True)
+
+
+def test_int8_form_needs_the_grids_of_this_model():
+    model = _model()
+    with pytest.raises(ConfigError, match="no int8 grids"):
+        to_int8(model)
+    with pytest.raises(ConfigError, match="103 points missing"):  # grids that are not this model's
+        to_int8(model, {"input": [1 / 255, -128]})
+    with pytest.raises(ConfigError, match="no int8 form"):
+        to_int8(vidrec.create_model("tsn_small", num_classes=3))
 
 
 # -- the official int8 TFLite file --------------------------------------------------------------
@@ -104,7 +112,7 @@ def test_tflite_import_is_exact_op_by_op(movinet_tflite, imported, shared_videos
 
     from vidrec.convert.tflite import _Graph, _layer_of
     from vidrec.engine.stream import model_frames
-    from vidrec.models.movinet import skip_pool
+    from vidrec.models.movinet import SkipPool
 
     graph = _Graph(movinet_tflite)
     interpreter = Interpreter(model_path=movinet_tflite, experimental_preserve_all_tensors=True)
@@ -141,7 +149,7 @@ def test_tflite_import_is_exact_op_by_op(movinet_tflite, imported, shared_videos
                     else:
                         got = module(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
                 elif op["type"] == "AVERAGE_POOL_2D":
-                    name, got = "skip_pool", skip_pool(inputs[0].permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+                    name, got = "skip_pool", SkipPool()(inputs[0].permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
                 else:  # ReZero multiplies, residual adds, the head's running sum
                     name, got = op["type"], inputs[0] * inputs[1] if op["type"] == "MUL" else inputs[0] + inputs[1]
                 worst = max(worst, (got.reshape(want.shape) - want).abs().max().item() / step)
@@ -154,7 +162,7 @@ def test_tflite_import_is_exact_op_by_op(movinet_tflite, imported, shared_videos
 @pytest.fixture(scope="module")
 def imported_int8(movinet_tflite):
     pytest.importorskip("tflite")
-    return vidrec.load_model(movinet_tflite).simulate_int8_()
+    return to_int8(vidrec.load_model(movinet_tflite))
 
 
 def _runtime_vs_vidrec(models, path, tflite_path):
@@ -175,9 +183,26 @@ def _runtime_vs_vidrec(models, path, tflite_path):
     return theirs, per_frame, frames, results
 
 
+def test_int8_form_matches_the_runtime_on_a_real_clip(movinet_tflite, imported_int8, shared_videos):
+    """The fast real-clip check: the first 10 frames of the pancake clip, streamed one at a time,
+    give the runtime's logits bit for bit after every frame (the slow tests do whole clips)."""
+    pytest.importorskip("ai_edge_litert")
+    from vidrec.convert.tflite import LiteRTStream
+    from vidrec.engine.stream import model_frames
+
+    frames = model_frames(os.path.join(shared_videos, "flipping_a_pancake.mkv"), imported_int8.preprocessing, fps=5.0)
+    runtime, state = LiteRTStream(movinet_tflite), imported_int8.init_state(1)
+    with torch.no_grad():
+        for t, (_, frame) in zip(range(10), frames):
+            theirs = torch.from_numpy(runtime.step(frame[:, 0].permute(1, 2, 0).numpy()))
+            logits, state = imported_int8.step(frame[None], state)
+            assert torch.equal(logits[0], theirs), f"frame {t}"
+
+
+@pytest.mark.slow
 def test_agreement_with_the_tflite_runtime_on_real_clips(movinet_tflite, imported, imported_int8, shared_videos):
-    """The float model agrees with the int8 runtime as far as int8 rounding allows; the same model
-    computing as the runtime does (simulate_int8_) gives its logits bit for bit, frame by frame."""
+    """The float model agrees with the int8 runtime as far as int8 rounding allows; its int8 form
+    (vidrec.deploy.to_int8) gives the runtime's logits bit for bit, frame by frame, on whole clips."""
     pytest.importorskip("ai_edge_litert")
     labels = imported.labels
     for clip, label in (("flipping_a_pancake.mkv", "flipping pancake"), ("arm_wrestling.mp4", "arm wrestling")):
@@ -198,6 +223,7 @@ def test_agreement_with_the_tflite_runtime_on_real_clips(movinet_tflite, importe
                 assert torch.equal(logits[0], per_frame[t]), f"frame {t}"
 
 
+@pytest.mark.slow
 def test_agreement_on_synthmotion(movinet_tflite, imported, imported_int8, tmp_path):
     pytest.importorskip("ai_edge_litert")
     from vidrec.data.synthetic import SynthConfig, generate_dataset
@@ -229,11 +255,11 @@ def test_tflite_labels_preprocessing_and_round_trip(imported, tmp_path):
     x = torch.rand(1, 3, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(again(x), imported(x))
-        # the int8 grids travel in config.json: the converted model computes as the runtime too
-        assert len(again.config.int8_activations) == len(again.int8_points()) == 104
-        assert torch.equal(again.simulate_int8_()(x), vidrec.load_model(tmp_path / "m").simulate_int8_()(x))
-        assert not torch.equal(again(x), imported(x))
-        assert torch.equal(again.simulate_int8_(False)(x), imported(x))
+        # the int8 grids travel beside the weights: the converted model's int8 form is the runtime's too
+        assert os.path.exists(tmp_path / "m" / "int8_grids.json")
+        assert len(again.int8_grids) == len(int8_points(again)) == 104
+        assert torch.equal(to_int8(again)(x), to_int8(imported)(x))
+        assert not torch.equal(to_int8(again)(x), again(x))
     assert again.labels == imported.labels
 
 
@@ -276,26 +302,36 @@ def test_stream_and_predict_commands(movinet_tflite, shared_videos, capsys, tmp_
     assert reports[-1]["predictions"][0]["label"] == "flipping pancake" and len(reports[-1]["predictions"]) == 3
     assert [r["frames"] for r in reports[:-1]] == [10, 20, 30, 40, 50]
     arm = os.path.join(shared_videos, "arm_wrestling.mp4")
-    assert main(["predict", pancake, arm, "--weights", weights]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].split(": ")[1].startswith("flipping pancake") and out[1].split(": ")[1].startswith("arm wrestling")
+    assert main(["predict", arm, "--weights", weights, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["predictions"][0]["label"] == "arm wrestling" and result["mode"] == "stream"
+    assert set(result) == {"video", "model", "mode", "num_clips", "num_crops", "frames", "predictions"}
+    assert main(["predict", arm, "--weights", weights, "--num-clips", "3"]) == 2  # cannot apply to a stream
+    assert "--num-clips" in capsys.readouterr().err
     assert main(["stream", os.path.join(shared_videos, "missing.mp4"), "--weights", weights]) == 2
+    assert capsys.readouterr().err == f"error: {os.path.join(shared_videos, 'missing.mp4')}: no such file\n"
     assert main(["stream", pancake, "--weights", weights, "--every", "0"]) == 2
-    # --int8: the runtime's own numbers (0.890 on this clip, where float32 says 0.982)
-    pytest.importorskip("ai_edge_litert")
-    from vidrec.convert.tflite import LiteRTStream
-    from vidrec.engine.stream import model_frames
-
-    runtime = LiteRTStream(movinet_tflite)
-    for _, frame in model_frames(pancake, vidrec.models.movinet.STREAM_PREP, fps=5.0):
-        logits = runtime.step(frame[:, 0].permute(1, 2, 0).numpy())
-    assert main(["predict", pancake, "--weights", weights, "--int8", "--json"]) == 0
-    score = json.loads(capsys.readouterr().out)["predictions"][0]["score"]
-    assert abs(score - torch.from_numpy(logits).softmax(-1).max().item()) < 1e-6
-
+    assert capsys.readouterr().err == "error: --every must be > 0 seconds, got 0.0\n"
     # --int8 where there is nothing to simulate: one line, exit 2
     for model in (_model(), vidrec.create_model("tsn_small", num_classes=7)):
         model.save_pretrained(tmp_path / model.arch)
         assert main(["predict", arm, "--model", str(tmp_path / model.arch), "--int8"]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and ("int8_activations" in err or "no int8 mode" in err)
+        assert err.count("\n") == 1 and ("no int8 grids" in err or "no int8 form" in err), err
+
+
+@pytest.mark.slow
+def test_predict_int8_gives_the_runtime_probabilities(movinet_tflite, shared_videos, capsys):
+    """--int8: the runtime's own numbers (0.890 on the pancake clip, where float32 says 0.982)."""
+    pytest.importorskip("ai_edge_litert")
+    from vidrec.convert.tflite import LiteRTStream
+    from vidrec.engine.stream import model_frames
+
+    pancake = os.path.join(shared_videos, "flipping_a_pancake.mkv")
+    runtime = LiteRTStream(movinet_tflite)
+    for _, frame in model_frames(pancake, vidrec.models.movinet.STREAM_PREP, fps=5.0):
+        logits = runtime.step(frame[:, 0].permute(1, 2, 0).numpy())
+    assert main(["predict", pancake, "--weights", os.path.dirname(movinet_tflite), "--int8", "--json"]) == 0
+    score = json.loads(capsys.readouterr().out)["predictions"][0]["score"]
+    print(f"\npredict --int8 on the pancake clip: {score:.6f}, runtime {torch.from_numpy(logits).softmax(-1).max():.6f}")
+    assert abs(score - torch.from_numpy(logits).softmax(-1).max().item()) < 1e-6

@@ -253,6 +253,6 @@ def test_sigkill_and_resume_end_with_the_same_weights(bright_dark, tmp_path):
 def test_task_and_model_must_agree(bright_dark, tmp_path):
     with pytest.raises(ConfigError, match="use vidrec pretrain"):
         train(tiny(bright_dark, tmp_path / "a", model={"name": "videomae_tiny_pretrain", "options": {}}), progress=False)
-    with pytest.raises(ConfigError, match="is not a VideoMAE pretraining model"):
+    with pytest.raises(ConfigError, match="is not a pretraining model"):
         train(tiny(bright_dark, tmp_path / "b"), pretrain=True, progress=False)
     assert not os.path.exists(tmp_path / "a" / "checkpoints")

@@ -10,8 +10,8 @@ from vidrec.cli import main
 from vidrec.data.datasets import VideoRecord
 from vidrec.data.flow import extract_flow
 from vidrec.data.transforms import Preprocessing
-from vidrec.engine.evaluate import evaluate
-from vidrec.engine.two_stream import TwoStream
+from vidrec.engine.evaluate import eval_dataset, evaluate
+from vidrec.models.two_stream import TwoStream
 
 pytest.importorskip("cv2")
 
@@ -32,7 +32,7 @@ def test_late_fusion_is_the_weighted_average(tmp_path):
     video = write_numbered(str(tmp_path / "v.mp4"), 20, width=96, height=64)
     model = tiny_two_stream(weights=(2, 1))
     assert model.weights == pytest.approx((2 / 3, 1 / 3))
-    dataset = model.eval_dataset([], num_clips=2)
+    dataset = eval_dataset(model, [], num_clips=2)
     rgb_views, flow_views = dataset.load(video, rng=None)
     assert rgb_views.shape == (2, 3, 8, 56, 56) and flow_views.shape == (2, 2, 8, 56, 56)
     with torch.no_grad():

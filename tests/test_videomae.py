@@ -48,7 +48,7 @@ def test_logits_match_transformers(tmp_path, cfg):
 def test_round_trip_vidrec_transformers_vidrec(tmp_path):
     model = vidrec.create_model("videomae_tiny", num_classes=3)
     model.set_labels(["a", "b", "c"])
-    model.save_pretrained(tmp_path / "hf", format="transformers")
+    vidrec.save_model(model, tmp_path / "hf", format="transformers")
     reference = hf.VideoMAEForVideoClassification.from_pretrained(tmp_path / "hf").eval()
     x = torch.randn(1, 3, 4, 32, 32)
     with torch.no_grad():
@@ -128,7 +128,7 @@ def test_pretraining_model_round_trip_through_transformers(tmp_path):
     model = vidrec.create_model("videomae_tiny_pretrain", decoder_depth=2).eval()
     with torch.no_grad():
         model.mask_token.normal_()
-    model.save_pretrained(tmp_path / "pt", format="transformers")
+    vidrec.save_model(model, tmp_path / "pt", format="transformers")
     reference = hf.VideoMAEForPreTraining.from_pretrained(tmp_path / "pt").eval()
     x = torch.randn(2, 3, 4, 32, 32)
     mask = tube_mask((2, 4, 4), 0.75, batch=2, generator=torch.Generator().manual_seed(3))

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import vidrec
-from vidrec.models.videomae_pretrain import encoder_to_classifier, random_mask, running_cell_mask, tube_mask
+from vidrec.models.videomae_pretrain import random_mask, running_cell_mask, tube_mask
 
 
 @pytest.mark.parametrize("ratio", [0.75, 0.9, 0.95])
@@ -68,7 +68,7 @@ def test_pretraining_learns_and_encoder_moves_to_the_classifier():
         opt.step()
         first = first if first is not None else loss.item()
     assert loss.item() < 0.6 * first, (first, loss.item())
-    classifier, report = encoder_to_classifier(model, num_classes=7)
+    classifier, report = model.to_classifier(7)
     assert classifier.arch == "videomae_tiny" and classifier.num_classes == 7
     assert {"head.weight", "head.bias", "fc_norm.weight", "fc_norm.bias"} == set(report["new"])
     assert "mask_token" in report["dropped"] and any(k.startswith("decoder_blocks.") for k in report["dropped"])

@@ -1,9 +1,14 @@
-"""vidrec: video action recognition (I3D, SlowFast, VideoMAE) in one small code base."""
+"""vidrec: video action recognition (I3D, SlowFast, VideoMAE, MoViNet) in one small code base.
 
-__version__ = "0.1.0"
+    import vidrec
+    model = vidrec.load_model("movinet_a0_stream")        # or a directory, a checkpoint, a hub id
+    vidrec.predict(model, "clip.mp4")                     # {"video", "predictions", "views", ...}
+    vidrec.create_model("slowfast_r50_8x8", num_classes=10)
+"""
 
-from vidrec.engine.predict import predict  # noqa: E402
-from vidrec.hub import load_model  # noqa: E402
-from vidrec.registry import create_model, list_models  # noqa: E402
+from vidrec._version import __version__
+from vidrec.engine.predict import predict
+from vidrec.loader import load_model, save_model
+from vidrec.registry import create_model, list_models
 
-__all__ = ["__version__", "create_model", "list_models", "load_model", "predict"]
+__all__ = ["__version__", "create_model", "list_models", "load_model", "predict", "save_model"]

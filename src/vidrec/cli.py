@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import typing
 
 from vidrec.errors import ConfigError, VidrecError
 
@@ -25,16 +26,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="generate a labelled SynthMotion dataset")
-    p.add_argument("out")
-    p.add_argument("--train", type=int, default=240)
-    p.add_argument("--val", type=int, default=48)
-    p.add_argument("--test", type=int, default=48)
-    p.add_argument("--frames", type=int, default=16)
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("out", help="output directory (videos, train/val/test.csv, classes.txt)")
+    p.add_argument("--train", type=int, default=240, help="training videos")
+    p.add_argument("--val", type=int, default=48, help="validation videos")
+    p.add_argument("--test", type=int, default=48, help="test videos")
+    p.add_argument("--frames", type=int, default=16, help="frames per video")
+    p.add_argument("--size", type=int, default=64, help="frame side in pixels")
+    p.add_argument("--seed", type=int, default=0, help="the same seed makes the same videos")
     p.add_argument("--noise", type=float, default=0.0, help="std of pixel noise (0-255)")
     p.add_argument("--jitter", type=float, default=0.0, help="camera shake std in pixels")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes")
 
     for name, text in (("train", "train or fine-tune a classifier (a YAML run config, or the quick flags)"),
                        ("pretrain", "VideoMAE masked-autoencoder pretraining from a YAML run config")):
@@ -53,18 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--lr", type=float, help="quick form: optimizer.lr")
         p.add_argument("--workers", type=int, help="quick form: data.workers")
         p.add_argument("--seed", type=int, help="quick form: run.seed")
-        for flag in ("num-frames", "sampling-rate", "resize", "crop-size"):
-            p.add_argument(f"--{flag}", type=int, help=f"quick form: data.{flag.replace('-', '_')} (default: the model's)")
-        p.add_argument("--no-flip", action="store_true", help="quick form: data.flip=false")
-        p.add_argument("--quiet", action="store_true")
+        _add_preprocessing_flags(p)
+        p.add_argument("--quiet", action="store_true", help="no progress bars or resolved config")
         _add_device(p)
 
     p = sub.add_parser("reconstruct", help="show what a VideoMAE pretraining model reconstructs (PNG)")
     p.add_argument("model", help="a pretraining model (vidrec pretrain's run.out, or a transformers directory)")
-    p.add_argument("video")
+    p.add_argument("video", help="a video file (its first clip is shown)")
     p.add_argument("--out", required=True, help="PNG: original, masked and reconstructed frames")
-    p.add_argument("--mask-ratio", type=float, help="default: the model's")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mask-ratio", type=float, help="share of tubelets hidden (default: the model's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the mask")
+    _add_device(p)
 
     p = sub.add_parser("eval", help="evaluate a model on a labelled CSV (video-level, multi-view)")
     p.add_argument("model", help="a model (directory, checkpoint, tag), or a run config YAML (its run.out and data.test)")
@@ -72,66 +72,69 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (with a YAML)")
     p.add_argument("--num-clips", type=int, help="temporal clips per video (default 1, or the config's eval.num_clips)")
     p.add_argument("--num-crops", type=int, choices=(1, 3), help="spatial crops (default 1, or the config's)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--batch-size", type=int, default=4, help="videos per batch")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="decoding processes")
     p.add_argument("--flow-dir", help="two-stream models: precomputed flow (vidrec flow --out); else computed on the fly")
     p.add_argument("--report", help="write the full JSON report (per-class accuracy, confusion matrix, predictions)")
     p.add_argument("--confusion", help="write the confusion matrix as a PNG")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     _add_device(p)
 
     p = sub.add_parser("predict", help="predict the action in video files")
-    p.add_argument("videos", nargs="+")
+    p.add_argument("videos", nargs="+", help="video files")
     p.add_argument("--model", default="movinet_a0_stream",
                    help="model directory, checkpoint or pretrained name (default: movinet_a0_stream, Kinetics-600)")
     p.add_argument("--weights", help="folder holding pretrained weight files (else $VIDREC_WEIGHTS, then the cache)")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--num-clips", type=int, default=4)
-    p.add_argument("--num-crops", type=int, default=1, choices=(1, 3))
+    p.add_argument("--top-k", type=int, default=5, help="classes to report")
+    p.add_argument("--num-clips", type=int, help="clip models: uniform clips averaged (default 4); not for stream models")
+    p.add_argument("--num-crops", type=int, choices=(1, 3), help="clip models: crops per clip (default 1)")
     p.add_argument("--flow-dir", help="two-stream models: precomputed flow (vidrec flow --out); else computed on the fly")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per video: video, model, mode, num_clips, num_crops, frames, predictions")
     _add_int8(p)
     _add_device(p)
 
     p = sub.add_parser("stream", help="watch a video as a live stream: running top-k, then the clip prediction")
-    p.add_argument("video")
+    p.add_argument("video", help="a video file")
     p.add_argument("--model", default="movinet_a0_stream", help="a stream model (default: movinet_a0_stream)")
     p.add_argument("--weights", help="folder holding pretrained weight files (else $VIDREC_WEIGHTS, then the cache)")
     p.add_argument("--every", type=float, default=1.0, help="seconds of video between reports")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=int, default=5, help="classes to report")
     p.add_argument("--json", action="store_true", help="one JSON object per report")
     _add_int8(p)
     _add_device(p)
 
     p = sub.add_parser("convert", help="write any loadable model (checkpoint, .tflite, hub name) as a vidrec directory")
-    p.add_argument("source")
-    p.add_argument("out")
+    p.add_argument("source", help="anything vidrec.load_model reads")
+    p.add_argument("out", help="output directory")
     p.add_argument("--arch", help="architecture, where the checkpoint cannot tell")
-    p.add_argument("--format", default="vidrec", choices=("vidrec", "transformers"))
+    p.add_argument("--format", default="vidrec", choices=("vidrec", "transformers"),
+                   help="vidrec (config.json + model.safetensors) or transformers (VideoMAE only)")
     p.add_argument("--weights", help="folder holding pretrained weight files")
 
     p = sub.add_parser("two-stream", help="combine an RGB and a flow model into a late-fusion two-stream model")
     p.add_argument("--rgb", required=True, help="RGB model directory or checkpoint")
     p.add_argument("--flow", required=True, help="flow model directory or checkpoint")
-    p.add_argument("--out", required=True)
-    p.add_argument("--weights", type=float, nargs=2, default=(0.5, 0.5), metavar=("RGB", "FLOW"))
+    p.add_argument("--out", required=True, help="output directory (rgb/, flow/ and the fusion config)")
+    p.add_argument("--weights", type=float, nargs=2, default=(0.5, 0.5), metavar=("RGB", "FLOW"),
+                   help="fusion weights of the two streams' probabilities")
     p.add_argument("--flow-method", default="tvl1", choices=("tvl1", "dis"), help="for flow computed on the fly")
 
     p = sub.add_parser("flow", help="optical flow (TV-L1 or DIS) for a video or a dataset, for I3D's flow stream")
     p.add_argument("source", help="a video, a dataset CSV, or a folder-per-class directory")
-    p.add_argument("--out", required=True)
-    p.add_argument("--method", default="tvl1", choices=("tvl1", "dis"))
+    p.add_argument("--out", required=True, help="output directory (flow/*.npz and manifest.csv)")
+    p.add_argument("--method", default="tvl1", choices=("tvl1", "dis"), help="TV-L1 (the paper's) or DIS (fast)")
     p.add_argument("--short-side", type=int, default=256, help="resize frames like the RGB stream")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes")
 
     sub.add_parser("models", help="list architectures and pretrained weights")
 
     p = sub.add_parser("info", help="video metadata (and which figures came from the header)")
-    p.add_argument("videos", nargs="+")
+    p.add_argument("videos", nargs="+", help="video files")
 
     p = sub.add_parser("demo", help="the embedded default: a real clip through MoViNet, then synth -> train -> eval -> predict")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--out", default="runs/demo", help="where the dataset and the trained model go")
+    p.add_argument("--epochs", type=int, default=6, help="training epochs of the SynthMotion part")
     p.add_argument("--video", help="a real clip for the pretrained MoViNet-A0 Stream (Kinetics-600)")
     p.add_argument("--weights", help="folder holding movinet_a0_int8.tflite (else $VIDREC_WEIGHTS, the cache, a download)")
     _add_device(p)
@@ -139,26 +142,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from vidrec import __version__
+    from vidrec._version import __version__
 
     return f"vidrec {__version__}"
+
+
+def _add_preprocessing_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per preprocessing field (quick form: data.FIELD), from the list the config uses."""
+    from vidrec.config import PREPROCESSING_FIELDS, _PREP_HINTS
+
+    for f in PREPROCESSING_FIELDS:
+        flag, hint = "--" + f.name.replace("_", "-"), _PREP_HINTS[f.name]
+        text = f"quick form: data.{f.name}: {f.metadata['help']} (default: the model's)"
+        if hint is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+            continue
+        args = typing.get_args(hint)
+        base = next((a for a in args if a is not type(None)), hint) if args and typing.get_origin(hint) is not tuple else hint
+        if typing.get_origin(base) is tuple:
+            p.add_argument(flag, type=float, nargs=len(typing.get_args(base)), help=text)
+        else:
+            p.add_argument(flag, type=base, help=text)
 
 
 def _run_config(args):
     """The YAML config with --set overrides, or one built from the quick flags."""
     from vidrec.config import config_from_dict, load_config
 
+    from vidrec.config import PREPROCESSING_FIELDS
+
     quick = {"data.train": args.data, "run.out": args.out, "schedule.epochs": args.epochs,
              "data.batch_size": args.batch_size, "optimizer.lr": args.lr, "data.workers": args.workers,
-             "run.seed": args.seed, "data.num_frames": args.num_frames, "data.sampling_rate": args.sampling_rate,
-             "data.resize": args.resize, "data.crop_size": args.crop_size, "data.flip": False if args.no_flip else None}
-    sets = [f"{k}={v}" for k, v in quick.items() if v is not None]
+             "run.seed": args.seed, **{f"data.{f.name}": getattr(args, f.name) for f in PREPROCESSING_FIELDS}}
+    sets = [f"{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in quick.items() if v is not None]
     sets += [s if "." in s.split("=", 1)[0] else f"model.options.{s}" for s in args.set]
     if args.device != "auto":
         sets.append(f"run.device={args.device}")
     if args.model:
-        is_source = os.path.exists(args.model) or args.model.count("/") == 1
-        sets.append(f"model.{'init' if is_source else 'name'}={args.model}")
+        from vidrec.registry import list_models
+
+        sets.append(f"model.{'name' if args.model in list_models() else 'init'}={args.model}")
     if args.config:
         return load_config(args.config, sets)
     if not (args.data and args.model and args.out):
@@ -179,7 +202,10 @@ def cmd_train(args) -> int:
 def cmd_reconstruct(args) -> int:
     from vidrec.engine.reconstruct import reconstruct_video
 
-    result = reconstruct_video(args.model, args.video, args.out, mask_ratio=args.mask_ratio, seed=args.seed)
+    from vidrec.utils import resolve_device
+
+    result = reconstruct_video(args.model, args.video, args.out, mask_ratio=args.mask_ratio, seed=args.seed,
+                               device=resolve_device(args.device))
     print(json.dumps(result))
     return 0
 
@@ -203,11 +229,11 @@ def _eval_target(args):
 
 
 def cmd_eval(args) -> int:
-    from vidrec.data.datasets import load_annotations, load_csv
+    from vidrec.data.datasets import load_labelled
+    from vidrec.deploy import optimize_for_inference
     from vidrec.engine.distributed import device_for, init_distributed
     from vidrec.engine.evaluate import evaluate
-    from vidrec.hub import load_model
-    from vidrec.models.layers import optimize_for_inference
+    from vidrec.loader import load_model
     from vidrec.utils import atomic_write_text, resolve_device
 
     source, data, (num_clips, num_crops), report_path, confusion_path = _eval_target(args)
@@ -215,13 +241,7 @@ def cmd_eval(args) -> int:
     d = init_distributed(device)
     device = device_for(device, d)
     model = optimize_for_inference(load_model(source, device=device))
-    if model.labels and os.path.isfile(data):  # read label names against the model's classes
-        records, _ = load_csv(data, classes=model.labels)
-    else:
-        records, classes = load_annotations(data)
-        if model.labels and set(classes) <= set(model.labels):  # folder names: follow the model's order
-            index = {name: i for i, name in enumerate(model.labels)}
-            records = [type(r)(r.path, index[classes[r.label]]) for r in records]
+    records = load_labelled(data, classes=model.labels)
     result = evaluate(model, records, num_clips=num_clips, num_crops=num_crops, batch_size=args.batch_size,
                       workers=args.workers, device=device, progress=not args.json and d.main, flow_dir=args.flow_dir,
                       dist=d, details=bool(report_path or confusion_path))
@@ -253,15 +273,12 @@ def _add_int8(p) -> None:
 
 
 def _inference_model(args, device):
-    from vidrec.hub import load_model
-    from vidrec.models.layers import optimize_for_inference
+    """The model to run: loaded, then its int8 form (--int8) or optimised for float inference."""
+    from vidrec.deploy import optimize_for_inference, to_int8
+    from vidrec.loader import load_model
 
-    model = optimize_for_inference(load_model(args.model, device=device, weights_dir=args.weights))
-    if args.int8:
-        if not hasattr(model, "simulate_int8_"):
-            raise VidrecError(f"--int8: {model.arch} has no int8 mode (MoViNet models imported from int8 .tflite files do)")
-        model.simulate_int8_()
-    return model
+    model = load_model(args.model, device=device, weights_dir=args.weights)
+    return to_int8(model) if args.int8 else optimize_for_inference(model)
 
 
 def cmd_predict(args) -> int:
@@ -275,6 +292,8 @@ def cmd_predict(args) -> int:
         try:
             result = predict(model, path, top_k=args.top_k, num_clips=args.num_clips, num_crops=args.num_crops,
                              device=device, flow_dir=args.flow_dir)
+        except ConfigError:
+            raise  # a setting that cannot apply: one error for the whole command
         except VidrecError as e:
             message = str(e)
             print(f"error: {message if message.startswith(path) else f'{path}: {message}'}", file=sys.stderr)
@@ -313,27 +332,30 @@ def cmd_stream(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from vidrec.hub import load_model
+    from vidrec.loader import load_model, save_model
 
     model = load_model(args.source, arch=args.arch, weights_dir=args.weights)
-    model.save_pretrained(args.out, format=args.format)
+    save_model(model, args.out, format=args.format)
     print(f"{args.out}: {model.arch} ({sum(p.numel() for p in model.parameters()):,} parameters, "
           f"{model.num_classes} classes) from {args.source}")
     return 0
 
 
 def cmd_models(args) -> int:
-    from vidrec.hub import WEIGHTS
-    from vidrec.registry import create_model, list_models
-
     import torch
 
-    print(f"{'architecture':<24} {'params (400 classes)':>20}  weights")
-    for name in list_models():
+    from vidrec.registry import create_model, list_models
+    from vidrec.weights import weights_for
+
+    def count(name: str, **options) -> int:
         with torch.device("meta"):  # shapes only: no memory, no initialisation time
-            params = sum(p.numel() for p in create_model(name, num_classes=400).parameters())
-        tags = [k for k, w in WEIGHTS.items() if w.arch == name]
-        print(f"{name:<24} {params:>20,}  {', '.join(tags) or '-'}")
+            return sum(p.numel() for p in create_model(name, **options).parameters())
+
+    print(f"{'architecture':<24} {'params (400 classes)':>20}  pretrained weights (their parameters)")
+    for name in list_models():
+        options = {} if name.endswith("_pretrain") else {"num_classes": 400}
+        tags = [f"{w.name} ({count(name, **w.model_options):,})" for w in weights_for(name)]
+        print(f"{name:<24} {count(name, **options):>20,}  {', '.join(tags) or '-'}")
     return 0
 
 
@@ -361,8 +383,8 @@ def cmd_synth(args) -> int:
 
 
 def cmd_two_stream(args) -> int:
-    from vidrec.engine.two_stream import TwoStream
-    from vidrec.hub import load_model
+    from vidrec.loader import load_model
+    from vidrec.models.two_stream import TwoStream
 
     model = TwoStream(load_model(args.rgb), load_model(args.flow), weights=tuple(args.weights),
                       flow_method=args.flow_method)

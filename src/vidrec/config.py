@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 
 
@@ -38,22 +39,24 @@ class ModelSection:
 
 
 @dataclass
-class DataSection:
+class DataFiles:
     train: str | None = None  # CSV (path,label), folder per class, or a directory with train.csv
     val: str | None = None  # evaluated after each epoch (default: train.csv's directory/val.csv)
     test: str | None = None  # evaluated with the full multi-view protocol at the end
     batch_size: int = 8  # per process
     workers: int = 2  # DataLoader processes per training process
-    # The model's preprocessing, changed where set:
-    num_frames: int | None = None
-    sampling_rate: int | None = None
-    target_fps: float | None = None
-    resize: int | None = None
-    crop_size: int | None = None
-    test_crop_size: int | None = None
-    train_crop: str | None = None  # "jitter" (SlowFast) or "resized" (VideoMAE)
-    train_scale: tuple[float, float] | None = None
-    flip: bool | None = None  # False where labels depend on direction (SSv2, SynthMotion)
+
+
+# The one list of preprocessing settings: each field of vidrec.data.transforms.Preprocessing is a
+# `data:` key (None: the model's own value) and a `vidrec train` flag, with the field's help text.
+PREPROCESSING_FIELDS = tuple(dataclasses.fields(Preprocessing))
+_PREP_HINTS = typing.get_type_hints(Preprocessing)
+DataSection = dataclasses.make_dataclass(
+    "DataSection", [(f.name, _PREP_HINTS[f.name] | None, field(default=None, metadata=f.metadata))
+                    for f in PREPROCESSING_FIELDS], bases=(DataFiles,))
+DataSection.__doc__ = ("The `data:` section: files and loading (DataFiles), then every preprocessing field "
+                       "of the model, changed where set (see Preprocessing for each one's meaning).")
+DataSection.__module__ = __name__
 
 
 @dataclass

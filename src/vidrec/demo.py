@@ -15,7 +15,7 @@ from vidrec.engine.checkpoint import CheckpointManager
 from vidrec.engine.predict import format_predictions, predict
 from vidrec.engine.train import train
 from vidrec.errors import VidrecError
-from vidrec.hub import load_model
+from vidrec.loader import load_model
 from vidrec.utils import resolve_device
 
 

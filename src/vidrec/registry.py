@@ -1,39 +1,47 @@
-"""A plain dict of model builders: name -> function(**config overrides) -> model."""
+"""The architectures: a plain dict of builders, name -> function(**config overrides) -> model.
+
+Each model family lists its builders in `ARCHITECTURES`; nothing registers itself on import."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from vidrec.errors import ConfigError, unknown_name_message
+from vidrec.models import i3d, movinet, slowfast, tsn, videomae, videomae_pretrain
+from vidrec.models.base import ModelBase
 
-_BUILDERS: dict[str, Callable] = {}
-
-
-def register_model(fn: Callable) -> Callable:
-    """Decorator: register a builder under its function name (only a dict insert)."""
-    if fn.__name__ in _BUILDERS:
-        raise ValueError(f"model '{fn.__name__}' is registered twice")
-    _BUILDERS[fn.__name__] = fn
-    return fn
+_FAMILIES = (i3d, slowfast, videomae, videomae_pretrain, movinet, tsn)
 
 
-def _ensure_models_imported() -> None:
-    import vidrec.models  # noqa: F401  (registers the builders)
+def _collect() -> dict[str, Callable[..., ModelBase]]:
+    builders: dict[str, Callable[..., ModelBase]] = {}
+    for family in _FAMILIES:
+        for fn in family.ARCHITECTURES:
+            if fn.__name__ in builders:
+                raise ValueError(f"model '{fn.__name__}' is defined twice")
+            builders[fn.__name__] = fn
+    return builders
+
+
+BUILDERS = _collect()
 
 
 def list_models() -> list[str]:
-    _ensure_models_imported()
-    return sorted(_BUILDERS)
+    """Every architecture name, sorted."""
+    return sorted(BUILDERS)
 
 
-def get_builder(name: str) -> Callable:
-    _ensure_models_imported()
-    if name not in _BUILDERS:
-        raise ConfigError(unknown_name_message("model", name, list(_BUILDERS)))
-    return _BUILDERS[name]
+def get_builder(name: str) -> Callable[..., ModelBase]:
+    """The builder of `name`; unknown names raise with the closest one."""
+    if name not in BUILDERS:
+        raise ConfigError(unknown_name_message("model", name, list(BUILDERS)))
+    return BUILDERS[name]
 
 
-def create_model(name: str, **overrides):
+def create_model(name: str, **overrides) -> ModelBase:
     """Build a registered architecture; `overrides` replace fields of its config dataclass
     (`num_classes=12`, `dropout=0.2`, ...). Unknown names raise with what exists."""
     return get_builder(name)(**overrides)
+
+
+__all__ = ["BUILDERS", "create_model", "get_builder", "list_models"]

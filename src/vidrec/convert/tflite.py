@@ -23,7 +23,11 @@ import re
 import numpy as np
 import torch
 
+from vidrec.convert.common import load_exact
+from vidrec.deploy.movinet_int8 import int8_points
 from vidrec.errors import VidrecError
+from vidrec.models.movinet import SPECS, STREAM_PREP, kinetics600_labels
+from vidrec.registry import create_model
 
 # Official layer path (after `movinet_classifier/`) -> vidrec module, for kernels and biases.
 _BLOCK = r"movinet/block(\d+)_layer(\d+)/bneck/"
@@ -149,8 +153,6 @@ def _to_torch(kernel: np.ndarray, target: torch.Tensor, depthwise: bool) -> torc
 
 def _architecture(graph: _Graph, layers: dict[str, torch.Tensor]) -> dict:
     """The MoViNet config these tensors describe (model_id from the kernels' shapes)."""
-    from vidrec.models.movinet import SPECS
-
     activations = {op["activation"] for op in graph.ops if op["type"] in ("CONV_2D", "DEPTHWISE_CONV_2D")} - {"NONE"}
     if len(activations) != 1 or next(iter(activations)) not in _ACTIVATIONS:
         found = sorted(activations | {op["type"] for op in graph.ops if op["type"] in ("HARD_SWISH", "LOGISTIC")})
@@ -204,7 +206,7 @@ def read_tflite_movinet(path: str) -> tuple[_Graph, dict[str, torch.Tensor], dic
             values = np.unique(tensor["value"])
             if values.size != 1:
                 raise VidrecError(f"{path}: {name} is not a single ReZero scale")
-            params[f"blocks.{rezero[1]}.{rezero[2]}.rezero"] = torch.tensor(float(values[0]))
+            params[f"blocks.{rezero[1]}.{rezero[2]}.rezero.scale"] = torch.tensor(float(values[0]))
         elif any(_POOL_DIVISOR.fullmatch(p) for p in parts):
             pass  # checked below against the last feature map's size
         elif tensor["type"] == 2 and "quantized" not in tensor and uses and all(op["type"] in _STRUCTURE_OPS for op, _ in uses):
@@ -222,7 +224,7 @@ _PASS_THROUGH = {"RESHAPE", "CONCATENATION", "STRIDED_SLICE"}  # int8 in, int8 o
 
 def activation_points(graph: _Graph, path: str) -> dict[str, dict]:
     """The op computing every activation the runtime rounds to int8, by vidrec point name
-    (MoViNet.int8_points): conv outputs by module, per block the skip pool, ReZero product and sum,
+    (vidrec.deploy.movinet_int8.int8_points): conv outputs by module, per block the skip pool, ReZero product and sum,
     and the head's pool. Ops that only move int8 data must keep its grid; any other int8 output
     is an error."""
     producer = graph.producer
@@ -243,11 +245,11 @@ def activation_points(graph: _Graph, path: str) -> dict[str, dict]:
         if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             point = _layer_of(graph.tensors[op["inputs"][1]]["name"], 0)[0]
         elif block and kind in ("AVERAGE_POOL_2D", "MUL", "ADD"):
-            point = f"blocks.{block[1]}.{block[2]}." + {"AVERAGE_POOL_2D": "skip_pool", "MUL": "rezero", "ADD": "out"}[kind]
+            point = f"blocks.{block[1]}.{block[2]}." + {"AVERAGE_POOL_2D": "skip_pool", "MUL": "rezero", "ADD": "add"}[kind]
         elif kind == "SUM":
-            point = "pool.frame_sum"
+            point = "frame_pool.sum"
         elif kind == "MUL" and any(_POOL_DIVISOR.fullmatch(p) for p in parts):
-            point = "pool.frame_mean"
+            point = "frame_pool.mean"
         elif kind == "ADD" and any("pool_buffer" in source(producer[i]) for i in op["inputs"] if i in producer):
             point = "pool.sum"  # the running sum: this frame's mean + the state read back
         elif kind == "QUANTIZE" and "image" in source(op):
@@ -274,7 +276,7 @@ def activation_points(graph: _Graph, path: str) -> dict[str, dict]:
 
 
 def activation_grids(graph: _Graph, path: str) -> dict[str, tuple]:
-    """`{point: (scale, zero_point, *input grids)}` for MoViNetConfig.int8_activations: convolutions
+    """`{point: (scale, zero_point, *input grids)}` (vidrec.deploy.movinet_int8's points): convolutions
     and sums add their input's grid, adds the grids of their two inputs (the branch, a ReZero
     product or a frame's mean, first); a pool must keep its input's grid."""
     grids = {}
@@ -295,20 +297,15 @@ def activation_grids(graph: _Graph, path: str) -> dict[str, tuple]:
 
 
 def load_tflite_movinet(path: str | os.PathLike):
-    """A vidrec `MoViNet` with the weights of an official MoViNet stream TFLite file."""
-    from vidrec.hub import load_state_dict_strict
-    from vidrec.models.movinet import STREAM_PREP, kinetics600_labels
-    from vidrec.registry import create_model
-
+    """A vidrec `MoViNet` with the weights of an official MoViNet stream TFLite file; an int8
+    file's activation grids are kept in `model.int8_grids` (vidrec.deploy.to_int8 uses them)."""
     path = os.fspath(path)
     graph, params, folded, kinds = read_tflite_movinet(path)
     config = _architecture(graph, params)
     grids = activation_grids(graph, path)
-    if grids:  # an int8 file: its activation grids let model.simulate_int8_() reproduce its runtime
-        config["int8_activations"] = grids
     model = create_model(f"movinet_{config['model_id']}_stream", **{k: v for k, v in config.items() if k != "model_id"})
-    if grids and set(grids) != set(model.int8_points()):
-        odd = sorted(set(grids) ^ set(model.int8_points()))
+    if grids and set(grids) != set(int8_points(model)):
+        odd = sorted(set(grids) ^ set(int8_points(model)))
         raise VidrecError(f"{path}: the int8 activations do not fit {model.arch}: {odd[:3]}")
     own = model.state_dict()
     state = {}
@@ -328,10 +325,11 @@ def load_tflite_movinet(path: str | os.PathLike):
                           bn + "running_mean": torch.zeros_like(own[bn + "running_mean"]),
                           bn + "running_var": torch.full_like(own[bn + "running_var"], 1.0 - eps),
                           bn + "num_batches_tracked": torch.zeros_like(own[bn + "num_batches_tracked"])})
-    load_state_dict_strict(model, state, path)
+    load_exact(model, state, path)
     image = next((s for n, s in graph.inputs.items() if "image" in n), None)
     _check_pool_divisor(graph, model, image, path)
     model.preprocessing = STREAM_PREP
+    model.int8_grids = grids or None
     if model.num_classes == 600:
         model.set_labels(kinetics600_labels())
     return model

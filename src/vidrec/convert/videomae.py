@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import torch
 from safetensors.torch import load_file, save_file
 
-import re
-
+from vidrec.convert.common import load_exact
 from vidrec.data.transforms import Preprocessing
-from vidrec.errors import VidrecError
+from vidrec.errors import ConfigError, VidrecError
 from vidrec.models.videomae import SIZES, position_table
 from vidrec.registry import create_model
 from vidrec.utils import atomic_write, atomic_write_text
@@ -153,10 +153,8 @@ def load_transformers_videomae(directory: str):
     elif "VideoMAEForVideoClassification" not in archs:
         raise VidrecError(f"{directory}: {archs[0]} is not a VideoMAE classification or pretraining checkpoint")
     model = create_model(arch, **overrides)
-    from vidrec.hub import load_state_dict_strict
-
     state = from_transformers_state(_read_weights(directory), overrides["depth"], decoder_depth)
-    load_state_dict_strict(model, state, directory)
+    load_exact(model, state, directory)
     labels = hf.get("id2label") if not decoder_depth else None
     if labels and not all(v == f"LABEL_{k}" for k, v in labels.items()):
         model.set_labels([labels[str(i)] if str(i) in labels else labels[i] for i in range(len(labels))])
@@ -167,6 +165,8 @@ def load_transformers_videomae(directory: str):
 def save_transformers_videomae(model, directory: str) -> None:
     """Write a directory that transformers' `VideoMAEForVideoClassification.from_pretrained` (or,
     for a pretraining model, `VideoMAEForPreTraining.from_pretrained`) loads."""
+    if not model.arch.startswith("videomae"):
+        raise ConfigError(f"{model.arch} has no transformers counterpart; save it in vidrec's format")
     c = model.config
     if c.layer_scale_init is not None:
         raise VidrecError("transformers' VideoMAE has no layer scale: cannot export this model")
@@ -251,8 +251,6 @@ def original_videomae_config(state: dict) -> tuple[str, dict]:
 
 def load_original_videomae(state: dict, source: str):
     """A vidrec VideoMAE (classifier or pretraining model) from an original checkpoint's state."""
-    from vidrec.convert import remap
-
     pos = state.pop("pos_embed", state.pop("encoder.pos_embed", None))
     state = {original_videomae_key(k): v for k, v in state.items()}
     arch, overrides = original_videomae_config(state)
@@ -261,5 +259,12 @@ def load_original_videomae(state: dict, source: str):
         table = position_table(pos.shape[-2], pos.shape[-1], device="cpu", dtype=torch.float32)
         if not torch.allclose(pos.reshape(table.shape).float(), table, atol=1e-5):
             raise VidrecError(f"{source}: learned position embeddings are not supported (vidrec uses the fixed table)")
-    model.load_state_dict(remap(state, model, lambda k: k, source), strict=True)
+    return load_exact(model, state, source)
+
+
+def from_original_videomae(state: dict, arch: str | None):
+    """`load_checkpoint`'s entry for MCG-NJU/VideoMAE and OpenGVLab/VideoMAEv2 files."""
+    model = load_original_videomae(state, "VideoMAE checkpoint")
+    if arch is not None and arch != model.arch:
+        raise ConfigError(f"this VideoMAE checkpoint is a {model.arch}, not {arch} (its shapes say so)")
     return model

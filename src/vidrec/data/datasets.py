@@ -128,6 +128,22 @@ def load_annotations(source: str) -> tuple[list[VideoRecord], list[str]]:
     return load_csv(source)
 
 
+def load_labelled(source: str, *, classes: list[str] | None = None) -> list[VideoRecord]:
+    """Labelled records whose labels index `classes` (a model's labels) when given: a CSV's label
+    names are read against them, and a folder-per-class directory's folders are put in their
+    order. Without `classes`, the source's own order."""
+    if classes and os.path.isfile(source):
+        return load_csv(source, classes=classes)[0]
+    records, found = load_annotations(source)
+    if not classes:
+        return records
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise ConfigError(f"{source}: classes {unknown[:5]} are not among the model's {len(classes)} labels")
+    index = {name: i for i, name in enumerate(classes)}
+    return [VideoRecord(r.path, index[found[r.label]]) for r in records]
+
+
 class VideoClipDataset(Dataset):
     """Clips for training (one random clip, augmented: `(C, T, H, W)`) or testing (every view:
     `(num_clips * num_crops, C, T, H, W)`), with the model's preprocessing."""

@@ -8,7 +8,7 @@ batch), so motion is never distorted. Resizing uses torchvision's antialiased re
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import torch
@@ -23,31 +23,40 @@ TRAIN_CROPS = ("jitter", "resized")
 MODALITIES = ("rgb", "flow")
 
 
+def _setting(default, text: str):
+    """A preprocessing field with its help text (shown by `vidrec train --help` and in configs)."""
+    return field(default=default, metadata={"help": text})
+
+
 @dataclass(frozen=True)
 class Preprocessing:
-    """How a model wants its input: saved in config.json next to its weights."""
+    """How a model wants its input: saved in config.json next to its weights. Every field is also
+    a `data:` key of a run config and a `vidrec train` flag (`vidrec.config.PREPROCESSING_FIELDS`)."""
 
-    num_frames: int = 8  # frames per clip
-    sampling_rate: int = 4  # stride between sampled frames
-    target_fps: float | None = None  # resample videos to this rate before sampling (None: native)
-    resize: int = 128  # short side for testing, before the crop
-    crop_size: int = 112  # square side fed to the model in training
-    test_crop_size: int | None = None  # square side for testing (None: crop_size; SlowFast tests at 256)
-    mean: tuple[float, float, float] = KINETICS_MEAN  # of RGB in [0, 1]
-    std: tuple[float, float, float] = KINETICS_STD
-    train_crop: str = "jitter"  # "jitter": short side in [resize, 1.25*resize] + random crop; "resized": random resized crop
-    train_scale: tuple[float, float] = (0.25, 1.0)  # area range of the "resized" crop
-    flip: bool = True  # random horizontal flip in training (False where labels depend on direction)
-    pad: str = "repeat_last"  # short-video policy, see vidrec.data.sampling
-    modality: str = "rgb"  # "rgb" frames, or "flow" (x, y fields from vidrec flow: a flip negates x)
+    num_frames: int = _setting(8, "frames per clip")
+    sampling_rate: int = _setting(4, "stride between sampled frames")
+    target_fps: float | None = _setting(None, "resample videos to this rate before sampling (None: native)")
+    resize: int = _setting(128, "short side for testing, before the crop")
+    crop_size: int = _setting(112, "square side fed to the model in training")
+    test_crop_size: int | None = _setting(None, "square side for testing (None: crop_size; SlowFast tests at 256)")
+    mean: tuple[float, float, float] = _setting(KINETICS_MEAN, "per-channel mean of RGB in [0, 1]")
+    std: tuple[float, float, float] = _setting(KINETICS_STD, "per-channel std of RGB in [0, 1]")
+    train_crop: str = _setting("jitter", "'jitter': short side in [resize, 1.25*resize] + random crop; "
+                                         "'resized': random resized crop")
+    train_scale: tuple[float, float] = _setting((0.25, 1.0), "area range of the 'resized' crop")
+    flip: bool = _setting(True, "random horizontal flip in training (false where labels depend on direction)")
+    pad: str = _setting("repeat_last", "short-video policy: 'repeat_last' or 'loop' (vidrec.data.sampling)")
+    modality: str = _setting("rgb", "'rgb' frames, or 'flow' (x, y fields from vidrec flow: a flip negates x)")
 
     def __post_init__(self):
         if self.modality not in MODALITIES:
             raise ConfigError(unknown_name_message("modality", self.modality, MODALITIES))
         if self.train_crop not in TRAIN_CROPS:
             raise ConfigError(unknown_name_message("train_crop", self.train_crop, TRAIN_CROPS))
-        if max(self.crop_size, self.test_crop_size or 0) > self.resize:
-            raise ConfigError(f"crop size {max(self.crop_size, self.test_crop_size or 0)} is larger than resize {self.resize}")
+        for name in ("crop_size", "test_crop_size"):
+            if (getattr(self, name) or 0) > self.resize:
+                raise ConfigError(f"{name} {getattr(self, name)} is larger than resize {self.resize} (the short "
+                                  f"side it is cut from): lower {name} or raise resize")
         self.sampling  # validates frame settings
 
     @property

@@ -13,7 +13,7 @@ import sys
 import torch
 from tqdm import tqdm
 
-from vidrec.hub import sha256_of
+from vidrec.download import sha256_of
 from vidrec.utils import atomic_write, atomic_write_text
 
 INDEX = "index.json"

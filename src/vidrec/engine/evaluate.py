@@ -8,36 +8,39 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from vidrec.data.datasets import VideoClipDataset, VideoRecord, collate_clips
+from vidrec.data.two_stream import TwoStreamDataset
 from vidrec.engine.distributed import Dist, gather_objects
-from vidrec.models.base import VideoModel
+from vidrec.models.base import ModelBase
+from vidrec.models.two_stream import TwoStream
+
+Views = torch.Tensor | tuple[torch.Tensor, ...]  # (B, V, C, T, H, W), or one such per input stream
 
 
 @torch.no_grad()
-def video_scores(model: VideoModel, views: torch.Tensor, *, max_clips: int = 32) -> torch.Tensor:
-    """Views `(B, V, C, T, H, W)` -> probabilities averaged over views `(B, num_classes)`."""
-    b, v = views.shape[:2]
-    flat = views.flatten(0, 1)  # (B*V, C, T, H, W)
-    if getattr(model, "channels_last", False):  # set by optimize_for_inference
-        flat = flat.contiguous(memory_format=torch.channels_last_3d)
-    logits = torch.cat([model(chunk) for chunk in flat.split(max_clips)])
+def video_scores(model: ModelBase, views: Views, *, max_clips: int = 32) -> torch.Tensor:
+    """Views `(B, V, C, T, H, W)` (a tuple of them for a multi-input model) -> class
+    probabilities averaged over the views `(B, num_classes)`."""
+    streams = views if isinstance(views, tuple) else (views,)
+    b, v = streams[0].shape[:2]
+    chunks = zip(*(s.flatten(0, 1).split(max_clips) for s in streams))  # (<=max_clips, C, T, H, W) each
+    logits = torch.cat([model(chunk if isinstance(views, tuple) else chunk[0]) for chunk in chunks])
     return logits.float().softmax(-1).view(b, v, -1).mean(1)
 
 
-def eval_dataset(model, records: list[VideoRecord], *, num_clips: int = 1, num_crops: int = 1,
+def eval_dataset(model: ModelBase, records: list[VideoRecord], *, num_clips: int = 1, num_crops: int = 1,
                  flow_dir: str | None = None) -> VideoClipDataset:
     """The test views a model needs: clips for one network, clips and flow for a two-stream one."""
-    if hasattr(model, "eval_dataset"):
-        return model.eval_dataset(records, num_clips=num_clips, num_crops=num_crops, flow_dir=flow_dir)
+    if isinstance(model, TwoStream):
+        return TwoStreamDataset(records, rgb_prep=model.rgb.preprocessing, flow_prep=model.flow.preprocessing,
+                                flow_method=model.flow_method, flow_short_side=model.flow_short_side,
+                                num_clips=num_clips, num_crops=num_crops, flow_dir=flow_dir)
     return VideoClipDataset(records, prep=model.preprocessing, train=False, num_clips=num_clips, num_crops=num_crops)
 
 
-def score_views(model, views, device) -> torch.Tensor:
-    """Video-level probabilities `(B, num_classes)` from a batch of views (a tensor, or a tuple of
-    tensors for multi-stream models)."""
-    if isinstance(views, (tuple, list)):
-        views = tuple(v.to(device) for v in views)
-        return model.score_views(views)
-    return video_scores(model, views.to(device))
+def score_views(model: ModelBase, views: Views, device) -> torch.Tensor:
+    """Video-level probabilities `(B, num_classes)` from a batch of views on `device`."""
+    views = tuple(v.to(device) for v in views) if isinstance(views, (tuple, list)) else views.to(device)
+    return video_scores(model, views)
 
 
 def accuracy_metrics(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
@@ -61,7 +64,7 @@ def confusion_matrix(scores: torch.Tensor, labels: torch.Tensor, num_classes: in
     return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
 
 
-def evaluate(model: VideoModel, records: list[VideoRecord], *, num_clips: int = 1, num_crops: int = 1,
+def evaluate(model: ModelBase, records: list[VideoRecord], *, num_clips: int = 1, num_crops: int = 1,
              batch_size: int = 4, workers: int = 0, device: torch.device | str = "cpu",
              progress: bool = True, desc: str = "eval", flow_dir: str | None = None, dist: Dist = Dist(),
              details: bool = False) -> dict:

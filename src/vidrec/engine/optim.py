@@ -10,14 +10,15 @@ import torch
 
 from vidrec.config import OptimizerSection, ScheduleSection
 from vidrec.errors import ConfigError
+from vidrec.models.base import ModelBase
 
 
-def param_groups(model: torch.nn.Module, *, weight_decay: float, layer_decay: float | None = None) -> list[dict]:
+def param_groups(model: ModelBase, *, weight_decay: float, layer_decay: float | None = None) -> list[dict]:
     """Parameter groups: decay / no decay (1-D tensors and the model's `no_weight_decay()`), each
     split by layer with `lr_scale = layer_decay ** (num_layers + 1 - layer)` when asked."""
-    skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
-    if layer_decay is not None and not hasattr(model, "layer_id"):
-        raise ConfigError(f"optimizer.layer_decay needs a layered model (ViT); {getattr(model, 'arch', model)} is not")
+    skip = model.no_weight_decay()
+    if layer_decay is not None and getattr(model, "num_layers", None) is None:
+        raise ConfigError(f"optimizer.layer_decay needs a layered model (ViT); {model.arch} is not")
     groups: dict[tuple[bool, int], dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -32,7 +33,7 @@ def param_groups(model: torch.nn.Module, *, weight_decay: float, layer_decay: fl
     return list(groups.values())
 
 
-def build_optimizer(model: torch.nn.Module, o: OptimizerSection) -> torch.optim.Optimizer:
+def build_optimizer(model: ModelBase, o: OptimizerSection) -> torch.optim.Optimizer:
     groups = param_groups(model, weight_decay=o.weight_decay, layer_decay=o.layer_decay)
     for g in groups:
         g["lr"] = o.lr * g["lr_scale"]

@@ -1,4 +1,14 @@
-"""Predict the action in one video file, from Python and the CLI."""
+"""Predict the action in one video file, from Python and the CLI.
+
+Every model gives the same result schema:
+
+    {"video": PATH,                  # the file, as given
+     "model": ARCH,                  # architecture that predicted
+     "mode": "clips" | "stream",     # multi-view clips averaged, or every frame streamed
+     "num_clips": N, "num_crops": K, # views averaged ("stream": 1 and 1, the whole video is one view)
+     "frames": F,                    # frames the model saw in total
+     "predictions": [{"label", "score"}, ...]}   # top-k class probabilities, best first
+"""
 
 from __future__ import annotations
 
@@ -8,37 +18,46 @@ import numpy as np
 import torch
 
 from vidrec.engine.evaluate import eval_dataset, score_views
-from vidrec.models.base import VideoModel
+from vidrec.engine.stream import stream_video
+from vidrec.engine.topk import format_predictions, top_predictions
+from vidrec.errors import ConfigError
+from vidrec.models.base import ModelBase, StreamingModel
+from vidrec.models.two_stream import TwoStream
+
+DEFAULT_CLIPS = 4
 
 
-def predict(model: VideoModel, path: str | os.PathLike, *, top_k: int = 5, num_clips: int = 4,
-            num_crops: int = 1, device: torch.device | str | None = None, flow_dir: str | None = None) -> dict:
-    """`{"video": PATH, "predictions": [{"label", "score"}, ...], "num_clips": N}`: class
-    probabilities averaged over `num_clips` uniform clips x `num_crops` crops, best first. Stream
-    models (MoViNet) instead see every frame at their rate; the result says how many (`frames`).
-    Raises `VidrecError` (one line) when the video cannot be read."""
+def predict(model: ModelBase, path: str | os.PathLike, *, top_k: int = 5, num_clips: int | None = None,
+            num_crops: int | None = None, device: torch.device | str | None = None, flow_dir: str | None = None) -> dict:
+    """Class probabilities of one video (schema above). Clip models average `num_clips` uniform
+    clips (default 4) x `num_crops` crops (default 1); stream models (MoViNet) see every frame at
+    their rate, so clip and crop counts do not apply to them and are refused. Raises `VidrecError`
+    (one line) when the video cannot be read."""
     path = os.fspath(path)
     device = device or next(model.parameters()).device
-    if hasattr(model, "step"):  # stream models watch the whole video, as they would live
-        from vidrec.engine.stream import stream_video
-
+    if flow_dir is not None and not isinstance(model, TwoStream):
+        raise ConfigError(f"--flow-dir is for two-stream models; {model.arch} reads RGB frames only")
+    if isinstance(model, StreamingModel):
+        if num_clips is not None or num_crops is not None:
+            raise ConfigError(f"{model.arch} is a stream model: it watches every frame of the video at "
+                              f"{model.preprocessing.target_fps:g} fps, so --num-clips / --num-crops do not apply")
         final = list(stream_video(model, path, every=None, top_k=top_k, device=device))[-1]
-        return {"video": path, "predictions": final["predictions"], "frames": final["frames"]}
+        return result(path, model, "stream", 1, 1, final["frames"], final["predictions"])
+    num_clips, num_crops = num_clips or DEFAULT_CLIPS, num_crops or 1
     dataset = eval_dataset(model, [], num_clips=num_clips, num_crops=num_crops, flow_dir=flow_dir)
     views = dataset.load(path, rng=np.random.default_rng(0))  # (N*K, C, T, H, W), or one per stream
     model.eval().to(device)
     batch = tuple(v[None] for v in views) if isinstance(views, tuple) else views[None]
     scores = score_views(model, batch, device)[0].cpu()
-    return {"video": path, "predictions": top_predictions(scores, model, top_k), "num_clips": num_clips}
+    return result(path, model, "clips", num_clips, num_crops, num_clips * model.preprocessing.num_frames,
+                  top_predictions(scores, model, top_k))
 
 
-def top_predictions(probs: torch.Tensor, model: VideoModel, k: int) -> list[dict]:
-    """`[{"label", "score"}, ...]`: the `k` most probable classes of `probs` (classes,), best first."""
-    labels = model.labels or [f"class_{i}" for i in range(model.num_classes)]
-    top = probs.topk(min(k, probs.numel()))
-    return [{"label": labels[i], "score": round(float(s), 6)} for s, i in zip(top.values, top.indices)]
+def result(path: str, model: ModelBase, mode: str, num_clips: int, num_crops: int, frames: int,
+           predictions: list[dict]) -> dict:
+    """One prediction in the schema every model shares."""
+    return {"video": path, "model": model.arch, "mode": mode, "num_clips": num_clips, "num_crops": num_crops,
+            "frames": frames, "predictions": predictions}
 
 
-def format_predictions(predictions: list[dict]) -> str:
-    """`label 0.982, label 0.003, ...`: how the CLI and the demo print a top-k."""
-    return ", ".join(f"{p['label']} {p['score']:.3f}" for p in predictions)
+__all__ = ["format_predictions", "predict", "result", "top_predictions"]

@@ -14,16 +14,17 @@ from PIL import Image
 
 from vidrec.data.datasets import Failed, VideoClipDataset, VideoRecord
 from vidrec.errors import ConfigError, VidrecError
+from vidrec.loader import load_model
+from vidrec.models.videomae_pretrain import VideoMAEPretrain, patchify
 from vidrec.utils import atomic_write
 
 
 @torch.no_grad()
 def reconstruct_video(model_source: str, video: str, png: str, *, mask_ratio: float | None = None, seed: int = 0,
-                      max_frames: int = 8) -> dict:
-    from vidrec.hub import load_model
-    from vidrec.models.videomae_pretrain import VideoMAEPretrain, patchify
-
-    model = load_model(model_source)
+                      max_frames: int = 8, device: str | torch.device = "cpu") -> dict:
+    """Draw `video`'s first clip, what the encoder saw and the reconstruction into `png`; returns
+    the settings and the masked-token MSE."""
+    model = load_model(model_source, device=device)
     if not isinstance(model, VideoMAEPretrain):
         raise ConfigError(f"{model_source} is a {model.arch}, not a VideoMAE pretraining model")
     c = model.config
@@ -32,12 +33,12 @@ def reconstruct_video(model_source: str, video: str, png: str, *, mask_ratio: fl
     item = VideoClipDataset([VideoRecord(video, -1)], prep=model.preprocessing, train=False)[0]
     if isinstance(item, Failed):
         raise VidrecError(f"{video}: {item.reason}")
-    x = item["video"][:1]  # (1, C, T, H, W), normalised
+    x = item["video"][:1].to(device)  # (1, C, T, H, W), normalised
     mask, _ = model.draw_masks(x, torch.Generator().manual_seed(seed))
     pred, predict = model.reconstruct(x, mask)  # (1, N_pred, P*C); the decoder predicts every hidden token
     p = model.preprocessing
-    mean = torch.tensor(p.mean).view(1, -1, 1, 1, 1)
-    std = torch.tensor(p.std).view(1, -1, 1, 1, 1)
+    mean = torch.tensor(p.mean, device=x.device).view(1, -1, 1, 1, 1)
+    std = torch.tensor(p.std, device=x.device).view(1, -1, 1, 1, 1)
     pixels = (x * std + mean).clamp(0, 1)  # (1, C, T, H, W) in [0, 1]
     patches = patchify(pixels, c.tubelet_size, c.patch_size)  # (1, N, P, C)
     guess = pred.reshape(1, -1, patches.shape[2], patches.shape[3])
@@ -55,7 +56,7 @@ def reconstruct_video(model_source: str, video: str, png: str, *, mask_ratio: fl
                            w=grid[2], p0=c.tubelet_size, p1=c.patch_size, p2=c.patch_size)[0]
         step = max(1, video_.shape[0] // max_frames)
         chosen = video_[::step][:max_frames].clamp(0, 1)
-        return (torch.cat(list(chosen), dim=1).numpy() * 255).round().astype(np.uint8)  # (H, frames*W, C)
+        return (torch.cat(list(chosen), dim=1).cpu().numpy() * 255).round().astype(np.uint8)  # (H, frames*W, C)
 
     rows = [frames(patches), frames(masked), frames(recon)]
     image = Image.fromarray(np.concatenate(rows, axis=0))

@@ -9,11 +9,14 @@ import os
 import torch
 from tqdm import tqdm
 
-from vidrec.config import RunConfig
+from vidrec.config import PREPROCESSING_FIELDS, RunConfig
+from vidrec.convert import read_checkpoint
 from vidrec.data.datasets import load_annotations, load_csv
 from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError
-from vidrec.models.base import VideoModel
+from vidrec.loader import load_model
+from vidrec.models import inflate
+from vidrec.models.base import ModelBase, PretrainingModel
 from vidrec.registry import create_model
 
 # Keys a fine-tuning model may lack in its source: the classifier and the pooling norms.
@@ -53,7 +56,7 @@ def load_splits(cfg: RunConfig):
     return train, splits[0], splits[1], classes
 
 
-def transfer_weights(model: VideoModel, source: dict[str, torch.Tensor], what: str) -> dict[str, list[str]]:
+def transfer_weights(model: ModelBase, source: dict[str, torch.Tensor], what: str) -> dict[str, list[str]]:
     """Load every source tensor whose name and shape fit; only the head and pooling norms may be
     left new. Returns {"loaded", "new", "dropped"} key lists."""
     target = model.state_dict()
@@ -68,9 +71,6 @@ def transfer_weights(model: VideoModel, source: dict[str, torch.Tensor], what: s
 
 
 def _inflated(cfg: RunConfig, path: str) -> dict[str, torch.Tensor]:
-    from vidrec.convert import read_checkpoint
-    from vidrec.models import inflate
-
     builders = {"i3d_inception_rgb": inflate.inflate_googlenet, "i3d_r50": inflate.inflate_resnet50}
     if cfg.model.name not in builders:
         raise ConfigError(f"model.init inflate: works for {', '.join(builders)}, not {cfg.model.name}")
@@ -81,21 +81,17 @@ def _inflated(cfg: RunConfig, path: str) -> dict[str, torch.Tensor]:
 
 
 def build_model(cfg: RunConfig, *, num_classes: int | None, pretrain: bool = False,
-                log=tqdm.write) -> VideoModel:
+                log=tqdm.write) -> ModelBase:
     """The architecture of `model.name` with `model.options`, initialised from `model.init`: a
-    `load_model` source (a VideoMAE pretraining model gives its encoder; another class count
-    re-initialises the head) or `inflate:PATH`."""
-    from vidrec.models.videomae_pretrain import VideoMAEPretrain, encoder_to_classifier
-
+    `load_model` source (a pretraining model gives its encoder; another class count re-initialises
+    the head) or `inflate:PATH`."""
     m, options = cfg.model, dict(cfg.model.options)
     kwargs = {} if pretrain else {"num_classes": num_classes}
     report = None
     if m.init and not m.init.startswith("inflate:"):
-        from vidrec.hub import load_model
-
         source = load_model(m.init)
-        if isinstance(source, VideoMAEPretrain) and not pretrain:
-            model, report = encoder_to_classifier(source, num_classes=num_classes, **options)
+        if isinstance(source, PretrainingModel) and not pretrain:
+            model, report = source.to_classifier(num_classes, **options)
         elif m.name in (None, source.arch) and not options:
             model = source
             if not pretrain and model.num_classes != num_classes:
@@ -114,25 +110,33 @@ def build_model(cfg: RunConfig, *, num_classes: int | None, pretrain: bool = Fal
             + (f"; new (re-initialised): {', '.join(report['new'])}" if report["new"] else "")
             + (f"; {len(report['dropped'])} dropped (e.g. {', '.join(report['dropped'][:3])})"
                if report["dropped"] else ""))
-    if pretrain != isinstance(model, VideoMAEPretrain):
-        raise ConfigError(f"{model.arch} is {'not ' if pretrain else ''}a VideoMAE pretraining model: use "
+    if pretrain != isinstance(model, PretrainingModel):
+        raise ConfigError(f"{model.arch} is {'not ' if pretrain else ''}a pretraining model: use "
                           f"{'a *_pretrain architecture with vidrec pretrain' if pretrain else 'vidrec pretrain'}")
-    if m.gradient_checkpointing:
-        if not hasattr(model.config, "gradient_checkpointing"):
-            raise ConfigError(f"model.gradient_checkpointing: {model.arch} has no checkpointing option")
-        model.config = dataclasses.replace(model.config, gradient_checkpointing=True)
+    model.set_grad_checkpointing(m.gradient_checkpointing)
     model.preprocessing = preprocessing_for(model.preprocessing, cfg)
     return model
 
 
 def preprocessing_for(prep: Preprocessing, cfg: RunConfig) -> Preprocessing:
-    """The model's preprocessing with the data section's changes (a larger crop grows the resize)."""
+    """The model's preprocessing with the data section's changes. What the user did not set follows
+    what they did: a larger crop grows the resize, a new resize scales the model's test crop with it
+    (SlowFast tests on the whole 256 short side: resize 64 tests on 64)."""
     d = cfg.data
-    changes = {f: getattr(d, f) for f in ("num_frames", "sampling_rate", "target_fps", "resize", "crop_size",
-                                          "test_crop_size", "train_crop", "train_scale", "flip")
-               if getattr(d, f) is not None}
+    changes = {f.name: getattr(d, f.name) for f in PREPROCESSING_FIELDS if getattr(d, f.name) is not None}
     if "crop_size" in changes and "resize" not in changes:
         changes["resize"] = max(prep.resize, changes["crop_size"])
+    if "test_crop_size" not in changes and prep.test_crop_size is not None and \
+            changes.get("resize", prep.resize) != prep.resize:
+        scaled = round(prep.test_crop_size * changes["resize"] / prep.resize)
+        changes["test_crop_size"] = max(changes.get("crop_size", prep.crop_size), min(scaled, changes["resize"]))
+    for name in ("crop_size", "test_crop_size"):
+        size = changes.get(name, getattr(prep, name))
+        resize = changes.get("resize", prep.resize)
+        if size is not None and size > resize:
+            source = f"data.{name}" if name in changes and getattr(d, name) is not None else f"{name} (the model's)"
+            raise ConfigError(f"{source} {size} is larger than data.resize {resize}: set data.{name} to at "
+                              f"most {resize} or raise data.resize")
     return dataclasses.replace(prep, **changes)
 
 

@@ -12,10 +12,10 @@ import torch
 
 from vidrec.data.sampling import resample_timeline
 from vidrec.data.transforms import center_crop, frames_to_clip, normalize, resize_short_side
-from vidrec.engine.predict import top_predictions
+from vidrec.engine.topk import top_predictions
 from vidrec.errors import ConfigError
 from vidrec.io.video import VideoReader
-from vidrec.models.base import VideoModel
+from vidrec.models.base import StreamingModel
 
 
 def model_frames(path: str | os.PathLike, prep, *, fps: float | None) -> Iterator[tuple[float, torch.Tensor]]:
@@ -38,12 +38,12 @@ def model_frames(path: str | os.PathLike, prep, *, fps: float | None) -> Iterato
 
 
 @torch.inference_mode()
-def stream_video(model: VideoModel, path: str | os.PathLike, *, every: float | None = 1.0, top_k: int = 5,
+def stream_video(model: StreamingModel, path: str | os.PathLike, *, every: float | None = 1.0, top_k: int = 5,
                  device: torch.device | str | None = None) -> Iterator[dict]:
     """Yield `{"time", "frames", "predictions"}` every `every` seconds of video (None: only at the
     end), then the final clip prediction with `"final": True`. The frames between two reports go
     through `model.step` as one chunk, which gives exactly the logits of frame-by-frame feeding."""
-    if not hasattr(model, "step"):
+    if not isinstance(model, StreamingModel):
         raise ConfigError(f"{model.arch} is not a stream model (it has no init_state/step); "
                           f"use a movinet_*_stream model or `vidrec predict`")
     if every is not None and every <= 0:

@@ -16,6 +16,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,6 +34,7 @@ from vidrec.engine.checkpoint import CheckpointManager
 from vidrec.engine.evaluate import evaluate
 from vidrec.engine.mix import mix_batch
 from vidrec.engine.optim import build_optimizer, lr_at, set_lr
+from vidrec.engine.report import plot_curves
 from vidrec.engine.setup import build_model, load_splits
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.utils import atomic_write_text, resolve_device
@@ -101,21 +104,89 @@ def _resumable_settings(cfg: RunConfig) -> dict:
     return json.loads(json.dumps(d))  # tuples as lists, as they come back from a checkpoint
 
 
+@dataclass
+class Position:
+    """Where a run is; saved in every checkpoint, so a resumed run continues exactly there."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # epochs done
+    batch_in_epoch: int = 0  # batches of the current epoch done (a mid-epoch checkpoint resumes inside it)
+
+
+@dataclass
+class _Run:
+    """Everything one training run holds while it goes."""
+
+    cfg: RunConfig
+    pretrain: bool
+    d: D.Dist
+    device: torch.device
+    model: nn.Module  # the vidrec model (what is saved)
+    net: nn.Module  # what runs forward: the model, or DDP around it
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    ema: nn.Module | None
+    dataset: VideoClipDataset
+    sampler: D.ShardedBatchSampler
+    checkpoints: CheckpointManager
+    metrics: _Metrics
+    val_records: list | None
+    test_records: list | None
+    total_steps: int
+    warmup_steps: int
+    progress: bool
+    on_step: Callable[[int], None] | None = None
+    pos: Position = field(default_factory=Position)
+    stop_requested: bool = False  # SIGTERM: finish the step, save, exit
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def log(self, text: str) -> None:
+        if self.progress and self.d.main:
+            tqdm.write(text)
+
+
 def train(cfg: RunConfig, *, pretrain: bool = False, resume: str | None = None, progress: bool = True,
-          on_step=None) -> dict:
+          on_step: Callable[[int], None] | None = None) -> dict:
     """Train as `cfg` says; returns the final metrics. `resume`: None (refuse to overwrite an
     existing run), "auto" (newest valid checkpoint) or a checkpoint path. `on_step(step)` is
     called after each optimizer step (tests use it to stop a run)."""
+    run = _set_up(cfg, pretrain=pretrain, resume=resume, progress=progress, on_step=on_step)
+    if resume is not None:
+        _restore(run, resume)
+    previous = signal.signal(signal.SIGTERM, lambda *_: setattr(run, "stop_requested", True)) \
+        if threading.current_thread() is threading.main_thread() else None  # handlers: main thread only
+    summary: dict = {}
+    try:
+        while run.pos.epoch < cfg.schedule.epochs:
+            summary = _end_epoch(run, _train_epoch(run))
+        summary = _finish(run, summary)
+    finally:
+        run.metrics.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    D.barrier(run.d)
+    return summary
+
+
+def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: bool, on_step) -> _Run:
+    """Devices, data, model, optimizer; refuses to start over an existing run unless resuming.
+    Bad data fails here, before anything is written."""
     device = resolve_device(cfg.run.device)
     d = D.init_distributed(device)
     device = D.device_for(device, d)
     out = cfg.run.out
-    ckpts = CheckpointManager(os.path.join(out, "checkpoints"), keep_last=cfg.run.keep_last, writer=d.main)
-    if ckpts.exists() and resume is None:
+    checkpoints = CheckpointManager(os.path.join(out, "checkpoints"), keep_last=cfg.run.keep_last, writer=d.main)
+    if checkpoints.exists() and resume is None:
         raise ConfigError(f"{out} already holds a run; pass --resume auto to continue it, or choose another run.out")
+    if resume not in (None, "auto") and not os.path.isfile(resume):
+        raise ConfigError(f"--resume {resume}: no such checkpoint file (use --resume auto for the newest in "
+                          f"{checkpoints.directory})")
     if cfg.run.precision == "fp16" and device.type != "cuda":
         raise ConfigError("run.precision fp16 needs a GPU (use bf16 or fp32 on CPU)")
-    train_records, val_records, test_records, classes = load_splits(cfg)  # bad data fails before any write
+    train_records, val_records, test_records, classes = load_splits(cfg)
     if d.main:
         os.makedirs(out, exist_ok=True)
         atomic_write_text(os.path.join(out, CONFIG_NAME), cfg.to_yaml())
@@ -134,153 +205,166 @@ def train(cfg: RunConfig, *, pretrain: bool = False, resume: str | None = None, 
     model.to(device)
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if d.enabled else model
-
     dataset = VideoClipDataset(train_records, prep=model.preprocessing, train=True, seed=cfg.run.seed)
     sampler = D.ShardedBatchSampler(len(dataset), batch_size=cfg.data.batch_size, d=d, seed=cfg.run.seed)
-    accumulate = cfg.optimizer.accumulate
-    steps_per_epoch = math.ceil((len(sampler)) / accumulate)
-    total_steps = steps_per_epoch * cfg.schedule.epochs
-    warmup_steps = round(cfg.schedule.warmup_epochs * steps_per_epoch)
-    optimizer = build_optimizer(model, cfg.optimizer)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.run.precision == "fp16")
+    steps_per_epoch = math.ceil(len(sampler) / cfg.optimizer.accumulate)
     ema = None
     if cfg.run.ema:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.run.ema), use_buffers=True)
+    return _Run(cfg=cfg, pretrain=pretrain, d=d, device=device, model=model, net=net,
+                optimizer=build_optimizer(model, cfg.optimizer),
+                scaler=torch.amp.GradScaler(device.type, enabled=cfg.run.precision == "fp16"), ema=ema,
+                dataset=dataset, sampler=sampler, checkpoints=checkpoints,
+                metrics=_Metrics(out, writer=d.main, tensorboard=cfg.run.tensorboard),
+                val_records=val_records, test_records=test_records,
+                total_steps=steps_per_epoch * cfg.schedule.epochs,
+                warmup_steps=round(cfg.schedule.warmup_epochs * steps_per_epoch), progress=progress, on_step=on_step)
 
-    step, epoch, batch_in_epoch = 0, 0, 0
-    if resume is not None:
-        found = ckpts.latest() if resume == "auto" else (ckpts.load(resume), resume)
-        if found is None:
-            raise ConfigError(f"--resume {resume}: no usable checkpoint in {ckpts.directory}")
-        state, path = found
-        if state["settings"] != _resumable_settings(cfg):
-            raise ConfigError(f"{path} was made with other settings; resume with the same config or use another run.out")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        _set_rng_state(state["rng"][min(d.rank, len(state["rng"]) - 1)], device)
-        if d.main:
-            tqdm.write(f"resuming from {path} at epoch {epoch + 1}, step {step}")
 
-    def save(metric: float | None = None) -> None:
-        rng = D.gather_objects(_rng_state(device), d)
-        ckpts.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                    "ema": ema.state_dict() if ema is not None else None, "step": step, "epoch": epoch,
-                    "batch_in_epoch": batch_in_epoch, "rng": rng, "settings": _resumable_settings(cfg),
-                    "arch": model.arch}, step=step, metric=metric)
+def _restore(run: _Run, resume: str) -> None:
+    """Model, optimizer, scaler, EMA, position and RNG state from a checkpoint (the newest valid one
+    for "auto"); the run's settings must be the checkpoint's."""
+    if resume == "auto":
+        found = run.checkpoints.latest()
+    else:
+        try:
+            found = run.checkpoints.load(resume), resume
+        except ValueError as e:
+            raise ConfigError(f"--resume {resume}: {e}") from None
+    if found is None:
+        raise ConfigError(f"--resume {resume}: no usable checkpoint in {run.checkpoints.directory}")
+    state, path = found
+    if state["settings"] != _resumable_settings(run.cfg):
+        raise ConfigError(f"{path} was made with other settings; resume with the same config or use another run.out")
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scaler.load_state_dict(state["scaler"])
+    if run.ema is not None:
+        run.ema.load_state_dict(state["ema"])
+    run.pos = Position(state["step"], state["epoch"], state["batch_in_epoch"])
+    _set_rng_state(state["rng"][min(run.d.rank, len(state["rng"]) - 1)], run.device)
+    if run.d.main:
+        tqdm.write(f"resuming from {path} at epoch {run.pos.epoch + 1}, step {run.pos.step}")
 
-    stop = {"flag": False}  # SIGTERM: finish the step, save, exit (handlers only in the main thread)
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True)) \
-        if threading.current_thread() is threading.main_thread() else None
-    metrics_log = _Metrics(out, writer=d.main, tensorboard=cfg.run.tensorboard)
-    eval_model = ema.module if ema is not None else model
-    summary: dict = {}
-    try:
-        while epoch < cfg.schedule.epochs:
-            dataset.set_epoch(epoch)
-            sampler.set_epoch(epoch, batch_in_epoch)
-            loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers,
-                                collate_fn=collate_clips, generator=torch.Generator().manual_seed(cfg.run.seed),
-                                persistent_workers=False)
-            net.train()
-            acc = dict(loss=0.0, seen=0, correct=0, counted=0, failed=0)
-            window = dict(loss=0.0, seen=0, t=time.perf_counter(), wait=0.0)
-            bar = tqdm(total=len(sampler) + batch_in_epoch, initial=batch_in_epoch, disable=not (progress and d.main),
-                       desc=f"epoch {epoch + 1}/{cfg.schedule.epochs}", unit="batch")
-            t_data = time.perf_counter()
-            for batch in loader:
-                window["wait"] += time.perf_counter() - t_data
-                acc["failed"] += len(batch["failed"])
-                for f in batch["failed"]:
-                    tqdm.write(f"skipped broken video {f.path}: {f.reason}")
-                batch_in_epoch += 1
-                boundary = batch_in_epoch % accumulate == 0 or batch_in_epoch == len(sampler) + sampler.start
-                if batch["video"] is not None:
-                    loss, n, correct = _forward_backward(net, model, batch, cfg, device, step, d, pretrain, scaler,
-                                                         accumulate, sync=boundary)
-                    acc["loss"] += loss * n
-                    acc["seen"] += n
-                    window["loss"] += loss * n
-                    window["seen"] += n
-                    if correct is not None:
-                        acc["correct"] += correct
-                        acc["counted"] += n
-                if boundary:
-                    lr = lr_at(step, total=total_steps, warmup=warmup_steps, peak=cfg.optimizer.lr, s=cfg.schedule)
-                    set_lr(optimizer, lr)
-                    _optimizer_step(model, optimizer, scaler, cfg)
-                    if ema is not None:
-                        ema.update_parameters(model)
-                    step += 1
-                    if step % cfg.run.log_every == 0:
-                        loss_sum, seen, wait = D.all_reduce_sum([window["loss"], window["seen"], window["wait"]], d, device)
-                        elapsed = time.perf_counter() - window["t"]
-                        row = {"step": step, "epoch": epoch + batch_in_epoch / (len(sampler) + sampler.start),
-                               "loss": loss_sum / max(seen, 1), "lr": lr, "clips_per_s": seen / elapsed,
-                               "data_wait_frac": wait / d.world / elapsed}
-                        metrics_log.write(row, step)
-                        bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{lr:.2e}")
-                        window = dict(loss=0.0, seen=0, t=time.perf_counter(), wait=0.0)
-                    if on_step is not None:
-                        on_step(step)
-                    stopping = D.all_reduce_sum([float(stop["flag"])], d, device)[0] > 0
-                    if stopping or (cfg.run.checkpoint_every and step % cfg.run.checkpoint_every == 0):
-                        save()
-                    if stopping:
-                        raise Stopped(f"stopped by SIGTERM at step {step}: checkpoint saved in {ckpts.directory}; "
-                                      f"continue with --resume auto")
-                bar.update(1)
-                t_data = time.perf_counter()
-            bar.close()
-            loss_sum, seen, correct, counted, failed = D.all_reduce_sum(
-                [acc["loss"], acc["seen"], acc["correct"], acc["counted"], acc["failed"]], d, device)
-            if seen == 0:
-                raise VidrecError("no training video could be loaded in this epoch (all broken?)")
-            epoch += 1
-            batch_in_epoch = 0
-            summary = {"epoch": epoch, "step": step, "train_loss": loss_sum / seen, "skipped_videos": int(failed)}
-            if counted:
-                summary["train_top1"] = 100.0 * correct / counted
-            metric = None
-            if val_records and not pretrain and cfg.eval.every and epoch % cfg.eval.every == 0:
-                val = evaluate(eval_model, val_records, num_clips=1, batch_size=cfg.eval.batch_size,
-                               workers=cfg.data.workers, device=device, progress=False, desc="val", dist=d)
-                summary.update({f"val_{k}": val[k] for k in ("top1", "top5", "mean_class_acc")})
-                metric = val["top1"]
-            metrics_log.write(summary, step)
-            if progress and d.main:
-                tqdm.write(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}))
-            save(metric)
-        if d.main:
-            eval_model.save_pretrained(out)
-        if test_records and not pretrain:
-            test = evaluate(eval_model, test_records, num_clips=cfg.eval.num_clips, num_crops=cfg.eval.num_crops,
-                            batch_size=cfg.eval.batch_size, workers=cfg.data.workers, device=device,
-                            progress=progress and d.main, desc="test", dist=d)
-            summary.update({f"test_{k}": test[k] for k in ("top1", "top5", "mean_class_acc")})
-            metrics_log.write({"step": step, **{k: v for k, v in summary.items() if k.startswith("test_")}}, step)
-        if d.main:
-            from vidrec.engine.report import plot_curves
 
-            plot_curves(os.path.join(out, METRICS_NAME), os.path.join(out, "curves.png"))
-    finally:
-        metrics_log.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    D.barrier(d)
+def _save(run: _Run, metric: float | None = None) -> None:
+    rng = D.gather_objects(_rng_state(run.device), run.d)
+    run.checkpoints.save({
+        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(),
+        "ema": run.ema.state_dict() if run.ema is not None else None, "step": run.pos.step, "epoch": run.pos.epoch,
+        "batch_in_epoch": run.pos.batch_in_epoch, "rng": rng, "settings": _resumable_settings(run.cfg),
+        "arch": run.model.arch}, step=run.pos.step, metric=metric)
+
+
+def _train_epoch(run: _Run) -> dict:
+    """One epoch (or what is left of it): returns the sums its end-of-epoch summary is made of."""
+    cfg, pos, d = run.cfg, run.pos, run.d
+    run.dataset.set_epoch(pos.epoch)
+    run.sampler.set_epoch(pos.epoch, pos.batch_in_epoch)
+    batches = len(run.sampler) + run.sampler.start
+    loader = DataLoader(run.dataset, batch_sampler=run.sampler, num_workers=cfg.data.workers, collate_fn=collate_clips,
+                        generator=torch.Generator().manual_seed(cfg.run.seed), persistent_workers=False)
+    run.net.train()
+    acc = dict(loss=0.0, seen=0, correct=0, counted=0, failed=0)
+    window = dict(loss=0.0, seen=0, t=time.perf_counter(), wait=0.0)  # since the last metrics row
+    bar = tqdm(total=batches, initial=pos.batch_in_epoch, disable=not (run.progress and d.main),
+               desc=f"epoch {pos.epoch + 1}/{cfg.schedule.epochs}", unit="batch")
+    t_data = time.perf_counter()
+    for batch in loader:
+        window["wait"] += time.perf_counter() - t_data
+        acc["failed"] += len(batch["failed"])
+        for f in batch["failed"]:
+            tqdm.write(f"skipped broken video {f.path}: {f.reason}")
+        pos.batch_in_epoch += 1
+        boundary = pos.batch_in_epoch % cfg.optimizer.accumulate == 0 or pos.batch_in_epoch == batches
+        if batch["video"] is not None:
+            loss, n, correct = _forward_backward(run, batch, sync=boundary)
+            for sums in (acc, window):
+                sums["loss"] += loss * n
+                sums["seen"] += n
+            if correct is not None:
+                acc["correct"] += correct
+                acc["counted"] += n
+        if boundary:
+            lr = lr_at(pos.step, total=run.total_steps, warmup=run.warmup_steps, peak=cfg.optimizer.lr, s=cfg.schedule)
+            set_lr(run.optimizer, lr)
+            _optimizer_step(run.model, run.optimizer, run.scaler, cfg)
+            if run.ema is not None:
+                run.ema.update_parameters(run.model)
+            pos.step += 1
+            if pos.step % cfg.run.log_every == 0:
+                loss_sum, seen, wait = D.all_reduce_sum([window["loss"], window["seen"], window["wait"]], d, run.device)
+                elapsed = time.perf_counter() - window["t"]
+                row = {"step": pos.step, "epoch": pos.epoch + pos.batch_in_epoch / batches,
+                       "loss": loss_sum / max(seen, 1), "lr": lr, "clips_per_s": seen / elapsed,
+                       "data_wait_frac": wait / d.world / elapsed}
+                run.metrics.write(row, pos.step)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{lr:.2e}")
+                window = dict(loss=0.0, seen=0, t=time.perf_counter(), wait=0.0)
+            if run.on_step is not None:
+                run.on_step(pos.step)
+            stopping = D.all_reduce_sum([float(run.stop_requested)], d, run.device)[0] > 0
+            if stopping or (cfg.run.checkpoint_every and pos.step % cfg.run.checkpoint_every == 0):
+                _save(run)
+            if stopping:
+                raise Stopped(f"stopped by SIGTERM at step {pos.step}: checkpoint saved in "
+                              f"{run.checkpoints.directory}; continue with --resume auto")
+        bar.update(1)
+        t_data = time.perf_counter()
+    bar.close()
+    return acc
+
+
+def _end_epoch(run: _Run, acc: dict) -> dict:
+    """Reduce the epoch's sums across ranks, validate, log, checkpoint (best by val top-1)."""
+    loss_sum, seen, correct, counted, failed = D.all_reduce_sum(
+        [acc["loss"], acc["seen"], acc["correct"], acc["counted"], acc["failed"]], run.d, run.device)
+    if seen == 0:
+        raise VidrecError("no training video could be loaded in this epoch (all broken?)")
+    run.pos.epoch += 1
+    run.pos.batch_in_epoch = 0
+    summary = {"epoch": run.pos.epoch, "step": run.pos.step, "train_loss": loss_sum / seen,
+               "skipped_videos": int(failed)}
+    if counted:
+        summary["train_top1"] = 100.0 * correct / counted
+    metric = None
+    every = run.cfg.eval.every
+    if run.val_records and not run.pretrain and every and run.pos.epoch % every == 0:
+        val = evaluate(run.eval_model, run.val_records, num_clips=1, batch_size=run.cfg.eval.batch_size,
+                       workers=run.cfg.data.workers, device=run.device, progress=False, desc="val", dist=run.d)
+        summary.update({f"val_{k}": val[k] for k in ("top1", "top5", "mean_class_acc")})
+        metric = val["top1"]
+    run.metrics.write(summary, run.pos.step)
+    run.log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}))
+    _save(run, metric)
     return summary
 
 
-def _forward_backward(net, model, batch, cfg: RunConfig, device, step: int, d: D.Dist, pretrain: bool, scaler,
-                      accumulate: int, *, sync: bool) -> tuple[float, int, int | None]:
+def _finish(run: _Run, summary: dict) -> dict:
+    """Save the final model, run the multi-view test, draw the curves."""
+    cfg, out = run.cfg, run.cfg.run.out
+    if run.d.main:
+        run.eval_model.save_pretrained(out)
+    if run.test_records and not run.pretrain:
+        test = evaluate(run.eval_model, run.test_records, num_clips=cfg.eval.num_clips, num_crops=cfg.eval.num_crops,
+                        batch_size=cfg.eval.batch_size, workers=cfg.data.workers, device=run.device,
+                        progress=run.progress and run.d.main, desc="test", dist=run.d)
+        summary = {**summary, **{f"test_{k}": test[k] for k in ("top1", "top5", "mean_class_acc")}}
+        run.metrics.write({"step": run.pos.step, **{k: v for k, v in summary.items() if k.startswith("test_")}},
+                          run.pos.step)
+    if run.d.main:
+        plot_curves(os.path.join(out, METRICS_NAME), os.path.join(out, "curves.png"))
+    return summary
+
+
+def _forward_backward(run: _Run, batch: dict, *, sync: bool) -> tuple[float, int, int | None]:
     """One micro-batch: loss, backward (gradients all-reduced only on the last micro-batch)."""
+    cfg, net, model, device, step = run.cfg, run.net, run.model, run.device, run.pos.step
+    pretrain, scaler, accumulate = run.pretrain, run.scaler, cfg.optimizer.accumulate
     x = batch["video"].to(device, non_blocking=True)
-    rng = np.random.default_rng([cfg.run.seed, step, d.rank])
+    rng = np.random.default_rng([cfg.run.seed, step, run.d.rank])
     context = net.no_sync() if isinstance(net, DistributedDataParallel) and not sync else contextlib.nullcontext()
     correct = None
     with context:

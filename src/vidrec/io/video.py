@@ -6,6 +6,11 @@ in presentation order) and the keyframes to seek to. `VideoReader.get_frames(ind
 to the keyframe before each wanted frame and decodes forward, in one pass over sorted indices; when
 a seek lands after the wanted frame, or timestamps are missing, it falls back to sequential
 decoding from the start. Frames are RGB uint8 `(H, W, 3)`, rotated as the display matrix says.
+
+Some files store timestamps the decoder disagrees with (a remux that rewrote B-frames' composition
+offsets: frames come out with times 0, 101000, 67000, ...). Indexing decodes the first frames to
+check; where they disagree, frame k is what decoders and users call frame k, the k-th frame the
+decoder outputs, counted by decoding the whole file once.
 """
 
 from __future__ import annotations
@@ -65,7 +70,16 @@ class _FrameIndex:
     keyframes: np.ndarray  # (K,) int64 frame indices of keyframes, sorted
     seekable: bool  # timestamps present and unique: seeking by pts can be trusted
     rotation: int  # display rotation, degrees counter-clockwise (from the first frame's matrix)
-    counted_by_decoding: bool = False  # packets had no timestamps: frames were counted by decoding
+    counted_by_decoding: bool = False  # timestamps missing or wrong: frames were counted by decoding
+
+
+CHECKED_FRAMES = 16  # frames decoded at indexing to check the stored timestamps against the decoder
+
+
+def _decoder_agrees(decoded: list, packet_pts: set) -> bool:
+    """Decoded presentation times must increase and be packets' times (a corrupt frame may be
+    missing: that leaves a gap, not a disagreement)."""
+    return all(p is not None and p in packet_pts for p in decoded) and all(a < b for a, b in zip(decoded, decoded[1:]))
 
 
 def _open_container(path: str) -> av.container.InputContainer:
@@ -136,11 +150,12 @@ def _build_index(path: str) -> _FrameIndex:
             pass  # a truncated file: index what could be read
         container = _rewind(container, path)
         frames = _decoded_frames(container)
-        # The display rotation is side data on decoded frames, so decode the first one.
-        first = next(frames, None)
-        rotation = int(round(first.rotation or 0)) % 360 if first is not None else 0
-        if not pts or any(t is None for t in pts):
-            n = (first is not None) + sum(1 for _ in frames)
+        # The display rotation is side data on decoded frames; the first frames also show whether
+        # the decoder agrees with the stored timestamps.
+        head = [f for _, f in zip(range(CHECKED_FRAMES), frames)]
+        rotation = int(round(head[0].rotation or 0)) % 360 if head else 0
+        if not pts or any(t is None for t in pts) or not _decoder_agrees([f.pts for f in head], set(pts)):
+            n = len(head) + sum(1 for _ in frames)  # frame k = the k-th frame out of the decoder
             return _FrameIndex(np.arange(n, dtype=np.int64), np.zeros(1, np.int64), False, rotation, True)
     finally:
         container.close()
@@ -288,11 +303,13 @@ class VideoReader:
 
     def _indexed(self, frames: Iterator[av.VideoFrame], *, strict: bool) -> Iterator[tuple[int, av.VideoFrame]]:
         """Give each decoded frame its index: by presentation time when the index has them (so a
-        corrupt frame leaves a gap instead of shifting the rest), else by counting."""
+        corrupt frame leaves a gap instead of shifting the rest), else by counting. A time that is
+        not the index's, or goes backwards, is a decoder disagreeing with the stored times: a
+        seeking pass gives up (`strict`), a sequential one counts from there."""
         last = -1
         for frame in frames:
             i = self._pts_to_index.get(frame.pts) if self._index.seekable and frame.pts is not None else None
-            if i is None:
+            if i is None or i <= last:
                 if strict and self._index.seekable:
                     raise _SeekUnreliable
                 i = last + 1

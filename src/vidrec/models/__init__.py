@@ -1,6 +1,5 @@
-"""Model families; importing this module registers every architecture."""
+"""Model families (one file each) and the contract they keep (`vidrec.models.base`)."""
 
-from vidrec.models import i3d, movinet, slowfast, tsn, videomae, videomae_pretrain  # noqa: F401
-from vidrec.models.base import VideoModel
+from vidrec.models.base import ModelBase, PretrainingModel, StreamingModel, VideoModel
 
-__all__ = ["VideoModel"]
+__all__ = ["ModelBase", "PretrainingModel", "StreamingModel", "VideoModel"]

@@ -1,15 +1,42 @@
-"""What every vidrec model shares: its config, labels and preprocessing, and saving."""
+"""The model contract every vidrec architecture keeps, and what every model carries and saves.
+
+Three kinds of model, each a base class (never probed with `hasattr`):
+
+- `VideoModel`, a classifier (as timm's models):
+      forward(x)                      (B, C, T, H, W) -> logits (B, num_classes)
+      forward_features(x)             -> pooled features (B, num_features)
+      forward_head(f, pre_logits=F)   pooled features -> logits (or the vector before the classifier)
+      num_features, num_classes, reset_classifier(n), set_grad_checkpointing(on), no_weight_decay(),
+      num_layers / layer_id(name) for layer-wise lr decay (num_layers is None where it does not apply)
+- `StreamingModel`, a classifier that can also watch a stream: `init_state(B)` and
+  `step(frames, state) -> (logits, state)`; `forward` on a clip equals streaming it.
+- `PretrainingModel`: `forward(x, generator=None)` -> a scalar loss, masks drawn inside;
+  `to_classifier(num_classes)` -> the classifier its encoder initialises.
+
+All of them carry `arch`, `labels` and `preprocessing`, and `save_pretrained(dir)` writes
+`config.json` + `model.safetensors` (`vidrec.load_model` reads it back).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import torch
+from safetensors.torch import save_file
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
+from vidrec._version import __version__
 from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
+from vidrec.utils import atomic_write, atomic_write_text
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+INT8_GRIDS_NAME = "int8_grids.json"
+FORMAT_VERSION = "0.2.0"  # written into config.json; the layout of the directory, not the package
 
 
 def build_config(config_cls: type, defaults: dict, overrides: dict):
@@ -23,6 +50,14 @@ def build_config(config_cls: type, defaults: dict, overrides: dict):
     return config_cls(**values)
 
 
+def build_model(model_cls: type, config_cls: type, *, arch: str, defaults: dict, overrides: dict,
+                preprocessing: Preprocessing):
+    """What every builder does: config from defaults + overrides, then name and input settings."""
+    model = model_cls(build_config(config_cls, defaults, overrides))
+    model.arch, model.preprocessing = arch, preprocessing
+    return model
+
+
 def linear_head(in_features: int, num_classes: int) -> nn.Linear:
     """Classifier initialised as PySlowFast's heads: normal(std=0.01) weights, zero bias."""
     head = nn.Linear(in_features, num_classes)
@@ -31,71 +66,143 @@ def linear_head(in_features: int, num_classes: int) -> nn.Linear:
     return head
 
 
-def build_model(model_cls: type, config_cls: type, *, arch: str, defaults: dict, overrides: dict,
-                preprocessing: Preprocessing):
-    """What every registered builder does: config from defaults + overrides, then name and inputs."""
-    model = model_cls(build_config(config_cls, defaults, overrides))
-    model.arch, model.preprocessing = arch, preprocessing
-    return model
+def config_dict(config) -> dict:
+    """A config dataclass as plain JSON values (tuples become lists)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}
 
 
-class VideoModel(nn.Module):
-    """Base of vidrec models: input `(B, C, T, H, W)` float, output logits `(B, num_classes)`.
-
-    Subclasses set `self.config` (a dataclass with `num_classes`) and `self.head`, and implement
-    `forward_features`, `forward_head(x, pre_logits=False)` and `make_head(num_classes)`.
-    """
+class ModelBase(nn.Module):
+    """What every vidrec model carries besides its weights, and how it is saved."""
 
     arch: str = ""  # registry name, set by the builder
     labels: list[str] | None = None  # class names in logit order, when known
     preprocessing: Preprocessing = Preprocessing()
+    # {point: (scale, zero_point, ...)}: the int8 grids of the quantized file the weights came from
+    # (vidrec.deploy.to_int8 reproduces that runtime); saved beside the weights, not in the config.
+    int8_grids: dict | None = None
+    grad_checkpointing: bool = False  # recompute activations in backward (set_grad_checkpointing)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def check_input(self, x: torch.Tensor) -> None:
+        """One clear error for the most common mistake: a wrong layout or channel count."""
+        channels = getattr(self.config, "in_channels", 3)
+        if not isinstance(x, torch.Tensor) or x.ndim != 5 or x.shape[1] != channels:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ConfigError(f"{self.arch} expects input (B, {channels}, T, H, W), got {shape}")
+
+    def set_labels(self, labels: list[str] | None) -> None:
+        """Class names in logit order (None: unknown); their number must be the class count."""
+        if labels is not None and len(labels) != self.num_classes:
+            raise ConfigError(f"{len(labels)} labels given for a model with {self.num_classes} classes")
+        self.labels = list(labels) if labels is not None else None
 
     @property
     def num_classes(self) -> int:
         return self.config.num_classes
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """A fresh classifier for `num_classes` (fine-tuning on other labels)."""
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)
-        self.head = self.make_head(num_classes)
-        self.labels = None
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each stage's activations in the backward pass instead of storing them."""
+        self.grad_checkpointing = enable
+
+    def checkpointed(self, module: nn.Module, *args):
+        """`module(*args)`, recomputed in backward when gradient checkpointing is on and training."""
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(module, *args, use_reentrant=False)
+        return module(*args)
 
     def no_weight_decay(self) -> set[str]:
-        """Parameter names to exclude from weight decay (beyond norms and biases)."""
+        """Parameter names to exclude from weight decay (besides 1-D tensors: norms and biases)."""
         return set()
 
+    def config_json(self) -> dict:
+        """What `config.json` holds: enough to rebuild the model before loading its weights."""
+        return {"vidrec_version": __version__, "format_version": FORMAT_VERSION, "architecture": self.arch, "config": config_dict(self.config),
+                "labels": self.labels, "preprocessing": self.preprocessing.to_dict()}
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write `config.json` and `model.safetensors` (and `int8_grids.json` when the model has
+        them). The config is written last, so a directory with a config always has its weights."""
+        directory = os.fspath(directory)
+        os.makedirs(directory, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        atomic_write(os.path.join(directory, WEIGHTS_NAME),
+                     lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+        if self.int8_grids:
+            atomic_write_text(os.path.join(directory, INT8_GRIDS_NAME), json.dumps(self.int8_grids) + "\n")
+        atomic_write_text(os.path.join(directory, CONFIG_NAME), json.dumps(self.config_json(), indent=2) + "\n")
+
+
+class VideoModel(ModelBase):
+    """A classifier: `(B, C, T, H, W)` float in, logits `(B, num_classes)` out.
+
+    Subclasses set `self.config` (a dataclass with `num_classes`), `self.num_features`, `self.head`
+    (made by `make_head`) and implement `forward_features` (pooled) and `forward_head`."""
+
+    num_features: int = 0  # width of forward_features' output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features `(B, num_features)`: everything before the classifier's head."""
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, *, pre_logits: bool = False) -> torch.Tensor:
+        """Pooled features -> logits `(B, num_classes)`; `pre_logits`: the vector the classifier reads."""
+        raise NotImplementedError
+
+    def make_head(self, num_classes: int) -> nn.Module:
+        raise NotImplementedError
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh classifier for `num_classes` (fine-tuning on other labels); labels are dropped."""
+        self.config = dataclasses.replace(self.config, num_classes=num_classes)
+        self.head = self.make_head(num_classes).to(next(self.parameters()).device)
+        self.labels = None
+
+    @property
+    def num_layers(self) -> int | None:
+        """Depth for layer-wise lr decay (ViTs); None: the model is not layered that way."""
+        return None
+
+    def layer_id(self, name: str) -> int:
+        """Depth of parameter `name`, 0 (embedding) .. num_layers + 1 (head), for layer decay."""
+        raise ConfigError(f"{self.arch} has no layer-wise depths (layer decay is for ViTs)")
+
+
+class StreamingModel(VideoModel):
+    """A classifier that also runs on a stream: `state = init_state(B)`, then
+    `logits, state = step(frames, state)` for each chunk of frames; `forward(clip)` equals
+    streaming the clip from the zero state."""
+
+    def init_state(self, batch_size: int, *, height: int | None = None, width: int | None = None) -> dict:
+        raise NotImplementedError
+
+    def step(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+
+class PretrainingModel(ModelBase):
+    """A self-supervised model: `forward(x, generator=None)` draws its masks and returns a scalar
+    loss. It has no classes; `to_classifier(num_classes)` gives the classifier it pretrains."""
+
+    labels = None
+
+    @property
+    def num_classes(self) -> int:
+        return 0
+
     def set_labels(self, labels: list[str] | None) -> None:
-        if labels is not None and len(labels) != self.num_classes:
-            raise ConfigError(f"{len(labels)} labels given for a model with {self.num_classes} classes")
-        self.labels = list(labels) if labels is not None else None
+        if labels:
+            raise ConfigError(f"{self.arch} is a pretraining model: it has no classes to name")
 
-    def check_input(self, x: torch.Tensor) -> None:
-        """One clear error for the most common mistake: a wrong layout or channel count."""
-        channels = getattr(self.config, "in_channels", 3)
-        if x.ndim != 5 or x.shape[1] != channels:
-            raise ConfigError(f"{self.arch} expects input (B, {channels}, T, H, W), got {tuple(x.shape)}")
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
 
-    def save_pretrained(self, directory: str | os.PathLike, *, format: str = "vidrec") -> None:
-        """`format="vidrec"`: config.json + model.safetensors. `format="transformers"` (VideoMAE):
-        a directory transformers' `from_pretrained` loads."""
-        if format == "transformers":
-            if not self.arch.startswith("videomae"):
-                raise ConfigError(f"{self.arch} has no transformers counterpart; use format='vidrec'")
-            from vidrec.convert.videomae import save_transformers_videomae
-
-            return save_transformers_videomae(self, os.fspath(directory))
-        if format != "vidrec":
-            raise ConfigError(unknown_name_message("format", format, ["vidrec", "transformers"]))
-        from vidrec.hub import save_pretrained
-
-        save_pretrained(self, directory)
+    def to_classifier(self, num_classes: int, **overrides) -> tuple[VideoModel, dict]:
+        """A classifier initialised from this model's encoder, and a report of the keys it
+        `loaded`, the `new` ones (head, pooling norm) and those `dropped` (decoder, mask token)."""
+        raise NotImplementedError
 
 
-def config_dict(config) -> dict:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}
-
-
-__all__ = ["VideoModel", "build_config", "build_model", "config_dict", "linear_head"]
+__all__ = ["CONFIG_NAME", "INT8_GRIDS_NAME", "WEIGHTS_NAME", "ModelBase", "PretrainingModel", "StreamingModel",
+           "VideoModel", "build_config", "build_model", "config_dict", "linear_head"]

@@ -27,7 +27,6 @@ from vidrec.data.transforms import KINETICS_MEAN, KINETICS_STD, Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models.base import VideoModel, build_model, linear_head
 from vidrec.models.layers import TEMPORAL_PADDINGS, ConvBNReLU, SameMaxPool3d, init_cnn_weights, res_stage, resnet_stem
-from vidrec.registry import register_model
 
 # Inception module widths: (branch0 1x1, branch1 1x1 -> 3x3x3, branch2 1x1 -> 3x3x3, branch3 pool -> 1x1)
 INCEPTION_WIDTHS = OrderedDict([
@@ -96,25 +95,32 @@ class InceptionI3D(VideoModel):
             layers.append((name, InceptionBlock(channels, widths, **unit)))
             channels = _out_channels(widths)
         self.features = nn.Sequential(OrderedDict(layers))
-        self.feature_dim = channels  # 1024
+        self.num_features = channels  # 1024
         self.dropout = nn.Dropout(config.dropout)
         self.head = self.make_head(config.num_classes)
 
     def make_head(self, num_classes: int) -> nn.Conv3d:
-        return nn.Conv3d(self.feature_dim, num_classes, 1, bias=True)  # logits per time step
+        return nn.Conv3d(self.num_features, num_classes, 1, bias=True)  # kinetics-i3d's 1x1x1 logits conv
+
+    def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """The last Inception block's output `(B, 1024, T/8, H/32, W/32)`."""
+        self.check_input(x)
+        for layer in self.features:
+            x = self.checkpointed(layer, x)
+        return x
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return self.features(x)  # (B, 1024, T/8, H/32, W/32)
+        x = self.feature_maps(x)
+        t, h, w = x.shape[2:]
+        # The original pools 2x7x7 with stride 1 (global in space at 224 px), computes logits per
+        # remaining time step and averages them. The logits are affine, so averaging the pooled
+        # windows first gives the same result; adapting the window keeps that meaning at any size.
+        return F.avg_pool3d(x, (min(2, t), h, w), stride=1).mean((2, 3, 4))  # (B, 1024)
 
     def forward_head(self, x: torch.Tensor, *, pre_logits: bool = False) -> torch.Tensor:
-        t, h, w = x.shape[2:]
-        # The original pools 2x7x7 with stride 1 (global in space at 224 px); adapting the
-        # spatial window keeps that meaning at any input size.
-        x = F.avg_pool3d(x, (min(2, t), h, w), stride=1)  # (B, 1024, T', 1, 1)
         if pre_logits:
-            return x.mean((2, 3, 4))
-        return self.head(self.dropout(x)).mean((2, 3, 4))  # logits per time step, averaged
+            return x
+        return self.head(self.dropout(x)[:, :, None, None, None]).flatten(1)  # (B, classes)
 
 
 @dataclass(frozen=True)
@@ -149,23 +155,29 @@ class ResNetI3D(VideoModel):
                                                      spatial_stride=2 if s > 0 else 1))
             channels = out
         self.pool2 = nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1))  # temporal stride after res2
-        self.feature_dim = channels
+        self.num_features = channels
         self.dropout = nn.Dropout(config.dropout)
         init_cnn_weights(self)
         self.head = self.make_head(config.num_classes)
 
     def make_head(self, num_classes: int) -> nn.Linear:
-        return linear_head(self.feature_dim, num_classes)
+        return linear_head(self.num_features, num_classes)
+
+    def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """res5's output `(B, 2048, T/2, H/32, W/32)`."""
+        self.check_input(x)
+        x = self.checkpointed(self.layer1, self.checkpointed(self.stem, x))
+        x = self.pool2(x) if x.shape[2] > 1 else x
+        for stage in (self.layer2, self.layer3, self.layer4):
+            x = self.checkpointed(stage, x)
+        return x
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        x = self.layer1(self.stem(x))
-        x = self.pool2(x) if x.shape[2] > 1 else x
-        return self.layer4(self.layer3(self.layer2(x)))  # (B, 2048, T/2, H/32, W/32)
+        return self.feature_maps(x).mean((2, 3, 4))  # global average pool (B, 2048)
 
     def forward_head(self, x: torch.Tensor, *, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean((2, 3, 4))  # global average pool
         return x if pre_logits else self.head(self.dropout(x))
+
 
 def _build(cls, config_cls, arch: str, defaults: dict, overrides: dict, prep: Preprocessing):
     return build_model(cls, config_cls, arch=arch, defaults=defaults, overrides=overrides, preprocessing=prep)
@@ -183,19 +195,19 @@ _R50_PREP = Preprocessing(num_frames=8, sampling_rate=8, resize=256, crop_size=2
                           std=KINETICS_STD)
 
 
-@register_model
 def i3d_inception_rgb(**overrides) -> InceptionI3D:
     """Inception-v1 I3D, RGB stream (12,697,264 parameters with 400 classes, as pytorch-i3d)."""
     return _build(InceptionI3D, I3DConfig, "i3d_inception_rgb", {"in_channels": 3}, overrides, _INCEPTION_RGB_PREP)
 
 
-@register_model
 def i3d_inception_flow(**overrides) -> InceptionI3D:
     """Inception-v1 I3D, optical-flow stream: 2 input channels (12,675,312 parameters)."""
     return _build(InceptionI3D, I3DConfig, "i3d_inception_flow", {"in_channels": 2}, overrides, _INCEPTION_FLOW_PREP)
 
 
-@register_model
 def i3d_r50(**overrides) -> ResNetI3D:
     """I3D-ResNet-50 (28,043,472 parameters with 400 classes, as PyTorchVideo's i3d_r50)."""
     return _build(ResNetI3D, I3DResNetConfig, "i3d_r50", {}, overrides, _R50_PREP)
+
+
+ARCHITECTURES = (i3d_inception_rgb, i3d_inception_flow, i3d_r50)

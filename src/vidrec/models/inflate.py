@@ -16,7 +16,7 @@ from torch import nn
 
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.models.base import VideoModel
-from vidrec.registry import create_model
+from vidrec.models.i3d import i3d_inception_rgb, i3d_r50
 
 MODES = ("replicate", "centre")
 
@@ -138,12 +138,12 @@ def inflate_googlenet(source: nn.Module | dict, *, num_classes: int = 1000, mode
     sees the image shifted by one pixel (harmless for fine-tuning; the fixed-point test uses 223
     px). torchvision's pretrained GoogLeNet expects inputs scaled to [-1, 1] (its
     `transform_input` converts ImageNet-normalised input to that), which is I3D's preprocessing."""
-    model = create_model("i3d_inception_rgb", num_classes=num_classes, **overrides)
+    model = i3d_inception_rgb(num_classes=num_classes, **overrides)
     return model, inflate_state_dict(_state_of(source), model, googlenet_to_i3d_key, mode=mode)
 
 
 def inflate_resnet50(source: nn.Module | dict, *, num_classes: int = 1000, mode: str = "replicate",
                      **overrides) -> tuple[VideoModel, InflationReport]:
     """`i3d_r50` from torchvision's ResNet-50 (a model or its state dict)."""
-    model = create_model("i3d_r50", num_classes=num_classes, **overrides)
+    model = i3d_r50(num_classes=num_classes, **overrides)
     return model, inflate_state_dict(_state_of(source), model, resnet_to_i3d_key, mode=mode)

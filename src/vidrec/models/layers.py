@@ -125,40 +125,6 @@ def res_stage(in_channels: int, inner: int, out_channels: int, *, temporal_kerne
         for i, kt in enumerate(temporal_kernels)])
 
 
-_FUSABLE = ((nn.Conv3d, nn.BatchNorm3d), (nn.Conv2d, nn.BatchNorm2d))
-_CONV_BN_PAIRS = (("conv", "bn"), ("conv_a", "bn_a"), ("conv_b", "bn_b"), ("conv_c", "bn_c"), ("0", "1"))
-
-
-def fuse_conv_bn_(model: nn.Module) -> nn.Module:
-    """Fold every eval-mode batch norm into the conv before it (inference only; in place).
-    Saves a pass over each activation; the result is numerically the same up to rounding."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    if model.training:
-        raise RuntimeError("fuse_conv_bn_ is for eval mode: batch statistics would be lost")
-    for module in list(model.modules()):
-        for conv_name, bn_name in _CONV_BN_PAIRS:
-            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
-            if any(isinstance(conv, c) and isinstance(bn, b) for c, b in _FUSABLE):
-                setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
-                setattr(module, bn_name, nn.Identity())
-    return model
-
-
-def optimize_for_inference(model: nn.Module) -> nn.Module:
-    """Eval mode, BN folded into convs, and channels-last 3D weights for 3D CNNs (1.33x for
-    SlowFast R50 on 2 CPU threads, see bench/slowfast.py). Inputs are converted by the caller
-    (`vidrec.engine.evaluate.video_scores` does it when `model.channels_last` is set)."""
-    model.eval()
-    fuse_conv_bn_(model)
-    if any(isinstance(m, nn.Conv3d) for m in model.modules()):
-        model.to(memory_format=torch.channels_last_3d)
-        for m in model.modules():  # the model, or each stream of a two-stream model
-            if hasattr(m, "forward_features"):
-                m.channels_last = True
-    return model
-
-
 def init_cnn_weights(model: nn.Module, *, zero_init_final_bn: bool = True, head_std: float = 0.01) -> None:
     """PySlowFast's initialisation: Kaiming-normal convs, BN weight 1 (0 for the last BN of each
     residual block), head normal(std) with zero bias."""

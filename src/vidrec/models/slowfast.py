@@ -22,13 +22,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from vidrec.data.transforms import KINETICS_MEAN, KINETICS_STD, Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models.base import VideoModel, build_model, linear_head
 from vidrec.models.layers import init_cnn_weights, res_stage, resnet_stem
-from vidrec.registry import register_model
 
 PATHWAYS = ("both", "slow", "fast")
 
@@ -48,7 +46,6 @@ class SlowFastConfig:
     fast_temporal: tuple[int, int, int, int] = (3, 3, 3, 3)  # ... and Fast
     res4_temporal_blocks: int | None = None  # only the first n res4 blocks temporal (R101 16x8 "50_50")
     pathways: str = "both"  # "slow" or "fast" alone for ablations
-    gradient_checkpointing: bool = False  # recompute stage activations in backward to save memory
 
 
 class FastToSlow(nn.Module):
@@ -109,13 +106,13 @@ class SlowFast(VideoModel):
         if c.pathways == "both":
             self.fuse = nn.ModuleList([FastToSlow(ch, lat, kernel=c.fusion_kernel, alpha=c.alpha)
                                        for ch, lat in zip(fast_in, laterals)])
-        self.feature_dim = sum(dims)
+        self.num_features = sum(dims)
         self.dropout = nn.Dropout(c.dropout)
         init_cnn_weights(self)
         self.head = self.make_head(c.num_classes)
 
     def make_head(self, num_classes: int) -> nn.Linear:
-        return linear_head(self.feature_dim, num_classes)
+        return linear_head(self.num_features, num_classes)
 
     def split_pathways(self, x: torch.Tensor | list | tuple) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The Slow and Fast inputs from one clip (never modified in place) or a given pair."""
@@ -134,23 +131,22 @@ class SlowFast(VideoModel):
                 slow = torch.index_select(x, 2, index)  # a new tensor: the caller's clip is untouched
         return (slow if self.config.pathways != "fast" else None, fast if self.config.pathways != "slow" else None)
 
-    def _run(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            return checkpoint(module, x, use_reentrant=False)
-        return module(x)
-
-    def forward_features(self, x) -> list[torch.Tensor]:
+    def feature_maps(self, x) -> list[torch.Tensor]:
+        """res5's output of each pathway: `[(B, 2048, T/alpha, H/32, W/32), (B, 256, T, H/32, W/32)]`
+        (one of them for a single-pathway model)."""
         slow, fast = self.split_pathways(x)
         names = ["stem", "layer1", "layer2", "layer3", "layer4"]
         for i, name in enumerate(names):
-            slow = self._run(self.slow[name], slow) if slow is not None else None
-            fast = self._run(self.fast[name], fast) if fast is not None else None
+            slow = self.checkpointed(self.slow[name], slow) if slow is not None else None
+            fast = self.checkpointed(self.fast[name], fast) if fast is not None else None
             if slow is not None and fast is not None and i < 4:
                 slow = self.fuse[i](slow, fast)
-        return [f for f in (slow, fast) if f is not None]  # [(B, 2048, T/a, H/32, W/32), (B, 256, T, ..)]
+        return [f for f in (slow, fast) if f is not None]
 
-    def forward_head(self, x: list[torch.Tensor], *, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.cat([f.mean((2, 3, 4)) for f in x], dim=1)  # global pool per pathway, concat
+    def forward_features(self, x) -> torch.Tensor:
+        return torch.cat([f.mean((2, 3, 4)) for f in self.feature_maps(x)], dim=1)  # pool per pathway, concat
+
+    def forward_head(self, x: torch.Tensor, *, pre_logits: bool = False) -> torch.Tensor:
         return x if pre_logits else self.head(self.dropout(x))
 
 
@@ -168,38 +164,35 @@ def _prep(num_frames: int, sampling_rate: int) -> Preprocessing:
 _R101 = {"stage_depths": (3, 4, 23, 3), "fusion_kernel": 5}
 
 
-@register_model
 def slowfast_r50_4x16(**overrides) -> SlowFast:
     """SlowFast R50, 4 Slow frames at stride 16 (32 Fast frames at stride 2, alpha 8)."""
     return _build("slowfast_r50_4x16", {"alpha": 8, "fusion_kernel": 5}, overrides, _prep(32, 2))
 
 
-@register_model
 def slowfast_r50_8x8(**overrides) -> SlowFast:
     """SlowFast R50, 8 Slow frames at stride 8 (32 Fast at stride 2, alpha 4): 34,566,488 params."""
     return _build("slowfast_r50_8x8", {"alpha": 4, "fusion_kernel": 7}, overrides, _prep(32, 2))
 
 
-@register_model
 def slowfast_r101_8x8(**overrides) -> SlowFast:
     """SlowFast R101 8x8 (PyTorchVideo's slowfast_r101): 62,826,968 params."""
     return _build("slowfast_r101_8x8", {"alpha": 4, **_R101}, overrides, _prep(32, 2))
 
 
-@register_model
 def slowfast_r101_16x8(**overrides) -> SlowFast:
     """SlowFast R101 16x8 (64 Fast frames), temporal kernels in the first 6 res4 blocks only, as
     the released SLOWFAST_16x8_R101_50_50 model."""
     return _build("slowfast_r101_16x8", {"alpha": 4, **_R101, "res4_temporal_blocks": 6}, overrides, _prep(64, 2))
 
 
-@register_model
 def slow_r50_8x8(**overrides) -> SlowFast:
     """The Slow pathway alone (Slow-only R50 8x8; PyTorchVideo's slow_r50)."""
     return _build("slow_r50_8x8", {"pathways": "slow"}, overrides, _prep(8, 8))
 
 
-@register_model
 def fast_r50(**overrides) -> SlowFast:
     """The Fast pathway alone (32 frames at stride 2, 1/8 of the channels)."""
     return _build("fast_r50", {"pathways": "fast"}, overrides, _prep(32, 2))
+
+
+ARCHITECTURES = (slowfast_r50_4x16, slowfast_r50_8x8, slowfast_r101_8x8, slowfast_r101_16x8, slow_r50_8x8, fast_r50)

@@ -16,7 +16,6 @@ from torchvision.models import resnet18, resnet50
 from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models.base import VideoModel, build_model, linear_head
-from vidrec.registry import register_model
 
 
 @dataclass(frozen=True)
@@ -55,29 +54,33 @@ BACKBONES = {"small": _small_cnn, "resnet18": _torchvision_resnet(resnet18), "re
 
 
 class TSN(VideoModel):
+    """A 2D network on every frame, features averaged over time, one linear classifier."""
+
     def __init__(self, config: TSNConfig):
         super().__init__()
         if config.backbone not in BACKBONES:
             raise ConfigError(unknown_name_message("TSN backbone", config.backbone, list(BACKBONES)))
         self.config = config
-        self.backbone, self.feature_dim = BACKBONES[config.backbone](config.width, config.in_channels)
+        self.backbone, self.num_features = BACKBONES[config.backbone](config.width, config.in_channels)
         self.dropout = nn.Dropout(config.dropout)
         self.head = self.make_head(config.num_classes)
 
     def make_head(self, num_classes: int) -> nn.Linear:
-        return linear_head(self.feature_dim, num_classes)
+        return linear_head(self.num_features, num_classes)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The 2D network's pooled output for every frame `(B, T, D)`."""
         self.check_input(x)
         b, c, t, h, w = x.shape
         frames = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B*T, C, H, W)
-        return self.backbone(frames).view(b, t, -1)  # (B, T, D)
+        return self.checkpointed(self.backbone, frames).view(b, t, -1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.frame_features(x).mean(dim=1)  # (B, D): the order-less consensus
 
     def forward_head(self, x: torch.Tensor, *, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean(dim=1)  # (B, D): the order-less consensus
-        if pre_logits:
-            return x
-        return self.head(self.dropout(x))
+        return x if pre_logits else self.head(self.dropout(x))
+
 
 def _build(arch: str, defaults: dict, overrides: dict, preprocessing: Preprocessing) -> TSN:
     return build_model(TSN, TSNConfig, arch=arch, defaults=defaults, overrides=overrides, preprocessing=preprocessing)
@@ -90,19 +93,19 @@ _IMAGENET_PREP = Preprocessing(num_frames=8, sampling_rate=8, resize=256, crop_s
 _SMALL_PREP = Preprocessing(num_frames=8, sampling_rate=2, resize=64, crop_size=56)
 
 
-@register_model
 def tsn_r50(**overrides) -> TSN:
     """TSN with a ResNet-50 frame encoder (the usual Kinetics baseline)."""
     return _build("tsn_r50", {"backbone": "resnet50"}, overrides, _IMAGENET_PREP)
 
 
-@register_model
 def tsn_r18(**overrides) -> TSN:
     """TSN with a ResNet-18 frame encoder."""
     return _build("tsn_r18", {"backbone": "resnet18"}, overrides, _IMAGENET_PREP)
 
 
-@register_model
 def tsn_small(**overrides) -> TSN:
     """TSN with a four-layer CNN: trains on SynthMotion in minutes on a CPU."""
     return _build("tsn_small", {"backbone": "small", "dropout": 0.2}, overrides, _SMALL_PREP)
+
+
+ARCHITECTURES = (tsn_r50, tsn_r18, tsn_small)

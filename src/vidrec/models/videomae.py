@@ -21,11 +21,11 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
+from torchvision.ops import StochasticDepth
 
 from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError
 from vidrec.models.base import VideoModel, build_model
-from vidrec.registry import register_model
 
 
 @dataclass(frozen=True)
@@ -47,36 +47,22 @@ class VideoMAEConfig:
     drop_path: float = 0.0  # stochastic depth rate at the last block (linear from 0)
     dropout: float = 0.0  # before the head
     layer_scale_init: float | None = None  # per-channel residual scale (None: off, as VideoMAE)
-    gradient_checkpointing: bool = False  # recompute blocks in backward to save memory
 
 
 @functools.lru_cache(maxsize=16)
 def _sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
     # angle(p, j) = p / 10000^(2 * (j // 2) / dim); sin on even j, cos on odd j (VideoMAE's table).
-    position = torch.arange(num_positions, dtype=torch.float64)[:, None]
-    exponent = 2 * (torch.arange(dim) // 2).to(torch.float64) / dim
+    # Always on the CPU (cached), whatever default device is active: the caller moves it.
+    position = torch.arange(num_positions, dtype=torch.float64, device="cpu")[:, None]
+    exponent = 2 * (torch.arange(dim, device="cpu") // 2).to(torch.float64) / dim
     angles = position / torch.pow(10000.0, exponent)
-    table = torch.empty(num_positions, dim, dtype=torch.float64)
+    table = torch.empty(num_positions, dim, dtype=torch.float64, device="cpu")
     table[:, 0::2], table[:, 1::2] = angles[:, 0::2].sin(), angles[:, 1::2].cos()
     return table.float()  # (N, D)
 
 
 def position_table(num_positions: int, dim: int, *, device, dtype) -> torch.Tensor:
     return _sinusoid_table(num_positions, dim).to(device=device, dtype=dtype)
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: drop a sample's whole residual branch with probability p."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - self.p)
-        return x * keep / (1 - self.p)
 
 
 class Attention(nn.Module):
@@ -116,7 +102,7 @@ class Block(nn.Module):
         self.mlp.add_module("fc1", nn.Linear(dim, mlp_dim))
         self.mlp.add_module("act", nn.GELU())
         self.mlp.add_module("fc2", nn.Linear(mlp_dim, dim))
-        self.drop_path = DropPath(drop_path)
+        self.drop_path = StochasticDepth(drop_path, "row")  # drops a sample's whole branch
         self.gamma_1 = nn.Parameter(torch.full((dim,), layer_scale_init)) if layer_scale_init else None
         self.gamma_2 = nn.Parameter(torch.full((dim,), layer_scale_init)) if layer_scale_init else None
 
@@ -138,6 +124,7 @@ class VideoMAEEncoder(nn.Module):
         rates = [c.drop_path * i / max(c.depth - 1, 1) for i in range(c.depth)]
         self.blocks = nn.ModuleList([Block(c.dim, c.num_heads, c.mlp_dim, qkv_bias=c.qkv_bias, eps=c.layer_norm_eps,
                                            drop_path=r, layer_scale_init=c.layer_scale_init) for r in rates])
+        self.grad_checkpointing = False  # recompute each block in backward (set by the model)
 
     def grid(self, x: torch.Tensor) -> tuple[int, int, int]:
         c = self.config
@@ -155,7 +142,7 @@ class VideoMAEEncoder(nn.Module):
         if mask is not None:  # (B, N) bool, True = masked: the encoder sees visible tokens only
             x = x[~mask].reshape(x.shape[0], -1, x.shape[2])
         for block in self.blocks:
-            if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
                 x = checkpoint(block, x, use_reentrant=False)
             else:
                 x = block(x)
@@ -185,8 +172,12 @@ class VideoMAE(VideoModel):
         self.norm = None if c.use_mean_pooling else nn.LayerNorm(c.dim, eps=c.layer_norm_eps)
         self.fc_norm = nn.LayerNorm(c.dim, eps=c.fc_norm_eps) if c.use_mean_pooling else None
         self.dropout = nn.Dropout(c.dropout)
+        self.num_features = c.dim
         init_vit_weights(self)
         self.head = self.make_head(c.num_classes)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = self.encoder.grad_checkpointing = enable
 
     def make_head(self, num_classes: int) -> nn.Linear:
         head = nn.Linear(self.config.dim, num_classes)
@@ -198,7 +189,7 @@ class VideoMAE(VideoModel):
         return {n for n, _ in self.named_parameters() if n.endswith(("q_bias", "v_bias", "gamma_1", "gamma_2"))}
 
     @property
-    def num_layers(self) -> int:
+    def num_layers(self) -> int | None:
         return self.config.depth
 
     def layer_id(self, name: str) -> int:
@@ -210,13 +201,17 @@ class VideoMAE(VideoModel):
             return int(name.split(".")[2]) + 1
         return self.config.depth + 1
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's output tokens `(B, N, D)`, in (t, h, w) order."""
         self.check_input(x)
-        x = self.encoder(x)  # (B, N, D)
+        x = self.encoder(x)
         return x if self.norm is None else self.norm(x)
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.tokens(x)
+        return self.fc_norm(x.mean(1)) if self.fc_norm is not None else x[:, 0]  # (B, D)
+
     def forward_head(self, x: torch.Tensor, *, pre_logits: bool = False) -> torch.Tensor:
-        x = self.fc_norm(x.mean(1)) if self.fc_norm is not None else x[:, 0]  # (B, D)
         return x if pre_logits else self.head(self.dropout(x))
 
 
@@ -236,35 +231,32 @@ def _build(arch: str, overrides: dict, defaults: dict | None = None, prep: Prepr
     return build_model(VideoMAE, VideoMAEConfig, arch=arch, defaults=base, overrides=overrides, preprocessing=prep)
 
 
-@register_model
 def videomae_s(**overrides) -> VideoMAE:
     """ViT-S/16 VideoMAE (22 M parameters)."""
     return _build("videomae_s", overrides)
 
 
-@register_model
 def videomae_b(**overrides) -> VideoMAE:
     """ViT-B/16 VideoMAE (87 M parameters with 400 classes)."""
     return _build("videomae_b", overrides)
 
 
-@register_model
 def videomae_l(**overrides) -> VideoMAE:
     """ViT-L/16 VideoMAE."""
     return _build("videomae_l", overrides)
 
 
-@register_model
 def videomae_h(**overrides) -> VideoMAE:
     """ViT-H/16 VideoMAE."""
     return _build("videomae_h", overrides)
 
 
-@register_model
 def videomae_tiny(**overrides) -> VideoMAE:
     """A 2-block, 64-wide VideoMAE on 4 frames of 32 px, for tests and CPU experiments."""
     prep = Preprocessing(num_frames=4, sampling_rate=2, resize=32, crop_size=32)
     return _build("videomae_tiny", overrides, {"num_frames": 4, "image_size": 32, "patch_size": 8}, prep)
 
+
+ARCHITECTURES = (videomae_s, videomae_b, videomae_l, videomae_h, videomae_tiny)
 
 __all__ = ["VideoMAE", "VideoMAEConfig", "VideoMAEEncoder"]

@@ -20,9 +20,9 @@ from torch import nn
 
 from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError
-from vidrec.models.base import VideoModel, build_model
-from vidrec.models.videomae import SIZES, Block, VideoMAEConfig, VideoMAEEncoder, init_vit_weights, position_table
-from vidrec.registry import register_model
+from vidrec.models.base import PretrainingModel, VideoModel, build_model
+from vidrec.models.videomae import (SIZES, Block, VideoMAE, VideoMAEConfig, VideoMAEEncoder, init_vit_weights,
+                                    position_table)
 
 MASKINGS = ("tube", "random")
 
@@ -89,7 +89,7 @@ def patchify(video: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
     return rearrange(video, "b c (t p0) (h p1) (w p2) -> b (t h w) (p0 p1 p2) c", p0=tubelet, p1=patch, p2=patch)
 
 
-class VideoMAEPretrain(VideoModel):
+class VideoMAEPretrain(PretrainingModel):
     """Encoder + decoder for masked pretraining. `model(x)` draws masks from the config and
     returns the loss; `model.reconstruct(x, mask)` gives the decoder's pixels too."""
 
@@ -112,9 +112,8 @@ class VideoMAEPretrain(VideoModel):
         init_vit_weights(self)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
 
-    @property
-    def num_classes(self) -> int:
-        return 0
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = self.encoder.grad_checkpointing = enable
 
     def no_weight_decay(self) -> set[str]:
         return {"mask_token"} | {n for n, _ in self.named_parameters() if n.endswith(("q_bias", "v_bias"))}
@@ -175,22 +174,17 @@ class VideoMAEPretrain(VideoModel):
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.loss(x, *self.draw_masks(x, generator))
 
-
-def encoder_to_classifier(pretrained: VideoMAEPretrain, *, num_classes: int, **overrides) -> tuple[VideoModel, dict]:
-    """A VideoMAE classifier initialised from a pretraining model's encoder, with a report of the
-    keys that are new (head, fc_norm) and the ones dropped (decoder, mask token, ...)."""
-    from vidrec.registry import create_model
-
-    base = {f.name: getattr(pretrained.config, f.name) for f in fields(VideoMAEConfig)}
-    base.update(num_classes=num_classes, use_mean_pooling=True, **overrides)
-    arch = pretrained.arch.replace("_pretrain", "") or "videomae_b"
-    classifier = create_model(arch, **base)
-    source, target = pretrained.state_dict(), classifier.state_dict()
-    shared = {k: v for k, v in source.items() if k in target and v.shape == target[k].shape}
-    classifier.load_state_dict(shared, strict=False)
-    classifier.preprocessing = pretrained.preprocessing
-    return classifier, {"loaded": sorted(shared), "new": sorted(set(target) - set(shared)),
-                        "dropped": sorted(set(source) - set(shared))}
+    def to_classifier(self, num_classes: int, **overrides) -> tuple[VideoModel, dict]:
+        base = {f.name: getattr(self.config, f.name) for f in fields(VideoMAEConfig)}
+        base.update(num_classes=num_classes, use_mean_pooling=True)
+        arch = self.arch.replace("_pretrain", "") or "videomae_b"
+        classifier = build_model(VideoMAE, VideoMAEConfig, arch=arch, defaults=base, overrides=overrides,
+                                 preprocessing=self.preprocessing)
+        source, target = self.state_dict(), classifier.state_dict()
+        shared = {k: v for k, v in source.items() if k in target and v.shape == target[k].shape}
+        classifier.load_state_dict(shared, strict=False)
+        return classifier, {"loaded": sorted(shared), "new": sorted(set(target) - set(shared)),
+                            "dropped": sorted(set(source) - set(shared))}
 
 
 _PREP = Preprocessing(num_frames=16, sampling_rate=4, resize=256, crop_size=224, mean=(0.485, 0.456, 0.406),
@@ -204,28 +198,27 @@ def _build(arch: str, overrides: dict, extra: dict | None = None, prep: Preproce
                        preprocessing=prep)
 
 
-@register_model
 def videomae_s_pretrain(**overrides) -> VideoMAEPretrain:
     """ViT-S encoder + 4-block, 192-wide decoder."""
     return _build("videomae_s_pretrain", overrides, {"decoder_dim": 192, "decoder_heads": 3, "decoder_mlp_dim": 768})
 
 
-@register_model
 def videomae_b_pretrain(**overrides) -> VideoMAEPretrain:
     """ViT-B encoder + 4-block, 384-wide decoder, tube masking at 90% (the paper's setting)."""
     return _build("videomae_b_pretrain", overrides)
 
 
-@register_model
 def videomae_l_pretrain(**overrides) -> VideoMAEPretrain:
     """ViT-L encoder + 4-block, 512-wide decoder."""
     return _build("videomae_l_pretrain", overrides, {"decoder_dim": 512, "decoder_heads": 8, "decoder_mlp_dim": 2048})
 
 
-@register_model
 def videomae_tiny_pretrain(**overrides) -> VideoMAEPretrain:
     """Tiny encoder and decoder on 4 frames of 32 px, for tests."""
     prep = Preprocessing(num_frames=4, sampling_rate=2, resize=32, crop_size=32)
     extra = {"num_frames": 4, "image_size": 32, "patch_size": 8, "decoder_dim": 32, "decoder_depth": 1,
              "decoder_heads": 2, "decoder_mlp_dim": 64}
     return _build("videomae_tiny_pretrain", overrides, extra, prep)
+
+
+ARCHITECTURES = (videomae_s_pretrain, videomae_b_pretrain, videomae_l_pretrain, videomae_tiny_pretrain)

@@ -3,7 +3,7 @@
 An int8 model stores every activation as integers `q` on a per-tensor grid: `x = (q - zero) * scale`.
 Its convolutions multiply those integers by per-channel integer weights, and each op rounds its
 result back onto its output grid. These helpers take and return ordinary float tensors that lie on
-such grids, so a float model can reproduce the runtime exactly (`MoViNet.simulate_int8_`).
+such grids, so a float model can reproduce the runtime exactly (`vidrec.deploy.to_int8`).
 
 A grid is `(scale, zero_point)`, followed by the grids of the op's inputs where the op needs them.
 Where the runtime rounds ties differently from `torch.round`, the helper follows the runtime: over
@@ -42,20 +42,28 @@ def _float32(value: float) -> float:
     return torch.tensor(value, dtype=torch.float32).item()
 
 
-def int8_affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, apply, grid, *, dim: int = 1) -> torch.Tensor:
-    """`apply(x, weight) + bias` (a conv or linear map, output channels along `dim`) as XNNPACK
-    computes it: `x` on the input grid `grid[2:4]`, the weights on TFLite's symmetric per-channel
-    grids (the largest weight of a channel is 127 steps), integer products summed exactly (float32
-    holds every partial sum exactly below 2**24: MoViNet's widest sum is 12.4M), the int32 bias
-    added, then scaled by the float32 `in_scale * weight_scale / out_scale` and rounded half to even."""
-    in_scale = float(grid[2])
+def int8_weights(weight: torch.Tensor, bias: torch.Tensor, in_scale: float) -> tuple[torch.Tensor, ...]:
+    """`(w_int, bias_int, w_scale)`: the weights on TFLite's symmetric per-channel grids (the largest
+    weight of a channel is 127 steps) and the int32 bias on `in_scale * w_scale`, as integer floats."""
     w_scale = weight.abs().flatten(1).amax(1) / 127
     w_scale = torch.where(w_scale > 0, w_scale, torch.ones_like(w_scale))
     w_int = torch.round(weight / w_scale.view(-1, *[1] * (weight.ndim - 1)))
+    return w_int, torch.round(bias / (in_scale * w_scale)), w_scale
+
+
+def int8_affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, apply, grid, *, dim: int = 1,
+                prepared: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+    """`apply(x, weight) + bias` (a conv or linear map, output channels along `dim`) as XNNPACK
+    computes it: `x` on the input grid `grid[2:4]`, the weights as `int8_weights` (or `prepared`,
+    its result computed once), integer products summed exactly (float32 holds every partial sum
+    exactly below 2**24: MoViNet's widest sum is 12.4M), the int32 bias added, then scaled by the
+    float32 `in_scale * weight_scale / out_scale` and rounded half to even."""
+    in_scale = float(grid[2])
+    w_int, b_int, w_scale = prepared if prepared is not None else int8_weights(weight, bias, in_scale)
     acc = apply(torch.round(x / in_scale), w_int)  # x - zero point: zero padding stays exact
     view = [1] * acc.ndim
     view[dim] = -1
-    acc = acc + torch.round(bias / (in_scale * w_scale)).view(view)
+    acc = acc + b_int.view(view)
     q = torch.round(acc * (in_scale * w_scale / float(grid[0])).view(view)) + int(grid[1])
     return from_int(q, grid)
 
@@ -83,4 +91,4 @@ def int8_sum(x: torch.Tensor, dims: tuple[int, ...], grid) -> torch.Tensor:
     return from_int(torch.round(sums * ratio + (-in_zero * ratio * n)) + int(grid[1]), grid)
 
 
-__all__ = ["fake_int8", "from_int", "int8_add", "int8_affine", "int8_sum", "round_half_away", "to_int"]
+__all__ = ["fake_int8", "from_int", "int8_add", "int8_affine", "int8_sum", "int8_weights", "round_half_away", "to_int"]

@@ -1,0 +1,71 @@
+"""What every importer shares: reading a checkpoint without unpickling code, and one strict check
+that a renamed state dict is exactly a model's (every key mapped one to one, every shape equal)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from vidrec.errors import VidrecError
+
+CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".pyth", ".bin", ".ckpt", ".safetensors", ".tflite")
+
+
+def kinetics400_labels() -> list[str]:
+    """The 400 Kinetics class names in the usual (alphabetical) logit order."""
+    from torchvision.models.video import R3D_18_Weights
+
+    return list(R3D_18_Weights.KINETICS400_V1.meta["categories"])
+
+
+def read_checkpoint(path: str) -> dict[str, torch.Tensor]:
+    """A flat state dict from a .safetensors file or a torch checkpoint, unwrapping the usual
+    containers (`model_state` of PySlowFast/PyTorchVideo, `state_dict`, `model`, `module`, `module.`)."""
+    try:
+        if path.endswith(".safetensors"):
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt files and pickles that need code both end here
+        raise VidrecError(f"{path}: cannot read as a weights-only checkpoint ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:200]})") from None
+    for wrapper in ("model_state", "state_dict", "model", "module"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise VidrecError(f"{path}: no state dict of tensors inside")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_exact(model: nn.Module, state: dict[str, torch.Tensor], source: str,
+               rename: Callable[[str], str | None] | None = None) -> nn.Module:
+    """Load `state` into `model` after renaming each key (`rename(key)` -> model key, None: no
+    counterpart). Every key must map to a distinct model key of the same shape and every model key
+    must be filled, else one error names what did not fit. Returns `model`."""
+    target = model.state_dict()
+    out, unmapped, shapes = {}, [], []
+    for key, value in state.items():
+        name = rename(key) if rename is not None else key
+        if name is None or name not in target:
+            unmapped.append(key)
+            continue
+        if name in out:
+            raise VidrecError(f"{source}: two keys map to {name}")
+        if value.shape != target[name].shape:
+            shapes.append(f"{key}{'' if name == key else ' -> ' + name} {tuple(value.shape)} vs {tuple(target[name].shape)}")
+            continue
+        out[name] = value.to(target[name].dtype)
+    missing = [k for k in target if k not in out and not any(s.startswith(k) for s in shapes)]
+    if unmapped or missing or shapes:
+        parts = [f"unexpected {unmapped[:5]}" if unmapped else "", f"missing {missing[:5]}" if missing else "",
+                 f"shape mismatch {shapes[:3]}" if shapes else ""]
+        arch = getattr(model, "arch", "") or type(model).__name__
+        raise VidrecError(f"{source}: weights do not fit {arch}: " + "; ".join(p for p in parts if p))
+    model.load_state_dict(out, strict=True)
+    return model
+
+
+__all__ = ["CHECKPOINT_EXTENSIONS", "kinetics400_labels", "load_exact", "read_checkpoint"]

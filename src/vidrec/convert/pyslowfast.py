@@ -1,0 +1,48 @@
+"""PySlowFast checkpoints (facebookresearch/SlowFast `.pyth` files): `s1.pathway0_stem.conv`,
+`s2.pathway1_res0.branch2.a_bn`, `s1_fuse.conv_f2s`, `head.projection`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from vidrec.convert.common import load_exact
+from vidrec.convert.pytorchvideo import needs_arch, num_classes_of, pathway_prefixes
+from vidrec.models.base import VideoModel
+from vidrec.registry import create_model
+
+_PARTS = {"branch1": "shortcut.0", "branch1_bn": "shortcut.1", "branch2.a": "conv_a", "branch2.a_bn": "bn_a",
+          "branch2.b": "conv_b", "branch2.b_bn": "bn_b", "branch2.c": "conv_c", "branch2.c_bn": "bn_c"}
+
+
+def is_pyslowfast(state: dict) -> bool:
+    return any(k.startswith("s1.pathway0_stem.") for k in state)
+
+
+def pyslowfast_key(prefixes: dict[str, str]) -> Callable[[str], str | None]:
+    """PySlowFast names onto a model whose pathways have the module `prefixes` (pathway_prefixes)."""
+    def rename(key: str) -> str | None:
+        if key.startswith("head.projection."):
+            return "head." + key.removeprefix("head.projection.")
+        m = re.match(r"s(\d)_fuse\.(conv_f2s|bn)\.(.+)$", key)
+        if m:
+            return f"fuse.{int(m.group(1)) - 1}.{'conv' if m.group(2) == 'conv_f2s' else 'bn'}.{m.group(3)}"
+        m = re.match(r"s1\.pathway(\d)_stem\.(conv|bn)\.(.+)$", key)
+        if m and m.group(1) in prefixes:
+            return f"{prefixes[m.group(1)]}stem.{m.group(2)}.{m.group(3)}"
+        m = re.match(r"s(\d)\.pathway(\d)_res(\d+)\.(branch1(?:_bn)?|branch2\.[abc](?:_bn)?)\.(.+)$", key)
+        if m and m.group(2) in prefixes and m.group(4) in _PARTS:
+            stage, path, index, part, rest = m.groups()
+            return f"{prefixes[path]}layer{int(stage) - 1}.{index}.{_PARTS[part]}.{rest}"
+        return None
+
+    return rename
+
+
+def from_pyslowfast(state: dict, arch: str | None) -> VideoModel:
+    model = create_model(needs_arch(arch, "PySlowFast", "slowfast_r50_8x8"),
+                         num_classes=num_classes_of(state, "head.projection.weight"))
+    return load_exact(model, state, "PySlowFast checkpoint", pyslowfast_key(pathway_prefixes(model)))
+
+
+__all__ = ["from_pyslowfast", "is_pyslowfast", "pyslowfast_key"]

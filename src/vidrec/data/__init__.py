@@ -1,0 +1,1 @@
+"""Datasets, clip sampling, transforms, optical flow and the SynthMotion generator."""

@@ -1,0 +1,75 @@
+"""The pretrained weights vidrec knows: `arch.tag` -> where the file comes from, its sha256, and
+what the weights are (labels, preprocessing, the config overrides of the variant they were
+trained as, their parameter count). Data only: downloading is `vidrec.download`, loading
+`vidrec.loader`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vidrec.data.transforms import Preprocessing
+from vidrec.errors import ConfigError, unknown_name_message
+from vidrec.models.movinet import STREAM_PREP, kinetics600_labels
+
+
+@dataclass(frozen=True)
+class WeightEntry:
+    """A pretrained checkpoint: where it comes from and what it is."""
+
+    name: str  # "arch.tag"
+    url: str  # official source (https://... or hf://repo_id/filename)
+    sha256: str  # of the downloaded file ("" when unknown)
+    filename: str  # name in the cache
+    num_classes: int
+    labels: tuple[str, ...] = ()
+    preprocessing: Preprocessing = Preprocessing()
+    config: dict = field(default_factory=dict)  # overrides of the architecture's config these weights need
+    metrics: dict = field(default_factory=dict)  # e.g. {"k600_top1": 72.0}
+    num_params: int | None = None  # of the model these weights fill (checked by the tests)
+
+    @property
+    def arch(self) -> str:
+        return self.name.split(".")[0]
+
+    @property
+    def model_options(self) -> dict:
+        """What `create_model(entry.arch, **entry.model_options)` needs to fit these weights."""
+        return {**self.config, "num_classes": self.num_classes}
+
+
+WEIGHTS: dict[str, WeightEntry] = {}
+
+
+def register_weights(entry: WeightEntry) -> WeightEntry:
+    """Add an entry to the table (a plain dict insert; duplicates are an error)."""
+    if entry.name in WEIGHTS:
+        raise ValueError(f"weights '{entry.name}' registered twice")
+    WEIGHTS[entry.name] = entry
+    return entry
+
+
+def weights_for(name: str) -> list[WeightEntry]:
+    """The entries of an `arch.tag`, or every entry of an architecture (its default first)."""
+    return [w for k, w in WEIGHTS.items() if k == name or w.arch == name]
+
+
+def get_weights(name: str) -> WeightEntry:
+    found = weights_for(name)
+    if not found:
+        raise ConfigError(unknown_name_message("weights", name, list(WEIGHTS)))
+    return found[0]
+
+
+# Google's int8 TFLite export of MoViNet-A0 Stream (TF Hub / Kaggle, Apache-2.0): the
+# quantization-friendly variant, ReLU6 and no squeeze-excitation (the importer checks the file
+# says so too).
+register_weights(WeightEntry(
+    name="movinet_a0_stream.k600_int8",
+    url="https://tfhub.dev/tensorflow/lite-model/movinet/a0/stream/kinetics-600/classification/tflite/int8/1"
+        "?lite-format=tflite",
+    sha256="6125b36e2485eeb5cc1fd6206cf5e5d70235593fbc84610d1dce97fe3aa9c2ac",
+    filename="movinet_a0_int8.tflite", num_classes=600, labels=tuple(kinetics600_labels()),
+    preprocessing=STREAM_PREP, config={"activation": "relu6", "se_type": "none"}, num_params=2_732_383,
+))
+
+__all__ = ["WEIGHTS", "WeightEntry", "get_weights", "register_weights", "weights_for"]
