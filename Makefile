@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-.PHONY: setup demo test test-slow bench
+.PHONY: setup demo test test-slow lint bench
 setup: $(STAMP)
 
 # Real weights and footage live beside the project on its machines (never committed).
@@ -25,6 +25,11 @@ test: $(STAMP)  ## fast tests
 
 test-slow: $(STAMP)  ## slow tests (CI runs both)
 	$(BIN)/python -m pytest -q -m slow
+
+lint: $(STAMP)  ## ruff (lint + format) and the import layers
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python bench/decode.py

@@ -38,7 +38,7 @@ def make_video(width: int, height: int, seconds: int = 60, fps: int = 30) -> str
             s.options = {"preset": "veryfast", "crf": "23"}
             for i in range(seconds * fps):
                 dx, dy = (i * 2) % 64, (i // 3) % 64  # a moving texture, so frames differ
-                img = np.ascontiguousarray(base[dy:dy + height, dx:dx + width])
+                img = np.ascontiguousarray(base[dy : dy + height, dx : dx + width])
                 for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                     out.mux(p)
             for p in s.encode():

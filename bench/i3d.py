@@ -20,10 +20,16 @@ from vidrec.flops import count_macs, count_params
 
 # Reference figures: parameters of pytorch-i3d / PyTorchVideo, GFLOPs (multiply-accumulates) from
 # the I3D/X3D papers and the PyTorchVideo model zoo (i3d_r50 at 8x256x256: 37.53).
-REFERENCE = {"i3d_inception_rgb": (12_697_264, 108.0), "i3d_inception_flow": (12_675_312, None),
-             "i3d_r50": (28_043_472, 37.53)}
-SHAPES = {"i3d_inception_rgb": (1, 3, 64, 224, 224), "i3d_inception_flow": (1, 2, 64, 224, 224),
-          "i3d_r50": (1, 3, 8, 256, 256)}
+REFERENCE = {
+    "i3d_inception_rgb": (12_697_264, 108.0),
+    "i3d_inception_flow": (12_675_312, None),
+    "i3d_r50": (28_043_472, 37.53),
+}
+SHAPES = {
+    "i3d_inception_rgb": (1, 3, 64, 224, 224),
+    "i3d_inception_flow": (1, 2, 64, 224, 224),
+    "i3d_r50": (1, 3, 8, 256, 256),
+}
 
 
 def main() -> None:
@@ -38,7 +44,10 @@ def main() -> None:
         ref_params, ref_macs = REFERENCE[name]
         macs = count_macs(model, shape) / 1e9
         ref = f"{ref_macs:.1f}" if ref_macs else "-"
-        print(f"{name:<20}{'x'.join(map(str, shape[1:])):>20}{count_params(model):>14,}{ref_params:>14,}{macs:>9.1f}{ref:>8}")
+        print(
+            f"{name:<20}{'x'.join(map(str, shape[1:])):>20}{count_params(model):>14,}"
+            f"{ref_params:>14,}{macs:>9.1f}{ref:>8}"
+        )
 
     x = torch.randn(1, 3, 16, 224, 224)
     i3d = vidrec.create_model("i3d_inception_rgb").eval()
@@ -48,16 +57,18 @@ def main() -> None:
         ours.append(median_time(lambda: i3d(x), 1))
         theirs.append(median_time(lambda: s3d(x), 1))
     a, b = statistics.median(ours), statistics.median(theirs)
-    print(f"\nforward 1x3x16x224x224 ({torch.get_num_threads()} threads): i3d_inception_rgb {a:.3f} s, "
-          f"torchvision s3d {b:.3f} s, ratio {a / b:.2f} (I3D {count_macs(i3d, x.shape) / 1e9:.1f} GMACs, "
-          f"S3D {count_macs(s3d, x.shape) / 1e9:.1f} GMACs)")
+    print(
+        f"\nforward 1x3x16x224x224 ({torch.get_num_threads()} threads): i3d_inception_rgb {a:.3f} s, "
+        f"torchvision s3d {b:.3f} s, ratio {a / b:.2f} (I3D {count_macs(i3d, x.shape) / 1e9:.1f} GMACs, "
+        f"S3D {count_macs(s3d, x.shape) / 1e9:.1f} GMACs)"
+    )
 
     rng = np.random.default_rng(0)
     a_img = (rng.random((224, 224)) * 255).astype(np.uint8)
     b_img = np.roll(a_img, 2, axis=1)
     for method in ("tvl1", "dis"):
         est = flow_estimator(method)
-        t = median_time(lambda: est.calc(a_img, b_img, None), args.repeats)
+        t = median_time(lambda est=est: est.calc(a_img, b_img, None), args.repeats)
         print(f"optical flow {method} at 224x224: {1 / t:.1f} frames/s")
 
 

@@ -21,9 +21,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import vidrec  # noqa: E402
 from vidrec.convert.tflite import LiteRTStream  # noqa: E402
+from vidrec.deploy import optimize_for_inference, to_int8  # noqa: E402
 from vidrec.engine.stream import model_frames, stream_video  # noqa: E402
 from vidrec.io import probe  # noqa: E402
-from vidrec.deploy import optimize_for_inference, to_int8  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 
@@ -47,16 +47,19 @@ def main() -> None:
     def run_vidrec(chunk: int, net=model) -> None:
         state = net.init_state(1)
         for i in range(0, len(frames), chunk):
-            _, state = net.step(torch.cat(frames[i:i + chunk], dim=1)[None], state)
+            _, state = net.step(torch.cat(frames[i : i + chunk], dim=1)[None], state)
 
     def run_tflite() -> None:
         runtime.reset()
         for frame in hwc:
             runtime.step(frame)
 
-    runs = {"vidrec, 1 frame/step": lambda: run_vidrec(1), "vidrec, 5 frames/step": lambda: run_vidrec(5),
-            "vidrec --int8, 1 frame/step": lambda: run_vidrec(1, int8),
-            "TFLite int8 (XNNPACK), 1 frame/call": run_tflite}
+    runs = {
+        "vidrec, 1 frame/step": lambda: run_vidrec(1),
+        "vidrec, 5 frames/step": lambda: run_vidrec(5),
+        "vidrec --int8, 1 frame/step": lambda: run_vidrec(1, int8),
+        "TFLite int8 (XNNPACK), 1 frame/call": run_tflite,
+    }
     times = {name: [] for name in runs}
     for fn in runs.values():
         fn()  # warm-up
@@ -75,16 +78,25 @@ def main() -> None:
 
     info = probe(args.video)
     n = len(frames)
-    print(f"{os.path.basename(args.video)}: {n} frames at 5 fps ({info.duration:.1f} s, source {info.fps:.0f} fps), "
-          f"{args.threads} threads, median of {args.repeats}")
+    print(
+        f"{os.path.basename(args.video)}: {n} frames at 5 fps "
+        f"({info.duration:.1f} s, source {info.fps:.0f} fps), "
+        f"{args.threads} threads, median of {args.repeats}"
+    )
     ref = statistics.median(times["TFLite int8 (XNNPACK), 1 frame/call"])
     print(f"{'':38} {'frames/s':>9} {'vs TFLite':>9} {'x real time @5fps':>18} {'@source fps':>12}")
     for name, ts in times.items():
         fps = n / statistics.median(ts)
-        print(f"{name:38} {fps:9.1f} {ref / statistics.median(ts):8.2f}x {fps / 5:17.1f}x {fps / info.fps:11.1f}x")
+        print(
+            f"{name:38} {fps:9.1f} {ref / statistics.median(ts):8.2f}x {fps / 5:17.1f}x "
+            f"{fps / info.fps:11.1f}x"
+        )
     fps = n / statistics.median(end_to_end)
     video_s = info.duration / statistics.median(end_to_end)
-    print(f"{'vidrec stream (decode+resize+model)':38} {fps:9.1f} {'':>9} {video_s:17.1f}x  (seconds of video per second)")
+    print(
+        f"{'vidrec stream (decode+resize+model)':38} {fps:9.1f} {'':>9} {video_s:17.1f}x"
+        "  (seconds of video per second)"
+    )
 
 
 if __name__ == "__main__":

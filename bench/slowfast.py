@@ -15,13 +15,16 @@ import time
 import torch
 
 import vidrec
-from vidrec.flops import count_macs, count_params
 from vidrec.deploy import fuse_conv_bn
+from vidrec.flops import count_macs, count_params
 
 ZOO = {  # params (PyTorchVideo hub models), GMACs at 256x256 (model zoo) where known here
-    "slowfast_r50_4x16": (None, 36.1, 32), "slowfast_r50_8x8": (34_566_488, 65.7, 32),
-    "slowfast_r101_8x8": (62_826_968, None, 32), "slowfast_r101_16x8": (53_774_808, None, 64),
-    "slow_r50_8x8": (32_454_096, 54.52, 8), "fast_r50": (None, None, 32),
+    "slowfast_r50_4x16": (None, 36.1, 32),
+    "slowfast_r50_8x8": (34_566_488, 65.7, 32),
+    "slowfast_r101_8x8": (62_826_968, None, 32),
+    "slowfast_r101_16x8": (53_774_808, None, 64),
+    "slow_r50_8x8": (32_454_096, 54.52, 8),
+    "fast_r50": (None, None, 32),
 }
 
 

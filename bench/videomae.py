@@ -41,20 +41,28 @@ def main() -> None:
     with torch.no_grad():
         err = (ours(x) - theirs(pixel_values=xt).logits).abs().max().item()
         a, b = [], []
-        for i in range(2 * args.repeats + 1):  # interleaved, alternating which goes first (order matters here)
+        for i in range(
+            2 * args.repeats + 1
+        ):  # interleaved, alternating which goes first (order matters here)
             pair = [(a, lambda: ours(x)), (b, lambda: theirs(pixel_values=xt))]
             for times, fn in pair if i % 2 else pair[::-1]:
                 times.append(median_time(fn, 1))
     ta, tb = statistics.median(a), statistics.median(b)
-    print(f"\nvideomae_b forward 1x16x224x224, 2 threads: vidrec {ta:.3f} s, transformers (sdpa) {tb:.3f} s, "
-          f"ratio {tb / ta:.2f}x (max abs logit diff {err:.1e})")
+    print(
+        f"\nvideomae_b forward 1x16x224x224, 2 threads: vidrec {ta:.3f} s, transformers (sdpa) {tb:.3f} s, "
+        f"ratio {tb / ta:.2f}x (max abs logit diff {err:.1e})"
+    )
 
     x2 = torch.randn(2, 3, 16, 224, 224)
     results = {}
-    for label, ratio, dec in (("no masking", 0.0, 0.0), ("tube mask 0.9", 0.9, 0.0), ("0.9 + V2 decoder mask 0.5", 0.9, 0.5)):
+    for label, ratio, dec in (
+        ("no masking", 0.0, 0.0),
+        ("tube mask 0.9", 0.9, 0.0),
+        ("0.9 + V2 decoder mask 0.5", 0.9, 0.5),
+    ):
         model = vidrec.create_model("videomae_b_pretrain", mask_ratio=ratio, decoder_mask_ratio=dec).train()
 
-        def step():
+        def step(model=model, ratio=ratio):
             mask, decoder_mask = model.draw_masks(x2)
             if ratio == 0.0:  # the encoder sees every token and the decoder reconstructs every token
                 decoder_mask = torch.zeros_like(mask)

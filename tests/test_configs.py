@@ -15,9 +15,23 @@ CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "config
 
 def test_every_architecture_has_a_kinetics_config():
     archs = {load_config(p).model.name for p in CONFIGS if p.endswith("_k400.yaml")}
-    wanted = {"i3d_inception_rgb", "i3d_inception_flow", "i3d_r50", "slowfast_r50_8x8", "slowfast_r50_4x16",
-              "slowfast_r101_8x8", "slowfast_r101_16x8", "slow_r50_8x8", "fast_r50", "tsn_r50", "videomae_s",
-              "videomae_b", "videomae_l", "videomae_h", "videomae_b_pretrain"}
+    wanted = {
+        "i3d_inception_rgb",
+        "i3d_inception_flow",
+        "i3d_r50",
+        "slowfast_r50_8x8",
+        "slowfast_r50_4x16",
+        "slowfast_r101_8x8",
+        "slowfast_r101_16x8",
+        "slow_r50_8x8",
+        "fast_r50",
+        "tsn_r50",
+        "videomae_s",
+        "videomae_b",
+        "videomae_l",
+        "videomae_h",
+        "videomae_b_pretrain",
+    }
     assert wanted <= archs, wanted - archs
 
 
@@ -26,10 +40,51 @@ def test_shipped_config_builds(path):
     cfg = load_config(path)
     pretrain = cfg.model.name.endswith("_pretrain")
     with torch.device("meta"):  # shapes only
-        model = create_model(cfg.model.name, **({} if pretrain else {"num_classes": 400}), **cfg.model.options)
+        model = create_model(
+            cfg.model.name, **({} if pretrain else {"num_classes": 400}), **cfg.model.options
+        )
     prep = preprocessing_for(model.preprocessing, cfg)
     assert prep.crop_size <= prep.resize and prep.num_frames >= 1
     name = os.path.basename(path)
-    assert name.startswith(cfg.model.name.removesuffix("_pretrain").removesuffix("_8x8").removesuffix("_4x16")
-                           .removesuffix("_16x8"))
+    assert name.startswith(
+        cfg.model.name.removesuffix("_pretrain")
+        .removesuffix("_8x8")
+        .removesuffix("_4x16")
+        .removesuffix("_16x8")
+    )
     assert ("_pt_" in name) == pretrain
+
+
+def test_what_the_user_did_not_set_follows_what_they_did():
+    """The quick form `--model fast_r50 --resize 64 --crop-size 56`: SlowFast tests on the whole
+    short side (256 of 256), so a 64 resize tests on 64; a crop that cannot fit names its setting."""
+    from vidrec.config import config_from_dict
+    from vidrec.errors import ConfigError
+
+    model = create_model("fast_r50", num_classes=3)
+    cfg = config_from_dict({"model": {"name": "fast_r50"}, "data": {"resize": 64, "crop_size": 56}})
+    prep = preprocessing_for(model.preprocessing, cfg)
+    assert (prep.resize, prep.crop_size, prep.test_crop_size) == (64, 56, 64)
+    cfg = config_from_dict({"model": {"name": "fast_r50"}, "data": {"crop_size": 288}})  # grows the resize
+    assert preprocessing_for(model.preprocessing, cfg).resize == 288
+    for data, named in (
+        ({"resize": 64}, "crop_size (the model's) 224"),
+        ({"resize": 64, "crop_size": 56, "test_crop_size": 80}, "data.test_crop_size 80"),
+    ):
+        with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)")):
+            preprocessing_for(
+                model.preprocessing, config_from_dict({"model": {"name": "fast_r50"}, "data": data})
+            )
+
+
+def test_every_preprocessing_field_is_a_data_key_and_a_flag():
+    """pad and modality too: the run config and the CLI are derived from one list."""
+    from vidrec.cli import build_parser
+    from vidrec.config import PREPROCESSING_FIELDS, config_from_dict
+
+    cfg = config_from_dict({"model": {"name": "tsn_small"}, "data": {"pad": "loop", "modality": "flow"}})
+    prep = preprocessing_for(create_model("tsn_small", num_classes=3, in_channels=2).preprocessing, cfg)
+    assert prep.pad == "loop" and prep.modality == "flow"
+    args = build_parser().parse_args(["train", "--pad", "loop", "--no-flip", "--mean", "0.1", "0.2", "0.3"])
+    assert (args.pad, args.flip, args.mean) == ("loop", False, [0.1, 0.2, 0.3])
+    assert {f.name for f in PREPROCESSING_FIELDS} >= {"pad", "modality", "test_crop_size", "train_scale"}

@@ -6,14 +6,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import numbered_frame, read_number, write_numbered
-from vidrec.data.datasets import (VideoClipDataset, collate_clips, load_annotations, load_csv, load_ssv2)
+from vidrec.data.datasets import VideoClipDataset, collate_clips, load_annotations, load_csv, load_ssv2
 from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError
 from vidrec.io import read_frames
 
-PREP = Preprocessing(num_frames=4, sampling_rate=2, resize=64, crop_size=64, flip=False, mean=(0, 0, 0),
-                     std=(1, 1, 1))
+from conftest import numbered_frame, read_number, write_numbered
+
+PREP = Preprocessing(
+    num_frames=4, sampling_rate=2, resize=64, crop_size=64, flip=False, mean=(0, 0, 0), std=(1, 1, 1)
+)
 
 
 @pytest.fixture
@@ -59,11 +61,15 @@ def test_folder_per_class_with_frame_folders(tmp_path):
 
 def test_ssv2_format(tmp_path):
     labels = {"Putting something on something": "1", "Pushing something from left to right": "0"}
-    split = [{"id": "42", "template": "Putting [something] on [something]", "label": "putting a cup on a box"},
-             {"id": "7", "template": "Pushing [something] from left to right", "label": "pushing a pen"}]
+    split = [
+        {"id": "42", "template": "Putting [something] on [something]", "label": "putting a cup on a box"},
+        {"id": "7", "template": "Pushing [something] from left to right", "label": "pushing a pen"},
+    ]
     (tmp_path / "labels.json").write_text(json.dumps(labels))
     (tmp_path / "train.json").write_text(json.dumps(split))
-    records, classes = load_ssv2(str(tmp_path / "labels.json"), str(tmp_path / "train.json"), str(tmp_path / "v"))
+    records, classes = load_ssv2(
+        str(tmp_path / "labels.json"), str(tmp_path / "train.json"), str(tmp_path / "v")
+    )
     assert classes == ["Pushing something from left to right", "Putting something on something"]
     assert [(os.path.basename(r.path), r.label) for r in records] == [("42.webm", 1), ("7.webm", 0)]
 
@@ -89,8 +95,9 @@ def load_csv_from(root, rows):
 
 
 def test_broken_videos_are_skipped_counted_and_reported(videos):
-    records, _ = load_csv_from(videos, ["a.mp4,0", "broken.mp4,1", "b.mp4,1", "empty.mp4,0", "missing.mp4,0",
-                                        "c.mp4,0"])
+    records, _ = load_csv_from(
+        videos, ["a.mp4,0", "broken.mp4,1", "b.mp4,1", "empty.mp4,0", "missing.mp4,0", "c.mp4,0"]
+    )
     ds = VideoClipDataset(records, prep=PREP, train=True)
     loader = DataLoader(ds, batch_size=3, num_workers=2, collate_fn=collate_clips)
     seen, failed = 0, []

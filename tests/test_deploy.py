@@ -5,17 +5,20 @@ import copy
 
 import pytest
 import torch
-from conftest import randomize_bn
 
 import vidrec
 from vidrec.deploy import fuse_conv_bn, optimize_for_inference, swap_modules, to_channels_last
 from vidrec.engine.evaluate import video_scores
 from vidrec.errors import ConfigError
 
+from conftest import randomize_bn
+
 TINY = dict(stage_depths=(1, 1, 1, 1), width=16)
 
 
-@pytest.mark.parametrize("name", ["slowfast_r50_8x8", "i3d_inception_rgb", "i3d_r50", "tsn_small", "movinet_a0_stream"])
+@pytest.mark.parametrize(
+    "name", ["slowfast_r50_8x8", "i3d_inception_rgb", "i3d_r50", "tsn_small", "movinet_a0_stream"]
+)
 def test_fused_conv_bn_keeps_the_logits(name):
     overrides = TINY if name in ("slowfast_r50_8x8", "i3d_r50") else {}
     model = vidrec.create_model(name, **{**overrides, "num_classes": 5})
@@ -47,7 +50,9 @@ def test_channels_last_and_optimize_for_inference_keep_predictions():
 
 
 def test_swap_modules_replaces_what_convert_returns_and_never_walks_into_it():
-    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(2, 2)))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(2, 2), torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(2, 2))
+    )
     seen = []
 
     def convert(path, module):

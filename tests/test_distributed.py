@@ -10,17 +10,26 @@ import torch
 import yaml
 
 import vidrec
-
 from test_train import bright_dark  # noqa: F401 (fixture)
 
 
 def _config(root: str, out, batch_size: int) -> dict:
     # videomae_tiny: LayerNorm only, so per-process batches give the same gradients as one batch
-    return {"model": {"name": "videomae_tiny", "options": {"dim": 32, "mlp_dim": 64}},
-            "data": {"train": root, "batch_size": batch_size, "workers": 0, "num_frames": 4, "sampling_rate": 2,
-                     "resize": 32, "crop_size": 32},
-            "optimizer": {"lr": 1e-3}, "schedule": {"epochs": 2},
-            "run": {"out": str(out), "device": "cpu", "tensorboard": False, "log_every": 1, "seed": 1}}
+    return {
+        "model": {"name": "videomae_tiny", "options": {"dim": 32, "mlp_dim": 64}},
+        "data": {
+            "train": root,
+            "batch_size": batch_size,
+            "workers": 0,
+            "num_frames": 4,
+            "sampling_rate": 2,
+            "resize": 32,
+            "crop_size": 32,
+        },
+        "optimizer": {"lr": 1e-3},
+        "schedule": {"epochs": 2},
+        "run": {"out": str(out), "device": "cpu", "tensorboard": False, "log_every": 1, "seed": 1},
+    }
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
@@ -35,8 +44,22 @@ def test_two_processes_match_one(bright_dark, tmp_path):  # noqa: F811
     for name, batch in (("one", 4), ("two", 2)):
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(_config(bright_dark, tmp_path / name, batch)))
     _run([sys.executable, "-m", "vidrec", "train", str(tmp_path / "one.yaml"), "--quiet"])
-    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
-          "-m", "vidrec", "train", str(tmp_path / "two.yaml"), "--quiet"])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29531",
+            "-m",
+            "vidrec",
+            "train",
+            str(tmp_path / "two.yaml"),
+            "--quiet",
+        ]
+    )
     rows = {n: [json.loads(line) for line in open(tmp_path / n / "metrics.jsonl")] for n in ("one", "two")}
     steps = {n: [r["loss"] for r in rows[n] if "loss" in r] for n in rows}
     assert len(steps["two"]) == len(steps["one"]) == 16  # 8 global batches of 4, 2 epochs
@@ -54,18 +77,56 @@ def test_two_processes_match_one(bright_dark, tmp_path):  # noqa: F811
 
 def test_distributed_eval_counts_every_video_once(bright_dark, tmp_path):  # noqa: F811
     model = vidrec.create_model("tsn_small", num_classes=2, width=8)
-    model.preprocessing = model.preprocessing.__class__(num_frames=4, sampling_rate=2, resize=32, crop_size=32)
+    model.preprocessing = model.preprocessing.__class__(
+        num_frames=4, sampling_rate=2, resize=32, crop_size=32
+    )
     model.set_labels(["dark", "bright"])
     model.save_pretrained(tmp_path / "m")
     val = os.path.join(bright_dark, "val.csv")  # 16 videos: uneven shards would drop or repeat some
-    single = _run([sys.executable, "-m", "vidrec", "eval", str(tmp_path / "m"), "--data", val, "--json",
-                   "--workers", "0", "--batch-size", "3"])
-    multi = _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "3", "--master_port", "29532",
-                  "-m", "vidrec", "eval", str(tmp_path / "m"), "--data", val, "--json", "--workers", "0",
-                  "--batch-size", "3", "--report", str(tmp_path / "report.json")])
+    single = _run(
+        [
+            sys.executable,
+            "-m",
+            "vidrec",
+            "eval",
+            str(tmp_path / "m"),
+            "--data",
+            val,
+            "--json",
+            "--workers",
+            "0",
+            "--batch-size",
+            "3",
+        ]
+    )
+    multi = _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "3",
+            "--master_port",
+            "29532",
+            "-m",
+            "vidrec",
+            "eval",
+            str(tmp_path / "m"),
+            "--data",
+            val,
+            "--json",
+            "--workers",
+            "0",
+            "--batch-size",
+            "3",
+            "--report",
+            str(tmp_path / "report.json"),
+        ]
+    )
     one, three = json.loads(single.stdout), json.loads(multi.stdout)
     assert one["num_videos"] == three["num_videos"] == 16 and one["top1"] == three["top1"]
     report = json.loads((tmp_path / "report.json").read_text())
     assert sorted(p["path"] for p in report["predictions"]) == sorted(
-        os.path.join(bright_dark, f"v{i}.mp4") for i in range(32, 48))
+        os.path.join(bright_dark, f"v{i}.mp4") for i in range(32, 48)
+    )
     assert torch.tensor(report["confusion_matrix"]).sum() == 16

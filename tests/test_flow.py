@@ -6,8 +6,7 @@ import torch
 
 import vidrec
 from vidrec.cli import main
-from vidrec.data.datasets import VideoRecord
-from vidrec.data.datasets import VideoClipDataset
+from vidrec.data.datasets import VideoClipDataset, VideoRecord
 from vidrec.data.flow import dequantize, extract_flow, quantize, read_manifest, video_flow
 from vidrec.data.transforms import Preprocessing, TrainTransform
 from vidrec.utils import write_video
@@ -22,7 +21,7 @@ def moving_texture(path: str, *, dx: int, frames: int = 6, size: int = 64) -> st
     import cv2
 
     big = cv2.resize(coarse, (coarse.shape[1] * 8, coarse.shape[0] * 8), interpolation=cv2.INTER_CUBIC)
-    video = np.stack([big[:, 40 - dx * t:40 - dx * t + size] for t in range(frames)])
+    video = np.stack([big[:, 40 - dx * t : 40 - dx * t + size] for t in range(frames)])
     write_video(path, np.ascontiguousarray(video), fps=10, crf=5)
     return path
 
@@ -50,18 +49,29 @@ def test_extract_dataset_resumable_with_broken_video(tmp_path):
     out = str(tmp_path / "flow")
     result = extract_flow(records, out, classes=["a", "b"], method="dis", short_side=64, progress=False)
     assert (result["made"], result["failed"]) == (2, 1) and "broken.mp4" in result["failed_videos"][0][0]
-    again = extract_flow(records, out, classes=["a", "b"], method="dis", short_side=64, workers=2, progress=False)
+    again = extract_flow(
+        records, out, classes=["a", "b"], method="dis", short_side=64, workers=2, progress=False
+    )
     assert (again["made"], again["kept"]) == (0, 2)
     flows, classes = read_manifest(os.path.join(out, "manifest.csv"))
     assert classes == ["a", "b"] and [r.label for r in flows] == [0, 1]
 
     model = vidrec.create_model("i3d_inception_flow", num_classes=2)
-    prep = Preprocessing(num_frames=4, sampling_rate=1, resize=64, crop_size=56, mean=(0.5, 0.5), std=(0.5, 0.5),
-                         modality="flow")
+    prep = Preprocessing(
+        num_frames=4,
+        sampling_rate=1,
+        resize=64,
+        crop_size=56,
+        mean=(0.5, 0.5),
+        std=(0.5, 0.5),
+        modality="flow",
+    )
     ds = VideoClipDataset(flows, prep=prep, train=True)
     clip = ds[1]["video"]
     assert clip.shape == (2, 4, 56, 56) and clip.min() >= -1 and clip.max() <= 1
-    assert clip[0].mean() * 20 == pytest.approx(2.0, abs=0.5) or clip[0].mean() * 20 == pytest.approx(-2.0, abs=0.5)
+    assert clip[0].mean() * 20 == pytest.approx(2.0, abs=0.5) or clip[0].mean() * 20 == pytest.approx(
+        -2.0, abs=0.5
+    )
     views = VideoClipDataset(flows, prep=prep, train=False, num_clips=2)[0]["video"]
     assert views.shape == (2, 2, 4, 56, 56)
     with torch.no_grad():
@@ -71,7 +81,9 @@ def test_extract_dataset_resumable_with_broken_video(tmp_path):
 def test_flip_negates_horizontal_flow():
     q = np.full((3, 8, 8, 2), quantize(np.array([5.0, -3.0], np.float32)), np.uint8)  # u=+5, v=-3
     clip = torch.from_numpy(q).permute(3, 0, 1, 2)
-    prep = Preprocessing(num_frames=3, resize=8, crop_size=8, mean=(0.5, 0.5), std=(0.5, 0.5), modality="flow")
+    prep = Preprocessing(
+        num_frames=3, resize=8, crop_size=8, mean=(0.5, 0.5), std=(0.5, 0.5), modality="flow"
+    )
     flipped = [TrainTransform(prep)(clip, np.random.default_rng(s)) for s in range(8)]
     us = {round(float(f[0].mean()) * 20) for f in flipped}
     assert us == {5, -5}  # some seeds flip, some do not
@@ -80,8 +92,23 @@ def test_flip_negates_horizontal_flow():
 
 def test_flow_cli(tmp_path, capsys):
     video = moving_texture(str(tmp_path / "one.mp4"), dx=1)
-    assert main(["flow", video, "--out", str(tmp_path / "f"), "--method", "dis", "--short-side", "64",
-                 "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "flow",
+                video,
+                "--out",
+                str(tmp_path / "f"),
+                "--method",
+                "dis",
+                "--short-side",
+                "64",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "1 computed" in capsys.readouterr().out
     assert len(os.listdir(tmp_path / "f" / "flow")) == 1
 
@@ -89,9 +116,37 @@ def test_flow_cli(tmp_path, capsys):
 def test_train_flow_stream_on_a_manifest(tmp_path):
     videos = [moving_texture(str(tmp_path / f"v{i}.mp4"), dx=1 + (i % 2), frames=10) for i in range(4)]
     records = [VideoRecord(p, i % 2) for i, p in enumerate(videos)]
-    extract_flow(records, str(tmp_path / "flow"), classes=["slow", "fast"], method="dis", short_side=64, progress=False)
-    assert main(["train", "--data", str(tmp_path / "flow" / "manifest.csv"), "--model", "i3d_inception_flow",
-                 "--out", str(tmp_path / "m"), "--epochs", "1", "--batch-size", "2", "--workers", "0",
-                 "--num-frames", "8", "--sampling-rate", "1", "--resize", "64", "--crop-size", "56", "--quiet"]) == 0
+    extract_flow(
+        records, str(tmp_path / "flow"), classes=["slow", "fast"], method="dis", short_side=64, progress=False
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "flow" / "manifest.csv"),
+                "--model",
+                "i3d_inception_flow",
+                "--out",
+                str(tmp_path / "m"),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "2",
+                "--workers",
+                "0",
+                "--num-frames",
+                "8",
+                "--sampling-rate",
+                "1",
+                "--resize",
+                "64",
+                "--crop-size",
+                "56",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     model = vidrec.load_model(tmp_path / "m")
     assert model.preprocessing.modality == "flow" and model.labels == ["slow", "fast"]

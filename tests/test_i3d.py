@@ -3,16 +3,26 @@ import torch
 import torchvision
 
 import vidrec
-from conftest import randomize_bn
 from vidrec.errors import ConfigError
-from vidrec.models.inflate import (googlenet_to_i3d_key, inflate_googlenet, inflate_resnet50, inflate_state_dict,
-                                   inflate_weight, resnet_to_i3d_key)
+from vidrec.models.inflate import (
+    googlenet_to_i3d_key,
+    inflate_googlenet,
+    inflate_resnet50,
+    inflate_state_dict,
+    inflate_weight,
+    resnet_to_i3d_key,
+)
+
+from conftest import randomize_bn
 
 
-@pytest.mark.parametrize("name,params", [("i3d_inception_rgb", 12_697_264), ("i3d_inception_flow", 12_675_312),
-                                         ("i3d_r50", 28_043_472)])
+@pytest.mark.parametrize(
+    "name,params",
+    [("i3d_inception_rgb", 12_697_264), ("i3d_inception_flow", 12_675_312), ("i3d_r50", 28_043_472)],
+)
 def test_parameter_counts_match_the_reference_implementations(name, params):
-    model = vidrec.create_model(name, num_classes=400)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation time
+        model = vidrec.create_model(name, num_classes=400)
     assert sum(p.numel() for p in model.parameters()) == params
 
 
@@ -64,7 +74,9 @@ def test_boring_video_fixed_point_inception(mode):
     GoogLeNet pads its 7x7/2 stem symmetrically (3, 3) where TensorFlow SAME pads (2, 3) for
     even sizes but (3, 3) for odd ones, so the image is 223 px and both see the same pixels."""
     torch.manual_seed(0)
-    net2d = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True, transform_input=False)
+    net2d = torchvision.models.googlenet(
+        weights=None, aux_logits=True, init_weights=True, transform_input=False
+    )
     randomize_bn(net2d)
     net2d.eval()
     model, report = inflate_googlenet(net2d, mode=mode, temporal_padding="replicate")
@@ -115,5 +127,8 @@ def test_inflation_reports_what_it_cannot_map():
     assert "fc.weight" in report.unused_2d and "other class count" in report.unused_2d["fc.weight"]
     assert report.not_loaded_3d == ["head.weight", "head.bias"]
     assert "2D keys not used" in report.summary()
-    assert googlenet_to_i3d_key("inception4c.branch3.1.bn.running_var") == "features.mixed4d.branch2.1.bn.running_var"
+    assert (
+        googlenet_to_i3d_key("inception4c.branch3.1.bn.running_var")
+        == "features.mixed4d.branch2.1.bn.running_var"
+    )
     assert googlenet_to_i3d_key("aux1.conv.conv.weight") is None

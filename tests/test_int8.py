@@ -25,7 +25,11 @@ def test_int8_affine_sums_integers_exactly():
     weight = q_w.float() * w_scale[:, None, None, None]
     bias = bias_int.float() * (in_grid[0] * w_scale)
     y = int8_affine(x, weight, bias, F.conv2d, (out_scale, 3, *in_grid))
-    acc = np.einsum("bchw,oc->bohw", (q_in - in_grid[1]).numpy().astype(np.int64), q_w[:, :, 0, 0].numpy().astype(np.int64))
+    acc = np.einsum(
+        "bchw,oc->bohw",
+        (q_in - in_grid[1]).numpy().astype(np.int64),
+        q_w[:, :, 0, 0].numpy().astype(np.int64),
+    )
     acc = acc + bias_int.numpy()[None, :, None, None]
     mult = (np.float32(in_grid[0]) * w_scale.numpy() / np.float32(out_scale)).astype(np.float32)
     want = np.clip(np.round(acc.astype(np.float32) * mult[None, :, None, None]) + 3, -128, 127)

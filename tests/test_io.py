@@ -6,9 +6,10 @@ import av
 import numpy as np
 import pytest
 
-from conftest import numbered_frame, read_number, write_numbered
 from vidrec.errors import VideoError
 from vidrec.io import FrameFolderReader, VideoReader, iter_frames, open_video, probe, read_frames, read_video
+
+from conftest import numbered_frame, read_number, write_numbered
 
 CODECS = [  # (file name, codec, pix_fmt)
     ("h264.mp4", "libx264", "yuv420p"),
@@ -151,9 +152,14 @@ def test_bad_inputs_give_one_line_errors(tmp_path, numbered):
     good = numbered("good.mp4", 30)
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(open(good, "rb").read()[: os.path.getsize(good) // 2])
-    for path, pattern in [(empty, "empty file"), (text, "not a video|cannot open"), (garbage, "cannot open|no video"),
-                          (truncated, "cannot open|no decodable"), (tmp_path / "missing.mp4", "no such file"),
-                          (tmp_path, "directory")]:
+    for path, pattern in [
+        (empty, "empty file"),
+        (text, "not a video|cannot open"),
+        (garbage, "cannot open|no video"),
+        (truncated, "cannot open|no decodable"),
+        (tmp_path / "missing.mp4", "no such file"),
+        (tmp_path, "directory"),
+    ]:
         with pytest.raises(VideoError, match=pattern) as e:
             read_frames(str(path), [0])
         assert "\n" not in str(e.value)
@@ -270,7 +276,9 @@ def _reordered_times(path: str, out: str) -> None:
 def test_stored_times_the_decoder_disagrees_with(tmp_path):
     """A valid video whose stored timestamps disagree with the decoder is not called corrupt: frame k
     is the k-th frame the decoder outputs (what FFmpeg and users call frame k)."""
-    src = write_numbered(str(tmp_path / "bframes.mp4"), 40, gop=12, options={"x264-params": "b-adapt=0:bframes=2"})
+    src = write_numbered(
+        str(tmp_path / "bframes.mp4"), 40, gop=12, options={"x264-params": "b-adapt=0:bframes=2"}
+    )
     with av.open(src) as c:
         packets = [p.pts for p in c.demux(video=0) if p.size]
     assert packets != sorted(packets)  # B-frames: stored out of display order

@@ -6,20 +6,42 @@ import pytest
 import torch
 
 import vidrec
-from conftest import randomize_bn
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.loader import load_model
 from vidrec.models import PretrainingModel, StreamingModel, VideoModel
 
+from conftest import randomize_bn
+
 # Tiny settings keep every registered model fast here (depth, width); the rest run as built.
 _RES = {"stage_depths": (1, 1, 1, 1), "width": 16}
-TINY = {"tsn_small": {"width": 8}, "i3d_r50": _RES, "slowfast_r50_4x16": _RES, "slowfast_r50_8x8": _RES,
-        "slowfast_r101_8x8": _RES, "slowfast_r101_16x8": {**_RES, "res4_temporal_blocks": 0}, "slow_r50_8x8": _RES,
-        "fast_r50": _RES, **{f"videomae_{s}": {"depth": 1, "dim": 64, "num_heads": 2, "mlp_dim": 128, "patch_size": 8}
-                             for s in "sblh"},
-        **{f"videomae_{s}_pretrain": {"depth": 1, "dim": 64, "num_heads": 2, "mlp_dim": 128, "patch_size": 8,
-                                      "decoder_dim": 32, "decoder_depth": 1, "decoder_heads": 2, "decoder_mlp_dim": 64}
-           for s in "sbl"}}
+TINY = {
+    "tsn_small": {"width": 8},
+    "i3d_r50": _RES,
+    "slowfast_r50_4x16": _RES,
+    "slowfast_r50_8x8": _RES,
+    "slowfast_r101_8x8": _RES,
+    "slowfast_r101_16x8": {**_RES, "res4_temporal_blocks": 0},
+    "slow_r50_8x8": _RES,
+    "fast_r50": _RES,
+    **{
+        f"videomae_{s}": {"depth": 1, "dim": 64, "num_heads": 2, "mlp_dim": 128, "patch_size": 8}
+        for s in "sblh"
+    },
+    **{
+        f"videomae_{s}_pretrain": {
+            "depth": 1,
+            "dim": 64,
+            "num_heads": 2,
+            "mlp_dim": 128,
+            "patch_size": 8,
+            "decoder_dim": 32,
+            "decoder_depth": 1,
+            "decoder_heads": 2,
+            "decoder_mlp_dim": 64,
+        }
+        for s in "sbl"
+    },
+}
 
 
 CLASSIFIERS = [n for n in vidrec.list_models() if not n.endswith("_pretrain")]
@@ -28,7 +50,10 @@ PRETRAINING = [n for n in vidrec.list_models() if n.endswith("_pretrain")]
 
 def test_the_contract_covers_every_architecture():
     """The parametrised contract tests below run over exactly these names: every registered one."""
-    print(f"\ncontract: {len(CLASSIFIERS)} classifiers {CLASSIFIERS}\n          {len(PRETRAINING)} pretraining {PRETRAINING}")
+    print(
+        f"\ncontract: {len(CLASSIFIERS)} classifiers {CLASSIFIERS}\n"
+        f"          {len(PRETRAINING)} pretraining {PRETRAINING}"
+    )
     assert sorted(CLASSIFIERS + PRETRAINING) == vidrec.list_models()
     assert all(isinstance(vidrec.create_model(n, **TINY.get(n, {})), VideoModel) for n in CLASSIFIERS)
 
@@ -109,8 +134,10 @@ def test_pretraining_contract(name, tmp_path):
     model.save_pretrained(tmp_path / "pt")
     again = load_model(tmp_path / "pt")
     with torch.no_grad():
-        assert torch.equal(again(x, generator=torch.Generator().manual_seed(0)),
-                           model.eval()(x, generator=torch.Generator().manual_seed(0)))
+        assert torch.equal(
+            again(x, generator=torch.Generator().manual_seed(0)),
+            model.eval()(x, generator=torch.Generator().manual_seed(0)),
+        )
     assert c.decoder_depth >= 1
 
 
@@ -172,8 +199,13 @@ def test_fetch_weights_offline_message(tmp_path, monkeypatch):
     from vidrec.weights import WeightEntry
 
     monkeypatch.setenv("VIDREC_CACHE", str(tmp_path / "cache"))
-    entry = WeightEntry(name="tsn_small.test", url="http://127.0.0.1:9/none.safetensors", sha256="", filename="none.safetensors",
-                        num_classes=3)
+    entry = WeightEntry(
+        name="tsn_small.test",
+        url="http://127.0.0.1:9/none.safetensors",
+        sha256="",
+        filename="none.safetensors",
+        num_classes=3,
+    )
     with pytest.raises(VidrecError, match="put none.safetensors in"):
         fetch_weights(entry)
     (tmp_path / "w").mkdir()

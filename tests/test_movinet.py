@@ -10,14 +10,15 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import randomize_bn
 
 import vidrec
 from vidrec.cli import main
-from vidrec.errors import ConfigError, VidrecError
 from vidrec.deploy import to_int8
 from vidrec.deploy.movinet_int8 import int8_points
+from vidrec.errors import ConfigError, VidrecError
 from vidrec.models.movinet import kinetics600_labels, make_divisible
+
+from conftest import randomize_bn
 
 
 def _model(**overrides):
@@ -35,7 +36,7 @@ def test_streaming_equals_whole_clip(se_type):
         whole = model(x)
         state = model.init_state(2, height=48, width=48)
         for t in range(8):  # one frame at a time
-            frame_logits, state = model.step(x[:, :, t:t + 1], state)
+            frame_logits, state = model.step(x[:, :, t : t + 1], state)
         state = model.init_state(2, height=48, width=48)
         _, state = model.step(x[:, :, :3], state)  # uneven chunks
         chunk_logits, state = model.step(x[:, :, 3:], state)
@@ -70,11 +71,22 @@ def test_step_leaves_the_given_state_alone_and_checks_it():
 
 
 def test_parameter_counts_match_the_paper():
-    """MoViNet paper, Table: A0 3.1M, A1 4.6M parameters (600 classes, 3D squeeze-excitation)."""
-    for name, paper in (("movinet_a0_stream", 3.1e6), ("movinet_a1_stream", 4.6e6)):
-        count = sum(p.numel() for p in vidrec.create_model(name, se_type="3d").parameters())
+    """MoViNet paper, Table: A0 3.1M, A1 4.6M parameters (600 classes, 3D squeeze-excitation); the
+    released int8 A0 (ReLU6, no squeeze-excitation) holds 2,732,383 (counted in its file)."""
+    for name, exact, paper in (
+        ("movinet_a0_stream", 3_075_847, 3.1e6),
+        ("movinet_a1_stream", 4_633_240, 4.6e6),
+    ):
+        with torch.device("meta"):
+            count = sum(p.numel() for p in vidrec.create_model(name, se_type="3d").parameters())
         print(f"\n{name}: {count:,} parameters (paper {paper / 1e6:.1f}M)")
-        assert abs(count - paper) / paper < 0.01
+        assert count == exact and round(count / 1e5) / 10 == paper / 1e6
+    entry = vidrec.weights.get_weights("movinet_a0_stream.k600_int8")
+    with torch.device("meta"):
+        assert (
+            sum(p.numel() for p in vidrec.create_model(entry.arch, **entry.model_options).parameters())
+            == 2_732_383
+        )
     assert make_divisible(0.25 * 24) == 8 and make_divisible(0.25 * 184 * 2) == 96  # TF's rounding
 
 
@@ -96,6 +108,7 @@ def test_int8_form_needs_the_grids_of_this_model():
 
 
 # -- the official int8 TFLite file --------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def imported(movinet_tflite):
@@ -121,12 +134,18 @@ def test_tflite_import_is_exact_op_by_op(movinet_tflite, imported, shared_videos
 
     def tensor(i):  # the runtime's int8 tensor, dequantized, and its quantization step
         value, q = np.asarray(interpreter.get_tensor(i), np.float64), quant[i]
-        return torch.from_numpy(((value - q["zero_points"][0]) * q["scales"][0]).astype(np.float32)), float(q["scales"][0])
+        return torch.from_numpy(((value - q["zero_points"][0]) * q["scales"][0]).astype(np.float32)), float(
+            q["scales"][0]
+        )
 
     compared = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MUL", "ADD")
 
-    state = {n: np.zeros(d["shape"], d["dtype"]) for n, d in runner.get_input_details().items() if n != "image"}
-    frames = model_frames(os.path.join(shared_videos, "flipping_a_pancake.mkv"), imported.preprocessing, fps=5.0)
+    state = {
+        n: np.zeros(d["shape"], d["dtype"]) for n, d in runner.get_input_details().items() if n != "image"
+    }
+    frames = model_frames(
+        os.path.join(shared_videos, "flipping_a_pancake.mkv"), imported.preprocessing, fps=5.0
+    )
     worst, checked = 0.0, set()
     for _, (_, frame) in zip(range(6), frames):
         out = runner(image=frame[:, 0].permute(1, 2, 0).numpy()[None, None], **state)
@@ -151,10 +170,16 @@ def test_tflite_import_is_exact_op_by_op(movinet_tflite, imported, shared_videos
                 elif op["type"] == "AVERAGE_POOL_2D":
                     name, got = "skip_pool", SkipPool()(inputs[0].permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
                 else:  # ReZero multiplies, residual adds, the head's running sum
-                    name, got = op["type"], inputs[0] * inputs[1] if op["type"] == "MUL" else inputs[0] + inputs[1]
+                    name, got = (
+                        op["type"],
+                        inputs[0] * inputs[1] if op["type"] == "MUL" else inputs[0] + inputs[1],
+                    )
                 worst = max(worst, (got.reshape(want.shape) - want).abs().max().item() / step)
                 checked.add(name)
-    print(f"\nTFLite import: {len(checked)} layers/op kinds checked, worst error {worst:.4f} output quantization steps")
+    print(
+        f"\nTFLite import: {len(checked)} layers/op kinds checked, "
+        f"worst error {worst:.4f} output quantization steps"
+    )
     assert len([c for c in checked if "." in c or c in ("stem", "project", "hidden", "head")]) == 64
     assert worst <= 0.51  # rounding of the runtime's own output, nothing more
 
@@ -171,9 +196,13 @@ def _runtime_vs_vidrec(models, path, tflite_path):
     from vidrec.convert.tflite import LiteRTStream
     from vidrec.engine.stream import model_frames
 
-    frames = [f for _, f in model_frames(path, models[0].preprocessing, fps=models[0].preprocessing.target_fps)]
+    frames = [
+        f for _, f in model_frames(path, models[0].preprocessing, fps=models[0].preprocessing.target_fps)
+    ]
     runtime = LiteRTStream(tflite_path)
-    per_frame = torch.stack([torch.from_numpy(runtime.step(f[:, 0].permute(1, 2, 0).numpy())) for f in frames])
+    per_frame = torch.stack(
+        [torch.from_numpy(runtime.step(f[:, 0].permute(1, 2, 0).numpy())) for f in frames]
+    )
     theirs = per_frame[-1].softmax(-1)
     results = []
     for model in models:
@@ -190,7 +219,9 @@ def test_int8_form_matches_the_runtime_on_a_real_clip(movinet_tflite, imported_i
     from vidrec.convert.tflite import LiteRTStream
     from vidrec.engine.stream import model_frames
 
-    frames = model_frames(os.path.join(shared_videos, "flipping_a_pancake.mkv"), imported_int8.preprocessing, fps=5.0)
+    frames = model_frames(
+        os.path.join(shared_videos, "flipping_a_pancake.mkv"), imported_int8.preprocessing, fps=5.0
+    )
     runtime, state = LiteRTStream(movinet_tflite), imported_int8.init_state(1)
     with torch.no_grad():
         for t, (_, frame) in zip(range(10), frames):
@@ -200,17 +231,25 @@ def test_int8_form_matches_the_runtime_on_a_real_clip(movinet_tflite, imported_i
 
 
 @pytest.mark.slow
-def test_agreement_with_the_tflite_runtime_on_real_clips(movinet_tflite, imported, imported_int8, shared_videos):
+def test_agreement_with_the_tflite_runtime_on_real_clips(
+    movinet_tflite, imported, imported_int8, shared_videos
+):
     """The float model agrees with the int8 runtime as far as int8 rounding allows; its int8 form
     (vidrec.deploy.to_int8) gives the runtime's logits bit for bit, frame by frame, on whole clips."""
     pytest.importorskip("ai_edge_litert")
     labels = imported.labels
-    for clip, label in (("flipping_a_pancake.mkv", "flipping pancake"), ("arm_wrestling.mp4", "arm wrestling")):
+    for clip, label in (
+        ("flipping_a_pancake.mkv", "flipping pancake"),
+        ("arm_wrestling.mp4", "arm wrestling"),
+    ):
         theirs, per_frame, frames, [(ours, overlap), (int8, int8_overlap)] = _runtime_vs_vidrec(
-            [imported, imported_int8], os.path.join(shared_videos, clip), movinet_tflite)
-        print(f"\n{clip}: TFLite int8 {labels[theirs.argmax()]} {theirs.max():.3f} | vidrec float32 "
-              f"{labels[ours.argmax()]} {ours.max():.3f}, top-5 overlap {overlap} | vidrec int8 "
-              f"{labels[int8.argmax()]} {int8.max():.3f}, top-5 overlap {int8_overlap}")
+            [imported, imported_int8], os.path.join(shared_videos, clip), movinet_tflite
+        )
+        print(
+            f"\n{clip}: TFLite int8 {labels[theirs.argmax()]} {theirs.max():.3f} | vidrec float32 "
+            f"{labels[ours.argmax()]} {ours.max():.3f}, top-5 overlap {overlap} | vidrec int8 "
+            f"{labels[int8.argmax()]} {int8.max():.3f}, top-5 overlap {int8_overlap}"
+        )
         assert labels[ours.argmax()] == labels[theirs.argmax()] == label
         assert overlap >= 4
         # the float model skips the runtime's rounding: 0.092 more confident on the pancake clip
@@ -228,13 +267,23 @@ def test_agreement_on_synthmotion(movinet_tflite, imported, imported_int8, tmp_p
     pytest.importorskip("ai_edge_litert")
     from vidrec.data.synthetic import SynthConfig, generate_dataset
 
-    generate_dataset(str(tmp_path), counts={"test": 8}, cfg=SynthConfig(num_frames=40, size=96), seed=0, workers=1)
-    paths = [os.path.join(tmp_path, line.split(",")[0]) for line in open(tmp_path / "test.csv").read().split("\n")[1:] if line]
+    generate_dataset(
+        str(tmp_path), counts={"test": 8}, cfg=SynthConfig(num_frames=40, size=96), seed=0, workers=1
+    )
+    paths = [
+        os.path.join(tmp_path, line.split(",")[0])
+        for line in open(tmp_path / "test.csv").read().split("\n")[1:]
+        if line
+    ]
     for path in paths:
-        theirs, _, _, [(ours, overlap), (int8, int8_overlap)] = _runtime_vs_vidrec([imported, imported_int8], path, movinet_tflite)
-        print(f"\n{os.path.basename(path)}: TFLite top-1 {theirs.argmax().item()} {theirs.max():.3f} | float32 "
-              f"{ours.argmax().item()} {ours.max():.3f}, overlap {overlap} | int8 {int8.argmax().item()} "
-              f"{int8.max():.3f}, overlap {int8_overlap}")
+        theirs, _, _, [(ours, overlap), (int8, int8_overlap)] = _runtime_vs_vidrec(
+            [imported, imported_int8], path, movinet_tflite
+        )
+        print(
+            f"\n{os.path.basename(path)}: TFLite top-1 {theirs.argmax().item()} {theirs.max():.3f} | float32 "
+            f"{ours.argmax().item()} {ours.max():.3f}, overlap {overlap} | int8 {int8.argmax().item()} "
+            f"{int8.max():.3f}, overlap {int8_overlap}"
+        )
         assert torch.equal(int8, theirs)
         # Synthetic shapes are far from Kinetics: the model is unsure (top-1 0.08-0.8) and the
         # float model, without int8 rounding, can swap near-ties. Measured: 5/8 same top-1, every
@@ -249,8 +298,24 @@ def test_tflite_labels_preprocessing_and_round_trip(imported, tmp_path):
     assert imported.config.activation == "relu6" and imported.config.se_type == "none"
     assert imported.labels == kinetics600_labels() and imported.labels[0] == "abseiling"
     assert imported.preprocessing.crop_size == 172 and imported.preprocessing.target_fps == 5.0
-    assert main(["convert", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "weights",
-                                          "movinet_a0_stream_int8_k600", "movinet_a0_int8.tflite"), str(tmp_path / "m")]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                os.path.join(
+                    os.path.dirname(__file__),
+                    "..",
+                    "..",
+                    "shared",
+                    "weights",
+                    "movinet_a0_stream_int8_k600",
+                    "movinet_a0_int8.tflite",
+                ),
+                str(tmp_path / "m"),
+            ]
+        )
+        == 0
+    )
     again = vidrec.load_model(tmp_path / "m")
     x = torch.rand(1, 3, 3, 64, 64)
     with torch.no_grad():
@@ -269,7 +334,10 @@ def test_bad_tflite_files_are_one_line_errors(movinet_tflite, tmp_path):
     truncated.write_bytes(open(movinet_tflite, "rb").read()[:50_000])
     not_tflite = tmp_path / "x.tflite"
     not_tflite.write_bytes(b"\0" * 64)
-    for path, message in ((truncated, "unreadable TensorFlow Lite"), (not_tflite, "not a TensorFlow Lite model")):
+    for path, message in (
+        (truncated, "unreadable TensorFlow Lite"),
+        (not_tflite, "not a TensorFlow Lite model"),
+    ):
         with pytest.raises(VidrecError, match=message):
             vidrec.load_model(path)
         assert main(["convert", str(path), str(tmp_path / "out")]) == 2
@@ -279,8 +347,18 @@ def test_pretrained_tag_cache_and_offline_message(movinet_tflite, tmp_path, monk
     monkeypatch.setenv("VIDREC_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("VIDREC_WEIGHTS", raising=False)
     # Offline and absent: one line saying where to put the file (the download fails here).
-    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
-    assert main(["predict", os.path.join(os.path.dirname(movinet_tflite), "..", "..", "videos", "arm_wrestling.mp4")]) == 2
+    monkeypatch.setattr(
+        torch.hub, "download_url_to_file", lambda *a, **k: (_ for _ in ()).throw(OSError("offline"))
+    )
+    assert (
+        main(
+            [
+                "predict",
+                os.path.join(os.path.dirname(movinet_tflite), "..", "..", "videos", "arm_wrestling.mp4"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "movinet_a0_int8.tflite" in err and "VIDREC_WEIGHTS" in err and err.count("\n") == 1
     # In the cache: found and checked against its sha256; a different file is refused.
@@ -299,7 +377,9 @@ def test_stream_and_predict_commands(movinet_tflite, shared_videos, capsys, tmp_
     assert main(["stream", pancake, "--weights", weights, "--every", "2", "--json", "--top-k", "3"]) == 0
     reports = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["time"] for r in reports[:-1]] == [2.0, 4.0, 6.0, 8.0, 10.0] and reports[-1]["final"]
-    assert reports[-1]["predictions"][0]["label"] == "flipping pancake" and len(reports[-1]["predictions"]) == 3
+    assert (
+        reports[-1]["predictions"][0]["label"] == "flipping pancake" and len(reports[-1]["predictions"]) == 3
+    )
     assert [r["frames"] for r in reports[:-1]] == [10, 20, 30, 40, 50]
     arm = os.path.join(shared_videos, "arm_wrestling.mp4")
     assert main(["predict", arm, "--weights", weights, "--json"]) == 0
@@ -333,5 +413,8 @@ def test_predict_int8_gives_the_runtime_probabilities(movinet_tflite, shared_vid
         logits = runtime.step(frame[:, 0].permute(1, 2, 0).numpy())
     assert main(["predict", pancake, "--weights", os.path.dirname(movinet_tflite), "--int8", "--json"]) == 0
     score = json.loads(capsys.readouterr().out)["predictions"][0]["score"]
-    print(f"\npredict --int8 on the pancake clip: {score:.6f}, runtime {torch.from_numpy(logits).softmax(-1).max():.6f}")
+    print(
+        f"\npredict --int8 on the pancake clip: {score:.6f}, "
+        f"runtime {torch.from_numpy(logits).softmax(-1).max():.6f}"
+    )
     assert abs(score - torch.from_numpy(logits).softmax(-1).max().item()) < 1e-6

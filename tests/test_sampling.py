@@ -1,8 +1,13 @@
 import numpy as np
 import pytest
 
-from vidrec.data.sampling import (ClipSampling, random_clip_indices, resample_timeline, segment_indices,
-                                  uniform_clip_indices)
+from vidrec.data.sampling import (
+    ClipSampling,
+    random_clip_indices,
+    resample_timeline,
+    segment_indices,
+    uniform_clip_indices,
+)
 from vidrec.errors import ConfigError
 
 

@@ -9,8 +9,13 @@ from vidrec.errors import ConfigError
 from vidrec.io import read_video
 
 PLAIN = SynthConfig(num_frames=32, size=64, max_objects=1, texture=False)
-PARTNER = {"move left": "move right", "move up": "move down", "approach": "recede",
-           "rotate clockwise": "rotate counter-clockwise", "appear": "disappear"}
+PARTNER = {
+    "move left": "move right",
+    "move up": "move down",
+    "approach": "recede",
+    "rotate clockwise": "rotate counter-clockwise",
+    "appear": "disappear",
+}
 PARTNER.update({v: k for k, v in PARTNER.items()})
 
 
@@ -22,7 +27,7 @@ def measure(frames: np.ndarray) -> dict:
     weight = np.abs(f - bg).sum(-1)  # (T, H, W): actor coverage x opacity x colour contrast
     weight[weight < 12] = 0
     mass = weight.sum((1, 2))
-    yy, xx = np.mgrid[0:frames.shape[1], 0:frames.shape[2]]
+    yy, xx = np.mgrid[0 : frames.shape[1], 0 : frames.shape[2]]
     cx = (weight * xx).sum((1, 2)) / np.maximum(mass, 1e-9)
     cy = (weight * yy).sum((1, 2)) / np.maximum(mass, 1e-9)
     tips = []
@@ -112,4 +117,6 @@ def test_dataset_files_deterministic_and_resumable(tmp_path):
     generate_dataset(other, counts={"train": 2}, cfg=cfg, seed=3, workers=2, progress=False)
     np.testing.assert_array_equal(read_video(os.path.join(other, "videos/train/train_00000.mp4")), first)
     with pytest.raises(ConfigError, match="other settings"):
-        generate_dataset(out, counts={"train": 1}, cfg=SynthConfig(num_frames=9, size=32), seed=3, progress=False)
+        generate_dataset(
+            out, counts={"train": 1}, cfg=SynthConfig(num_frames=9, size=32), seed=3, progress=False
+        )

@@ -28,7 +28,7 @@ def bright_dark(tmp_path_factory) -> str:
         label = i % 2
         frames = rng.integers(60, 196, (8, 32, 32, 3)).astype(np.uint8)
         y, x = rng.integers(0, 16, 2)
-        frames[:, y:y + 16, x:x + 16] = 250 if label else 5
+        frames[:, y : y + 16, x : x + 16] = 250 if label else 5
         write_video(str(root / f"v{i}.mp4"), frames, fps=8)
         rows.append(f"v{i}.mp4,{['dark', 'bright'][label]}")
     (root / "classes.txt").write_text("dark\nbright\n")
@@ -38,18 +38,30 @@ def bright_dark(tmp_path_factory) -> str:
 
 
 def tiny(root: str, out, **sections) -> "vidrec.config.RunConfig":
-    tree = {"model": {"name": "tsn_small", "options": {"width": 8}},
-            "data": {"train": root, "batch_size": 4, "workers": 0, "num_frames": 4, "sampling_rate": 2, "resize": 32,
-                     "crop_size": 32},
-            "optimizer": {"lr": 3e-3}, "schedule": {"epochs": 2, "warmup_epochs": 0.5},
-            "run": {"out": str(out), "device": "cpu", "tensorboard": False, "log_every": 2}}
+    tree = {
+        "model": {"name": "tsn_small", "options": {"width": 8}},
+        "data": {
+            "train": root,
+            "batch_size": 4,
+            "workers": 0,
+            "num_frames": 4,
+            "sampling_rate": 2,
+            "resize": 32,
+            "crop_size": 32,
+        },
+        "optimizer": {"lr": 3e-3},
+        "schedule": {"epochs": 2, "warmup_epochs": 0.5},
+        "run": {"out": str(out), "device": "cpu", "tensorboard": False, "log_every": 2},
+    }
     for name, values in sections.items():
         tree.setdefault(name, {}).update(values)
     return config_from_dict(tree)
 
 
 def test_the_loop_learns(bright_dark, tmp_path):
-    metrics = train(tiny(bright_dark, tmp_path / "m", schedule={"epochs": 4}, data={"batch_size": 8}), progress=False)
+    metrics = train(
+        tiny(bright_dark, tmp_path / "m", schedule={"epochs": 4}, data={"batch_size": 8}), progress=False
+    )
     assert metrics["val_top1"] >= 90.0, metrics
     held_out = vidrec.load_model(tmp_path / "m")
     assert held_out.labels == ["dark", "bright"]
@@ -68,9 +80,13 @@ def test_schedule_and_param_groups():
     with pytest.raises(ConfigError, match="layer_decay"):
         param_groups(model, weight_decay=0.05, layer_decay=0.75)
     vit = vidrec.create_model("videomae_tiny", num_classes=3)  # depth 2: embedding 0, blocks 1-2, head 3
-    scales = {id(p): g["lr_scale"] for g in param_groups(vit, weight_decay=0.05, layer_decay=0.5) for p in g["params"]}
-    assert scales[id(vit.encoder.patch_embed.weight)] == 0.5 ** 3
-    assert scales[id(vit.encoder.blocks[1].mlp.fc1.weight)] == 0.5 ** 1
+    scales = {
+        id(p): g["lr_scale"]
+        for g in param_groups(vit, weight_decay=0.05, layer_decay=0.5)
+        for p in g["params"]
+    }
+    assert scales[id(vit.encoder.patch_embed.weight)] == 0.5**3
+    assert scales[id(vit.encoder.blocks[1].mlp.fc1.weight)] == 0.5**1
     assert scales[id(vit.head.weight)] == 1.0
 
 
@@ -92,9 +108,13 @@ def test_config_errors_name_the_key(tmp_path):
         config_from_dict({"model": {"name": "tsn_small"}, "optimizer": {"lr": "fast"}})
     with pytest.raises(ConfigError, match="schedule.epochs: expected int"):
         config_from_dict({"model": {"name": "tsn_small"}}, ["schedule.epochs=2.5"])
-    cfg = config_from_dict({"model": {"name": "tsn_small"}}, ["optimizer.lr=1e-4", "model.options.width=8",
-                                                             "optimizer.betas=[0.9, 0.95]"])
-    assert cfg.optimizer.lr == 1e-4 and cfg.model.options == {"width": 8} and cfg.optimizer.betas == (0.9, 0.95)
+    cfg = config_from_dict(
+        {"model": {"name": "tsn_small"}},
+        ["optimizer.lr=1e-4", "model.options.width=8", "optimizer.betas=[0.9, 0.95]"],
+    )
+    assert (
+        cfg.optimizer.lr == 1e-4 and cfg.model.options == {"width": 8} and cfg.optimizer.betas == (0.9, 0.95)
+    )
     assert config_from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # what is saved reads back the same
     (tmp_path / "bad.yaml").write_text("model: {name: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
@@ -122,9 +142,12 @@ def _crash_at(n):
 
 
 def test_killed_run_resumes_to_the_same_weights(bright_dark, tmp_path):
-    extra = dict(run={"checkpoint_every": 3, "seed": 5}, model={"name": "tsn_small", "options": {"width": 8,
-                                                                                                  "dropout": 0.5}},
-                 augment={"mixup": 0.8, "cutmix": 1.0, "label_smoothing": 0.1}, optimizer={"accumulate": 2, "lr": 3e-3})
+    extra = dict(
+        run={"checkpoint_every": 3, "seed": 5},
+        model={"name": "tsn_small", "options": {"width": 8, "dropout": 0.5}},
+        augment={"mixup": 0.8, "cutmix": 1.0, "label_smoothing": 0.1},
+        optimizer={"accumulate": 2, "lr": 3e-3},
+    )
     train(tiny(bright_dark, tmp_path / "a", **extra), progress=False)
     with pytest.raises(KeyboardInterrupt):
         train(tiny(bright_dark, tmp_path / "b", **extra), progress=False, on_step=_crash_at(7))
@@ -133,8 +156,10 @@ def test_killed_run_resumes_to_the_same_weights(bright_dark, tmp_path):
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (6, 1, 4)
     train(tiny(bright_dark, tmp_path / "b", **extra), progress=False, resume="auto")
     a, b = vidrec.load_model(tmp_path / "a").state_dict(), vidrec.load_model(tmp_path / "b").state_dict()
-    print(f"crash at step 7, resumed from step 6: max weight difference "
-          f"{max((a[k].float() - b[k].float()).abs().max().item() for k in a):.1e}")
+    print(
+        f"crash at step 7, resumed from step 6: max weight difference "
+        f"{max((a[k].float() - b[k].float()).abs().max().item() for k in a):.1e}"
+    )
     for key in a:
         assert (a[key].float() - b[key].float()).abs().max() <= 1e-6, key
 
@@ -157,8 +182,11 @@ def test_corrupt_checkpoint_falls_back(bright_dark, tmp_path, capsys):
 
 def test_sigterm_saves_a_checkpoint(bright_dark, tmp_path):
     with pytest.raises(Stopped, match="resume auto"):
-        train(tiny(bright_dark, tmp_path / "t"), progress=False,
-              on_step=lambda step: step == 3 and os.kill(os.getpid(), signal.SIGTERM))
+        train(
+            tiny(bright_dark, tmp_path / "t"),
+            progress=False,
+            on_step=lambda step: step == 3 and os.kill(os.getpid(), signal.SIGTERM),
+        )
     assert CheckpointManager(str(tmp_path / "t" / "checkpoints")).latest()[0]["step"] == 3
 
 
@@ -168,8 +196,12 @@ def test_existing_run_is_not_overwritten_and_head_is_reinitialised(bright_dark, 
         train(tiny(bright_dark, tmp_path / "r"), progress=False)
     source = vidrec.create_model("tsn_small", num_classes=5, width=8)
     source.save_pretrained(tmp_path / "five")
-    cfg = tiny(bright_dark, tmp_path / "ft", model={"name": None, "init": str(tmp_path / "five"), "options": {}},
-               schedule={"epochs": 1})
+    cfg = tiny(
+        bright_dark,
+        tmp_path / "ft",
+        model={"name": None, "init": str(tmp_path / "five"), "options": {}},
+        schedule={"epochs": 1},
+    )
     train(cfg, progress=False)
     assert "re-initialising the classifier" in capsys.readouterr().out
     assert vidrec.load_model(tmp_path / "ft").num_classes == 2
@@ -182,21 +214,42 @@ def test_pretraining_lowers_the_loss_and_fine_tunes(bright_dark, tmp_path, capsy
 
     # raw-pixel targets: per-patch normalised noise (these clips are mostly noise) is unpredictable
     options = {"mask_ratio": 0.75, "norm_pix_loss": False}
-    cfg = tiny(bright_dark, tmp_path / "pt", model={"name": "videomae_tiny_pretrain", "options": options},
-               optimizer={"lr": 2e-3}, schedule={"epochs": 6, "warmup_epochs": 1}, data={"batch_size": 8},
-               run={"log_every": 1})
+    cfg = tiny(
+        bright_dark,
+        tmp_path / "pt",
+        model={"name": "videomae_tiny_pretrain", "options": options},
+        optimizer={"lr": 2e-3},
+        schedule={"epochs": 6, "warmup_epochs": 1},
+        data={"batch_size": 8},
+        run={"log_every": 1},
+    )
     train(cfg, pretrain=True, progress=False)
-    losses = [json.loads(line)["loss"] for line in open(tmp_path / "pt" / "metrics.jsonl") if '"loss"' in line]
+    losses = [
+        json.loads(line)["loss"] for line in open(tmp_path / "pt" / "metrics.jsonl") if '"loss"' in line
+    ]
     assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4]), losses  # reconstruction improves
-    ft = tiny(bright_dark, tmp_path / "ft", model={"name": None, "init": str(tmp_path / "pt"), "options": {}},
-              schedule={"epochs": 1})
+    ft = tiny(
+        bright_dark,
+        tmp_path / "ft",
+        model={"name": None, "init": str(tmp_path / "pt"), "options": {}},
+        schedule={"epochs": 1},
+    )
     train(ft, progress=False)
     out = capsys.readouterr().out
-    assert "initialised from" in out and "new (re-initialised): fc_norm.bias, fc_norm.weight, head.bias" in out
-    assert not torch.equal(vidrec.load_model(tmp_path / "pt").encoder.blocks[0].attn.qkv.weight,
-                           vidrec.load_model(tmp_path / "ft").encoder.blocks[0].attn.qkv.weight)  # fine-tuned
+    assert (
+        "initialised from" in out and "new (re-initialised): fc_norm.bias, fc_norm.weight, head.bias" in out
+    )
+    assert not torch.equal(
+        vidrec.load_model(tmp_path / "pt").encoder.blocks[0].attn.qkv.weight,
+        vidrec.load_model(tmp_path / "ft").encoder.blocks[0].attn.qkv.weight,
+    )  # fine-tuned
     video = os.path.join(bright_dark, "v0.mp4")
-    assert main(["reconstruct", str(tmp_path / "pt"), video, "--out", str(tmp_path / "r.png")]) == 0
+    assert (
+        main(
+            ["reconstruct", str(tmp_path / "pt"), video, "--out", str(tmp_path / "r.png"), "--device", "cpu"]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["hidden_tokens"] == 2 * int(0.75 * 16)  # 2 tubelet steps x 12 of 16 patches
     assert Image.open(tmp_path / "r.png").size == (4 * 32, 3 * 32)  # 4 frames wide, 3 rows
@@ -210,7 +263,9 @@ def test_ema_and_bf16(bright_dark, tmp_path):
     saved = vidrec.load_model(tmp_path / "e").state_dict()
     for key, value in saved.items():  # the saved model is the average, not the last weights
         assert torch.equal(value, state["ema"]["module." + key]), key
-    moved = [k for k in saved if saved[k].is_floating_point() and not torch.equal(saved[k], state["model"][k])]
+    moved = [
+        k for k in saved if saved[k].is_floating_point() and not torch.equal(saved[k], state["model"][k])
+    ]
     assert moved
     with pytest.raises(ConfigError, match="fp16 needs a GPU"):
         train(tiny(bright_dark, tmp_path / "f", run={"precision": "fp16"}), progress=False)
@@ -222,17 +277,24 @@ def test_sigkill_and_resume_end_with_the_same_weights(bright_dark, tmp_path):
     import sys
     import time
 
-
     def config(out):
-        cfg = tiny(bright_dark, out, run={"checkpoint_every": 2, "log_every": 100}, schedule={"epochs": 4},
-                   augment={"mixup": 0.5}, model={"name": "tsn_small", "options": {"width": 8, "dropout": 0.3}})
+        cfg = tiny(
+            bright_dark,
+            out,
+            run={"checkpoint_every": 2, "log_every": 100},
+            schedule={"epochs": 4},
+            augment={"mixup": 0.5},
+            model={"name": "tsn_small", "options": {"width": 8, "dropout": 0.3}},
+        )
         path = str(out) + ".yaml"
         open(path, "w").write(cfg.to_yaml())
         return path
 
     base = [sys.executable, "-m", "vidrec", "train", "--quiet"]
     subprocess.run(base + [config(tmp_path / "whole")], check=True, capture_output=True)
-    proc = subprocess.Popen(base + [config(tmp_path / "killed")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        base + [config(tmp_path / "killed")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     index = tmp_path / "killed" / "checkpoints" / "index.json"
     while not index.exists() and proc.poll() is None:
         time.sleep(0.005)
@@ -244,15 +306,20 @@ def test_sigkill_and_resume_end_with_the_same_weights(bright_dark, tmp_path):
     assert 2 <= state["step"] < 32
     subprocess.run(base + [config(tmp_path / "killed"), "--resume", "auto"], check=True, capture_output=True)
     a, b = (vidrec.load_model(tmp_path / n).state_dict() for n in ("whole", "killed"))
-    print(f"SIGKILL at step {state['step']}+, resumed: max weight difference "
-          f"{max((a[k].float() - b[k].float()).abs().max().item() for k in a):.1e}")
+    print(
+        f"SIGKILL at step {state['step']}+, resumed: max weight difference "
+        f"{max((a[k].float() - b[k].float()).abs().max().item() for k in a):.1e}"
+    )
     for key in a:
         assert (a[key].float() - b[key].float()).abs().max() <= 1e-6, key
 
 
 def test_task_and_model_must_agree(bright_dark, tmp_path):
     with pytest.raises(ConfigError, match="use vidrec pretrain"):
-        train(tiny(bright_dark, tmp_path / "a", model={"name": "videomae_tiny_pretrain", "options": {}}), progress=False)
+        train(
+            tiny(bright_dark, tmp_path / "a", model={"name": "videomae_tiny_pretrain", "options": {}}),
+            progress=False,
+        )
     with pytest.raises(ConfigError, match="is not a pretraining model"):
         train(tiny(bright_dark, tmp_path / "b"), pretrain=True, progress=False)
     assert not os.path.exists(tmp_path / "a" / "checkpoints")

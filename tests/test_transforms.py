@@ -2,8 +2,17 @@ import numpy as np
 import pytest
 import torch
 
-from vidrec.data.transforms import (EvalTransform, Preprocessing, TrainTransform, center_crop, frames_to_clip,
-                                    normalize, random_resized_crop, resize_short_side, three_crop)
+from vidrec.data.transforms import (
+    EvalTransform,
+    Preprocessing,
+    TrainTransform,
+    center_crop,
+    frames_to_clip,
+    normalize,
+    random_resized_crop,
+    resize_short_side,
+    three_crop,
+)
 from vidrec.errors import ConfigError
 
 
@@ -59,8 +68,13 @@ def test_flip_off_for_direction_labels():
     for seed in range(10):
         out = TrainTransform(prep)(clip, np.random.default_rng(seed))
         assert out[0, 0, :, :4].mean() > out[0, 0, :, -4:].mean()
-    flips = [TrainTransform(Preprocessing(num_frames=2, resize=64, crop_size=64))(clip, np.random.default_rng(s))[0, 0, 0, 0] < 0
-             for s in range(20)]
+    flips = [
+        TrainTransform(Preprocessing(num_frames=2, resize=64, crop_size=64))(clip, np.random.default_rng(s))[
+            0, 0, 0, 0
+        ]
+        < 0
+        for s in range(20)
+    ]
     assert 0 < sum(flips) < 20
 
 

@@ -5,13 +5,14 @@ import pytest
 import torch
 
 import vidrec
-from conftest import write_numbered
 from vidrec.cli import main
 from vidrec.data.datasets import VideoRecord
 from vidrec.data.flow import extract_flow
 from vidrec.data.transforms import Preprocessing
 from vidrec.engine.evaluate import eval_dataset, evaluate
 from vidrec.models.two_stream import TwoStream
+
+from conftest import write_numbered
 
 pytest.importorskip("cv2")
 
@@ -20,9 +21,18 @@ def tiny_two_stream(weights=(0.5, 0.5)) -> TwoStream:
     torch.manual_seed(0)
     rgb = vidrec.create_model("i3d_inception_rgb", num_classes=3)
     flow = vidrec.create_model("i3d_inception_flow", num_classes=3)
-    rgb.preprocessing = Preprocessing(num_frames=8, sampling_rate=1, resize=64, crop_size=56, mean=(0.5,) * 3, std=(0.5,) * 3)
-    flow.preprocessing = Preprocessing(num_frames=8, sampling_rate=1, resize=64, crop_size=56, mean=(0.5,) * 2,
-                                       std=(0.5,) * 2, modality="flow")
+    rgb.preprocessing = Preprocessing(
+        num_frames=8, sampling_rate=1, resize=64, crop_size=56, mean=(0.5,) * 3, std=(0.5,) * 3
+    )
+    flow.preprocessing = Preprocessing(
+        num_frames=8,
+        sampling_rate=1,
+        resize=64,
+        crop_size=56,
+        mean=(0.5,) * 2,
+        std=(0.5,) * 2,
+        modality="flow",
+    )
     for m in (rgb, flow):
         m.set_labels(["a", "b", "c"])
     return TwoStream(rgb, flow, weights=weights, flow_method="dis", flow_short_side=64).eval()
@@ -56,13 +66,32 @@ def test_save_load_eval_and_precomputed_flow(tmp_path, capsys):
     on_the_fly = evaluate(loaded, records, num_clips=1, batch_size=2, progress=False)
     assert on_the_fly["num_videos"] == 3
     extract_flow(records, str(tmp_path / "flow"), method="dis", short_side=64, progress=False)
-    stored = evaluate(loaded, records, num_clips=1, batch_size=2, progress=False, flow_dir=str(tmp_path / "flow"))
+    stored = evaluate(
+        loaded, records, num_clips=1, batch_size=2, progress=False, flow_dir=str(tmp_path / "flow")
+    )
     assert stored["top1"] == on_the_fly["top1"]  # the same flow, read back instead of recomputed
     (tmp_path / "list.csv").write_text("\n".join(f"{p},{'abc'[i]}" for i, p in enumerate(videos)) + "\n")
-    assert main(["eval", str(tmp_path / "ts"), "--data", str(tmp_path / "list.csv"), "--json", "--workers", "0"]) == 0
+    assert (
+        main(["eval", str(tmp_path / "ts"), "--data", str(tmp_path / "list.csv"), "--json", "--workers", "0"])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["num_videos"] == 3
-    assert main(["predict", videos[0], "--model", str(tmp_path / "ts"), "--num-clips", "1", "--json",
-                 "--flow-dir", str(tmp_path / "flow")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                videos[0],
+                "--model",
+                str(tmp_path / "ts"),
+                "--num-clips",
+                "1",
+                "--json",
+                "--flow-dir",
+                str(tmp_path / "flow"),
+            ]
+        )
+        == 0
+    )
     assert len(json.loads(capsys.readouterr().out)["predictions"]) == 3
 
 
@@ -70,8 +99,23 @@ def test_two_stream_cli_and_mismatch(tmp_path):
     model = tiny_two_stream()
     model.rgb.save_pretrained(tmp_path / "rgb")
     model.flow.save_pretrained(tmp_path / "flow")
-    assert main(["two-stream", "--rgb", str(tmp_path / "rgb"), "--flow", str(tmp_path / "flow"),
-                 "--out", str(tmp_path / "ts"), "--weights", "1", "3"]) == 0
+    assert (
+        main(
+            [
+                "two-stream",
+                "--rgb",
+                str(tmp_path / "rgb"),
+                "--flow",
+                str(tmp_path / "flow"),
+                "--out",
+                str(tmp_path / "ts"),
+                "--weights",
+                "1",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert vidrec.load_model(tmp_path / "ts").weights == pytest.approx((0.25, 0.75))
     other = vidrec.create_model("i3d_inception_flow", num_classes=4)
     with pytest.raises(vidrec.errors.ConfigError, match="classes"):

@@ -57,7 +57,9 @@ def test_pretraining_learns_and_encoder_moves_to_the_classifier():
     model = vidrec.create_model("videomae_tiny_pretrain")
     # Smooth ramps: every hidden patch is predictable from the visible ones (noise would not be).
     ramp = torch.linspace(-1, 1, 32)
-    x = torch.stack([ramp.view(1, 32) * a + ramp.view(32, 1) * b for a, b in [(1, 0), (0, 1), (1, 1), (1, -1)]])
+    x = torch.stack(
+        [ramp.view(1, 32) * a + ramp.view(32, 1) * b for a, b in [(1, 0), (0, 1), (1, 1), (1, -1)]]
+    )
     x = x[:, None, None].expand(4, 3, 4, 32, 32).contiguous()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     first = None
@@ -71,7 +73,9 @@ def test_pretraining_learns_and_encoder_moves_to_the_classifier():
     classifier, report = model.to_classifier(7)
     assert classifier.arch == "videomae_tiny" and classifier.num_classes == 7
     assert {"head.weight", "head.bias", "fc_norm.weight", "fc_norm.bias"} == set(report["new"])
-    assert "mask_token" in report["dropped"] and any(k.startswith("decoder_blocks.") for k in report["dropped"])
+    assert "mask_token" in report["dropped"] and any(
+        k.startswith("decoder_blocks.") for k in report["dropped"]
+    )
     assert "norm.weight" in report["dropped"]  # the pretraining encoder's final norm; fc_norm replaces it
     for key in report["loaded"]:
         assert torch.equal(classifier.state_dict()[key], model.state_dict()[key])
@@ -90,8 +94,17 @@ def test_save_load_pretraining_model(tmp_path):
 
 @pytest.mark.parametrize("name", [n for n in vidrec.list_models() if n.endswith("_pretrain")])
 def test_every_pretraining_model_trains_every_parameter(name):
-    small = {"depth": 1, "dim": 32, "num_heads": 2, "mlp_dim": 64, "decoder_depth": 1, "decoder_dim": 16,
-             "decoder_heads": 2, "decoder_mlp_dim": 32, "patch_size": 8}
+    small = {
+        "depth": 1,
+        "dim": 32,
+        "num_heads": 2,
+        "mlp_dim": 64,
+        "decoder_depth": 1,
+        "decoder_dim": 16,
+        "decoder_heads": 2,
+        "decoder_mlp_dim": 32,
+        "patch_size": 8,
+    }
     model = vidrec.create_model(name, **small)
     model(torch.randn(2, 3, 4, 32, 32)).backward()
     silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]

@@ -28,6 +28,8 @@ from vidrec.errors import ConfigError, unknown_name_message
 
 @dataclass
 class ModelSection:
+    """The `model:` section: which architecture, with which options, from which weights."""
+
     name: str | None = None  # registered architecture (see `vidrec models`); None: init's architecture
     options: dict = field(default_factory=dict)  # architecture config overrides (drop_path, dropout, ...)
     # Weights to start from: any `vidrec.load_model` source (vidrec or transformers directory,
@@ -40,6 +42,8 @@ class ModelSection:
 
 @dataclass
 class DataFiles:
+    """The `data:` section's files and loading settings (the preprocessing fields are added to it)."""
+
     train: str | None = None  # CSV (path,label), folder per class, or a directory with train.csv
     val: str | None = None  # evaluated after each epoch (default: train.csv's directory/val.csv)
     test: str | None = None  # evaluated with the full multi-view protocol at the end
@@ -52,15 +56,24 @@ class DataFiles:
 PREPROCESSING_FIELDS = tuple(dataclasses.fields(Preprocessing))
 _PREP_HINTS = typing.get_type_hints(Preprocessing)
 DataSection = dataclasses.make_dataclass(
-    "DataSection", [(f.name, _PREP_HINTS[f.name] | None, field(default=None, metadata=f.metadata))
-                    for f in PREPROCESSING_FIELDS], bases=(DataFiles,))
-DataSection.__doc__ = ("The `data:` section: files and loading (DataFiles), then every preprocessing field "
-                       "of the model, changed where set (see Preprocessing for each one's meaning).")
+    "DataSection",
+    [
+        (f.name, _PREP_HINTS[f.name] | None, field(default=None, metadata=f.metadata))
+        for f in PREPROCESSING_FIELDS
+    ],
+    bases=(DataFiles,),
+)
+DataSection.__doc__ = (
+    "The `data:` section: files and loading (DataFiles), then every preprocessing field "
+    "of the model, changed where set (see Preprocessing for each one's meaning)."
+)
 DataSection.__module__ = __name__
 
 
 @dataclass
 class OptimizerSection:
+    """The `optimizer:` section."""
+
     name: str = "adamw"  # "sgd" (momentum) or "adamw"
     lr: float = 1e-3  # peak learning rate (after warmup) for the whole batch across processes
     weight_decay: float = 0.05  # not applied to norms, biases and position/mask tokens
@@ -74,6 +87,8 @@ class OptimizerSection:
 
 @dataclass
 class ScheduleSection:
+    """The `schedule:` section: epochs, warmup, cosine floor."""
+
     epochs: int = 10
     warmup_epochs: float = 0.0  # linear warmup from warmup_start_lr
     warmup_start_lr: float = 0.0
@@ -82,6 +97,8 @@ class ScheduleSection:
 
 @dataclass
 class AugmentSection:
+    """The `augment:` section: label smoothing, mixup, cutmix."""
+
     label_smoothing: float = 0.0
     mixup: float = 0.0  # Beta(alpha, alpha) mixing of clips and labels (0: off)
     cutmix: float = 0.0  # Beta(alpha, alpha) box pasted into every frame (0: off)
@@ -91,6 +108,8 @@ class AugmentSection:
 
 @dataclass
 class EvalSection:
+    """The `eval:` section: test views and validation frequency."""
+
     num_clips: int = 1  # temporal clips per video at test time (SlowFast 10, VideoMAE 5)
     num_crops: int = 1  # spatial crops per clip (1 or 3)
     batch_size: int = 4  # videos per batch
@@ -99,6 +118,8 @@ class EvalSection:
 
 @dataclass
 class RunSection:
+    """The `run:` section: where outputs go, seed, device, precision, EMA, checkpoints, logging."""
+
     out: str = "runs/run"  # checkpoints, metrics, config.yaml, the final model
     seed: int = 0
     device: str = "auto"  # cpu, cuda, cuda:1, auto
@@ -112,6 +133,8 @@ class RunSection:
 
 @dataclass
 class RunConfig:
+    """A whole run: one YAML file, section by section (unknown keys and wrong types are errors)."""
+
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optimizer: OptimizerSection = field(default_factory=OptimizerSection)
@@ -121,26 +144,36 @@ class RunConfig:
     run: RunSection = field(default_factory=RunSection)
 
     def __post_init__(self):
-        choices = {"optimizer.name": (self.optimizer.name, ("sgd", "adamw")),
-                   "run.precision": (self.run.precision, ("fp32", "bf16", "fp16"))}
+        choices = {
+            "optimizer.name": (self.optimizer.name, ("sgd", "adamw")),
+            "run.precision": (self.run.precision, ("fp32", "bf16", "fp16")),
+        }
         for key, (value, valid) in choices.items():
             if value not in valid:
                 raise ConfigError(unknown_name_message(key, value, valid))
         if self.eval.num_crops not in (1, 3):
             raise ConfigError(f"eval.num_crops must be 1 or 3, got {self.eval.num_crops}")
-        for key, value in (("schedule.epochs", self.schedule.epochs), ("data.batch_size", self.data.batch_size),
-                           ("optimizer.accumulate", self.optimizer.accumulate), ("eval.num_clips", self.eval.num_clips)):
+        for key, value in (
+            ("schedule.epochs", self.schedule.epochs),
+            ("data.batch_size", self.data.batch_size),
+            ("optimizer.accumulate", self.optimizer.accumulate),
+            ("eval.num_clips", self.eval.num_clips),
+        ):
             if value < 1:
                 raise ConfigError(f"{key} must be >= 1, got {value}")
         if self.model.name is None and self.model.init is None:
-            raise ConfigError("set model.name (an architecture, see `vidrec models`) or model.init (weights to start from)")
+            raise ConfigError(
+                "set model.name (an architecture, see `vidrec models`) or model.init (weights to start from)"
+            )
         if self.optimizer.lr <= 0:
             raise ConfigError(f"optimizer.lr must be > 0, got {self.optimizer.lr}")
 
     def to_dict(self) -> dict:
+        """The config as nested plain dicts."""
         return dataclasses.asdict(self)
 
     def to_yaml(self) -> str:
+        """The config as YAML, as saved beside a run."""
         return yaml.safe_dump(_plain(self.to_dict()), sort_keys=False)
 
 
@@ -198,7 +231,9 @@ def _build(cls, data, where: str):
         if key not in names:
             raise ConfigError(unknown_name_message(f"config key in {where or 'the top level'}", key, names))
         hint = hints[key]
-        values[key] = _build(hint, value, path) if dataclasses.is_dataclass(hint) else _coerce(value, hint, path)
+        values[key] = (
+            _build(hint, value, path) if dataclasses.is_dataclass(hint) else _coerce(value, hint, path)
+        )
     return cls(**values)
 
 
@@ -228,6 +263,7 @@ def parse_overrides(pairs: list[str]) -> list[tuple[str, object]]:
 
 
 def config_from_dict(tree: dict, overrides: list[str] = ()) -> RunConfig:
+    """A RunConfig from nested dicts and `key=value` overrides (strict keys and types)."""
     tree = dict(tree or {})
     for key, value in parse_overrides(list(overrides)):
         if key.startswith("model.options."):  # free-form: the architecture checks its own options

@@ -35,15 +35,17 @@ def fetch_weights(entry: WeightEntry, *, weights_dir: str | None = None) -> str:
         path = os.path.join(d, entry.filename)
         if os.path.exists(path):
             if entry.sha256 and sha256_of(path) != entry.sha256:
-                raise VidrecError(f"{path} is not the file of weights '{entry.name}' (sha256 differs from "
-                                  f"{entry.sha256[:12]}...); remove it or fetch the original from {entry.url}")
+                raise VidrecError(
+                    f"{path} is not the file of weights '{entry.name}' (sha256 differs from "
+                    f"{entry.sha256[:12]}...); remove it or fetch the original from {entry.url}"
+                )
             return path
     target = os.path.join(cache_dir(), entry.filename)
     try:
         if entry.url.startswith("hf://"):
             from huggingface_hub import hf_hub_download
 
-            repo_id, filename = entry.url[len("hf://"):].rsplit("/", 1)
+            repo_id, filename = entry.url[len("hf://") :].rsplit("/", 1)
             downloaded = hf_hub_download(repo_id, filename)
             atomic_write(target, lambda tmp: _copy(downloaded, tmp))
         else:
@@ -78,9 +80,11 @@ def hub_snapshot(repo_id: str) -> str:
         try:  # offline: whatever the cache already holds
             return snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True)
         except Exception:
-            raise VidrecError(f"'{repo_id}' is not in the Hugging Face cache and the hub cannot be reached "
-                              f"({type(e).__name__}); download it on a machine with internet or pass a "
-                              f"local directory") from None
+            raise VidrecError(
+                f"'{repo_id}' is not in the Hugging Face cache and the hub cannot be reached "
+                f"({type(e).__name__}); download it on a machine with internet or pass a "
+                f"local directory"
+            ) from None
 
 
 __all__ = ["cache_dir", "fetch_weights", "hub_snapshot", "sha256_of"]

@@ -27,4 +27,5 @@ def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
 
 
 def count_params(model: torch.nn.Module) -> int:
+    """Number of parameters (every tensor, trainable or not)."""
     return sum(p.numel() for p in model.parameters())

@@ -16,20 +16,30 @@ import torch
 from safetensors.torch import load_file
 
 from vidrec.convert import CHECKPOINT_EXTENSIONS, load_checkpoint, load_exact
-from vidrec.convert.videomae import is_transformers_videomae, load_transformers_videomae, save_transformers_videomae
+from vidrec.convert.videomae import (
+    is_transformers_videomae,
+    load_transformers_videomae,
+    save_transformers_videomae,
+)
 from vidrec.data.transforms import Preprocessing
 from vidrec.download import fetch_weights, hub_snapshot
 from vidrec.errors import ConfigError, VidrecError, unknown_name_message
 from vidrec.models.base import CONFIG_NAME, INT8_GRIDS_NAME, WEIGHTS_NAME, ModelBase
-from vidrec.models.two_stream import ARCH as TWO_STREAM, TwoStream
+from vidrec.models.two_stream import ARCH as TWO_STREAM
+from vidrec.models.two_stream import TwoStream
 from vidrec.registry import create_model, list_models
 from vidrec.weights import WEIGHTS, weights_for
 
 SAVE_FORMATS = ("vidrec", "transformers")
 
 
-def load_model(source: str | os.PathLike, *, device: str | torch.device = "cpu", arch: str | None = None,
-               weights_dir: str | None = None) -> ModelBase:
+def load_model(
+    source: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    arch: str | None = None,
+    weights_dir: str | None = None,
+) -> ModelBase:
     """A ready model in eval mode from a vidrec or transformers directory, another project's
     checkpoint file (pytorch-i3d, PyTorchVideo, PySlowFast, VideoMAE, MoViNet .tflite; `arch`
     names the architecture where the file cannot tell), a Hugging Face hub id, or a pretrained
@@ -40,7 +50,9 @@ def load_model(source: str | os.PathLike, *, device: str | torch.device = "cpu",
         model = _load_directory(source)
     elif os.path.isfile(source):
         if not source.endswith(CHECKPOINT_EXTENSIONS):
-            raise VidrecError(f"{source}: not a model directory or a checkpoint ({', '.join(CHECKPOINT_EXTENSIONS)})")
+            raise VidrecError(
+                f"{source}: not a model directory or a checkpoint ({', '.join(CHECKPOINT_EXTENSIONS)})"
+            )
         model = load_checkpoint(source, arch=arch)
     elif _looks_like_path(source):
         raise VidrecError(_missing_path_message(source))
@@ -75,7 +87,11 @@ def _missing_path_message(source: str) -> str:
     if not os.path.isdir(parent):
         return f"{source}: no such file or directory ({parent} does not exist either)"
     near = difflib.get_close_matches(os.path.basename(source.rstrip("/")), sorted(os.listdir(parent)), n=3)
-    hint = f"; did you mean {', '.join(os.path.join(parent, n) if parent != '.' else n for n in near)}?" if near else ""
+    hint = (
+        f"; did you mean {', '.join(os.path.join(parent, n) if parent != '.' else n for n in near)}?"
+        if near
+        else ""
+    )
     return f"{source}: no such model directory or checkpoint{hint}"
 
 
@@ -92,10 +108,13 @@ def _load_directory(directory: str) -> ModelBase:
     if not isinstance(config, dict) or "architecture" not in config:
         raise VidrecError(f"{directory}: {CONFIG_NAME} is not a vidrec model config (no 'architecture')")
     if config["architecture"] == TWO_STREAM:
-        return TwoStream(_load_directory(os.path.join(directory, "rgb")),
-                         _load_directory(os.path.join(directory, "flow")),
-                         weights=tuple(config.get("weights", (0.5, 0.5))), flow_method=config.get("flow_method", "tvl1"),
-                         flow_short_side=config.get("flow_short_side", 256))
+        return TwoStream(
+            _load_directory(os.path.join(directory, "rgb")),
+            _load_directory(os.path.join(directory, "flow")),
+            weights=tuple(config.get("weights", (0.5, 0.5))),
+            flow_method=config.get("flow_method", "tvl1"),
+            flow_short_side=config.get("flow_short_side", 256),
+        )
     model = create_model(config["architecture"], **config.get("config", {}))
     model.preprocessing = Preprocessing.from_dict(config.get("preprocessing", {}))
     model.set_labels(config.get("labels"))
@@ -118,8 +137,10 @@ def _load_tag(name: str, weights_dir: str | None) -> ModelBase:
     entries = weights_for(name)
     if not entries:
         if name in list_models():
-            raise ConfigError(f"'{name}' is an architecture without pretrained weights here; train one "
-                              f"(vidrec train) or pass a model directory")
+            raise ConfigError(
+                f"'{name}' is an architecture without pretrained weights here; train one "
+                f"(vidrec train) or pass a model directory"
+            )
         raise ConfigError(unknown_name_message("model or weights", name, list_models() + list(WEIGHTS)))
     entry = entries[0]
     path = fetch_weights(entry, weights_dir=weights_dir)
@@ -127,7 +148,9 @@ def _load_tag(name: str, weights_dir: str | None) -> ModelBase:
         model = load_checkpoint(path, arch=entry.arch)
         differs = {k: v for k, v in entry.model_options.items() if getattr(model.config, k) != v}
         if differs:
-            raise VidrecError(f"{path}: the file is not the variant weights '{entry.name}' declare ({differs})")
+            raise VidrecError(
+                f"{path}: the file is not the variant weights '{entry.name}' declare ({differs})"
+            )
     else:
         model = load_exact(create_model(entry.arch, **entry.model_options), load_file(path), path)
     model.preprocessing = entry.preprocessing

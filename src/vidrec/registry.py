@@ -27,7 +27,8 @@ BUILDERS = _collect()
 
 
 def list_models() -> list[str]:
-    """Every architecture name, sorted."""
+    """Every registered architecture name, sorted (`create_model` builds them; `vidrec models` lists them
+    with their parameter counts)."""
     return sorted(BUILDERS)
 
 

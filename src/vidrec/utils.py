@@ -30,6 +30,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` atomically (temp file + rename)."""
+
     def write(tmp: str) -> None:
         with open(tmp, "w") as f:
             f.write(text)
@@ -37,8 +39,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, write)
 
 
-def encode_video(path: str, frames: np.ndarray, *, fps: float = 10, codec: str = "libx264",
-                 pix_fmt: str = "yuv420p", options: dict | None = None, fmt: str | None = None) -> None:
+def encode_video(
+    path: str,
+    frames: np.ndarray,
+    *,
+    fps: float = 10,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    options: dict | None = None,
+    fmt: str | None = None,
+) -> None:
     """Encode RGB frames `(T, H, W, 3)` uint8 with PyAV (no atomicity: see `write_video`)."""
     with av.open(path, mode="w", format=fmt) as container:
         stream = container.add_stream(codec, rate=int(round(fps)) if float(fps).is_integer() else fps)
@@ -47,7 +57,9 @@ def encode_video(path: str, frames: np.ndarray, *, fps: float = 10, codec: str =
         if options:
             stream.options = options
         for img in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            ):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -59,7 +71,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, *, fps: float = 10,
 
 
 def resolve_device(device: str | None) -> torch.device:
-    """"auto"/None: CUDA when available, else CPU."""
+    """ "auto"/None: CUDA when available, else CPU."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)

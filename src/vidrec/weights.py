@@ -29,6 +29,7 @@ class WeightEntry:
 
     @property
     def arch(self) -> str:
+        """The architecture part of `arch.tag`."""
         return self.name.split(".")[0]
 
     @property
@@ -54,6 +55,7 @@ def weights_for(name: str) -> list[WeightEntry]:
 
 
 def get_weights(name: str) -> WeightEntry:
+    """The entry of a tag or architecture; unknown names raise with the closest."""
     found = weights_for(name)
     if not found:
         raise ConfigError(unknown_name_message("weights", name, list(WEIGHTS)))
@@ -63,13 +65,19 @@ def get_weights(name: str) -> WeightEntry:
 # Google's int8 TFLite export of MoViNet-A0 Stream (TF Hub / Kaggle, Apache-2.0): the
 # quantization-friendly variant, ReLU6 and no squeeze-excitation (the importer checks the file
 # says so too).
-register_weights(WeightEntry(
-    name="movinet_a0_stream.k600_int8",
-    url="https://tfhub.dev/tensorflow/lite-model/movinet/a0/stream/kinetics-600/classification/tflite/int8/1"
+register_weights(
+    WeightEntry(
+        name="movinet_a0_stream.k600_int8",
+        url="https://tfhub.dev/tensorflow/lite-model/movinet/a0/stream/kinetics-600/classification/tflite/int8/1"
         "?lite-format=tflite",
-    sha256="6125b36e2485eeb5cc1fd6206cf5e5d70235593fbc84610d1dce97fe3aa9c2ac",
-    filename="movinet_a0_int8.tflite", num_classes=600, labels=tuple(kinetics600_labels()),
-    preprocessing=STREAM_PREP, config={"activation": "relu6", "se_type": "none"}, num_params=2_732_383,
-))
+        sha256="6125b36e2485eeb5cc1fd6206cf5e5d70235593fbc84610d1dce97fe3aa9c2ac",
+        filename="movinet_a0_int8.tflite",
+        num_classes=600,
+        labels=tuple(kinetics600_labels()),
+        preprocessing=STREAM_PREP,
+        config={"activation": "relu6", "se_type": "none"},
+        num_params=2_732_383,
+    )
+)
 
 __all__ = ["WEIGHTS", "WeightEntry", "get_weights", "register_weights", "weights_for"]

@@ -11,8 +11,12 @@ from collections.abc import Callable
 from vidrec.convert.common import CHECKPOINT_EXTENSIONS, kinetics400_labels, load_exact, read_checkpoint
 from vidrec.convert.pyslowfast import from_pyslowfast, is_pyslowfast, pyslowfast_key
 from vidrec.convert.pytorch_i3d import from_pytorch_i3d, is_pytorch_i3d, pytorch_i3d_key
-from vidrec.convert.pytorchvideo import (from_pytorchvideo, is_pytorchvideo, pytorchvideo_resnet_key,
-                                         pytorchvideo_slowfast_key)
+from vidrec.convert.pytorchvideo import (
+    from_pytorchvideo,
+    is_pytorchvideo,
+    pytorchvideo_resnet_key,
+    pytorchvideo_slowfast_key,
+)
 from vidrec.convert.videomae import from_original_videomae, is_original_videomae
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.models.base import ModelBase
@@ -44,10 +48,21 @@ def load_checkpoint(path: str | os.PathLike, *, arch: str | None = None) -> Mode
             if model.num_classes == 400 and model.labels is None:
                 model.set_labels(kinetics400_labels())
             return model
-    raise VidrecError(f"{path}: unrecognised checkpoint (known formats: {', '.join(FORMATS)}); "
-                      f"first keys: {list(state)[:3]}")
+    raise VidrecError(
+        f"{path}: unrecognised checkpoint (known formats: {', '.join(FORMATS)}); "
+        f"first keys: {list(state)[:3]}"
+    )
 
 
-__all__ = ["CHECKPOINT_EXTENSIONS", "FORMATS", "kinetics400_labels", "load_checkpoint", "load_exact",
-           "pyslowfast_key", "pytorch_i3d_key", "pytorchvideo_resnet_key", "pytorchvideo_slowfast_key",
-           "read_checkpoint"]
+__all__ = [
+    "CHECKPOINT_EXTENSIONS",
+    "FORMATS",
+    "kinetics400_labels",
+    "load_checkpoint",
+    "load_exact",
+    "pyslowfast_key",
+    "pytorch_i3d_key",
+    "pytorchvideo_resnet_key",
+    "pytorchvideo_slowfast_key",
+    "read_checkpoint",
+]

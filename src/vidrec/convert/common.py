@@ -30,8 +30,10 @@ def read_checkpoint(path: str) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt files and pickles that need code both end here
-        raise VidrecError(f"{path}: cannot read as a weights-only checkpoint ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:200]})") from None
+        raise VidrecError(
+            f"{path}: cannot read as a weights-only checkpoint ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200]})"
+        ) from None
     for wrapper in ("model_state", "state_dict", "model", "module"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
@@ -40,8 +42,12 @@ def read_checkpoint(path: str) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def load_exact(model: nn.Module, state: dict[str, torch.Tensor], source: str,
-               rename: Callable[[str], str | None] | None = None) -> nn.Module:
+def load_exact(
+    model: nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str,
+    rename: Callable[[str], str | None] | None = None,
+) -> nn.Module:
     """Load `state` into `model` after renaming each key (`rename(key)` -> model key, None: no
     counterpart). Every key must map to a distinct model key of the same shape and every model key
     must be filled, else one error names what did not fit. Returns `model`."""
@@ -55,13 +61,19 @@ def load_exact(model: nn.Module, state: dict[str, torch.Tensor], source: str,
         if name in out:
             raise VidrecError(f"{source}: two keys map to {name}")
         if value.shape != target[name].shape:
-            shapes.append(f"{key}{'' if name == key else ' -> ' + name} {tuple(value.shape)} vs {tuple(target[name].shape)}")
+            shapes.append(
+                f"{key}{'' if name == key else ' -> ' + name} "
+                f"{tuple(value.shape)} vs {tuple(target[name].shape)}"
+            )
             continue
         out[name] = value.to(target[name].dtype)
     missing = [k for k in target if k not in out and not any(s.startswith(k) for s in shapes)]
     if unmapped or missing or shapes:
-        parts = [f"unexpected {unmapped[:5]}" if unmapped else "", f"missing {missing[:5]}" if missing else "",
-                 f"shape mismatch {shapes[:3]}" if shapes else ""]
+        parts = [
+            f"unexpected {unmapped[:5]}" if unmapped else "",
+            f"missing {missing[:5]}" if missing else "",
+            f"shape mismatch {shapes[:3]}" if shapes else "",
+        ]
         arch = getattr(model, "arch", "") or type(model).__name__
         raise VidrecError(f"{source}: weights do not fit {arch}: " + "; ".join(p for p in parts if p))
     model.load_state_dict(out, strict=True)

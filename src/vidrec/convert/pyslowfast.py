@@ -11,16 +11,26 @@ from vidrec.convert.pytorchvideo import needs_arch, num_classes_of, pathway_pref
 from vidrec.models.base import VideoModel
 from vidrec.registry import create_model
 
-_PARTS = {"branch1": "shortcut.0", "branch1_bn": "shortcut.1", "branch2.a": "conv_a", "branch2.a_bn": "bn_a",
-          "branch2.b": "conv_b", "branch2.b_bn": "bn_b", "branch2.c": "conv_c", "branch2.c_bn": "bn_c"}
+_PARTS = {
+    "branch1": "shortcut.0",
+    "branch1_bn": "shortcut.1",
+    "branch2.a": "conv_a",
+    "branch2.a_bn": "bn_a",
+    "branch2.b": "conv_b",
+    "branch2.b_bn": "bn_b",
+    "branch2.c": "conv_c",
+    "branch2.c_bn": "bn_c",
+}
 
 
 def is_pyslowfast(state: dict) -> bool:
+    """Whether a state dict has PySlowFast's key names."""
     return any(k.startswith("s1.pathway0_stem.") for k in state)
 
 
 def pyslowfast_key(prefixes: dict[str, str]) -> Callable[[str], str | None]:
     """PySlowFast names onto a model whose pathways have the module `prefixes` (pathway_prefixes)."""
+
     def rename(key: str) -> str | None:
         if key.startswith("head.projection."):
             return "head." + key.removeprefix("head.projection.")
@@ -40,8 +50,11 @@ def pyslowfast_key(prefixes: dict[str, str]) -> Callable[[str], str | None]:
 
 
 def from_pyslowfast(state: dict, arch: str | None) -> VideoModel:
-    model = create_model(needs_arch(arch, "PySlowFast", "slowfast_r50_8x8"),
-                         num_classes=num_classes_of(state, "head.projection.weight"))
+    """The vidrec model (`arch` names it) holding a PySlowFast state dict."""
+    model = create_model(
+        needs_arch(arch, "PySlowFast", "slowfast_r50_8x8"),
+        num_classes=num_classes_of(state, "head.projection.weight"),
+    )
     return load_exact(model, state, "PySlowFast checkpoint", pyslowfast_key(pathway_prefixes(model)))
 
 

@@ -13,11 +13,13 @@ from vidrec.registry import create_model
 
 
 def is_pytorchvideo(state: dict) -> bool:
+    """Whether a state dict has PyTorchVideo's key names."""
     return any(k.startswith("blocks.0.") for k in state) and any(".res_blocks." in k for k in state)
 
 
 def pytorchvideo_resnet_key(stage_of_block: dict[int, int], prefix: str = "") -> Callable[[str], str | None]:
     """Single-pathway PyTorchVideo ResNets (i3d_r50, slow_r50), onto `prefix` + stem/layerN."""
+
     def rename(key: str) -> str | None:
         m = re.match(r"blocks\.0\.(conv|norm)\.(.+)$", key)
         if m:
@@ -25,20 +27,26 @@ def pytorchvideo_resnet_key(stage_of_block: dict[int, int], prefix: str = "") ->
         m = re.match(r"blocks\.(\d+)\.proj\.(.+)$", key)
         if m:
             return f"head.{m.group(2)}"
-        m = re.match(r"blocks\.(\d+)\.res_blocks\.(\d+)\.(branch1_conv|branch1_norm|branch2\.(?:conv|norm)_[abc])\.(.+)$", key)
+        m = re.match(
+            r"blocks\.(\d+)\.res_blocks\.(\d+)\.(branch1_conv|branch1_norm|branch2\.(?:conv|norm)_[abc])\.(.+)$",
+            key,
+        )
         if not m or int(m.group(1)) not in stage_of_block:
             return None
         block, index, layer, rest = m.groups()
-        layer = {"branch1_conv": "shortcut.0", "branch1_norm": "shortcut.1"}.get(layer) or \
-            layer.removeprefix("branch2.").replace("norm_", "bn_")
+        layer = {"branch1_conv": "shortcut.0", "branch1_norm": "shortcut.1"}.get(layer) or layer.removeprefix(
+            "branch2."
+        ).replace("norm_", "bn_")
         return f"{prefix}layer{stage_of_block[int(block)]}.{index}.{layer}.{rest}"
 
     return rename
 
 
 _SLOWFAST_STAGES = {1: 1, 2: 2, 3: 3, 4: 4}  # blocks.1-4 hold res2-res5 in PyTorchVideo's SlowFast
-_PATHWAY_RENAMERS = {"0": pytorchvideo_resnet_key(_SLOWFAST_STAGES, "slow."),
-                     "1": pytorchvideo_resnet_key(_SLOWFAST_STAGES, "fast.")}
+_PATHWAY_RENAMERS = {
+    "0": pytorchvideo_resnet_key(_SLOWFAST_STAGES, "slow."),
+    "1": pytorchvideo_resnet_key(_SLOWFAST_STAGES, "fast."),
+}
 
 
 def pytorchvideo_slowfast_key(key: str) -> str | None:
@@ -66,19 +74,25 @@ def num_classes_of(state: dict, head_suffix: str) -> int:
 
 
 def needs_arch(arch: str | None, source: str, example: str) -> str:
+    """`arch`, or an error saying that this format cannot tell the architecture."""
     if arch is None:
         raise ConfigError(f"a {source} checkpoint needs arch=... (e.g. {example}); see `vidrec models`")
     return arch
 
 
 def from_pytorchvideo(state: dict, arch: str | None) -> VideoModel:
-    model = create_model(needs_arch(arch, "PyTorchVideo", "i3d_r50, slowfast_r50_8x8"),
-                         num_classes=num_classes_of(state, "proj.weight"))
+    """The vidrec model (`arch` names it) holding a PyTorchVideo state dict."""
+    model = create_model(
+        needs_arch(arch, "PyTorchVideo", "i3d_r50, slowfast_r50_8x8"),
+        num_classes=num_classes_of(state, "proj.weight"),
+    )
     if any(".multipathway_" in k for k in state):
         rename = pytorchvideo_slowfast_key
     else:
         blocks = sorted({int(k.split(".")[1]) for k in state if ".res_blocks." in k})
-        rename = pytorchvideo_resnet_key({b: i + 1 for i, b in enumerate(blocks)}, pathway_prefixes(model)["0"])
+        rename = pytorchvideo_resnet_key(
+            {b: i + 1 for i, b in enumerate(blocks)}, pathway_prefixes(model)["0"]
+        )
     return load_exact(model, state, "PyTorchVideo checkpoint", rename)
 
 

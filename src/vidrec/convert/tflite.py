@@ -32,21 +32,60 @@ from vidrec.registry import create_model
 # Official layer path (after `movinet_classifier/`) -> vidrec module, for kernels and biases.
 _BLOCK = r"movinet/block(\d+)_layer(\d+)/bneck/"
 _LAYERS = [  # (kernel pattern, bias pattern, vidrec module, has batch norm)
-    (r"movinet/stem/stem/conv2d/conv2d/Conv2D", r"movinet/stem/stem/conv2d/bn/FusedBatchNormV3", "stem", True),
-    (_BLOCK + r"expansion/conv2d/conv2d/Conv2D", _BLOCK + r"expansion/conv2d/bn/FusedBatchNormV3",
-     "blocks.{0}.{1}.expansion", True),
-    (_BLOCK + r"feature/conv2d/depthwise_conv2d/depthwise", _BLOCK + r"feature/conv2d/bn/FusedBatchNormV3",
-     "blocks.{0}.{1}.spatial", True),
-    (_BLOCK + r"feature/conv2d_temporal/depthwise_conv2d_1/depthwise",
-     _BLOCK + r"feature/conv2d_temporal/bn_temporal/FusedBatchNormV3", "blocks.{0}.{1}.temporal", True),
-    (_BLOCK + r"projection/conv2d/conv2d_1/Conv2D", _BLOCK + r"projection/conv2d/bn/FusedBatchNormV3",
-     "blocks.{0}.{1}.projection", True),
-    (_BLOCK + r"skip/skip_project/conv2d/conv2d_2/Conv2D", _BLOCK + r"skip/skip_project/conv2d/bn/FusedBatchNormV3",
-     "blocks.{0}.{1}.skip", True),
-    (r"movinet/head/project/conv2d/conv2d/Conv2D", r"movinet/head/project/conv2d/bn/FusedBatchNormV3", "project", True),
-    (r"classifier_head/head/conv2d/conv2d/Conv2D", r"classifier_head/head/conv2d/conv2d/bias", "hidden", False),
-    (r"classifier_head/classifier/conv2d/conv2d_1/Conv2D", r"classifier_head/classifier/conv2d/conv2d_1/bias",
-     "head", False),
+    (
+        r"movinet/stem/stem/conv2d/conv2d/Conv2D",
+        r"movinet/stem/stem/conv2d/bn/FusedBatchNormV3",
+        "stem",
+        True,
+    ),
+    (
+        _BLOCK + r"expansion/conv2d/conv2d/Conv2D",
+        _BLOCK + r"expansion/conv2d/bn/FusedBatchNormV3",
+        "blocks.{0}.{1}.expansion",
+        True,
+    ),
+    (
+        _BLOCK + r"feature/conv2d/depthwise_conv2d/depthwise",
+        _BLOCK + r"feature/conv2d/bn/FusedBatchNormV3",
+        "blocks.{0}.{1}.spatial",
+        True,
+    ),
+    (
+        _BLOCK + r"feature/conv2d_temporal/depthwise_conv2d_1/depthwise",
+        _BLOCK + r"feature/conv2d_temporal/bn_temporal/FusedBatchNormV3",
+        "blocks.{0}.{1}.temporal",
+        True,
+    ),
+    (
+        _BLOCK + r"projection/conv2d/conv2d_1/Conv2D",
+        _BLOCK + r"projection/conv2d/bn/FusedBatchNormV3",
+        "blocks.{0}.{1}.projection",
+        True,
+    ),
+    (
+        _BLOCK + r"skip/skip_project/conv2d/conv2d_2/Conv2D",
+        _BLOCK + r"skip/skip_project/conv2d/bn/FusedBatchNormV3",
+        "blocks.{0}.{1}.skip",
+        True,
+    ),
+    (
+        r"movinet/head/project/conv2d/conv2d/Conv2D",
+        r"movinet/head/project/conv2d/bn/FusedBatchNormV3",
+        "project",
+        True,
+    ),
+    (
+        r"classifier_head/head/conv2d/conv2d/Conv2D",
+        r"classifier_head/head/conv2d/conv2d/bias",
+        "hidden",
+        False,
+    ),
+    (
+        r"classifier_head/classifier/conv2d/conv2d_1/Conv2D",
+        r"classifier_head/classifier/conv2d/conv2d_1/bias",
+        "head",
+        False,
+    ),
 ]
 _REZERO = re.compile(_BLOCK + r"rezero/mul$")
 _POOL_DIVISOR = re.compile(r"movinet/head/global_average_pool3d/(truediv|Cast)$")
@@ -56,6 +95,7 @@ _DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 
 
 
 def is_tflite(path: str) -> bool:
+    """Whether a file is a TensorFlow Lite flatbuffer."""
     with open(path, "rb") as f:
         return f.read(8)[4:8] == b"TFL3"
 
@@ -64,7 +104,9 @@ def _import_tflite():
     try:
         import tflite
     except ImportError:
-        raise VidrecError("reading .tflite files needs the tflite package: pip install 'vidrec[tflite]'") from None
+        raise VidrecError(
+            "reading .tflite files needs the tflite package: pip install 'vidrec[tflite]'"
+        ) from None
     return tflite
 
 
@@ -81,7 +123,9 @@ class _Graph:
             model = tfl.Model.GetRootAsModel(data, 0)
             graph = model.Subgraphs(0)
             self.opcodes = {v: k for k, v in vars(tfl.BuiltinOperator).items() if not k.startswith("_")}
-            self.activation_names = {v: k for k, v in vars(tfl.ActivationFunctionType).items() if not k.startswith("_")}
+            self.activation_names = {
+                v: k for k, v in vars(tfl.ActivationFunctionType).items() if not k.startswith("_")
+            }
             self.tensors = [self._tensor(model, graph.Tensors(i)) for i in range(graph.TensorsLength())]
             self.ops = [self._op(tfl, model, graph.Operators(j)) for j in range(graph.OperatorsLength())]
             self.inputs = {self.tensors[i]["name"]: self.tensors[i]["shape"] for i in graph.InputsAsNumpy()}
@@ -107,7 +151,9 @@ class _Graph:
                 view = [1] * raw.ndim
                 if axis is not None:
                     view[axis] = -1
-                entry["value"] = ((raw.astype(np.float64) - zero.reshape(view)) * scale.reshape(view)).astype(np.float32)
+                entry["value"] = ((raw.astype(np.float64) - zero.reshape(view)) * scale.reshape(view)).astype(
+                    np.float32
+                )
                 entry["quantized"] = True
             else:
                 entry["value"] = raw
@@ -118,8 +164,12 @@ class _Graph:
     def _op(self, tfl, model, op) -> dict:
         code = model.OperatorCodes(op.OpcodeIndex())
         name = self.opcodes.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
-        entry = {"type": name, "inputs": [int(i) for i in op.InputsAsNumpy()],
-                 "outputs": [int(i) for i in op.OutputsAsNumpy()], "activation": "NONE"}
+        entry = {
+            "type": name,
+            "inputs": [int(i) for i in op.InputsAsNumpy()],
+            "outputs": [int(i) for i in op.OutputsAsNumpy()],
+            "activation": "NONE",
+        }
         options = {"CONV_2D": tfl.Conv2DOptions, "DEPTHWISE_CONV_2D": tfl.DepthwiseConv2DOptions}.get(name)
         if options is not None:
             table = op.BuiltinOptions()
@@ -153,20 +203,34 @@ def _to_torch(kernel: np.ndarray, target: torch.Tensor, depthwise: bool) -> torc
 
 def _architecture(graph: _Graph, layers: dict[str, torch.Tensor]) -> dict:
     """The MoViNet config these tensors describe (model_id from the kernels' shapes)."""
-    activations = {op["activation"] for op in graph.ops if op["type"] in ("CONV_2D", "DEPTHWISE_CONV_2D")} - {"NONE"}
+    activations = {op["activation"] for op in graph.ops if op["type"] in ("CONV_2D", "DEPTHWISE_CONV_2D")} - {
+        "NONE"
+    }
     if len(activations) != 1 or next(iter(activations)) not in _ACTIVATIONS:
-        found = sorted(activations | {op["type"] for op in graph.ops if op["type"] in ("HARD_SWISH", "LOGISTIC")})
-        raise VidrecError(f"unsupported MoViNet variant: activations {found} (vidrec reads ReLU/ReLU6 exports)")
+        found = sorted(
+            activations | {op["type"] for op in graph.ops if op["type"] in ("HARD_SWISH", "LOGISTIC")}
+        )
+        raise VidrecError(
+            f"unsupported MoViNet variant: activations {found} (vidrec reads ReLU/ReLU6 exports)"
+        )
     expand = {}
     for key, value in layers.items():
         m = re.fullmatch(r"blocks\.(\d+)\.(\d+)\.spatial\.conv\.weight", key)
         if m:
             expand[int(m[1]), int(m[2])] = (value.shape[-1], value.shape[1])  # TFLite (1, k, k, C)
     for model_id, spec in SPECS.items():
-        wanted = {(s, i): (layer.expand, layer.kernel[1]) for s, (_, ls) in enumerate(spec.stages) for i, layer in enumerate(ls)}
+        wanted = {
+            (s, i): (layer.expand, layer.kernel[1])
+            for s, (_, ls) in enumerate(spec.stages)
+            for i, layer in enumerate(ls)
+        }
         if wanted == expand:
-            return {"model_id": model_id, "activation": _ACTIVATIONS[activations.pop()], "se_type": "none",
-                    "num_classes": layers["head.weight"].shape[0] if "head.weight" in layers else 600}
+            return {
+                "model_id": model_id,
+                "activation": _ACTIVATIONS[activations.pop()],
+                "se_type": "none",
+                "num_classes": layers["head.weight"].shape[0] if "head.weight" in layers else 600,
+            }
     raise VidrecError(f"the blocks in this file match no known MoViNet ({', '.join(SPECS)})")
 
 
@@ -186,22 +250,33 @@ def read_tflite_movinet(path: str) -> tuple[_Graph, dict[str, torch.Tensor], dic
             continue
         name, uses = tensor["name"], consumers.get(index, [])
         parts = _official(name)
-        if uses and all(op["type"] in ("CONV_2D", "DEPTHWISE_CONV_2D") and slot in (1, 2) for op, slot in uses):
+        if uses and all(
+            op["type"] in ("CONV_2D", "DEPTHWISE_CONV_2D") and slot in (1, 2) for op, slot in uses
+        ):
             slot = uses[0][1]
             found = _layer_of(name, slot - 1)
             if found is None:
                 unmapped.append(name)
                 continue
             module, has_bn = found
-            key = f"{module}.{'conv.weight' if has_bn else 'weight'}" if slot == 1 else f"{module}.{'bn.bias' if has_bn else 'bias'}"
+            key = (
+                f"{module}.{'conv.weight' if has_bn else 'weight'}"
+                if slot == 1
+                else f"{module}.{'bn.bias' if has_bn else 'bias'}"
+            )
             if key in params:
                 raise VidrecError(f"{path}: two tensors map to {key}")
-            params[key], folded[module] = torch.from_numpy(np.array(tensor["value"], dtype=np.float32)), has_bn
+            params[key], folded[module] = (
+                torch.from_numpy(np.array(tensor["value"], dtype=np.float32)),
+                has_bn,
+            )
             kinds[key] = uses[0][0]["type"]
             for op, _ in uses:  # the kernel and the bias of one op must belong to one layer
                 other = op["inputs"][3 - slot] if len(op["inputs"]) > 2 else -1
                 if other >= 0 and _layer_of(graph.tensors[other]["name"], 2 - slot) not in (None, found):
-                    raise VidrecError(f"{path}: {name} and {graph.tensors[other]['name']} feed one op but name two layers")
+                    raise VidrecError(
+                        f"{path}: {name} and {graph.tensors[other]['name']} feed one op but name two layers"
+                    )
         elif rezero := next(filter(None, map(_REZERO.fullmatch, parts)), None):
             values = np.unique(tensor["value"])
             if values.size != 1:
@@ -209,7 +284,12 @@ def read_tflite_movinet(path: str) -> tuple[_Graph, dict[str, torch.Tensor], dic
             params[f"blocks.{rezero[1]}.{rezero[2]}.rezero.scale"] = torch.tensor(float(values[0]))
         elif any(_POOL_DIVISOR.fullmatch(p) for p in parts):
             pass  # checked below against the last feature map's size
-        elif tensor["type"] == 2 and "quantized" not in tensor and uses and all(op["type"] in _STRUCTURE_OPS for op, _ in uses):
+        elif (
+            tensor["type"] == 2
+            and "quantized" not in tensor
+            and uses
+            and all(op["type"] in _STRUCTURE_OPS for op, _ in uses)
+        ):
             pass  # shapes, slice bounds, axes, the frame counter's +1: graph structure, not weights
         else:
             unmapped.append(name)
@@ -224,7 +304,8 @@ _PASS_THROUGH = {"RESHAPE", "CONCATENATION", "STRIDED_SLICE"}  # int8 in, int8 o
 
 def activation_points(graph: _Graph, path: str) -> dict[str, dict]:
     """The op computing every activation the runtime rounds to int8, by vidrec point name
-    (vidrec.deploy.movinet_int8.int8_points): conv outputs by module, per block the skip pool, ReZero product and sum,
+    (vidrec.deploy.movinet_int8.int8_points): conv outputs by module, per block the skip pool,
+    ReZero product and sum,
     and the head's pool. Ops that only move int8 data must keep its grid; any other int8 output
     is an error."""
     producer = graph.producer
@@ -245,18 +326,25 @@ def activation_points(graph: _Graph, path: str) -> dict[str, dict]:
         if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             point = _layer_of(graph.tensors[op["inputs"][1]]["name"], 0)[0]
         elif block and kind in ("AVERAGE_POOL_2D", "MUL", "ADD"):
-            point = f"blocks.{block[1]}.{block[2]}." + {"AVERAGE_POOL_2D": "skip_pool", "MUL": "rezero", "ADD": "add"}[kind]
+            point = (
+                f"blocks.{block[1]}.{block[2]}."
+                + {"AVERAGE_POOL_2D": "skip_pool", "MUL": "rezero", "ADD": "add"}[kind]
+            )
         elif kind == "SUM":
             point = "frame_pool.sum"
         elif kind == "MUL" and any(_POOL_DIVISOR.fullmatch(p) for p in parts):
             point = "frame_pool.mean"
-        elif kind == "ADD" and any("pool_buffer" in source(producer[i]) for i in op["inputs"] if i in producer):
+        elif kind == "ADD" and any(
+            "pool_buffer" in source(producer[i]) for i in op["inputs"] if i in producer
+        ):
             point = "pool.sum"  # the running sum: this frame's mean + the state read back
         elif kind == "QUANTIZE" and "image" in source(op):
             point = "input"
         elif kind == "QUANTIZE" and "head_pool_buffer" in source(op):
             point = "pool.state"
-        elif kind == "QUANTIZE" and op["inputs"][0] in producer and producer[op["inputs"][0]]["type"] == "DIV":
+        elif (
+            kind == "QUANTIZE" and op["inputs"][0] in producer and producer[op["inputs"][0]]["type"] == "DIV"
+        ):
             point = "pool.mean"
         elif kind == "QUANTIZE" and "stream_buffer" in source(op):
             continue  # the concatenation that reads it must find it on its own output's grid
@@ -271,7 +359,9 @@ def activation_points(graph: _Graph, path: str) -> dict[str, dict]:
             raise VidrecError(f"{path}: two activations map to {point}")
         points[point] = op
     if unmapped:
-        raise VidrecError(f"{path}: {len(unmapped)} int8 activations map to no MoViNet point, e.g. {unmapped[:3]}")
+        raise VidrecError(
+            f"{path}: {len(unmapped)} int8 activations map to no MoViNet point, e.g. {unmapped[:3]}"
+        )
     return points
 
 
@@ -286,7 +376,9 @@ def activation_grids(graph: _Graph, path: str) -> dict[str, tuple]:
         if op["type"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "SUM"):
             grid += inputs[0]
         elif op["type"] == "ADD":
-            order = sorted(range(2), key=lambda k: graph.producer.get(op["inputs"][k], {}).get("type") != "MUL")
+            order = sorted(
+                range(2), key=lambda k: graph.producer.get(op["inputs"][k], {}).get("type") != "MUL"
+            )
             if [graph.producer.get(op["inputs"][k], {}).get("type") == "MUL" for k in order] != [True, False]:
                 raise VidrecError(f"{path}: the sum {point} does not add one product to one other input")
             grid += inputs[order[0]] + inputs[order[1]]
@@ -303,7 +395,9 @@ def load_tflite_movinet(path: str | os.PathLike):
     graph, params, folded, kinds = read_tflite_movinet(path)
     config = _architecture(graph, params)
     grids = activation_grids(graph, path)
-    model = create_model(f"movinet_{config['model_id']}_stream", **{k: v for k, v in config.items() if k != "model_id"})
+    model = create_model(
+        f"movinet_{config['model_id']}_stream", **{k: v for k, v in config.items() if k != "model_id"}
+    )
     if grids and set(grids) != set(int8_points(model)):
         odd = sorted(set(grids) ^ set(int8_points(model)))
         raise VidrecError(f"{path}: the int8 activations do not fit {model.arch}: {odd[:3]}")
@@ -315,16 +409,22 @@ def load_tflite_movinet(path: str | os.PathLike):
         if key.endswith("weight") and value.ndim == 4:
             value = _to_torch(value.numpy(), own[key], kinds[key] == "DEPTHWISE_CONV_2D")
         if value.shape != own[key].shape:
-            raise VidrecError(f"{path}: {key} has shape {tuple(value.shape)}, the model wants {tuple(own[key].shape)}")
+            raise VidrecError(
+                f"{path}: {key} has shape {tuple(value.shape)}, the model wants {tuple(own[key].shape)}"
+            )
         state[key] = value
     for module, has_bn in folded.items():
         if has_bn:  # folded batch norm: the identity in eval mode, (x - 0) / sqrt((1 - eps) + eps) * 1
             eps = model.get_submodule(f"{module}.bn").eps
             bn = f"{module}.bn."
-            state.update({bn + "weight": torch.ones_like(own[bn + "weight"]),
-                          bn + "running_mean": torch.zeros_like(own[bn + "running_mean"]),
-                          bn + "running_var": torch.full_like(own[bn + "running_var"], 1.0 - eps),
-                          bn + "num_batches_tracked": torch.zeros_like(own[bn + "num_batches_tracked"])})
+            state.update(
+                {
+                    bn + "weight": torch.ones_like(own[bn + "weight"]),
+                    bn + "running_mean": torch.zeros_like(own[bn + "running_mean"]),
+                    bn + "running_var": torch.full_like(own[bn + "running_var"], 1.0 - eps),
+                    bn + "num_batches_tracked": torch.zeros_like(own[bn + "num_batches_tracked"]),
+                }
+            )
     load_exact(model, state, path)
     image = next((s for n, s in graph.inputs.items() if "image" in n), None)
     _check_pool_divisor(graph, model, image, path)
@@ -345,7 +445,9 @@ def _check_pool_divisor(graph: _Graph, model, image: tuple | None, path: str) ->
     for t in graph.tensors:
         if t["value"] is not None and any(_POOL_DIVISOR.fullmatch(p) for p in _official(t["name"])):
             if not np.allclose(t["value"], 1.0 / size**2, rtol=1e-2):
-                raise VidrecError(f"{path}: head pool divides by {1 / float(t['value'].flat[0]):.1f}, not {size * size}")
+                raise VidrecError(
+                    f"{path}: head pool divides by {1 / float(t['value'].flat[0]):.1f}, not {size * size}"
+                )
 
 
 class LiteRTStream:
@@ -356,13 +458,16 @@ class LiteRTStream:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
-            raise VidrecError("running .tflite files needs ai-edge-litert: pip install 'vidrec[tflite]'") from None
+            raise VidrecError(
+                "running .tflite files needs ai-edge-litert: pip install 'vidrec[tflite]'"
+            ) from None
         self.interpreter = Interpreter(model_path=os.fspath(path), num_threads=num_threads)
         self.runner = self.interpreter.get_signature_runner()
         self.inputs = self.runner.get_input_details()
         self.reset()
 
     def reset(self) -> None:
+        """Back to the zero state (a new stream)."""
         self.state = {n: np.zeros(d["shape"], d["dtype"]) for n, d in self.inputs.items() if n != "image"}
 
     def step(self, frame: np.ndarray) -> np.ndarray:

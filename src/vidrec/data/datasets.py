@@ -24,6 +24,8 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".m
 
 @dataclass(frozen=True)
 class VideoRecord:
+    """One labelled video: a file or a frame folder, and its class index."""
+
     path: str  # a video file or a directory of frames
     label: int  # class index; -1 when unlabelled (test splits)
 
@@ -67,7 +69,9 @@ def load_csv(csv_path: str, *, classes: list[str] | None = None) -> tuple[list[V
     labels = [row[1].strip() for row in rows]
     numeric = all(lab.lstrip("-").isdigit() for lab in labels)
     if classes is None:
-        classes = [str(i) for i in range(max(map(int, labels)) + 1)] if numeric and labels else sorted(set(labels))
+        classes = (
+            [str(i) for i in range(max(map(int, labels)) + 1)] if numeric and labels else sorted(set(labels))
+        )
     index = {name: i for i, name in enumerate(classes)}
     records = []
     for (path, _), lab in zip(rows, labels):
@@ -99,7 +103,9 @@ def load_folder(root: str) -> tuple[list[VideoRecord], list[str]]:
     return records, classes
 
 
-def load_ssv2(labels_json: str, split_json: str, video_dir: str, *, ext: str = ".webm") -> tuple[list[VideoRecord], list[str]]:
+def load_ssv2(
+    labels_json: str, split_json: str, video_dir: str, *, ext: str = ".webm"
+) -> tuple[list[VideoRecord], list[str]]:
     """Something-Something V2: `labels.json` maps template -> index; a split file lists
     `{"id", "template", ...}`; videos are `video_dir/ID.webm` (or frame folders `video_dir/ID/`)."""
     with open(labels_json) as f:
@@ -148,9 +154,18 @@ class VideoClipDataset(Dataset):
     """Clips for training (one random clip, augmented: `(C, T, H, W)`) or testing (every view:
     `(num_clips * num_crops, C, T, H, W)`), with the model's preprocessing."""
 
-    def __init__(self, records: list[VideoRecord], *, prep: Preprocessing, train: bool,
-                 num_clips: int = 1, num_crops: int = 1, flip: bool | None = None, seed: int = 0,
-                 frames_fps: float = 30.0):
+    def __init__(
+        self,
+        records: list[VideoRecord],
+        *,
+        prep: Preprocessing,
+        train: bool,
+        num_clips: int = 1,
+        num_crops: int = 1,
+        flip: bool | None = None,
+        seed: int = 0,
+        frames_fps: float = 30.0,
+    ):
         self.records, self.prep, self.train = records, prep, train
         self.num_clips, self.seed, self.epoch, self.frames_fps = num_clips, seed, 0, frames_fps
         self.train_transform = TrainTransform(prep, flip=flip)
@@ -166,8 +181,11 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, i: int) -> dict | Failed:
         record = self.records[i]
         try:
-            return {"video": self.load(record.path, rng=np.random.default_rng([self.seed, self.epoch, i])),
-                    "label": record.label, "index": i}
+            return {
+                "video": self.load(record.path, rng=np.random.default_rng([self.seed, self.epoch, i])),
+                "label": record.label,
+                "index": i,
+            }
         except (VidrecError, OSError, av.FFmpegError) as e:
             return Failed(record.path, str(e).replace(record.path + ": ", ""))
 
@@ -176,6 +194,7 @@ class VideoClipDataset(Dataset):
         return open_video(path, fps=self.frames_fps)
 
     def load(self, path: str, *, rng: np.random.Generator) -> torch.Tensor:
+        """The clip (training) or every test view of the video at `path`."""
         with self.open(path) as video:
             n, sampling = len(video), self.prep.sampling
             stamps = video.timestamps if sampling.target_fps else None

@@ -28,11 +28,14 @@ def _cv2():
     try:
         import cv2
     except ImportError:
-        raise VidrecError("optical flow needs OpenCV with contrib modules: pip install opencv-contrib-python-headless") from None
+        raise VidrecError(
+            "optical flow needs OpenCV with contrib modules: pip install opencv-contrib-python-headless"
+        ) from None
     return cv2
 
 
 def flow_estimator(method: str):
+    """An OpenCV optical-flow estimator: 'tvl1' (the paper's) or 'dis' (fast)."""
     cv2 = _cv2()
     if method == "tvl1":
         return cv2.optflow.DualTVL1OpticalFlow_create()
@@ -42,10 +45,13 @@ def flow_estimator(method: str):
 
 
 def resize_short_side_np(frame: np.ndarray, size: int) -> np.ndarray:
+    """An `(H, W, C)` frame resized so its short side is `size` (OpenCV, area interpolation)."""
     cv2 = _cv2()
     h, w = frame.shape[:2]
     scale = size / min(h, w)
-    return cv2.resize(frame, (max(size, round(w * scale)), max(size, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(
+        frame, (max(size, round(w * scale)), max(size, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
 
 
 def quantize(flow: np.ndarray) -> np.ndarray:
@@ -101,15 +107,25 @@ def _flow_job(job: _Job) -> tuple[str, str | None]:
     return "made", None
 
 
-def extract_flow(records: list[VideoRecord], out: str, *, classes: list[str] | None = None, method: str = "tvl1",
-                 short_side: int = 256, workers: int = 1, progress: bool = True) -> dict:
+def extract_flow(
+    records: list[VideoRecord],
+    out: str,
+    *,
+    classes: list[str] | None = None,
+    method: str = "tvl1",
+    short_side: int = 256,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict:
     """Compute flow for every record into `out/flow/*.npz` and write `out/manifest.csv`
     (`path,label` of the flow files, usable as a dataset CSV). Resumable; broken videos are
     reported in the result and left out of the manifest."""
     if method not in METHODS:
         raise ConfigError(f"unknown flow method '{method}' (valid: {', '.join(METHODS)})")
     os.makedirs(os.path.join(out, "flow"), exist_ok=True)
-    jobs = [_Job(r.path, os.path.join(out, "flow", flow_file_name(r.path)), method, short_side) for r in records]
+    jobs = [
+        _Job(r.path, os.path.join(out, "flow", flow_file_name(r.path)), method, short_side) for r in records
+    ]
     stats, failed, rows = {"made": 0, "kept": 0, "failed": 0}, [], []
     bar = tqdm(total=len(jobs), desc=f"flow ({method})", unit="video", disable=not progress)
     with Pool(workers) if workers > 1 else _Serial() as pool:
@@ -122,7 +138,9 @@ def extract_flow(records: list[VideoRecord], out: str, *, classes: list[str] | N
             else:
                 rows.append((os.path.relpath(job.target, out), record.label, record.path))
     bar.close()
-    lines = ["path,label,video"] + [f"{p},{classes[label] if classes and label >= 0 else label},{v}" for p, label, v in rows]
+    lines = ["path,label,video"] + [
+        f"{p},{classes[label] if classes and label >= 0 else label},{v}" for p, label, v in rows
+    ]
     atomic_write_text(os.path.join(out, MANIFEST), "\n".join(lines) + "\n")
     if classes:
         atomic_write_text(os.path.join(out, "classes.txt"), "\n".join(classes) + "\n")

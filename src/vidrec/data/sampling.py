@@ -26,6 +26,8 @@ PAD_POLICIES = ("repeat_last", "loop")
 
 @dataclass(frozen=True)
 class ClipSampling:
+    """Which frames make a clip: how many, how far apart, at what rate, and past the end."""
+
     num_frames: int = 8  # frames per clip
     sampling_rate: int = 4  # stride between sampled frames, in (resampled) frames
     target_fps: float | None = None  # resample the timeline to this rate first (None: native)
@@ -33,7 +35,9 @@ class ClipSampling:
 
     def __post_init__(self):
         if self.num_frames < 1 or self.sampling_rate < 1:
-            raise ConfigError(f"num_frames and sampling_rate must be >= 1, got {self.num_frames}, {self.sampling_rate}")
+            raise ConfigError(
+                f"num_frames and sampling_rate must be >= 1, got {self.num_frames}, {self.sampling_rate}"
+            )
         if self.pad not in PAD_POLICIES:
             raise ConfigError(f"unknown pad policy '{self.pad}' (valid: {', '.join(PAD_POLICIES)})")
         if self.target_fps is not None and self.target_fps <= 0:
@@ -76,8 +80,13 @@ def _positions_to_indices(positions: np.ndarray, timeline: np.ndarray, pad: str)
     return timeline[positions]
 
 
-def random_clip_indices(num_video_frames: int, sampling: ClipSampling, *, rng: np.random.Generator,
-                        timestamps: np.ndarray | None = None) -> np.ndarray:
+def random_clip_indices(
+    num_video_frames: int,
+    sampling: ClipSampling,
+    *,
+    rng: np.random.Generator,
+    timestamps: np.ndarray | None = None,
+) -> np.ndarray:
     """Training: one clip at a uniformly random start. `(num_frames,)` int64."""
     timeline = _timeline(num_video_frames, sampling, timestamps)
     start = int(rng.integers(0, max(len(timeline) - sampling.span, 0) + 1))
@@ -85,8 +94,9 @@ def random_clip_indices(num_video_frames: int, sampling: ClipSampling, *, rng: n
     return _positions_to_indices(positions, timeline, sampling.pad)
 
 
-def uniform_clip_indices(num_video_frames: int, sampling: ClipSampling, *, num_clips: int,
-                         timestamps: np.ndarray | None = None) -> np.ndarray:
+def uniform_clip_indices(
+    num_video_frames: int, sampling: ClipSampling, *, num_clips: int, timestamps: np.ndarray | None = None
+) -> np.ndarray:
     """Testing: `num_clips` clips with starts spread evenly from the first to the last possible
     start (one clip is centred), as PySlowFast's multi-view test. `(num_clips, num_frames)`."""
     if num_clips < 1:
@@ -101,8 +111,14 @@ def uniform_clip_indices(num_video_frames: int, sampling: ClipSampling, *, num_c
     return _positions_to_indices(positions, timeline, sampling.pad)
 
 
-def segment_indices(num_video_frames: int, *, num_segments: int, rng: np.random.Generator | None = None,
-                    timestamps: np.ndarray | None = None, target_fps: float | None = None) -> np.ndarray:
+def segment_indices(
+    num_video_frames: int,
+    *,
+    num_segments: int,
+    rng: np.random.Generator | None = None,
+    timestamps: np.ndarray | None = None,
+    target_fps: float | None = None,
+) -> np.ndarray:
     """TSN sampling: split the video into `num_segments` equal parts and take one frame from each,
     at random in training (`rng` given) or the middle of each part in testing. `(num_segments,)`."""
     if num_segments < 1:

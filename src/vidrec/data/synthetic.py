@@ -24,9 +24,18 @@ from vidrec.errors import ConfigError, VidrecError
 from vidrec.utils import atomic_write_text, write_video
 
 CLASSES = (
-    "move left", "move right", "move up", "move down", "approach", "recede",
-    "rotate clockwise", "rotate counter-clockwise", "appear", "disappear",
-    "oscillate fast", "oscillate slow",
+    "move left",
+    "move right",
+    "move up",
+    "move down",
+    "approach",
+    "recede",
+    "rotate clockwise",
+    "rotate counter-clockwise",
+    "appear",
+    "disappear",
+    "oscillate fast",
+    "oscillate slow",
 )
 SHAPES = ("circle", "square", "triangle", "rectangle", "pentagon")
 ASYMMETRIC_SHAPES = ("triangle",)  # rotation must be visible and unambiguous
@@ -35,6 +44,8 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class SynthConfig:
+    """How SynthMotion videos look: length, size, object, noise and camera shake."""
+
     num_frames: int = 16  # frames per video
     size: int = 64  # square frame side in pixels (even, for yuv420p)
     fps: int = 10  # frame rate written to the files
@@ -160,7 +171,9 @@ def _actor_track(label: str, rng: np.random.Generator, size: int, t: np.ndarray)
     return {"x": x, "y": y, "radius": radius, "angle": angle, "alpha": alpha}
 
 
-def render_video(label: str, rng: np.random.Generator, cfg: SynthConfig = SynthConfig()) -> tuple[np.ndarray, dict]:
+def render_video(
+    label: str, rng: np.random.Generator, cfg: SynthConfig = SynthConfig()
+) -> tuple[np.ndarray, dict]:
     """One video of `label`: frames `(T, S, S, 3)` uint8 and the actor's track (for tests)."""
     size, margin = cfg.size, int(math.ceil(3 * cfg.camera_jitter))
     canvas = _background(rng, size + 2 * margin, cfg.texture)
@@ -169,24 +182,43 @@ def render_video(label: str, rng: np.random.Generator, cfg: SynthConfig = SynthC
     actor_shape = rng.choice(ASYMMETRIC_SHAPES if label.startswith("rotate") else SHAPES)
     actor_color = rng.uniform(0, 255, size=3)
     distractors = [
-        _Object(rng.choice(SHAPES), rng.uniform(0, 255, 3), rng.uniform(0.1, 0.9) * size,
-                rng.uniform(0.1, 0.9) * size, rng.uniform(0.05, 0.12) * size, rng.uniform(0, 360))
+        _Object(
+            rng.choice(SHAPES),
+            rng.uniform(0, 255, 3),
+            rng.uniform(0.1, 0.9) * size,
+            rng.uniform(0.1, 0.9) * size,
+            rng.uniform(0.05, 0.12) * size,
+            rng.uniform(0, 360),
+        )
         for _ in range(int(rng.integers(0, cfg.max_objects)))
     ]
-    grid = np.mgrid[0:size + 2 * margin, 0:size + 2 * margin].astype(np.float32) + 0.5
+    grid = np.mgrid[0 : size + 2 * margin, 0 : size + 2 * margin].astype(np.float32) + 0.5
     still = canvas.copy()
     for o in distractors:
         cov = _coverage(o.shape, o.x + margin, o.y + margin, o.radius, o.angle, grid)[..., None]
         still = still * (1 - cov) + o.color * cov
-    shake = np.rint(rng.normal(0, cfg.camera_jitter, size=(cfg.num_frames, 2))).astype(int) if cfg.camera_jitter else np.zeros((cfg.num_frames, 2), int)
+    shake = (
+        np.rint(rng.normal(0, cfg.camera_jitter, size=(cfg.num_frames, 2))).astype(int)
+        if cfg.camera_jitter
+        else np.zeros((cfg.num_frames, 2), int)
+    )
     shake = np.clip(shake, -margin, margin)
     frames = np.empty((cfg.num_frames, size, size, 3), np.uint8)
     for i in range(cfg.num_frames):
-        cov = _coverage(actor_shape, track["x"][i] + margin, track["y"][i] + margin, track["radius"][i],
-                        track["angle"][i], grid)[..., None] * track["alpha"][i]
+        cov = (
+            _coverage(
+                actor_shape,
+                track["x"][i] + margin,
+                track["y"][i] + margin,
+                track["radius"][i],
+                track["angle"][i],
+                grid,
+            )[..., None]
+            * track["alpha"][i]
+        )
         img = still * (1 - cov) + actor_color * cov
         dy, dx = margin + shake[i, 0], margin + shake[i, 1]
-        img = img[dy:dy + size, dx:dx + size]
+        img = img[dy : dy + size, dx : dx + size]
         if cfg.noise:
             img = img + rng.normal(0, cfg.noise, size=img.shape)
         frames[i] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
@@ -203,8 +235,10 @@ def video_rng(seed: int, split: str, index: int) -> np.random.Generator:
 def split_labels(seed: int, split: str, count: int) -> np.ndarray:
     """Balanced, shuffled labels: each block of 12 videos holds every class once, so a larger
     set extends a smaller one made with the same seed (video i keeps its label)."""
-    blocks = [np.random.default_rng([seed, SPLITS.index(split), 1 << 30, b]).permutation(len(CLASSES))
-              for b in range(-(-count // len(CLASSES)))]
+    blocks = [
+        np.random.default_rng([seed, SPLITS.index(split), 1 << 30, b]).permutation(len(CLASSES))
+        for b in range(-(-count // len(CLASSES)))
+    ]
     return np.concatenate(blocks)[:count] if blocks else np.zeros(0, np.int64)
 
 
@@ -228,8 +262,15 @@ def _is_complete(path: str, num_frames: int) -> bool:
         return False
 
 
-def generate_dataset(out: str, *, counts: dict[str, int], cfg: SynthConfig = SynthConfig(), seed: int = 0,
-                     workers: int = 1, progress: bool = True) -> dict[str, int]:
+def generate_dataset(
+    out: str,
+    *,
+    counts: dict[str, int],
+    cfg: SynthConfig = SynthConfig(),
+    seed: int = 0,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, int]:
     """Write `out/videos/SPLIT/*.mp4`, `out/SPLIT.csv` (path,label) and `out/classes.txt`.
 
     Resumable: videos already complete are kept; settings must match the existing set."""
@@ -240,7 +281,9 @@ def generate_dataset(out: str, *, counts: dict[str, int], cfg: SynthConfig = Syn
         with open(meta_path) as f:
             old = json.load(f)
         if old != meta:
-            raise ConfigError(f"{out} holds a SynthMotion set made with other settings ({old}); use another directory")
+            raise ConfigError(
+                f"{out} holds a SynthMotion set made with other settings ({old}); use another directory"
+            )
     atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
     atomic_write_text(os.path.join(out, "classes.txt"), "\n".join(CLASSES) + "\n")
     jobs, rows = [], {}

@@ -38,15 +38,21 @@ class Preprocessing:
     target_fps: float | None = _setting(None, "resample videos to this rate before sampling (None: native)")
     resize: int = _setting(128, "short side for testing, before the crop")
     crop_size: int = _setting(112, "square side fed to the model in training")
-    test_crop_size: int | None = _setting(None, "square side for testing (None: crop_size; SlowFast tests at 256)")
+    test_crop_size: int | None = _setting(
+        None, "square side for testing (None: crop_size; SlowFast tests at 256)"
+    )
     mean: tuple[float, float, float] = _setting(KINETICS_MEAN, "per-channel mean of RGB in [0, 1]")
     std: tuple[float, float, float] = _setting(KINETICS_STD, "per-channel std of RGB in [0, 1]")
-    train_crop: str = _setting("jitter", "'jitter': short side in [resize, 1.25*resize] + random crop; "
-                                         "'resized': random resized crop")
+    train_crop: str = _setting(
+        "jitter",
+        "'jitter': short side in [resize, 1.25*resize] + random crop; 'resized': random resized crop",
+    )
     train_scale: tuple[float, float] = _setting((0.25, 1.0), "area range of the 'resized' crop")
     flip: bool = _setting(True, "random horizontal flip in training (false where labels depend on direction)")
     pad: str = _setting("repeat_last", "short-video policy: 'repeat_last' or 'loop' (vidrec.data.sampling)")
-    modality: str = _setting("rgb", "'rgb' frames, or 'flow' (x, y fields from vidrec flow: a flip negates x)")
+    modality: str = _setting(
+        "rgb", "'rgb' frames, or 'flow' (x, y fields from vidrec flow: a flip negates x)"
+    )
 
     def __post_init__(self):
         if self.modality not in MODALITIES:
@@ -55,16 +61,24 @@ class Preprocessing:
             raise ConfigError(unknown_name_message("train_crop", self.train_crop, TRAIN_CROPS))
         for name in ("crop_size", "test_crop_size"):
             if (getattr(self, name) or 0) > self.resize:
-                raise ConfigError(f"{name} {getattr(self, name)} is larger than resize {self.resize} (the short "
-                                  f"side it is cut from): lower {name} or raise resize")
-        self.sampling  # validates frame settings
+                raise ConfigError(
+                    f"{name} {getattr(self, name)} is larger than resize {self.resize} (the short "
+                    f"side it is cut from): lower {name} or raise resize"
+                )
+        _ = self.sampling  # validates the frame settings
 
     @property
     def sampling(self) -> ClipSampling:
-        return ClipSampling(num_frames=self.num_frames, sampling_rate=self.sampling_rate,
-                            target_fps=self.target_fps, pad=self.pad)
+        """The clip-sampling settings these fields describe."""
+        return ClipSampling(
+            num_frames=self.num_frames,
+            sampling_rate=self.sampling_rate,
+            target_fps=self.target_fps,
+            pad=self.pad,
+        )
 
     def to_dict(self) -> dict:
+        """The fields as a plain dict (for config.json)."""
         return asdict(self)
 
     @classmethod
@@ -83,6 +97,7 @@ def frames_to_clip(frames: np.ndarray) -> torch.Tensor:
 
 
 def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize `(..., H, W)` uint8 (antialiased) so the short side is `size`, keeping the aspect ratio."""
     h, w = clip.shape[-2:]
     if min(h, w) == size:
         return clip
@@ -92,10 +107,12 @@ def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def crop(clip: torch.Tensor, top: int, left: int, height: int, width: int) -> torch.Tensor:
-    return clip[..., top:top + height, left:left + width]
+    """`(..., H, W)` cut to the given box."""
+    return clip[..., top : top + height, left : left + width]
 
 
 def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """The centre `size` x `size` square of `(..., H, W)`."""
     h, w = clip.shape[-2:]
     return crop(clip, (h - size) // 2, (w - size) // 2, size, size)
 
@@ -108,17 +125,23 @@ def three_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
         offsets = [(h - size) // 2] * 3, [0, (w - size) // 2, w - size]
     else:
         offsets = [0, (h - size) // 2, h - size], [(w - size) // 2] * 3
-    return torch.stack([crop(clip, t, l, size, size) for t, l in zip(*offsets)])
+    return torch.stack([crop(clip, top, left, size, size) for top, left in zip(*offsets)])
 
 
 def random_crop(clip: torch.Tensor, size: int, *, rng: np.random.Generator) -> torch.Tensor:
+    """A `size` square at a random place."""
     h, w = clip.shape[-2:]
     return crop(clip, int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1)), size, size)
 
 
-def random_resized_crop(clip: torch.Tensor, size: int, *, rng: np.random.Generator,
-                        scale: tuple[float, float] = (0.08, 1.0),
-                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+def random_resized_crop(
+    clip: torch.Tensor,
+    size: int,
+    *,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> torch.Tensor:
     """Inception-style crop of random area and aspect ratio, resized to `size`."""
     h, w = clip.shape[-2:]
     area = h * w
@@ -140,6 +163,7 @@ def random_resized_crop(clip: torch.Tensor, size: int, *, rng: np.random.Generat
 
 
 def horizontal_flip(clip: torch.Tensor) -> torch.Tensor:
+    """Mirror left-right."""
     return clip.flip(-1)
 
 
@@ -193,7 +217,15 @@ class EvalTransform:
 
 
 __all__ = [
-    "EvalTransform", "Preprocessing", "TrainTransform", "center_crop", "frames_to_clip",
-    "horizontal_flip", "normalize", "random_crop", "random_resized_crop", "resize_short_side",
+    "EvalTransform",
+    "Preprocessing",
+    "TrainTransform",
+    "center_crop",
+    "frames_to_clip",
+    "horizontal_flip",
+    "normalize",
+    "random_crop",
+    "random_resized_crop",
+    "resize_short_side",
     "three_crop",
 ]

@@ -20,14 +20,24 @@ class TwoStreamDataset(VideoClipDataset):
     from `flow_dir` (as written by `vidrec flow`) when there, else computed on the fly with
     `flow_method` on frames resized to `flow_short_side`."""
 
-    def __init__(self, records: list[VideoRecord], *, rgb_prep: Preprocessing, flow_prep: Preprocessing,
-                 flow_method: str = "tvl1", flow_short_side: int = 256, num_clips: int = 1, num_crops: int = 1,
-                 flow_dir: str | None = None):
+    def __init__(
+        self,
+        records: list[VideoRecord],
+        *,
+        rgb_prep: Preprocessing,
+        flow_prep: Preprocessing,
+        flow_method: str = "tvl1",
+        flow_short_side: int = 256,
+        num_clips: int = 1,
+        num_crops: int = 1,
+        flow_dir: str | None = None,
+    ):
         super().__init__(records, prep=rgb_prep, train=False, num_clips=num_clips, num_crops=num_crops)
         self.flow_dir, self.flow_method, self.flow_short_side = flow_dir, flow_method, flow_short_side
         self.flow_transform = EvalTransform(flow_prep, num_crops=num_crops)
 
     def load(self, path: str, *, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both streams' test views of the video at `path`."""
         with self.open(path) as video:
             n, sampling = len(video), self.prep.sampling
             stamps = video.timestamps if sampling.target_fps else None
@@ -46,16 +56,24 @@ class TwoStreamDataset(VideoClipDataset):
                 rgb = np.stack([frames[int(i)] for i in idx.reshape(-1)])
                 flow = self._flow_between(frames, flow_idx.reshape(-1))
         t = self.prep.num_frames
-        rgb_views = torch.cat([self.eval_transform(frames_to_clip(c)) for c in rgb.reshape(-1, t, *rgb.shape[1:])])
-        flow_views = torch.cat([self.flow_transform(frames_to_clip(c)) for c in flow.reshape(-1, t, *flow.shape[1:])])
+        rgb_views = torch.cat(
+            [self.eval_transform(frames_to_clip(c)) for c in rgb.reshape(-1, t, *rgb.shape[1:])]
+        )
+        flow_views = torch.cat(
+            [self.flow_transform(frames_to_clip(c)) for c in flow.reshape(-1, t, *flow.shape[1:])]
+        )
         return rgb_views, flow_views
 
     def _flow_between(self, frames: dict[int, np.ndarray], starts: np.ndarray) -> np.ndarray:
         cv2 = _cv2()  # one clear error when OpenCV is missing
         estimator = flow_estimator(self.flow_method)
-        gray = {i: cv2.cvtColor(resize_short_side_np(f, self.flow_short_side), cv2.COLOR_RGB2GRAY)
-                for i, f in frames.items()}
-        fields = {int(s): quantize(estimator.calc(gray[int(s)], gray[int(s) + 1], None)) for s in np.unique(starts)}
+        gray = {
+            i: cv2.cvtColor(resize_short_side_np(f, self.flow_short_side), cv2.COLOR_RGB2GRAY)
+            for i, f in frames.items()
+        }
+        fields = {
+            int(s): quantize(estimator.calc(gray[int(s)], gray[int(s) + 1], None)) for s in np.unique(starts)
+        }
         return np.stack([fields[int(s)] for s in starts])  # (N*T, H, W, 2) uint8
 
 

@@ -21,8 +21,16 @@ from vidrec.models.base import ModelBase
 
 _FUSABLE = ((nn.Conv3d, nn.BatchNorm3d), (nn.Conv2d, nn.BatchNorm2d))
 # Names of (conv, batch norm) siblings in vidrec's blocks and in torchvision's ResNets.
-_CONV_BN_PAIRS = (("conv", "bn"), ("conv_a", "bn_a"), ("conv_b", "bn_b"), ("conv_c", "bn_c"), ("0", "1"),
-                  ("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
+_CONV_BN_PAIRS = (
+    ("conv", "bn"),
+    ("conv_a", "bn_a"),
+    ("conv_b", "bn_b"),
+    ("conv_c", "bn_c"),
+    ("0", "1"),
+    ("conv1", "bn1"),
+    ("conv2", "bn2"),
+    ("conv3", "bn3"),
+)
 
 
 def fuse_conv_bn(model: nn.Module) -> nn.Module:
@@ -51,6 +59,7 @@ def fuse_conv_bn(model: nn.Module) -> nn.Module:
 def to_channels_last(model: nn.Module) -> nn.Module:
     """3D convolution weights in channels-last format, in place (1.33x for SlowFast R50 on 2 CPU
     threads, bench/slowfast.py). A contiguous input is fine: the convolutions follow their weights."""
+
     def convert(path: str, module: nn.Module) -> nn.Module | None:
         if isinstance(module, nn.Conv3d):
             module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last_3d)
@@ -73,11 +82,15 @@ def to_int8(model: ModelBase, grids: dict | None = None) -> ModelBase:
     from vidrec.models.movinet import MoViNet
 
     if not isinstance(model, MoViNet):
-        raise ConfigError(f"{model.arch} has no int8 form (MoViNet models imported from int8 .tflite files do)")
+        raise ConfigError(
+            f"{model.arch} has no int8 form (MoViNet models imported from int8 .tflite files do)"
+        )
     grids = grids if grids is not None else model.int8_grids
     if not grids:
-        raise ConfigError(f"{model.arch} has no int8 grids: load it from an int8 .tflite file (or a directory "
-                          f"vidrec convert made from one)")
+        raise ConfigError(
+            f"{model.arch} has no int8 grids: load it from an int8 .tflite file (or a directory "
+            f"vidrec convert made from one)"
+        )
     return to_int8_movinet(model, grids)
 
 

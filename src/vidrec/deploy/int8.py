@@ -35,6 +35,7 @@ def fake_int8(x: torch.Tensor, grid) -> torch.Tensor:
 
 
 def round_half_away(x: torch.Tensor) -> torch.Tensor:
+    """Round to the nearest integer, ties away from zero (TFLite's average pool)."""
     return x.sign() * (x.abs() + 0.5).floor()
 
 
@@ -51,8 +52,16 @@ def int8_weights(weight: torch.Tensor, bias: torch.Tensor, in_scale: float) -> t
     return w_int, torch.round(bias / (in_scale * w_scale)), w_scale
 
 
-def int8_affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, apply, grid, *, dim: int = 1,
-                prepared: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+def int8_affine(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    apply,
+    grid,
+    *,
+    dim: int = 1,
+    prepared: tuple[torch.Tensor, ...] | None = None,
+) -> torch.Tensor:
     """`apply(x, weight) + bias` (a conv or linear map, output channels along `dim`) as XNNPACK
     computes it: `x` on the input grid `grid[2:4]`, the weights as `int8_weights` (or `prepared`,
     its result computed once), integer products summed exactly (float32 holds every partial sum
@@ -91,4 +100,13 @@ def int8_sum(x: torch.Tensor, dims: tuple[int, ...], grid) -> torch.Tensor:
     return from_int(torch.round(sums * ratio + (-in_zero * ratio * n)) + int(grid[1]), grid)
 
 
-__all__ = ["fake_int8", "from_int", "int8_add", "int8_affine", "int8_sum", "int8_weights", "round_half_away", "to_int"]
+__all__ = [
+    "fake_int8",
+    "from_int",
+    "int8_add",
+    "int8_affine",
+    "int8_sum",
+    "int8_weights",
+    "round_half_away",
+    "to_int",
+]

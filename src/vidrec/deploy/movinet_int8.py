@@ -17,13 +17,39 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from vidrec.deploy.int8 import fake_int8, from_int, int8_add, int8_affine, int8_sum, int8_weights, round_half_away, to_int
+from vidrec.deploy.int8 import (
+    fake_int8,
+    from_int,
+    int8_add,
+    int8_affine,
+    int8_sum,
+    int8_weights,
+    round_half_away,
+    to_int,
+)
 from vidrec.deploy.swap import swap_modules
 from vidrec.errors import ConfigError
-from vidrec.models.movinet import (Add, Bottleneck, CausalTemporalConv, FrameConv, MoViNet, ReZero, RunningMean,
-                                   SkipPool, SpatialMean)
+from vidrec.models.movinet import (
+    Add,
+    CausalTemporalConv,
+    FrameConv,
+    MoViNet,
+    ReZero,
+    RunningMean,
+    SkipPool,
+    SpatialMean,
+)
 
-POOL_POINTS = ("input", "frame_pool.sum", "frame_pool.mean", "pool.state", "pool.sum", "pool.mean", "hidden", "head")
+POOL_POINTS = (
+    "input",
+    "frame_pool.sum",
+    "frame_pool.mean",
+    "pool.state",
+    "pool.sum",
+    "pool.mean",
+    "hidden",
+    "head",
+)
 
 
 def int8_points(model: MoViNet) -> list[str]:
@@ -37,7 +63,9 @@ def _folded(conv: nn.Conv2d, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]
     """The conv's weight and bias with its eval-mode batch norm folded in (as TFLite files hold them)."""
     bias = conv.bias if conv.bias is not None else torch.zeros_like(conv.weight[:, 0, 0, 0])
     if isinstance(bn, nn.BatchNorm2d):
-        return fuse_conv_bn_weights(conv.weight, bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias)
+        return fuse_conv_bn_weights(
+            conv.weight, bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias
+        )
     return conv.weight, bias
 
 
@@ -53,7 +81,9 @@ class _Int8Affine(nn.Module):
         self.register_buffer("w_scale", w_scale)
 
     def affine(self, x: torch.Tensor, apply, *, dim: int = 1) -> torch.Tensor:
-        y = int8_affine(x, None, None, apply, self.grid, dim=dim, prepared=(self.w_int, self.b_int, self.w_scale))
+        y = int8_affine(
+            x, None, None, apply, self.grid, dim=dim, prepared=(self.w_int, self.b_int, self.w_scale)
+        )
         return fake_int8(self.act(y), self.grid)
 
 
@@ -81,7 +111,7 @@ class Int8TemporalConv(_Int8Affine):
     def forward(self, x: torch.Tensor, buffer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         frames = self.unit.with_buffer(x, buffer)
         y = self.affine(frames, self.unit.taps)
-        return y, frames[:, frames.shape[1] - self.unit.buffer_size:]
+        return y, frames[:, frames.shape[1] - self.unit.buffer_size :]
 
 
 class Int8Linear(_Int8Affine):
@@ -92,7 +122,9 @@ class Int8Linear(_Int8Affine):
         self.rounds_output = act is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = int8_affine(x, None, None, F.linear, self.grid, dim=-1, prepared=(self.w_int, self.b_int, self.w_scale))
+        y = int8_affine(
+            x, None, None, F.linear, self.grid, dim=-1, prepared=(self.w_int, self.b_int, self.w_scale)
+        )
         return fake_int8(self.act(y), self.grid) if self.rounds_output else y
 
 
@@ -144,7 +176,9 @@ class Int8RunningMean(nn.Module):
         super().__init__()
         self.state_grid, self.sum_grid, self.mean_grid = state_grid, sum_grid, mean_grid
 
-    def forward(self, feats: torch.Tensor, total: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, feats: torch.Tensor, total: torch.Tensor, count: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         for frame in feats.unbind(1):
             total = int8_add(frame, fake_int8(total, self.state_grid), self.sum_grid)
         return fake_int8(total / (count + feats.shape[1]), self.mean_grid), total
@@ -155,8 +189,10 @@ def to_int8_movinet(model: MoViNet, grids: dict) -> MoViNet:
     points = int8_points(model)
     missing, extra = sorted(set(points) - set(grids)), sorted(set(grids) - set(points))
     if missing or extra:
-        raise ConfigError(f"the int8 grids do not fit {model.arch}: {len(missing)} points missing "
-                          f"(e.g. {missing[:3]}), {len(extra)} unknown (e.g. {extra[:3]})")
+        raise ConfigError(
+            f"the int8 grids do not fit {model.arch}: {len(missing)} points missing "
+            f"(e.g. {missing[:3]}), {len(extra)} unknown (e.g. {extra[:3]})"
+        )
     int8 = copy.deepcopy(model).eval()
     hidden_act = int8.hidden_act
 

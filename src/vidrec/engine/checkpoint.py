@@ -21,6 +21,8 @@ BEST = "best.pt"
 
 
 class CheckpointManager:
+    """The checkpoints of one run: atomic writes, sha256 index, the last K plus the best."""
+
     def __init__(self, directory: str, *, keep_last: int = 3, writer: bool = True):
         self.directory, self.keep_last, self.writer = directory, max(1, keep_last), writer
         self.index = self._read_index()
@@ -38,6 +40,7 @@ class CheckpointManager:
         return {"checkpoints": [{"file": os.path.basename(p), "sha256": None} for p in found], "best": None}
 
     def exists(self) -> bool:
+        """Whether the run has any checkpoint."""
         return bool(self.index["checkpoints"])
 
     def save(self, state: dict, *, step: int, metric: float | None = None) -> str | None:
@@ -48,18 +51,24 @@ class CheckpointManager:
         name = f"step-{step:09d}.pt"
         path = os.path.join(self.directory, name)
         atomic_write(path, lambda tmp: torch.save(state, tmp))
-        entry = {"file": name, "sha256": sha256_of(path), "step": step, "epoch": state.get("epoch"), "metric": metric}
+        entry = {
+            "file": name,
+            "sha256": sha256_of(path),
+            "step": step,
+            "epoch": state.get("epoch"),
+            "metric": metric,
+        }
         entries = [e for e in self.index["checkpoints"] if e["file"] != name] + [entry]
         best = self.index.get("best")
         if metric is not None and (best is None or metric > best["metric"]):
             atomic_write(os.path.join(self.directory, BEST), lambda tmp: shutil.copyfile(path, tmp))
             best = {**entry, "file": BEST}
-        for old in entries[:-self.keep_last]:
+        for old in entries[: -self.keep_last]:
             try:
                 os.remove(os.path.join(self.directory, old["file"]))
             except FileNotFoundError:
                 pass
-        self.index = {"checkpoints": entries[-self.keep_last:], "best": best}
+        self.index = {"checkpoints": entries[-self.keep_last :], "best": best}
         atomic_write_text(os.path.join(self.directory, INDEX), json.dumps(self.index, indent=1) + "\n")
         return path
 
@@ -81,6 +90,8 @@ class CheckpointManager:
             try:
                 return self.load(path, entry.get("sha256")), path
             except ValueError as e:
-                tqdm.write(f"warning: checkpoint {path} is corrupt ({e}); falling back to an older one",
-                           file=sys.stderr)
+                tqdm.write(
+                    f"warning: checkpoint {path} is corrupt ({e}); falling back to an older one",
+                    file=sys.stderr,
+                )
         return None

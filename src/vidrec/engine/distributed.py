@@ -14,6 +14,8 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class Dist:
+    """This process's place under torchrun (rank, world size, local rank); one process alone by default."""
+
     rank: int = 0
     world: int = 1
     local_rank: int = 0
@@ -25,6 +27,7 @@ class Dist:
 
     @property
     def enabled(self) -> bool:
+        """Whether more than one process takes part."""
         return self.world > 1
 
 
@@ -35,7 +38,9 @@ def init_distributed(device: torch.device) -> Dist:
         return Dist()
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    return Dist(
+        rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0"))
+    )
 
 
 def device_for(requested: torch.device, d: Dist) -> torch.device:
@@ -54,29 +59,36 @@ class ShardedBatchSampler:
     global batch size would see. Without `drop_last` the order wraps around to fill the last
     batch (as DistributedSampler pads)."""
 
-    def __init__(self, n: int, *, batch_size: int, d: Dist, seed: int, shuffle: bool = True, drop_last: bool = True):
+    def __init__(
+        self, n: int, *, batch_size: int, d: Dist, seed: int, shuffle: bool = True, drop_last: bool = True
+    ):
         self.n, self.batch_size, self.d, self.seed, self.shuffle = n, batch_size, d, seed, shuffle
         self.global_batch = batch_size * d.world
         self.drop_last = drop_last and n >= self.global_batch
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Start an epoch's order (seeded by epoch), `start` batches in (a resumed run)."""
         self.epoch, self.start = epoch, start_batch
 
     def __len__(self) -> int:
-        return (self.n // self.global_batch if self.drop_last else math.ceil(self.n / self.global_batch)) - self.start
+        return (
+            self.n // self.global_batch if self.drop_last else math.ceil(self.n / self.global_batch)
+        ) - self.start
 
     def __iter__(self):
         if self.shuffle:
-            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100003 + self.epoch))
+            order = torch.randperm(
+                self.n, generator=torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+            )
         else:
             order = torch.arange(self.n)
         batches = len(self) + self.start
         if batches * self.global_batch > self.n:  # wrap around to fill the last batch
             order = order.repeat(math.ceil(batches * self.global_batch / self.n))
         for b in range(self.start, batches):
-            chunk = order[b * self.global_batch:(b + 1) * self.global_batch]
-            yield chunk[self.d.rank * self.batch_size:(self.d.rank + 1) * self.batch_size].tolist()
+            chunk = order[b * self.global_batch : (b + 1) * self.global_batch]
+            yield chunk[self.d.rank * self.batch_size : (self.d.rank + 1) * self.batch_size].tolist()
 
 
 def all_reduce_sum(values: list[float], d: Dist, device: torch.device) -> list[float]:
@@ -98,5 +110,6 @@ def gather_objects(obj, d: Dist) -> list:
 
 
 def barrier(d: Dist) -> None:
+    """Wait for every process (a no-op alone)."""
     if d.enabled:
         dist.barrier()

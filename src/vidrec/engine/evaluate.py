@@ -27,14 +27,29 @@ def video_scores(model: ModelBase, views: Views, *, max_clips: int = 32) -> torc
     return logits.float().softmax(-1).view(b, v, -1).mean(1)
 
 
-def eval_dataset(model: ModelBase, records: list[VideoRecord], *, num_clips: int = 1, num_crops: int = 1,
-                 flow_dir: str | None = None) -> VideoClipDataset:
+def eval_dataset(
+    model: ModelBase,
+    records: list[VideoRecord],
+    *,
+    num_clips: int = 1,
+    num_crops: int = 1,
+    flow_dir: str | None = None,
+) -> VideoClipDataset:
     """The test views a model needs: clips for one network, clips and flow for a two-stream one."""
     if isinstance(model, TwoStream):
-        return TwoStreamDataset(records, rgb_prep=model.rgb.preprocessing, flow_prep=model.flow.preprocessing,
-                                flow_method=model.flow_method, flow_short_side=model.flow_short_side,
-                                num_clips=num_clips, num_crops=num_crops, flow_dir=flow_dir)
-    return VideoClipDataset(records, prep=model.preprocessing, train=False, num_clips=num_clips, num_crops=num_crops)
+        return TwoStreamDataset(
+            records,
+            rgb_prep=model.rgb.preprocessing,
+            flow_prep=model.flow.preprocessing,
+            flow_method=model.flow_method,
+            flow_short_side=model.flow_short_side,
+            num_clips=num_clips,
+            num_crops=num_crops,
+            flow_dir=flow_dir,
+        )
+    return VideoClipDataset(
+        records, prep=model.preprocessing, train=False, num_clips=num_clips, num_crops=num_crops
+    )
 
 
 def score_views(model: ModelBase, views: Views, device) -> torch.Tensor:
@@ -50,7 +65,9 @@ def accuracy_metrics(scores: torch.Tensor, labels: torch.Tensor, num_classes: in
     k = min(5, num_classes)
     topk = scores.topk(k, dim=-1).indices
     correct1 = topk[:, 0] == labels
-    per_class = [correct1[labels == c].float().mean().item() for c in range(num_classes) if (labels == c).any()]
+    per_class = [
+        correct1[labels == c].float().mean().item() for c in range(num_classes) if (labels == c).any()
+    ]
     return {
         "top1": 100.0 * correct1.float().mean().item(),
         "top5": 100.0 * (topk == labels[:, None]).any(-1).float().mean().item(),
@@ -64,18 +81,30 @@ def confusion_matrix(scores: torch.Tensor, labels: torch.Tensor, num_classes: in
     return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
 
 
-def evaluate(model: ModelBase, records: list[VideoRecord], *, num_clips: int = 1, num_crops: int = 1,
-             batch_size: int = 4, workers: int = 0, device: torch.device | str = "cpu",
-             progress: bool = True, desc: str = "eval", flow_dir: str | None = None, dist: Dist = Dist(),
-             details: bool = False) -> dict:
+def evaluate(
+    model: ModelBase,
+    records: list[VideoRecord],
+    *,
+    num_clips: int = 1,
+    num_crops: int = 1,
+    batch_size: int = 4,
+    workers: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    desc: str = "eval",
+    flow_dir: str | None = None,
+    dist: Dist = Dist(),
+    details: bool = False,
+) -> dict:
     """Evaluate on labelled records; broken videos are skipped and listed in `failed`.
 
     Under torchrun each rank scores every world-th video and the scores are gathered by index, so
     the metrics count each video exactly once. `details=True` adds per-class accuracy, the
     confusion matrix and each video's prediction."""
     shard = list(range(dist.rank, len(records), dist.world))
-    dataset = eval_dataset(model, [records[i] for i in shard], num_clips=num_clips, num_crops=num_crops,
-                           flow_dir=flow_dir)
+    dataset = eval_dataset(
+        model, [records[i] for i in shard], num_clips=num_clips, num_crops=num_crops, flow_dir=flow_dir
+    )
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_clips)
     model.eval().to(device)
     found: dict[int, torch.Tensor] = {}
@@ -94,16 +123,25 @@ def evaluate(model: ModelBase, records: list[VideoRecord], *, num_clips: int = 1
     order = sorted(found)
     scores = torch.stack([found[i] for i in order]) if order else torch.zeros(0, model.num_classes)
     labels = torch.tensor([records[i].label for i in order], dtype=torch.long)
-    result = {**accuracy_metrics(scores, labels, model.num_classes), "num_videos": len(order),
-              "num_views": num_clips * num_crops, "failed": failed}
+    result = {
+        **accuracy_metrics(scores, labels, model.num_classes),
+        "num_videos": len(order),
+        "num_views": num_clips * num_crops,
+        "failed": failed,
+    }
     if details and order:
         names = model.labels or [str(c) for c in range(model.num_classes)]
         matrix = confusion_matrix(scores, labels, model.num_classes)
         totals = matrix.sum(1)
-        result["per_class_acc"] = {names[c]: 100.0 * matrix[c, c].item() / totals[c].item()
-                                   for c in range(model.num_classes) if totals[c] > 0}
+        result["per_class_acc"] = {
+            names[c]: 100.0 * matrix[c, c].item() / totals[c].item()
+            for c in range(model.num_classes)
+            if totals[c] > 0
+        }
         result["confusion_matrix"] = matrix.tolist()
         result["labels"] = names
-        result["predictions"] = [{"path": records[i].path, "label": records[i].label,
-                                  "predicted": int(found[i].argmax())} for i in order]
+        result["predictions"] = [
+            {"path": records[i].path, "label": records[i].label, "predicted": int(found[i].argmax())}
+            for i in order
+        ]
     return result

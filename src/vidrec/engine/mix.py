@@ -15,11 +15,13 @@ def soft_targets(labels: torch.Tensor, num_classes: int, smoothing: float) -> to
     """One-hot targets with `smoothing` spread evenly over all classes `(B, num_classes)`."""
     off = smoothing / num_classes
     return torch.full((len(labels), num_classes), off, device=labels.device).scatter_(
-        1, labels[:, None], 1.0 - smoothing + off)
+        1, labels[:, None], 1.0 - smoothing + off
+    )
 
 
-def mix_batch(x: torch.Tensor, labels: torch.Tensor, num_classes: int, a: AugmentSection,
-              rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, bool]:
+def mix_batch(
+    x: torch.Tensor, labels: torch.Tensor, num_classes: int, a: AugmentSection, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """`(B, C, T, H, W)`, labels -> clips, soft targets `(B, num_classes)`, whether it mixed."""
     targets = soft_targets(labels, num_classes, a.label_smoothing)
     if (a.mixup <= 0 and a.cutmix <= 0) or rng.random() >= a.mix_prob or len(x) < 2:

@@ -25,8 +25,10 @@ def param_groups(model: ModelBase, *, weight_decay: float, layer_decay: float | 
             continue
         no_decay = p.ndim <= 1 or name in skip
         layer = model.layer_id(name) if layer_decay is not None else 0
-        group = groups.setdefault((no_decay, layer), {"params": [], "weight_decay": 0.0 if no_decay else weight_decay,
-                                                      "lr_scale": 1.0})
+        group = groups.setdefault(
+            (no_decay, layer),
+            {"params": [], "weight_decay": 0.0 if no_decay else weight_decay, "lr_scale": 1.0},
+        )
         if layer_decay is not None:
             group["lr_scale"] = layer_decay ** (model.num_layers + 1 - layer)
         group["params"].append(p)
@@ -34,6 +36,7 @@ def param_groups(model: ModelBase, *, weight_decay: float, layer_decay: float | 
 
 
 def build_optimizer(model: ModelBase, o: OptimizerSection) -> torch.optim.Optimizer:
+    """SGD or AdamW over `param_groups`, each group's lr scaled by its `lr_scale`."""
     groups = param_groups(model, weight_decay=o.weight_decay, layer_decay=o.layer_decay)
     for g in groups:
         g["lr"] = o.lr * g["lr_scale"]
@@ -51,5 +54,6 @@ def lr_at(step: int, *, total: int, warmup: int, peak: float, s: ScheduleSection
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every group's lr to `lr` times its `lr_scale`."""
     for g in optimizer.param_groups:
         g["lr"] = lr * g.get("lr_scale", 1.0)

@@ -20,8 +20,16 @@ from vidrec.utils import atomic_write
 
 
 @torch.no_grad()
-def reconstruct_video(model_source: str, video: str, png: str, *, mask_ratio: float | None = None, seed: int = 0,
-                      max_frames: int = 8, device: str | torch.device = "cpu") -> dict:
+def reconstruct_video(
+    model_source: str,
+    video: str,
+    png: str,
+    *,
+    mask_ratio: float | None = None,
+    seed: int = 0,
+    max_frames: int = 8,
+    device: str | torch.device = "cpu",
+) -> dict:
     """Draw `video`'s first clip, what the encoder saw and the reconstruction into `png`; returns
     the settings and the masked-token MSE."""
     model = load_model(model_source, device=device)
@@ -45,21 +53,38 @@ def reconstruct_video(model_source: str, video: str, png: str, *, mask_ratio: fl
     loss = torch.mean((guess - model.targets(x)[predict].reshape(guess.shape)) ** 2).item()
     if c.norm_pix_loss:
         truth = patches[predict].reshape(guess.shape)
-        guess = guess * truth.var(dim=-2, unbiased=True, keepdim=True).sqrt() + truth.mean(dim=-2, keepdim=True)
+        guess = guess * truth.var(dim=-2, unbiased=True, keepdim=True).sqrt() + truth.mean(
+            dim=-2, keepdim=True
+        )
     recon, masked = patches.clone(), patches.clone()
     recon[predict] = guess.reshape(-1, *guess.shape[2:])
     masked[mask] = 0.5  # hidden tubelets in grey
     grid = model.encoder.grid(x)
 
     def frames(tokens: torch.Tensor) -> np.ndarray:
-        video_ = rearrange(tokens, "b (t h w) (p0 p1 p2) c -> b (t p0) (h p1) (w p2) c", t=grid[0], h=grid[1],
-                           w=grid[2], p0=c.tubelet_size, p1=c.patch_size, p2=c.patch_size)[0]
+        video_ = rearrange(
+            tokens,
+            "b (t h w) (p0 p1 p2) c -> b (t p0) (h p1) (w p2) c",
+            t=grid[0],
+            h=grid[1],
+            w=grid[2],
+            p0=c.tubelet_size,
+            p1=c.patch_size,
+            p2=c.patch_size,
+        )[0]
         step = max(1, video_.shape[0] // max_frames)
         chosen = video_[::step][:max_frames].clamp(0, 1)
-        return (torch.cat(list(chosen), dim=1).cpu().numpy() * 255).round().astype(np.uint8)  # (H, frames*W, C)
+        return (
+            (torch.cat(list(chosen), dim=1).cpu().numpy() * 255).round().astype(np.uint8)
+        )  # (H, frames*W, C)
 
     rows = [frames(patches), frames(masked), frames(recon)]
     image = Image.fromarray(np.concatenate(rows, axis=0))
     atomic_write(png, lambda tmp: image.save(tmp, format="PNG"))
-    return {"out": png, "mask_ratio": c.mask_ratio, "hidden_tokens": int(mask.sum()), "masked_mse": loss,
-            "rows": ["original", "masked", "reconstruction"]}
+    return {
+        "out": png,
+        "mask_ratio": c.mask_ratio,
+        "hidden_tokens": int(mask.sum()),
+        "masked_mse": loss,
+        "rows": ["original", "masked", "reconstruction"],
+    }

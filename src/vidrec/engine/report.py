@@ -34,7 +34,9 @@ def plot_curves(metrics_path: str, png: str) -> bool:
         axes[0].plot([r["step"] for r in steps], [r["loss"] for r in steps], label="loss (per log interval)")
         axes[1].plot([r["step"] for r in steps], [r["lr"] for r in steps])
     if epochs:
-        axes[0].plot([r["step"] for r in epochs], [r["train_loss"] for r in epochs], "o-", label="train loss (epoch)")
+        axes[0].plot(
+            [r["step"] for r in epochs], [r["train_loss"] for r in epochs], "o-", label="train loss (epoch)"
+        )
         for key in ("train_top1", "val_top1", "val_top5"):
             points = [(r["epoch"], r[key]) for r in epochs if key in r]
             if points:

@@ -49,8 +49,13 @@ def load_splits(cfg: RunConfig):
         path = split_path(cfg, name)
         if path and not os.path.exists(path):
             raise ConfigError(f"data.{name}: {path}: no such file")
-        splits.append(load_csv(path, classes=classes)[0] if path and os.path.isfile(path)
-                      else load_annotations(path)[0] if path else None)
+        splits.append(
+            load_csv(path, classes=classes)[0]
+            if path and os.path.isfile(path)
+            else load_annotations(path)[0]
+            if path
+            else None
+        )
     if not train:
         raise ConfigError(f"{d.train}: no training videos")
     return train, splits[0], splits[1], classes
@@ -64,8 +69,10 @@ def transfer_weights(model: ModelBase, source: dict[str, torch.Tensor], what: st
     new = sorted(set(target) - set(shared))
     body = [k for k in new if not k.startswith(_HEAD_PREFIXES)]
     if body:
-        raise ConfigError(f"{what} does not fit {model.arch}: {len(body)} weights missing or of another shape, "
-                          f"e.g. {body[:3]}")
+        raise ConfigError(
+            f"{what} does not fit {model.arch}: {len(body)} weights missing or of another shape, "
+            f"e.g. {body[:3]}"
+        )
     model.load_state_dict(shared, strict=False)
     return {"loaded": sorted(shared), "new": new, "dropped": sorted(set(source) - set(shared))}
 
@@ -80,8 +87,9 @@ def _inflated(cfg: RunConfig, path: str) -> dict[str, torch.Tensor]:
     return inflated.state_dict()
 
 
-def build_model(cfg: RunConfig, *, num_classes: int | None, pretrain: bool = False,
-                log=tqdm.write) -> ModelBase:
+def build_model(
+    cfg: RunConfig, *, num_classes: int | None, pretrain: bool = False, log=tqdm.write
+) -> ModelBase:
     """The architecture of `model.name` with `model.options`, initialised from `model.init`: a
     `load_model` source (a pretraining model gives its encoder; another class count re-initialises
     the head) or `inflate:PATH`."""
@@ -95,7 +103,10 @@ def build_model(cfg: RunConfig, *, num_classes: int | None, pretrain: bool = Fal
         elif m.name in (None, source.arch) and not options:
             model = source
             if not pretrain and model.num_classes != num_classes:
-                log(f"re-initialising the classifier of {m.init}: {model.num_classes} -> {num_classes} classes")
+                log(
+                    f"re-initialising the classifier of {m.init}: "
+                    f"{model.num_classes} -> {num_classes} classes"
+                )
                 model.reset_classifier(num_classes)
         else:
             model = create_model(m.name or source.arch, **kwargs, **options)
@@ -106,13 +117,20 @@ def build_model(cfg: RunConfig, *, num_classes: int | None, pretrain: bool = Fal
         if m.init:
             report = transfer_weights(model, _inflated(cfg, m.init.removeprefix("inflate:")), m.init)
     if report is not None:
-        log(f"initialised from {m.init}: {len(report['loaded'])} tensors loaded"
+        log(
+            f"initialised from {m.init}: {len(report['loaded'])} tensors loaded"
             + (f"; new (re-initialised): {', '.join(report['new'])}" if report["new"] else "")
-            + (f"; {len(report['dropped'])} dropped (e.g. {', '.join(report['dropped'][:3])})"
-               if report["dropped"] else ""))
+            + (
+                f"; {len(report['dropped'])} dropped (e.g. {', '.join(report['dropped'][:3])})"
+                if report["dropped"]
+                else ""
+            )
+        )
     if pretrain != isinstance(model, PretrainingModel):
-        raise ConfigError(f"{model.arch} is {'not ' if pretrain else ''}a pretraining model: use "
-                          f"{'a *_pretrain architecture with vidrec pretrain' if pretrain else 'vidrec pretrain'}")
+        raise ConfigError(
+            f"{model.arch} is {'not ' if pretrain else ''}a pretraining model: use "
+            f"{'a *_pretrain architecture with vidrec pretrain' if pretrain else 'vidrec pretrain'}"
+        )
     model.set_grad_checkpointing(m.gradient_checkpointing)
     model.preprocessing = preprocessing_for(model.preprocessing, cfg)
     return model
@@ -126,17 +144,28 @@ def preprocessing_for(prep: Preprocessing, cfg: RunConfig) -> Preprocessing:
     changes = {f.name: getattr(d, f.name) for f in PREPROCESSING_FIELDS if getattr(d, f.name) is not None}
     if "crop_size" in changes and "resize" not in changes:
         changes["resize"] = max(prep.resize, changes["crop_size"])
-    if "test_crop_size" not in changes and prep.test_crop_size is not None and \
-            changes.get("resize", prep.resize) != prep.resize:
+    if (
+        "test_crop_size" not in changes
+        and prep.test_crop_size is not None
+        and changes.get("resize", prep.resize) != prep.resize
+    ):
         scaled = round(prep.test_crop_size * changes["resize"] / prep.resize)
-        changes["test_crop_size"] = max(changes.get("crop_size", prep.crop_size), min(scaled, changes["resize"]))
+        changes["test_crop_size"] = max(
+            changes.get("crop_size", prep.crop_size), min(scaled, changes["resize"])
+        )
     for name in ("crop_size", "test_crop_size"):
         size = changes.get(name, getattr(prep, name))
         resize = changes.get("resize", prep.resize)
         if size is not None and size > resize:
-            source = f"data.{name}" if name in changes and getattr(d, name) is not None else f"{name} (the model's)"
-            raise ConfigError(f"{source} {size} is larger than data.resize {resize}: set data.{name} to at "
-                              f"most {resize} or raise data.resize")
+            source = (
+                f"data.{name}"
+                if name in changes and getattr(d, name) is not None
+                else f"{name} (the model's)"
+            )
+            raise ConfigError(
+                f"{source} {size} is larger than data.resize {resize}: set data.{name} to at "
+                f"most {resize} or raise data.resize"
+            )
     return dataclasses.replace(prep, **changes)
 
 

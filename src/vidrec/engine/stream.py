@@ -38,14 +38,22 @@ def model_frames(path: str | os.PathLike, prep, *, fps: float | None) -> Iterato
 
 
 @torch.inference_mode()
-def stream_video(model: StreamingModel, path: str | os.PathLike, *, every: float | None = 1.0, top_k: int = 5,
-                 device: torch.device | str | None = None) -> Iterator[dict]:
+def stream_video(
+    model: StreamingModel,
+    path: str | os.PathLike,
+    *,
+    every: float | None = 1.0,
+    top_k: int = 5,
+    device: torch.device | str | None = None,
+) -> Iterator[dict]:
     """Yield `{"time", "frames", "predictions"}` every `every` seconds of video (None: only at the
     end), then the final clip prediction with `"final": True`. The frames between two reports go
     through `model.step` as one chunk, which gives exactly the logits of frame-by-frame feeding."""
     if not isinstance(model, StreamingModel):
-        raise ConfigError(f"{model.arch} is not a stream model (it has no init_state/step); "
-                          f"use a movinet_*_stream model or `vidrec predict`")
+        raise ConfigError(
+            f"{model.arch} is not a stream model (it has no init_state/step); "
+            f"use a movinet_*_stream model or `vidrec predict`"
+        )
     if every is not None and every <= 0:
         raise ConfigError(f"--every must be > 0 seconds, got {every}")
     device = device or next(model.parameters()).device
@@ -65,7 +73,11 @@ def stream_video(model: StreamingModel, path: str | os.PathLike, *, every: float
     for time, frame in model_frames(path, prep, fps=prep.target_fps):
         if every is not None and time >= next_report - 1e-9 and chunk:
             flush()
-            yield {"time": round(next_report, 3), "frames": count, "predictions": top_predictions(logits[0].softmax(-1), model, top_k)}
+            yield {
+                "time": round(next_report, 3),
+                "frames": count,
+                "predictions": top_predictions(logits[0].softmax(-1), model, top_k),
+            }
             next_report += every * max(1, int((time - next_report) // every) + 1)
         chunk.append(frame)
         count += 1
@@ -73,5 +85,9 @@ def stream_video(model: StreamingModel, path: str | os.PathLike, *, every: float
         flush()
     if logits is None:
         raise ConfigError(f"{path}: no frames to stream")
-    yield {"time": round(count / prep.target_fps if prep.target_fps else time, 3), "frames": count,
-           "predictions": top_predictions(logits[0].softmax(-1), model, top_k), "final": True}
+    yield {
+        "time": round(count / prep.target_fps if prep.target_fps else time, 3),
+        "frames": count,
+        "predictions": top_predictions(logits[0].softmax(-1), model, top_k),
+        "final": True,
+    }

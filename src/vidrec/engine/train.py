@@ -148,16 +148,25 @@ class _Run:
             tqdm.write(text)
 
 
-def train(cfg: RunConfig, *, pretrain: bool = False, resume: str | None = None, progress: bool = True,
-          on_step: Callable[[int], None] | None = None) -> dict:
+def train(
+    cfg: RunConfig,
+    *,
+    pretrain: bool = False,
+    resume: str | None = None,
+    progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> dict:
     """Train as `cfg` says; returns the final metrics. `resume`: None (refuse to overwrite an
     existing run), "auto" (newest valid checkpoint) or a checkpoint path. `on_step(step)` is
     called after each optimizer step (tests use it to stop a run)."""
     run = _set_up(cfg, pretrain=pretrain, resume=resume, progress=progress, on_step=on_step)
     if resume is not None:
         _restore(run, resume)
-    previous = signal.signal(signal.SIGTERM, lambda *_: setattr(run, "stop_requested", True)) \
-        if threading.current_thread() is threading.main_thread() else None  # handlers: main thread only
+    previous = (
+        signal.signal(signal.SIGTERM, lambda *_: setattr(run, "stop_requested", True))
+        if threading.current_thread() is threading.main_thread()
+        else None
+    )  # handlers: main thread only
     summary: dict = {}
     try:
         while run.pos.epoch < cfg.schedule.epochs:
@@ -178,12 +187,18 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
     d = D.init_distributed(device)
     device = D.device_for(device, d)
     out = cfg.run.out
-    checkpoints = CheckpointManager(os.path.join(out, "checkpoints"), keep_last=cfg.run.keep_last, writer=d.main)
+    checkpoints = CheckpointManager(
+        os.path.join(out, "checkpoints"), keep_last=cfg.run.keep_last, writer=d.main
+    )
     if checkpoints.exists() and resume is None:
-        raise ConfigError(f"{out} already holds a run; pass --resume auto to continue it, or choose another run.out")
+        raise ConfigError(
+            f"{out} already holds a run; pass --resume auto to continue it, or choose another run.out"
+        )
     if resume not in (None, "auto") and not os.path.isfile(resume):
-        raise ConfigError(f"--resume {resume}: no such checkpoint file (use --resume auto for the newest in "
-                          f"{checkpoints.directory})")
+        raise ConfigError(
+            f"--resume {resume}: no such checkpoint file (use --resume auto for the newest in "
+            f"{checkpoints.directory})"
+        )
     if cfg.run.precision == "fp16" and device.type != "cuda":
         raise ConfigError("run.precision fp16 needs a GPU (use bf16 or fp32 on CPU)")
     train_records, val_records, test_records, classes = load_splits(cfg)
@@ -193,18 +208,27 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         if progress:
             tqdm.write("resolved config:\n" + cfg.to_yaml().rstrip())
     torch.manual_seed(cfg.run.seed)
-    model = build_model(cfg, num_classes=None if pretrain else len(classes), pretrain=pretrain,
-                        log=tqdm.write if d.main else (lambda *_: None))
+    model = build_model(
+        cfg,
+        num_classes=None if pretrain else len(classes),
+        pretrain=pretrain,
+        log=tqdm.write if d.main else (lambda *_: None),
+    )
     if not pretrain:
         model.set_labels(classes)
     if cfg.model.sync_bn and d.enabled:
         if device.type == "cpu":
-            raise ConfigError("model.sync_bn needs GPUs (torch's SyncBatchNorm has no CPU kernel); "
-                              "set model.sync_bn=false to keep per-process batch statistics")
+            raise ConfigError(
+                "model.sync_bn needs GPUs (torch's SyncBatchNorm has no CPU kernel); "
+                "set model.sync_bn=false to keep per-process batch statistics"
+            )
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
-    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if d.enabled else model
+    net = (
+        DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if d.enabled
+        else model
+    )
     dataset = VideoClipDataset(train_records, prep=model.preprocessing, train=True, seed=cfg.run.seed)
     sampler = D.ShardedBatchSampler(len(dataset), batch_size=cfg.data.batch_size, d=d, seed=cfg.run.seed)
     steps_per_epoch = math.ceil(len(sampler) / cfg.optimizer.accumulate)
@@ -213,14 +237,27 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.run.ema), use_buffers=True)
-    return _Run(cfg=cfg, pretrain=pretrain, d=d, device=device, model=model, net=net,
-                optimizer=build_optimizer(model, cfg.optimizer),
-                scaler=torch.amp.GradScaler(device.type, enabled=cfg.run.precision == "fp16"), ema=ema,
-                dataset=dataset, sampler=sampler, checkpoints=checkpoints,
-                metrics=_Metrics(out, writer=d.main, tensorboard=cfg.run.tensorboard),
-                val_records=val_records, test_records=test_records,
-                total_steps=steps_per_epoch * cfg.schedule.epochs,
-                warmup_steps=round(cfg.schedule.warmup_epochs * steps_per_epoch), progress=progress, on_step=on_step)
+    return _Run(
+        cfg=cfg,
+        pretrain=pretrain,
+        d=d,
+        device=device,
+        model=model,
+        net=net,
+        optimizer=build_optimizer(model, cfg.optimizer),
+        scaler=torch.amp.GradScaler(device.type, enabled=cfg.run.precision == "fp16"),
+        ema=ema,
+        dataset=dataset,
+        sampler=sampler,
+        checkpoints=checkpoints,
+        metrics=_Metrics(out, writer=d.main, tensorboard=cfg.run.tensorboard),
+        val_records=val_records,
+        test_records=test_records,
+        total_steps=steps_per_epoch * cfg.schedule.epochs,
+        warmup_steps=round(cfg.schedule.warmup_epochs * steps_per_epoch),
+        progress=progress,
+        on_step=on_step,
+    )
 
 
 def _restore(run: _Run, resume: str) -> None:
@@ -237,7 +274,9 @@ def _restore(run: _Run, resume: str) -> None:
         raise ConfigError(f"--resume {resume}: no usable checkpoint in {run.checkpoints.directory}")
     state, path = found
     if state["settings"] != _resumable_settings(run.cfg):
-        raise ConfigError(f"{path} was made with other settings; resume with the same config or use another run.out")
+        raise ConfigError(
+            f"{path} was made with other settings; resume with the same config or use another run.out"
+        )
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scaler.load_state_dict(state["scaler"])
@@ -251,11 +290,22 @@ def _restore(run: _Run, resume: str) -> None:
 
 def _save(run: _Run, metric: float | None = None) -> None:
     rng = D.gather_objects(_rng_state(run.device), run.d)
-    run.checkpoints.save({
-        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(),
-        "ema": run.ema.state_dict() if run.ema is not None else None, "step": run.pos.step, "epoch": run.pos.epoch,
-        "batch_in_epoch": run.pos.batch_in_epoch, "rng": rng, "settings": _resumable_settings(run.cfg),
-        "arch": run.model.arch}, step=run.pos.step, metric=metric)
+    run.checkpoints.save(
+        {
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scaler": run.scaler.state_dict(),
+            "ema": run.ema.state_dict() if run.ema is not None else None,
+            "step": run.pos.step,
+            "epoch": run.pos.epoch,
+            "batch_in_epoch": run.pos.batch_in_epoch,
+            "rng": rng,
+            "settings": _resumable_settings(run.cfg),
+            "arch": run.model.arch,
+        },
+        step=run.pos.step,
+        metric=metric,
+    )
 
 
 def _train_epoch(run: _Run) -> dict:
@@ -264,13 +314,24 @@ def _train_epoch(run: _Run) -> dict:
     run.dataset.set_epoch(pos.epoch)
     run.sampler.set_epoch(pos.epoch, pos.batch_in_epoch)
     batches = len(run.sampler) + run.sampler.start
-    loader = DataLoader(run.dataset, batch_sampler=run.sampler, num_workers=cfg.data.workers, collate_fn=collate_clips,
-                        generator=torch.Generator().manual_seed(cfg.run.seed), persistent_workers=False)
+    loader = DataLoader(
+        run.dataset,
+        batch_sampler=run.sampler,
+        num_workers=cfg.data.workers,
+        collate_fn=collate_clips,
+        generator=torch.Generator().manual_seed(cfg.run.seed),
+        persistent_workers=False,
+    )
     run.net.train()
     acc = dict(loss=0.0, seen=0, correct=0, counted=0, failed=0)
     window = dict(loss=0.0, seen=0, t=time.perf_counter(), wait=0.0)  # since the last metrics row
-    bar = tqdm(total=batches, initial=pos.batch_in_epoch, disable=not (run.progress and d.main),
-               desc=f"epoch {pos.epoch + 1}/{cfg.schedule.epochs}", unit="batch")
+    bar = tqdm(
+        total=batches,
+        initial=pos.batch_in_epoch,
+        disable=not (run.progress and d.main),
+        desc=f"epoch {pos.epoch + 1}/{cfg.schedule.epochs}",
+        unit="batch",
+    )
     t_data = time.perf_counter()
     for batch in loader:
         window["wait"] += time.perf_counter() - t_data
@@ -288,18 +349,31 @@ def _train_epoch(run: _Run) -> dict:
                 acc["correct"] += correct
                 acc["counted"] += n
         if boundary:
-            lr = lr_at(pos.step, total=run.total_steps, warmup=run.warmup_steps, peak=cfg.optimizer.lr, s=cfg.schedule)
+            lr = lr_at(
+                pos.step,
+                total=run.total_steps,
+                warmup=run.warmup_steps,
+                peak=cfg.optimizer.lr,
+                s=cfg.schedule,
+            )
             set_lr(run.optimizer, lr)
             _optimizer_step(run.model, run.optimizer, run.scaler, cfg)
             if run.ema is not None:
                 run.ema.update_parameters(run.model)
             pos.step += 1
             if pos.step % cfg.run.log_every == 0:
-                loss_sum, seen, wait = D.all_reduce_sum([window["loss"], window["seen"], window["wait"]], d, run.device)
+                loss_sum, seen, wait = D.all_reduce_sum(
+                    [window["loss"], window["seen"], window["wait"]], d, run.device
+                )
                 elapsed = time.perf_counter() - window["t"]
-                row = {"step": pos.step, "epoch": pos.epoch + pos.batch_in_epoch / batches,
-                       "loss": loss_sum / max(seen, 1), "lr": lr, "clips_per_s": seen / elapsed,
-                       "data_wait_frac": wait / d.world / elapsed}
+                row = {
+                    "step": pos.step,
+                    "epoch": pos.epoch + pos.batch_in_epoch / batches,
+                    "loss": loss_sum / max(seen, 1),
+                    "lr": lr,
+                    "clips_per_s": seen / elapsed,
+                    "data_wait_frac": wait / d.world / elapsed,
+                }
                 run.metrics.write(row, pos.step)
                 bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{lr:.2e}")
                 window = dict(loss=0.0, seen=0, t=time.perf_counter(), wait=0.0)
@@ -309,8 +383,10 @@ def _train_epoch(run: _Run) -> dict:
             if stopping or (cfg.run.checkpoint_every and pos.step % cfg.run.checkpoint_every == 0):
                 _save(run)
             if stopping:
-                raise Stopped(f"stopped by SIGTERM at step {pos.step}: checkpoint saved in "
-                              f"{run.checkpoints.directory}; continue with --resume auto")
+                raise Stopped(
+                    f"stopped by SIGTERM at step {pos.step}: checkpoint saved in "
+                    f"{run.checkpoints.directory}; continue with --resume auto"
+                )
         bar.update(1)
         t_data = time.perf_counter()
     bar.close()
@@ -320,20 +396,34 @@ def _train_epoch(run: _Run) -> dict:
 def _end_epoch(run: _Run, acc: dict) -> dict:
     """Reduce the epoch's sums across ranks, validate, log, checkpoint (best by val top-1)."""
     loss_sum, seen, correct, counted, failed = D.all_reduce_sum(
-        [acc["loss"], acc["seen"], acc["correct"], acc["counted"], acc["failed"]], run.d, run.device)
+        [acc["loss"], acc["seen"], acc["correct"], acc["counted"], acc["failed"]], run.d, run.device
+    )
     if seen == 0:
         raise VidrecError("no training video could be loaded in this epoch (all broken?)")
     run.pos.epoch += 1
     run.pos.batch_in_epoch = 0
-    summary = {"epoch": run.pos.epoch, "step": run.pos.step, "train_loss": loss_sum / seen,
-               "skipped_videos": int(failed)}
+    summary = {
+        "epoch": run.pos.epoch,
+        "step": run.pos.step,
+        "train_loss": loss_sum / seen,
+        "skipped_videos": int(failed),
+    }
     if counted:
         summary["train_top1"] = 100.0 * correct / counted
     metric = None
     every = run.cfg.eval.every
     if run.val_records and not run.pretrain and every and run.pos.epoch % every == 0:
-        val = evaluate(run.eval_model, run.val_records, num_clips=1, batch_size=run.cfg.eval.batch_size,
-                       workers=run.cfg.data.workers, device=run.device, progress=False, desc="val", dist=run.d)
+        val = evaluate(
+            run.eval_model,
+            run.val_records,
+            num_clips=1,
+            batch_size=run.cfg.eval.batch_size,
+            workers=run.cfg.data.workers,
+            device=run.device,
+            progress=False,
+            desc="val",
+            dist=run.d,
+        )
         summary.update({f"val_{k}": val[k] for k in ("top1", "top5", "mean_class_acc")})
         metric = val["top1"]
     run.metrics.write(summary, run.pos.step)
@@ -348,12 +438,23 @@ def _finish(run: _Run, summary: dict) -> dict:
     if run.d.main:
         run.eval_model.save_pretrained(out)
     if run.test_records and not run.pretrain:
-        test = evaluate(run.eval_model, run.test_records, num_clips=cfg.eval.num_clips, num_crops=cfg.eval.num_crops,
-                        batch_size=cfg.eval.batch_size, workers=cfg.data.workers, device=run.device,
-                        progress=run.progress and run.d.main, desc="test", dist=run.d)
+        test = evaluate(
+            run.eval_model,
+            run.test_records,
+            num_clips=cfg.eval.num_clips,
+            num_crops=cfg.eval.num_crops,
+            batch_size=cfg.eval.batch_size,
+            workers=cfg.data.workers,
+            device=run.device,
+            progress=run.progress and run.d.main,
+            desc="test",
+            dist=run.d,
+        )
         summary = {**summary, **{f"test_{k}": test[k] for k in ("top1", "top5", "mean_class_acc")}}
-        run.metrics.write({"step": run.pos.step, **{k: v for k, v in summary.items() if k.startswith("test_")}},
-                          run.pos.step)
+        run.metrics.write(
+            {"step": run.pos.step, **{k: v for k, v in summary.items() if k.startswith("test_")}},
+            run.pos.step,
+        )
     if run.d.main:
         plot_curves(os.path.join(out, METRICS_NAME), os.path.join(out, "curves.png"))
     return summary
@@ -365,7 +466,9 @@ def _forward_backward(run: _Run, batch: dict, *, sync: bool) -> tuple[float, int
     pretrain, scaler, accumulate = run.pretrain, run.scaler, cfg.optimizer.accumulate
     x = batch["video"].to(device, non_blocking=True)
     rng = np.random.default_rng([cfg.run.seed, step, run.d.rank])
-    context = net.no_sync() if isinstance(net, DistributedDataParallel) and not sync else contextlib.nullcontext()
+    context = (
+        net.no_sync() if isinstance(net, DistributedDataParallel) and not sync else contextlib.nullcontext()
+    )
     correct = None
     with context:
         with _autocast(device, cfg.run.precision):

@@ -19,6 +19,13 @@ def open_video(path: str | os.PathLike, *, fps: float = 30.0) -> VideoReader | F
 
 
 __all__ = [
-    "FlowReader", "FrameFolderReader", "VideoInfo", "VideoReader", "iter_frames", "open_video", "probe",
-    "read_frames", "read_video",
+    "FlowReader",
+    "FrameFolderReader",
+    "VideoInfo",
+    "VideoReader",
+    "iter_frames",
+    "open_video",
+    "probe",
+    "read_frames",
+    "read_video",
 ]

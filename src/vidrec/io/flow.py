@@ -25,6 +25,7 @@ class FlowReader:
     timestamps = None
 
     def get_frames(self, indices) -> np.ndarray:
+        """The flow fields at `indices`: `(N, H, W, 2)` uint8."""
         return self.flow[np.asarray(indices, dtype=np.int64)]
 
     def __enter__(self):

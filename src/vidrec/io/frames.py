@@ -37,10 +37,22 @@ class FrameFolderReader:
         n = len(self._files)
         self.decode_errors: list[Exception] = []
         self.info = VideoInfo(
-            path=self.path, width=w, height=h, num_frames=n, fps=fps, duration=n / fps,
-            time_base=Fraction(1, 1), rotation=0, codec="images", pix_fmt=None, has_audio=False,
-            num_frames_source="files", fps_source="given", header_num_frames=None,
-            header_fps=None, header_duration=None,
+            path=self.path,
+            width=w,
+            height=h,
+            num_frames=n,
+            fps=fps,
+            duration=n / fps,
+            time_base=Fraction(1, 1),
+            rotation=0,
+            codec="images",
+            pix_fmt=None,
+            has_audio=False,
+            num_frames_source="files",
+            fps_source="given",
+            header_num_frames=None,
+            header_fps=None,
+            header_duration=None,
         )
 
     def __len__(self) -> int:
@@ -48,6 +60,7 @@ class FrameFolderReader:
 
     @property
     def timestamps(self) -> np.ndarray:
+        """Each frame's time in seconds, at the folder's nominal fps."""
         return np.arange(len(self)) / self.info.fps
 
     def _load(self, i: int) -> np.ndarray:
@@ -58,6 +71,7 @@ class FrameFolderReader:
             raise VideoError(f"{self._files[i]}: cannot read frame image ({e})") from None
 
     def get_frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The frames at `indices`: `(N, H, W, 3)` uint8 RGB."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
             raise VideoError(f"{self.path}: frame index out of range (folder has {len(self)} frames)")
@@ -68,10 +82,12 @@ class FrameFolderReader:
         return np.stack(frames) if frames else np.zeros((0, self.info.height, self.info.width, 3), np.uint8)
 
     def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[np.ndarray]:
+        """Frames `start`, `start + step`, ... one at a time."""
         for i in range(start, len(self) if stop is None else min(stop, len(self)), step):
             yield self._load(i)
 
     def close(self) -> None:
+        """Nothing to release (images are opened one at a time)."""
         pass
 
     def __enter__(self) -> FrameFolderReader:

@@ -57,6 +57,7 @@ class VideoInfo:
     header_duration: float | None
 
     def to_dict(self) -> dict:
+        """The facts as JSON-ready values."""
         d = dict(self.__dict__)
         d["time_base"] = str(self.time_base)
         return d
@@ -79,7 +80,9 @@ CHECKED_FRAMES = 16  # frames decoded at indexing to check the stored timestamps
 def _decoder_agrees(decoded: list, packet_pts: set) -> bool:
     """Decoded presentation times must increase and be packets' times (a corrupt frame may be
     missing: that leaves a gap, not a disagreement)."""
-    return all(p is not None and p in packet_pts for p in decoded) and all(a < b for a, b in zip(decoded, decoded[1:]))
+    return all(p is not None and p in packet_pts for p in decoded) and all(
+        a < b for a, b in zip(decoded, decoded[1:])
+    )
 
 
 def _open_container(path: str) -> av.container.InputContainer:
@@ -121,7 +124,9 @@ def _rewind(container: av.container.InputContainer, path: str) -> av.container.I
         return _open_container(path)
 
 
-def _decoded_frames(container: av.container.InputContainer, errors: list | None = None) -> Iterator[av.VideoFrame]:
+def _decoded_frames(
+    container: av.container.InputContainer, errors: list | None = None
+) -> Iterator[av.VideoFrame]:
     """Decode packet by packet, skipping packets the decoder rejects (corrupt data) and stopping
     where the demuxer gives up (a truncated file); each failure is appended to `errors`."""
     try:
@@ -220,11 +225,21 @@ class VideoReader:
         if self._rotation in (90, 270):
             w, h = h, w
         return VideoInfo(
-            path=self.path, width=w, height=h, num_frames=n, fps=fps, duration=duration,
-            time_base=tb, rotation=self._rotation, codec=s.codec_context.name,
-            pix_fmt=s.codec_context.pix_fmt, has_audio=bool(self._container.streams.audio),
-            num_frames_source="decoded" if idx.counted_by_decoding else "packets", fps_source=fps_source,
-            header_num_frames=header_frames, header_fps=header_fps,
+            path=self.path,
+            width=w,
+            height=h,
+            num_frames=n,
+            fps=fps,
+            duration=duration,
+            time_base=tb,
+            rotation=self._rotation,
+            codec=s.codec_context.name,
+            pix_fmt=s.codec_context.pix_fmt,
+            has_audio=bool(self._container.streams.audio),
+            num_frames_source="decoded" if idx.counted_by_decoding else "packets",
+            fps_source=fps_source,
+            header_num_frames=header_frames,
+            header_fps=header_fps,
             header_duration=header_duration,
         )
 
@@ -265,7 +280,9 @@ class VideoReader:
             raise VideoError(f"step must be >= 1, got {step}")
         wanted = start  # the next frame index to yield
         try:
-            source = self._frames_from(start) if self._index.seekable and start > 0 else self._sequential_frames()
+            source = (
+                self._frames_from(start) if self._index.seekable and start > 0 else self._sequential_frames()
+            )
             for i, frame in source:
                 if i >= stop:
                     return
@@ -286,6 +303,7 @@ class VideoReader:
             yield i, self._to_rgb(frame)
 
     def close(self) -> None:
+        """Close the file."""
         self._container.close()
 
     def __enter__(self) -> VideoReader:
@@ -301,7 +319,9 @@ class VideoReader:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=self._rotation // 90))
         return rgb
 
-    def _indexed(self, frames: Iterator[av.VideoFrame], *, strict: bool) -> Iterator[tuple[int, av.VideoFrame]]:
+    def _indexed(
+        self, frames: Iterator[av.VideoFrame], *, strict: bool
+    ) -> Iterator[tuple[int, av.VideoFrame]]:
         """Give each decoded frame its index: by presentation time when the index has them (so a
         corrupt frame leaves a gap instead of shifting the rest), else by counting. A time that is
         not the index's, or goes backwards, is a decoder disagreeing with the stored times: a
@@ -392,8 +412,9 @@ def read_video(path: str | os.PathLike) -> np.ndarray:
         return np.stack(list(video.iter_frames()))
 
 
-def iter_frames(path: str | os.PathLike, *, start: int = 0, stop: int | None = None,
-                step: int = 1) -> Iterator[np.ndarray]:
+def iter_frames(
+    path: str | os.PathLike, *, start: int = 0, stop: int | None = None, step: int = 1
+) -> Iterator[np.ndarray]:
     """Stream frames of a (long) video with bounded memory."""
     with VideoReader(path) as video:
         yield from video.iter_frames(start, stop, step)

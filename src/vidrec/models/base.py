@@ -50,8 +50,15 @@ def build_config(config_cls: type, defaults: dict, overrides: dict):
     return config_cls(**values)
 
 
-def build_model(model_cls: type, config_cls: type, *, arch: str, defaults: dict, overrides: dict,
-                preprocessing: Preprocessing):
+def build_model(
+    model_cls: type,
+    config_cls: type,
+    *,
+    arch: str,
+    defaults: dict,
+    overrides: dict,
+    preprocessing: Preprocessing,
+):
     """What every builder does: config from defaults + overrides, then name and input settings."""
     model = model_cls(build_config(config_cls, defaults, overrides))
     model.arch, model.preprocessing = arch, preprocessing
@@ -97,6 +104,7 @@ class ModelBase(nn.Module):
 
     @property
     def num_classes(self) -> int:
+        """Classifier outputs."""
         return self.config.num_classes
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -115,8 +123,14 @@ class ModelBase(nn.Module):
 
     def config_json(self) -> dict:
         """What `config.json` holds: enough to rebuild the model before loading its weights."""
-        return {"vidrec_version": __version__, "format_version": FORMAT_VERSION, "architecture": self.arch, "config": config_dict(self.config),
-                "labels": self.labels, "preprocessing": self.preprocessing.to_dict()}
+        return {
+            "vidrec_version": __version__,
+            "format_version": FORMAT_VERSION,
+            "architecture": self.arch,
+            "config": config_dict(self.config),
+            "labels": self.labels,
+            "preprocessing": self.preprocessing.to_dict(),
+        }
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write `config.json` and `model.safetensors` (and `int8_grids.json` when the model has
@@ -124,11 +138,15 @@ class ModelBase(nn.Module):
         directory = os.fspath(directory)
         os.makedirs(directory, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write(os.path.join(directory, WEIGHTS_NAME),
-                     lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+        atomic_write(
+            os.path.join(directory, WEIGHTS_NAME),
+            lambda tmp: save_file(state, tmp, metadata={"format": "pt"}),
+        )
         if self.int8_grids:
             atomic_write_text(os.path.join(directory, INT8_GRIDS_NAME), json.dumps(self.int8_grids) + "\n")
-        atomic_write_text(os.path.join(directory, CONFIG_NAME), json.dumps(self.config_json(), indent=2) + "\n")
+        atomic_write_text(
+            os.path.join(directory, CONFIG_NAME), json.dumps(self.config_json(), indent=2) + "\n"
+        )
 
 
 class VideoModel(ModelBase):
@@ -151,6 +169,7 @@ class VideoModel(ModelBase):
         raise NotImplementedError
 
     def make_head(self, num_classes: int) -> nn.Module:
+        """A new classifier for `num_classes` (initialised as the family's recipe says)."""
         raise NotImplementedError
 
     def reset_classifier(self, num_classes: int) -> None:
@@ -175,9 +194,11 @@ class StreamingModel(VideoModel):
     streaming the clip from the zero state."""
 
     def init_state(self, batch_size: int, *, height: int | None = None, width: int | None = None) -> dict:
+        """The zero state of a stream of `batch_size` videos of `height` x `width` frames."""
         raise NotImplementedError
 
     def step(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """Feed frames `(B, C, t, H, W)`; the logits for everything seen so far and the next state."""
         raise NotImplementedError
 
 
@@ -189,6 +210,7 @@ class PretrainingModel(ModelBase):
 
     @property
     def num_classes(self) -> int:
+        """Classifier outputs."""
         return 0
 
     def set_labels(self, labels: list[str] | None) -> None:
@@ -204,5 +226,16 @@ class PretrainingModel(ModelBase):
         raise NotImplementedError
 
 
-__all__ = ["CONFIG_NAME", "INT8_GRIDS_NAME", "WEIGHTS_NAME", "ModelBase", "PretrainingModel", "StreamingModel",
-           "VideoModel", "build_config", "build_model", "config_dict", "linear_head"]
+__all__ = [
+    "CONFIG_NAME",
+    "INT8_GRIDS_NAME",
+    "WEIGHTS_NAME",
+    "ModelBase",
+    "PretrainingModel",
+    "StreamingModel",
+    "VideoModel",
+    "build_config",
+    "build_model",
+    "config_dict",
+    "linear_head",
+]

@@ -26,24 +26,35 @@ from torch import nn
 from vidrec.data.transforms import KINETICS_MEAN, KINETICS_STD, Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models.base import VideoModel, build_model, linear_head
-from vidrec.models.layers import TEMPORAL_PADDINGS, ConvBNReLU, SameMaxPool3d, init_cnn_weights, res_stage, resnet_stem
+from vidrec.models.layers import (
+    TEMPORAL_PADDINGS,
+    ConvBNReLU,
+    SameMaxPool3d,
+    init_cnn_weights,
+    res_stage,
+    resnet_stem,
+)
 
 # Inception module widths: (branch0 1x1, branch1 1x1 -> 3x3x3, branch2 1x1 -> 3x3x3, branch3 pool -> 1x1)
-INCEPTION_WIDTHS = OrderedDict([
-    ("mixed3b", (64, 96, 128, 16, 32, 32)),
-    ("mixed3c", (128, 128, 192, 32, 96, 64)),
-    ("mixed4b", (192, 96, 208, 16, 48, 64)),
-    ("mixed4c", (160, 112, 224, 24, 64, 64)),
-    ("mixed4d", (128, 128, 256, 24, 64, 64)),
-    ("mixed4e", (112, 144, 288, 32, 64, 64)),
-    ("mixed4f", (256, 160, 320, 32, 128, 128)),
-    ("mixed5b", (256, 160, 320, 32, 128, 128)),
-    ("mixed5c", (384, 192, 384, 48, 128, 128)),
-])
+INCEPTION_WIDTHS = OrderedDict(
+    [
+        ("mixed3b", (64, 96, 128, 16, 32, 32)),
+        ("mixed3c", (128, 128, 192, 32, 96, 64)),
+        ("mixed4b", (192, 96, 208, 16, 48, 64)),
+        ("mixed4c", (160, 112, 224, 24, 64, 64)),
+        ("mixed4d", (128, 128, 256, 24, 64, 64)),
+        ("mixed4e", (112, 144, 288, 32, 64, 64)),
+        ("mixed4f", (256, 160, 320, 32, 128, 128)),
+        ("mixed5b", (256, 160, 320, 32, 128, 128)),
+        ("mixed5c", (384, 192, 384, 48, 128, 128)),
+    ]
+)
 
 
 @dataclass(frozen=True)
 class I3DConfig:
+    """Inception I3D's options (`create_model(..., **fields)`)."""
+
     num_classes: int = 400  # classifier outputs
     in_channels: int = 3  # 3 for RGB, 2 for optical flow (x, y)
     dropout: float = 0.5  # before the logits, as kinetics-i3d
@@ -62,9 +73,15 @@ class InceptionBlock(nn.Module):
         b0, b1a, b1b, b2a, b2b, b3 = widths
         unit = dict(temporal_padding=temporal_padding)
         self.branch0 = ConvBNReLU(in_channels, b0, **unit)
-        self.branch1 = nn.Sequential(ConvBNReLU(in_channels, b1a, **unit), ConvBNReLU(b1a, b1b, (3, 3, 3), **unit))
-        self.branch2 = nn.Sequential(ConvBNReLU(in_channels, b2a, **unit), ConvBNReLU(b2a, b2b, (3, 3, 3), **unit))
-        self.branch3 = nn.Sequential(SameMaxPool3d((3, 3, 3), (1, 1, 1), **unit), ConvBNReLU(in_channels, b3, **unit))
+        self.branch1 = nn.Sequential(
+            ConvBNReLU(in_channels, b1a, **unit), ConvBNReLU(b1a, b1b, (3, 3, 3), **unit)
+        )
+        self.branch2 = nn.Sequential(
+            ConvBNReLU(in_channels, b2a, **unit), ConvBNReLU(b2a, b2b, (3, 3, 3), **unit)
+        )
+        self.branch3 = nn.Sequential(
+            SameMaxPool3d((3, 3, 3), (1, 1, 1), **unit), ConvBNReLU(in_channels, b3, **unit)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], dim=1)
@@ -76,7 +93,9 @@ class InceptionI3D(VideoModel):
     def __init__(self, config: I3DConfig):
         super().__init__()
         if config.temporal_padding not in TEMPORAL_PADDINGS:
-            raise ConfigError(unknown_name_message("temporal_padding", config.temporal_padding, TEMPORAL_PADDINGS))
+            raise ConfigError(
+                unknown_name_message("temporal_padding", config.temporal_padding, TEMPORAL_PADDINGS)
+            )
         self.config = config
         unit = dict(temporal_padding=config.temporal_padding)
         layers: list[tuple[str, nn.Module]] = [
@@ -125,6 +144,8 @@ class InceptionI3D(VideoModel):
 
 @dataclass(frozen=True)
 class I3DResNetConfig:
+    """I3D-ResNet's options."""
+
     num_classes: int = 400  # classifier outputs
     in_channels: int = 3  # 3 for RGB, 2 for optical flow
     dropout: float = 0.5  # before the classifier
@@ -150,9 +171,18 @@ class ResNetI3D(VideoModel):
         self.stem = resnet_stem(config.in_channels, w, temporal_kernel=5)
         channels = w
         for s, depth in enumerate(config.stage_depths):
-            inner, out = w * 2 ** s, w * 2 ** s * 4
-            setattr(self, f"layer{s + 1}", res_stage(channels, inner, out, temporal_kernels=_temporal_kernels(s, depth),
-                                                     spatial_stride=2 if s > 0 else 1))
+            inner, out = w * 2**s, w * 2**s * 4
+            setattr(
+                self,
+                f"layer{s + 1}",
+                res_stage(
+                    channels,
+                    inner,
+                    out,
+                    temporal_kernels=_temporal_kernels(s, depth),
+                    spatial_stride=2 if s > 0 else 1,
+                ),
+            )
             channels = out
         self.pool2 = nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1))  # temporal stride after res2
         self.num_features = channels
@@ -184,25 +214,38 @@ def _build(cls, config_cls, arch: str, defaults: dict, overrides: dict, prep: Pr
 
 
 # kinetics-i3d: 64 consecutive frames at 25 fps for training, RGB scaled to [-1, 1], 224 crops.
-_INCEPTION_RGB_PREP = Preprocessing(num_frames=64, sampling_rate=1, target_fps=25, resize=256, crop_size=224,
-                                    mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+_INCEPTION_RGB_PREP = Preprocessing(
+    num_frames=64,
+    sampling_rate=1,
+    target_fps=25,
+    resize=256,
+    crop_size=224,
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+)
 # Flow is stored as uint8 over [-20, 20] px (vidrec.data.flow) and extracted at the video's own
 # rate; mean 0.5, std 0.5 of uint8/255 gives flow / 20 in [-1, 1], as kinetics-i3d feeds it.
-_INCEPTION_FLOW_PREP = dataclasses.replace(_INCEPTION_RGB_PREP, target_fps=None, mean=(0.5, 0.5), std=(0.5, 0.5),
-                                           modality="flow")
+_INCEPTION_FLOW_PREP = dataclasses.replace(
+    _INCEPTION_RGB_PREP, target_fps=None, mean=(0.5, 0.5), std=(0.5, 0.5), modality="flow"
+)
 # PySlowFast / PyTorchVideo I3D-R50: 8 frames at stride 8, short side 256, 224 crops.
-_R50_PREP = Preprocessing(num_frames=8, sampling_rate=8, resize=256, crop_size=224, mean=KINETICS_MEAN,
-                          std=KINETICS_STD)
+_R50_PREP = Preprocessing(
+    num_frames=8, sampling_rate=8, resize=256, crop_size=224, mean=KINETICS_MEAN, std=KINETICS_STD
+)
 
 
 def i3d_inception_rgb(**overrides) -> InceptionI3D:
     """Inception-v1 I3D, RGB stream (12,697,264 parameters with 400 classes, as pytorch-i3d)."""
-    return _build(InceptionI3D, I3DConfig, "i3d_inception_rgb", {"in_channels": 3}, overrides, _INCEPTION_RGB_PREP)
+    return _build(
+        InceptionI3D, I3DConfig, "i3d_inception_rgb", {"in_channels": 3}, overrides, _INCEPTION_RGB_PREP
+    )
 
 
 def i3d_inception_flow(**overrides) -> InceptionI3D:
     """Inception-v1 I3D, optical-flow stream: 2 input channels (12,675,312 parameters)."""
-    return _build(InceptionI3D, I3DConfig, "i3d_inception_flow", {"in_channels": 2}, overrides, _INCEPTION_FLOW_PREP)
+    return _build(
+        InceptionI3D, I3DConfig, "i3d_inception_flow", {"in_channels": 2}, overrides, _INCEPTION_FLOW_PREP
+    )
 
 
 def i3d_r50(**overrides) -> ResNetI3D:

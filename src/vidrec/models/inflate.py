@@ -42,17 +42,27 @@ class InflationReport:
     not_loaded_3d: list[str] = field(default_factory=list)  # 3D keys left at their initialisation
 
     def summary(self) -> str:
+        """A few lines saying what was inflated, copied and left out."""
         lines = [f"inflated {len(self.inflated)} kernels, copied {len(self.copied)} tensors"]
         if self.unused_2d:
-            lines.append(f"2D keys not used ({len(self.unused_2d)}): " + ", ".join(
-                f"{k} ({why})" for k, why in list(self.unused_2d.items())[:8]))
+            lines.append(
+                f"2D keys not used ({len(self.unused_2d)}): "
+                + ", ".join(f"{k} ({why})" for k, why in list(self.unused_2d.items())[:8])
+            )
         if self.not_loaded_3d:
-            lines.append(f"3D keys left initialised ({len(self.not_loaded_3d)}): {', '.join(self.not_loaded_3d[:8])}")
+            lines.append(
+                f"3D keys left initialised ({len(self.not_loaded_3d)}): {', '.join(self.not_loaded_3d[:8])}"
+            )
         return "\n".join(lines)
 
 
-def inflate_state_dict(state_2d: dict[str, torch.Tensor], model: VideoModel, rename: Callable[[str], str | None],
-                       *, mode: str = "replicate") -> InflationReport:
+def inflate_state_dict(
+    state_2d: dict[str, torch.Tensor],
+    model: VideoModel,
+    rename: Callable[[str], str | None],
+    *,
+    mode: str = "replicate",
+) -> InflationReport:
     """Load `state_2d` into the 3D `model`, renaming each 2D key with `rename` (None: no
     counterpart). 4-D kernels are inflated to the 3D kernel's time extent; a linear classifier
     becomes a 1x1x1 conv where the model has one. Shapes are asserted."""
@@ -77,10 +87,14 @@ def inflate_state_dict(state_2d: dict[str, torch.Tensor], model: VideoModel, ren
             report.copied.append(name)
         if value.shape != want:
             if name.startswith("head."):
-                report.unused_2d[key] = f"classifier shape {tuple(value.shape)} != {tuple(want)} (other class count)"
+                report.unused_2d[key] = (
+                    f"classifier shape {tuple(value.shape)} != {tuple(want)} (other class count)"
+                )
                 report.copied.remove(name)
                 continue
-            raise VidrecError(f"inflating {key} -> {name}: shape {tuple(value.shape)} does not fit {tuple(want)}")
+            raise VidrecError(
+                f"inflating {key} -> {name}: shape {tuple(value.shape)} does not fit {tuple(want)}"
+            )
         loaded[name] = value.to(target[name].dtype)
     report.not_loaded_3d = [k for k in target if k not in loaded and not k.endswith("num_batches_tracked")]
     model.load_state_dict(loaded, strict=False)
@@ -88,16 +102,33 @@ def inflate_state_dict(state_2d: dict[str, torch.Tensor], model: VideoModel, ren
 
 
 # torchvision GoogLeNet -> Inception I3D: the stem and inception blocks in order.
-_GOOGLENET_BLOCKS = {"conv1": "conv1a", "conv2": "conv2b", "conv3": "conv2c", "inception3a": "mixed3b",
-                     "inception3b": "mixed3c", "inception4a": "mixed4b", "inception4b": "mixed4c",
-                     "inception4c": "mixed4d", "inception4d": "mixed4e", "inception4e": "mixed4f",
-                     "inception5a": "mixed5b", "inception5b": "mixed5c"}
+_GOOGLENET_BLOCKS = {
+    "conv1": "conv1a",
+    "conv2": "conv2b",
+    "conv3": "conv2c",
+    "inception3a": "mixed3b",
+    "inception3b": "mixed3c",
+    "inception4a": "mixed4b",
+    "inception4b": "mixed4c",
+    "inception4c": "mixed4d",
+    "inception4d": "mixed4e",
+    "inception4e": "mixed4f",
+    "inception5a": "mixed5b",
+    "inception5b": "mixed5c",
+}
 # torchvision branch numbering (1..4, sequential inside) -> vidrec's (0..3).
-_GOOGLENET_BRANCHES = {"branch1": "branch0", "branch2.0": "branch1.0", "branch2.1": "branch1.1",
-                       "branch3.0": "branch2.0", "branch3.1": "branch2.1", "branch4.1": "branch3.1"}
+_GOOGLENET_BRANCHES = {
+    "branch1": "branch0",
+    "branch2.0": "branch1.0",
+    "branch2.1": "branch1.1",
+    "branch3.0": "branch2.0",
+    "branch3.1": "branch2.1",
+    "branch4.1": "branch3.1",
+}
 
 
 def googlenet_to_i3d_key(key: str) -> str | None:
+    """torchvision GoogLeNet key -> Inception I3D key (None: no counterpart)."""
     if key.startswith("fc."):
         return "head." + key[3:]
     m = re.match(r"(conv\d|inception\d[a-e])\.(?:(branch\d(?:\.\d)?)\.)?(conv|bn)\.(.+)$", key)
@@ -111,6 +142,7 @@ def googlenet_to_i3d_key(key: str) -> str | None:
 
 
 def resnet_to_i3d_key(key: str) -> str | None:
+    """torchvision ResNet-50 key -> I3D-ResNet-50 key (None: no counterpart)."""
     if key.startswith("fc."):
         return "head." + key[3:]
     if key.startswith(("conv1.", "bn1.")):
@@ -119,8 +151,16 @@ def resnet_to_i3d_key(key: str) -> str | None:
     if not m:
         return None
     block, layer, rest = m.groups()
-    renamed = {"conv1": "conv_a", "bn1": "bn_a", "conv2": "conv_b", "bn2": "bn_b", "conv3": "conv_c", "bn3": "bn_c",
-               "downsample.0": "shortcut.0", "downsample.1": "shortcut.1"}[layer]
+    renamed = {
+        "conv1": "conv_a",
+        "bn1": "bn_a",
+        "conv2": "conv_b",
+        "bn2": "bn_b",
+        "conv3": "conv_c",
+        "bn3": "bn_c",
+        "downsample.0": "shortcut.0",
+        "downsample.1": "shortcut.1",
+    }[layer]
     return f"{block}.{renamed}.{rest}"
 
 
@@ -128,8 +168,9 @@ def _state_of(source: nn.Module | dict) -> dict[str, torch.Tensor]:
     return source.state_dict() if isinstance(source, nn.Module) else dict(source)
 
 
-def inflate_googlenet(source: nn.Module | dict, *, num_classes: int = 1000, mode: str = "replicate",
-                      **overrides) -> tuple[VideoModel, InflationReport]:
+def inflate_googlenet(
+    source: nn.Module | dict, *, num_classes: int = 1000, mode: str = "replicate", **overrides
+) -> tuple[VideoModel, InflationReport]:
     """`i3d_inception_rgb` from torchvision's GoogLeNet (a model or its state dict). The
     ImageNet classifier is kept when `num_classes` is 1000.
 
@@ -142,8 +183,9 @@ def inflate_googlenet(source: nn.Module | dict, *, num_classes: int = 1000, mode
     return model, inflate_state_dict(_state_of(source), model, googlenet_to_i3d_key, mode=mode)
 
 
-def inflate_resnet50(source: nn.Module | dict, *, num_classes: int = 1000, mode: str = "replicate",
-                     **overrides) -> tuple[VideoModel, InflationReport]:
+def inflate_resnet50(
+    source: nn.Module | dict, *, num_classes: int = 1000, mode: str = "replicate", **overrides
+) -> tuple[VideoModel, InflationReport]:
     """`i3d_r50` from torchvision's ResNet-50 (a model or its state dict)."""
     model = i3d_r50(num_classes=num_classes, **overrides)
     return model, inflate_state_dict(_state_of(source), model, resnet_to_i3d_key, mode=mode)

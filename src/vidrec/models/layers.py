@@ -18,8 +18,9 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def pad_same(x: torch.Tensor, kernel: tuple[int, int, int], stride: tuple[int, int, int],
-             temporal: str = "zeros") -> torch.Tensor:
+def pad_same(
+    x: torch.Tensor, kernel: tuple[int, int, int], stride: tuple[int, int, int], temporal: str = "zeros"
+) -> torch.Tensor:
     """Pad `(B, C, T, H, W)` for a 'SAME' window. `temporal="replicate"` repeats the first and last
     frames instead of zeros, so a video of one repeated image stays one repeated image."""
     (t0, t1), (h0, h1), (w0, w1) = (same_padding(s, k, st) for s, k, st in zip(x.shape[2:], kernel, stride))
@@ -34,8 +35,16 @@ def pad_same(x: torch.Tensor, kernel: tuple[int, int, int], stride: tuple[int, i
 class SameConv3d(nn.Conv3d):
     """Conv3d with TensorFlow 'SAME' padding computed from the input size at run time."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, *, stride=1, bias: bool = False,
-                 temporal_padding: str = "zeros"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        *,
+        stride=1,
+        bias: bool = False,
+        temporal_padding: str = "zeros",
+    ):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias)
         self.temporal_padding = temporal_padding
 
@@ -49,8 +58,13 @@ class SameMaxPool3d(nn.Module):
     """Max pool with 'SAME' padding. Padding with zeros (not -inf) is exact here because every
     pool follows a ReLU, and it is what pytorch-i3d does."""
 
-    def __init__(self, kernel_size: tuple[int, int, int], stride: tuple[int, int, int], *,
-                 temporal_padding: str = "zeros"):
+    def __init__(
+        self,
+        kernel_size: tuple[int, int, int],
+        stride: tuple[int, int, int],
+        *,
+        temporal_padding: str = "zeros",
+    ):
         super().__init__()
         self.kernel_size, self.stride, self.temporal_padding = kernel_size, stride, temporal_padding
 
@@ -62,10 +76,21 @@ class SameMaxPool3d(nn.Module):
 class ConvBNReLU(nn.Module):
     """conv -> batch norm -> ReLU (the Unit3D of kinetics-i3d)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size=(1, 1, 1), *, stride=(1, 1, 1),
-                 bn_eps: float = 1e-3, bn_momentum: float = 0.01, temporal_padding: str = "zeros"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size=(1, 1, 1),
+        *,
+        stride=(1, 1, 1),
+        bn_eps: float = 1e-3,
+        bn_momentum: float = 0.01,
+        temporal_padding: str = "zeros",
+    ):
         super().__init__()
-        self.conv = SameConv3d(in_channels, out_channels, kernel_size, stride=stride, temporal_padding=temporal_padding)
+        self.conv = SameConv3d(
+            in_channels, out_channels, kernel_size, stride=stride, temporal_padding=temporal_padding
+        )
         self.bn = nn.BatchNorm3d(out_channels, eps=bn_eps, momentum=bn_momentum)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,14 +105,24 @@ class Bottleneck3d(nn.Module):
         └──────────── shortcut (1x1x1 /s, when shape changes) ─────────┘
     """
 
-    def __init__(self, in_channels: int, inner: int, out_channels: int, *, temporal_kernel: int = 1,
-                 spatial_stride: int = 1, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(
+        self,
+        in_channels: int,
+        inner: int,
+        out_channels: int,
+        *,
+        temporal_kernel: int = 1,
+        spatial_stride: int = 1,
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+    ):
         super().__init__()
         kt = temporal_kernel
         self.conv_a = nn.Conv3d(in_channels, inner, (kt, 1, 1), padding=(kt // 2, 0, 0), bias=False)
         self.bn_a = nn.BatchNorm3d(inner, eps=bn_eps, momentum=bn_momentum)
-        self.conv_b = nn.Conv3d(inner, inner, (1, 3, 3), stride=(1, spatial_stride, spatial_stride),
-                                padding=(0, 1, 1), bias=False)
+        self.conv_b = nn.Conv3d(
+            inner, inner, (1, 3, 3), stride=(1, spatial_stride, spatial_stride), padding=(0, 1, 1), bias=False
+        )
         self.bn_b = nn.BatchNorm3d(inner, eps=bn_eps, momentum=bn_momentum)
         self.conv_c = nn.Conv3d(inner, out_channels, 1, bias=False)
         self.bn_c = nn.BatchNorm3d(out_channels, eps=bn_eps, momentum=bn_momentum)
@@ -95,8 +130,11 @@ class Bottleneck3d(nn.Module):
         self.shortcut = None
         if in_channels != out_channels or spatial_stride != 1:
             self.shortcut = nn.Sequential(
-                nn.Conv3d(in_channels, out_channels, 1, stride=(1, spatial_stride, spatial_stride), bias=False),
-                nn.BatchNorm3d(out_channels, eps=bn_eps, momentum=bn_momentum))
+                nn.Conv3d(
+                    in_channels, out_channels, 1, stride=(1, spatial_stride, spatial_stride), bias=False
+                ),
+                nn.BatchNorm3d(out_channels, eps=bn_eps, momentum=bn_momentum),
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.bn_a(self.conv_a(x)), inplace=True)
@@ -107,22 +145,44 @@ class Bottleneck3d(nn.Module):
 
 def resnet_stem(in_channels: int, out_channels: int, *, temporal_kernel: int) -> nn.Sequential:
     """kt x 7 x 7 conv with spatial stride 2, BN, ReLU, 1x3x3 max pool with spatial stride 2."""
-    return nn.Sequential(OrderedDict([
-        ("conv", nn.Conv3d(in_channels, out_channels, (temporal_kernel, 7, 7), stride=(1, 2, 2),
-                           padding=(temporal_kernel // 2, 3, 3), bias=False)),
-        ("bn", nn.BatchNorm3d(out_channels)),
-        ("relu", nn.ReLU(inplace=True)),
-        ("pool", nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))),
-    ]))
+    return nn.Sequential(
+        OrderedDict(
+            [
+                (
+                    "conv",
+                    nn.Conv3d(
+                        in_channels,
+                        out_channels,
+                        (temporal_kernel, 7, 7),
+                        stride=(1, 2, 2),
+                        padding=(temporal_kernel // 2, 3, 3),
+                        bias=False,
+                    ),
+                ),
+                ("bn", nn.BatchNorm3d(out_channels)),
+                ("relu", nn.ReLU(inplace=True)),
+                ("pool", nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))),
+            ]
+        )
+    )
 
 
-def res_stage(in_channels: int, inner: int, out_channels: int, *, temporal_kernels: list[int],
-              spatial_stride: int) -> nn.Sequential:
+def res_stage(
+    in_channels: int, inner: int, out_channels: int, *, temporal_kernels: list[int], spatial_stride: int
+) -> nn.Sequential:
     """One ResNet stage: bottlenecks with the given temporal kernels; the first one strides."""
-    return nn.Sequential(*[
-        Bottleneck3d(in_channels if i == 0 else out_channels, inner, out_channels, temporal_kernel=kt,
-                     spatial_stride=spatial_stride if i == 0 else 1)
-        for i, kt in enumerate(temporal_kernels)])
+    return nn.Sequential(
+        *[
+            Bottleneck3d(
+                in_channels if i == 0 else out_channels,
+                inner,
+                out_channels,
+                temporal_kernel=kt,
+                spatial_stride=spatial_stride if i == 0 else 1,
+            )
+            for i, kt in enumerate(temporal_kernels)
+        ]
+    )
 
 
 def init_cnn_weights(model: nn.Module, *, zero_init_final_bn: bool = True, head_std: float = 0.01) -> None:

@@ -62,28 +62,43 @@ def _stage(out: int, *layers: tuple) -> tuple[int, tuple[Layer, ...]]:
 K13, K15, K33, K53 = (1, 3, 3), (1, 5, 5), (3, 3, 3), (5, 3, 3)
 # BLOCK_SPECS of TF Model Garden (movinet.py); the stem is a (1, 3, 3) stride-2 convolution in all.
 SPECS = {
-    "a0": Spec(8, (
-        _stage(8, (24, K15, 2)),
-        _stage(32, (80, K33, 2), (80, K33), (80, K33)),
-        _stage(56, (184, K53, 2), (112, K33), (184, K33)),
-        _stage(56, (184, K53), (184, K33), (184, K33), (184, K33)),
-        _stage(104, (384, K53, 2), (280, K15), (280, K15), (344, K15)),
-    ), project=480, hidden=2048),
-    "a1": Spec(16, (
-        _stage(16, (40, K15, 2), (40, K33)),
-        _stage(40, (96, K33, 2), (120, K33), (96, K33), (96, K33)),
-        _stage(64, (216, K53, 2), (128, K33), (216, K33), (168, K33), (216, K33)),
-        _stage(64, (216, K53), (216, K33), (216, K33), (128, K33), (128, K15), (216, K33)),
-        _stage(136, (456, K53, 2), (360, K15), (360, K15), (360, K15), (456, K15), (456, K33), (544, K13)),
-    ), project=600, hidden=2048),
+    "a0": Spec(
+        8,
+        (
+            _stage(8, (24, K15, 2)),
+            _stage(32, (80, K33, 2), (80, K33), (80, K33)),
+            _stage(56, (184, K53, 2), (112, K33), (184, K33)),
+            _stage(56, (184, K53), (184, K33), (184, K33), (184, K33)),
+            _stage(104, (384, K53, 2), (280, K15), (280, K15), (344, K15)),
+        ),
+        project=480,
+        hidden=2048,
+    ),
+    "a1": Spec(
+        16,
+        (
+            _stage(16, (40, K15, 2), (40, K33)),
+            _stage(40, (96, K33, 2), (120, K33), (96, K33), (96, K33)),
+            _stage(64, (216, K53, 2), (128, K33), (216, K33), (168, K33), (216, K33)),
+            _stage(64, (216, K53), (216, K33), (216, K33), (128, K33), (128, K15), (216, K33)),
+            _stage(
+                136, (456, K53, 2), (360, K15), (360, K15), (360, K15), (456, K15), (456, K33), (544, K13)
+            ),
+        ),
+        project=600,
+        hidden=2048,
+    ),
 }
 
 
 @dataclass(frozen=True)
 class MoViNetConfig:
+    """MoViNet stream options: which architecture, squeeze-excitation, activations."""
+
     num_classes: int = 600  # Kinetics-600, as the released models
     model_id: str = "a0"  # key of SPECS
-    se_type: str = "2plus3d"  # squeeze-excitation pooling: "none" | "3d" (cumulative) | "2plus3d" (cumulative + per frame)
+    # squeeze-excitation pooling: "none" | "3d" (cumulative) | "2plus3d" (cumulative + per frame)
+    se_type: str = "2plus3d"
     activation: str = "hard_swish"  # of every conv unit: "hard_swish" | "swish" | "relu6" | "relu"
     gating_activation: str = "hard_sigmoid"  # of the squeeze-excitation gate
     se_ratio: float = 0.25  # squeeze-excitation hidden width / expansion width
@@ -93,9 +108,12 @@ class MoViNetConfig:
     in_channels: int = 3
 
     def __post_init__(self):
-        for name, value, valid in (("MoViNet model_id", self.model_id, SPECS), ("se_type", self.se_type, SE_TYPES),
-                                   ("activation", self.activation, ACTIVATIONS),
-                                   ("gating_activation", self.gating_activation, GATES)):
+        for name, value, valid in (
+            ("MoViNet model_id", self.model_id, SPECS),
+            ("se_type", self.se_type, SE_TYPES),
+            ("activation", self.activation, ACTIVATIONS),
+            ("gating_activation", self.gating_activation, GATES),
+        ):
             if value not in valid:
                 raise ConfigError(unknown_name_message(name, value, list(valid)))
 
@@ -109,11 +127,26 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 class FrameConv(nn.Module):
     """A per-frame conv (TensorFlow 'SAME' padding), batch norm and optional activation on `(N, C, H, W)`."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int = 1, *, stride: int = 1,
-                 depthwise: bool = False, act: str | None, eps: float):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int = 1,
+        *,
+        stride: int = 1,
+        depthwise: bool = False,
+        act: str | None,
+        eps: float,
+    ):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel, stride=stride, bias=False,
-                              groups=in_channels if depthwise else 1)
+        self.conv = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel,
+            stride=stride,
+            bias=False,
+            groups=in_channels if depthwise else 1,
+        )
         self.bn = nn.BatchNorm2d(out_channels, eps=eps)
         self.act = ACTIVATIONS[act]() if act else nn.Identity()
 
@@ -143,8 +176,10 @@ class CausalTemporalConv(nn.Module):
     def with_buffer(self, x: torch.Tensor, buffer: torch.Tensor) -> torch.Tensor:
         """`x` (B*T, C, H, W) after the buffered frames: `(B, k-1+T, C, H, W)`."""
         if buffer.shape[-3:] != x.shape[-3:]:
-            raise ConfigError(f"stream state holds {tuple(buffer.shape[-2:])} feature maps, these frames give "
-                              f"{tuple(x.shape[-2:])}: make the state with init_state(batch, height=H, width=W)")
+            raise ConfigError(
+                f"stream state holds {tuple(buffer.shape[-2:])} feature maps, these frames give "
+                f"{tuple(x.shape[-2:])}: make the state with init_state(batch, height=H, width=W)"
+            )
         return torch.cat([buffer, x.view(buffer.shape[0], -1, *x.shape[1:])], dim=1)
 
     def taps(self, frames: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -152,7 +187,7 @@ class CausalTemporalConv(nn.Module):
         shifted views, cheaper than a grouped Conv3d on CPU, same result."""
         t = frames.shape[1] - self.buffer_size
         weight = weight.reshape(-1, self.buffer_size + 1)  # (C, k)
-        y = sum(frames[:, i:i + t] * weight[:, i, None, None] for i in range(self.buffer_size + 1))
+        y = sum(frames[:, i : i + t] * weight[:, i, None, None] for i in range(self.buffer_size + 1))
         return y.flatten(0, 1)
 
     def forward(self, x: torch.Tensor, buffer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,10 +196,12 @@ class CausalTemporalConv(nn.Module):
         y = self.taps(frames, self.conv.weight)
         if self.conv.bias is not None:  # batch norm folded in for inference
             y = y + self.conv.bias[:, None, None]
-        return self.act(self.bn(y)), frames[:, frames.shape[1] - self.buffer_size:]
+        return self.act(self.bn(y)), frames[:, frames.shape[1] - self.buffer_size :]
 
 
-def running_mean(frame_means: torch.Tensor, total: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def running_mean(
+    frame_means: torch.Tensor, total: torch.Tensor, count: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Causal global average: `frame_means` (B, T, C) -> mean over all frames so far at each frame
     (B, T, C), and the new running sum (B, C). `count` is the number of frames before this call."""
     t = frame_means.shape[1]
@@ -185,7 +222,9 @@ class CausalSqueezeExcite(nn.Module):
         self.expand = nn.Linear(hidden, channels)
         self.gate = GATES[gate]()
 
-    def forward(self, x: torch.Tensor, total: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, total: torch.Tensor, count: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         b = total.shape[0]
         frame_means = x.mean((2, 3)).view(b, -1, x.shape[1])  # (B, T, C)
         squeezed, total = running_mean(frame_means, total, count)
@@ -237,19 +276,26 @@ class Bottleneck(nn.Module):
         └─────────────── [skip_pool ─> skip 1x1, where the shape changes] ────────────────────────┘
     """
 
-    def __init__(self, in_channels: int, out_channels: int, layer: Layer, *, config: MoViNetConfig, drop: float):
+    def __init__(
+        self, in_channels: int, out_channels: int, layer: Layer, *, config: MoViNetConfig, drop: float
+    ):
         super().__init__()
         act, eps = config.activation, config.bn_eps
         kt, k, _ = layer.kernel
         self.channels = layer.expand  # width of the stream state this block keeps
         self.expansion = FrameConv(in_channels, layer.expand, act=act, eps=eps)
-        self.spatial = FrameConv(layer.expand, layer.expand, k, stride=layer.stride, depthwise=True, act=act, eps=eps)
+        self.spatial = FrameConv(
+            layer.expand, layer.expand, k, stride=layer.stride, depthwise=True, act=act, eps=eps
+        )
         self.temporal = CausalTemporalConv(layer.expand, kt, act=act, eps=eps) if kt > 1 else None
         self.se = None
         if config.se_type != "none":
-            hidden = make_divisible(config.se_ratio * layer.expand * (2 if config.se_type == "2plus3d" else 1))
-            self.se = CausalSqueezeExcite(layer.expand, hidden, se_type=config.se_type, act=act,
-                                          gate=config.gating_activation)
+            hidden = make_divisible(
+                config.se_ratio * layer.expand * (2 if config.se_type == "2plus3d" else 1)
+            )
+            self.se = CausalSqueezeExcite(
+                layer.expand, hidden, se_type=config.se_type, act=act, gate=config.gating_activation
+            )
         self.projection = FrameConv(layer.expand, out_channels, act=None, eps=eps)
         self.rezero = ReZero()
         self.drop_path = StochasticDepth(drop, "row")
@@ -260,8 +306,9 @@ class Bottleneck(nn.Module):
             self.skip = FrameConv(in_channels, out_channels, act=None, eps=eps)
         self.add = Add()
 
-    def forward(self, x: torch.Tensor, buffer: torch.Tensor | None, pool_sum: torch.Tensor | None,
-                count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor, buffer: torch.Tensor | None, pool_sum: torch.Tensor | None, count: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """`x` (B*T, C, H, W) and this block's state -> output and next state (a pure function, so
         it can be recomputed under gradient checkpointing)."""
         y = self.spatial(self.expansion(x))
@@ -288,7 +335,9 @@ class RunningMean(nn.Module):
     """The head's causal pool: per-frame features `(B, T, P)` and the running sum of the frames
     before -> the mean over every frame seen `(B, P)` and the new running sum."""
 
-    def forward(self, feats: torch.Tensor, total: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, feats: torch.Tensor, total: torch.Tensor, count: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         total = total + feats.sum(1)
         return total / (count + feats.shape[1]), total
 
@@ -309,7 +358,9 @@ class MoViNet(StreamingModel):
             stage = []
             for layer in layers:
                 index += 1
-                stage.append(Bottleneck(c_in, out, layer, config=config, drop=config.stochastic_depth * index / depth))
+                stage.append(
+                    Bottleneck(c_in, out, layer, config=config, drop=config.stochastic_depth * index / depth)
+                )
                 c_in = out
             blocks.append(nn.ModuleList(stage))
         self.blocks = nn.ModuleList(blocks)
@@ -340,14 +391,19 @@ class MoViNet(StreamingModel):
         h, w = height or size, width or size
         p = next(self.parameters())
         zeros = dict(device=p.device, dtype=p.dtype)
-        state = {"frame_count": torch.zeros((), **zeros), "head_pool_sum": torch.zeros(batch_size, self.num_features, **zeros)}
+        state = {
+            "frame_count": torch.zeros((), **zeros),
+            "head_pool_sum": torch.zeros(batch_size, self.num_features, **zeros),
+        }
         h, w = -(-h // 2), -(-w // 2)  # after the stem
         for name, block in self.named_layers():
             if block.downsample:
                 h, w = -(-h // 2), -(-w // 2)
             channels = block.channels
             if block.temporal is not None:
-                state[f"{name}_stream_buffer"] = torch.zeros(batch_size, block.temporal.buffer_size, channels, h, w, **zeros)
+                state[f"{name}_stream_buffer"] = torch.zeros(
+                    batch_size, block.temporal.buffer_size, channels, h, w, **zeros
+                )
             if block.se is not None:
                 state[f"{name}_pool_sum"] = torch.zeros(batch_size, channels, **zeros)
         return state
@@ -390,13 +446,21 @@ class MoViNet(StreamingModel):
 
 
 def _build(arch: str, defaults: dict, overrides: dict) -> MoViNet:
-    return build_model(MoViNet, MoViNetConfig, arch=arch, defaults=defaults, overrides=overrides,
-                       preprocessing=STREAM_PREP)
+    return build_model(
+        MoViNet, MoViNetConfig, arch=arch, defaults=defaults, overrides=overrides, preprocessing=STREAM_PREP
+    )
 
 
 # The released stream models: RGB in [0, 1] (no normalisation), 172x172, frames at 5 fps.
-STREAM_PREP = Preprocessing(num_frames=50, sampling_rate=1, target_fps=5.0, resize=172, crop_size=172,
-                            mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+STREAM_PREP = Preprocessing(
+    num_frames=50,
+    sampling_rate=1,
+    target_fps=5.0,
+    resize=172,
+    crop_size=172,
+    mean=(0.0, 0.0, 0.0),
+    std=(1.0, 1.0, 1.0),
+)
 
 
 def kinetics600_labels() -> list[str]:

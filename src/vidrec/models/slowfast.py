@@ -8,11 +8,11 @@ connections (time-strided convs, 2*beta*C channels, stride alpha) join Fast into
 concatenation after pool1, res2, res3 and res4.
 
     clip (B, 3, T, H, W)
-      ├── every alpha-th frame ─> slow stem ──┬─(+)─> slow res2 ─(+)─> res3 ─(+)─> res4 ─(+)─> res5 ─> pool ─┐
-      │                                        │  ^              ^             ^             ^               ├─ concat ─> dropout ─> fc
-      └── all T frames ─────────> fast stem ───┴──┼─> fast res2 ──┼─> res3 ──────┼─> res4 ──────┼─> res5 ─> pool ─┘
-                                 (C / beta)    fuse0          fuse1         fuse2         fuse3
-                                               conv kt x 1 x 1, stride alpha, 2C/beta channels
+      ├── every alpha-th frame ─> slow stem ─┬(+)─> slow res2 ─(+)─> res3 ─(+)─> res4 ─(+)─> res5 ─> pool ─┐
+      │                                      │ ^               ^             ^             ^                │
+      └── all T frames ────────> fast stem ──┴─┼─> fast res2 ──┼─> res3 ─────┼─> res4 ─────┼─> res5 ─> pool ─┤
+                                (C / beta)   fuse0           fuse1         fuse2         fuse3              │
+                                                                           concat ─> dropout ─> fc <────────┘
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ PATHWAYS = ("both", "slow", "fast")
 
 @dataclass(frozen=True)
 class SlowFastConfig:
+    """SlowFast options: speed and channel ratios, laterals, depths, temporal kernels, pathways."""
+
     num_classes: int = 400  # classifier outputs
     in_channels: int = 3  # RGB
     dropout: float = 0.5  # before the classifier
@@ -53,8 +55,14 @@ class FastToSlow(nn.Module):
 
     def __init__(self, fast_channels: int, out_channels: int, *, kernel: int, alpha: int):
         super().__init__()
-        self.conv = nn.Conv3d(fast_channels, out_channels, (kernel, 1, 1), stride=(alpha, 1, 1),
-                              padding=(kernel // 2, 0, 0), bias=False)
+        self.conv = nn.Conv3d(
+            fast_channels,
+            out_channels,
+            (kernel, 1, 1),
+            stride=(alpha, 1, 1),
+            padding=(kernel // 2, 0, 0),
+            bias=False,
+        )
         self.bn = nn.BatchNorm3d(out_channels)
 
     def forward(self, slow: torch.Tensor, fast: torch.Tensor) -> torch.Tensor:
@@ -66,17 +74,29 @@ def stage_input_width(width: int, stage: int) -> int:
     return width if stage == 0 else width * 2 ** (stage + 1)
 
 
-def _pathway(in_channels: int, width: int, *, stem_kernel: int, depths: tuple, temporal: tuple,
-             laterals: list[int], res4_temporal_blocks: int | None) -> nn.ModuleDict:
+def _pathway(
+    in_channels: int,
+    width: int,
+    *,
+    stem_kernel: int,
+    depths: tuple,
+    temporal: tuple,
+    laterals: list[int],
+    res4_temporal_blocks: int | None,
+) -> nn.ModuleDict:
     """Stem and four stages of one pathway; `laterals[s]` extra input channels of stage s (fused)."""
     layers = {"stem": resnet_stem(in_channels, width, temporal_kernel=stem_kernel)}
     for s, depth in enumerate(depths):
         kernels = [temporal[s]] * depth
         if s == 2 and res4_temporal_blocks is not None:
             kernels = [temporal[s] if i < res4_temporal_blocks else 1 for i in range(depth)]
-        layers[f"layer{s + 1}"] = res_stage(stage_input_width(width, s) + laterals[s], width * 2 ** s,
-                                            width * 2 ** s * 4, temporal_kernels=kernels,
-                                            spatial_stride=2 if s > 0 else 1)
+        layers[f"layer{s + 1}"] = res_stage(
+            stage_input_width(width, s) + laterals[s],
+            width * 2**s,
+            width * 2**s * 4,
+            temporal_kernels=kernels,
+            spatial_stride=2 if s > 0 else 1,
+        )
     return nn.ModuleDict(layers)
 
 
@@ -96,16 +116,22 @@ class SlowFast(VideoModel):
         common = dict(depths=c.stage_depths, res4_temporal_blocks=c.res4_temporal_blocks)
         dims = []
         if c.pathways in ("both", "slow"):
-            self.slow = _pathway(c.in_channels, c.width, stem_kernel=1, temporal=c.slow_temporal, laterals=laterals,
-                                 **common)
+            self.slow = _pathway(
+                c.in_channels, c.width, stem_kernel=1, temporal=c.slow_temporal, laterals=laterals, **common
+            )
             dims.append(c.width * 32)
         if c.pathways in ("both", "fast"):
-            self.fast = _pathway(c.in_channels, fast_width, stem_kernel=5, temporal=c.fast_temporal,
-                                 laterals=[0] * 4, **common)
+            self.fast = _pathway(
+                c.in_channels, fast_width, stem_kernel=5, temporal=c.fast_temporal, laterals=[0] * 4, **common
+            )
             dims.append(fast_width * 32)
         if c.pathways == "both":
-            self.fuse = nn.ModuleList([FastToSlow(ch, lat, kernel=c.fusion_kernel, alpha=c.alpha)
-                                       for ch, lat in zip(fast_in, laterals)])
+            self.fuse = nn.ModuleList(
+                [
+                    FastToSlow(ch, lat, kernel=c.fusion_kernel, alpha=c.alpha)
+                    for ch, lat in zip(fast_in, laterals)
+                ]
+            )
         self.num_features = sum(dims)
         self.dropout = nn.Dropout(c.dropout)
         init_cnn_weights(self)
@@ -114,11 +140,15 @@ class SlowFast(VideoModel):
     def make_head(self, num_classes: int) -> nn.Linear:
         return linear_head(self.num_features, num_classes)
 
-    def split_pathways(self, x: torch.Tensor | list | tuple) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def split_pathways(
+        self, x: torch.Tensor | list | tuple
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The Slow and Fast inputs from one clip (never modified in place) or a given pair."""
         if isinstance(x, (list, tuple)):
             if len(x) != 2:
-                raise ConfigError(f"{self.arch} expects one clip or a [slow, fast] pair, got {len(x)} tensors")
+                raise ConfigError(
+                    f"{self.arch} expects one clip or a [slow, fast] pair, got {len(x)} tensors"
+                )
             slow, fast = x
         else:
             self.check_input(x)
@@ -129,7 +159,10 @@ class SlowFast(VideoModel):
                     raise ConfigError(f"{self.arch} needs at least alpha={self.config.alpha} frames, got {t}")
                 index = torch.linspace(0, t - 1, t // self.config.alpha, device=x.device).long()
                 slow = torch.index_select(x, 2, index)  # a new tensor: the caller's clip is untouched
-        return (slow if self.config.pathways != "fast" else None, fast if self.config.pathways != "slow" else None)
+        return (
+            slow if self.config.pathways != "fast" else None,
+            fast if self.config.pathways != "slow" else None,
+        )
 
     def feature_maps(self, x) -> list[torch.Tensor]:
         """res5's output of each pathway: `[(B, 2048, T/alpha, H/32, W/32), (B, 256, T, H/32, W/32)]`
@@ -151,14 +184,23 @@ class SlowFast(VideoModel):
 
 
 def _build(arch: str, defaults: dict, overrides: dict, prep: Preprocessing) -> SlowFast:
-    return build_model(SlowFast, SlowFastConfig, arch=arch, defaults=defaults, overrides=overrides, preprocessing=prep)
+    return build_model(
+        SlowFast, SlowFastConfig, arch=arch, defaults=defaults, overrides=overrides, preprocessing=prep
+    )
 
 
 def _prep(num_frames: int, sampling_rate: int) -> Preprocessing:
     # PySlowFast Kinetics recipe: short-side jitter [256, 320] + 224 crops for training; short
     # side 256 and 256 crops (x3) for testing; mean 0.45, std 0.225.
-    return Preprocessing(num_frames=num_frames, sampling_rate=sampling_rate, resize=256, crop_size=224,
-                         test_crop_size=256, mean=KINETICS_MEAN, std=KINETICS_STD)
+    return Preprocessing(
+        num_frames=num_frames,
+        sampling_rate=sampling_rate,
+        resize=256,
+        crop_size=224,
+        test_crop_size=256,
+        mean=KINETICS_MEAN,
+        std=KINETICS_STD,
+    )
 
 
 _R101 = {"stage_depths": (3, 4, 23, 3), "fusion_kernel": 5}
@@ -182,7 +224,9 @@ def slowfast_r101_8x8(**overrides) -> SlowFast:
 def slowfast_r101_16x8(**overrides) -> SlowFast:
     """SlowFast R101 16x8 (64 Fast frames), temporal kernels in the first 6 res4 blocks only, as
     the released SLOWFAST_16x8_R101_50_50 model."""
-    return _build("slowfast_r101_16x8", {"alpha": 4, **_R101, "res4_temporal_blocks": 6}, overrides, _prep(64, 2))
+    return _build(
+        "slowfast_r101_16x8", {"alpha": 4, **_R101, "res4_temporal_blocks": 6}, overrides, _prep(64, 2)
+    )
 
 
 def slow_r50_8x8(**overrides) -> SlowFast:
@@ -195,4 +239,11 @@ def fast_r50(**overrides) -> SlowFast:
     return _build("fast_r50", {"pathways": "fast"}, overrides, _prep(32, 2))
 
 
-ARCHITECTURES = (slowfast_r50_4x16, slowfast_r50_8x8, slowfast_r101_8x8, slowfast_r101_16x8, slow_r50_8x8, fast_r50)
+ARCHITECTURES = (
+    slowfast_r50_4x16,
+    slowfast_r50_8x8,
+    slowfast_r101_8x8,
+    slowfast_r101_16x8,
+    slow_r50_8x8,
+    fast_r50,
+)

@@ -20,6 +20,8 @@ from vidrec.models.base import VideoModel, build_model, linear_head
 
 @dataclass(frozen=True)
 class TSNConfig:
+    """TSN options: the 2D backbone and the classifier."""
+
     num_classes: int = 400  # classifier outputs
     backbone: str = "resnet50"  # 2D network run on each frame: "resnet18" | "resnet50" | "small"
     width: int = 32  # base width of the "small" backbone (ignored by the ResNets)
@@ -31,8 +33,11 @@ def _small_cnn(width: int, in_channels: int) -> tuple[nn.Module, int]:
     """Four strided conv-BN-ReLU layers: a frame encoder small enough for CPU tests and demos."""
     layers, c_in = [], in_channels
     for c_out in (width, 2 * width, 4 * width, 4 * width):
-        layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                   nn.ReLU(inplace=True)]
+        layers += [
+            nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        ]
         c_in = c_out
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     return nn.Sequential(*layers), c_in
@@ -50,7 +55,11 @@ def _torchvision_resnet(factory) -> callable:
     return build
 
 
-BACKBONES = {"small": _small_cnn, "resnet18": _torchvision_resnet(resnet18), "resnet50": _torchvision_resnet(resnet50)}
+BACKBONES = {
+    "small": _small_cnn,
+    "resnet18": _torchvision_resnet(resnet18),
+    "resnet50": _torchvision_resnet(resnet50),
+}
 
 
 class TSN(VideoModel):
@@ -83,12 +92,20 @@ class TSN(VideoModel):
 
 
 def _build(arch: str, defaults: dict, overrides: dict, preprocessing: Preprocessing) -> TSN:
-    return build_model(TSN, TSNConfig, arch=arch, defaults=defaults, overrides=overrides, preprocessing=preprocessing)
+    return build_model(
+        TSN, TSNConfig, arch=arch, defaults=defaults, overrides=overrides, preprocessing=preprocessing
+    )
 
 
 # Kinetics-style TSN recipe: 8 segments, 224 crops of 256 short side.
-_IMAGENET_PREP = Preprocessing(num_frames=8, sampling_rate=8, resize=256, crop_size=224,
-                               mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+_IMAGENET_PREP = Preprocessing(
+    num_frames=8,
+    sampling_rate=8,
+    resize=256,
+    crop_size=224,
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+)
 # SynthMotion-sized input for the small backbone.
 _SMALL_PREP = Preprocessing(num_frames=8, sampling_rate=2, resize=64, crop_size=56)
 

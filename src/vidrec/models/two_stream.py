@@ -30,8 +30,15 @@ class TwoStream(ModelBase):
 
     arch = ARCH
 
-    def __init__(self, rgb: VideoModel, flow: VideoModel, *, weights: tuple[float, float] = (0.5, 0.5),
-                 flow_method: str = "tvl1", flow_short_side: int = 256):
+    def __init__(
+        self,
+        rgb: VideoModel,
+        flow: VideoModel,
+        *,
+        weights: tuple[float, float] = (0.5, 0.5),
+        flow_method: str = "tvl1",
+        flow_short_side: int = 256,
+    ):
         super().__init__()
         if rgb.num_classes != flow.num_classes:
             raise ConfigError(f"RGB model has {rgb.num_classes} classes, flow model {flow.num_classes}")
@@ -46,25 +53,35 @@ class TwoStream(ModelBase):
 
     @property
     def num_classes(self) -> int:
+        """Classes of both streams."""
         return self.rgb.num_classes
 
     def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
             raise ConfigError("a two-stream model takes (rgb, flow) clips")
         rgb, flow = inputs
-        probs = self.weights[0] * self.rgb(rgb).float().softmax(-1) + self.weights[1] * self.flow(flow).float().softmax(-1)
+        probs = self.weights[0] * self.rgb(rgb).float().softmax(-1) + self.weights[1] * self.flow(
+            flow
+        ).float().softmax(-1)
         return probs.clamp_min(1e-30).log()  # (B, K): softmax gives the fused probabilities back
 
     def config_json(self) -> dict:
-        return {"architecture": ARCH, "weights": list(self.weights), "flow_method": self.flow_method,
-                "flow_short_side": self.flow_short_side, "labels": self.labels}
+        return {
+            "architecture": ARCH,
+            "weights": list(self.weights),
+            "flow_method": self.flow_method,
+            "flow_short_side": self.flow_short_side,
+            "labels": self.labels,
+        }
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """`rgb/` and `flow/` model directories, then the fusion settings in `config.json`."""
         directory = os.fspath(directory)
         self.rgb.save_pretrained(os.path.join(directory, "rgb"))
         self.flow.save_pretrained(os.path.join(directory, "flow"))
-        atomic_write_text(os.path.join(directory, CONFIG_NAME), json.dumps(self.config_json(), indent=2) + "\n")
+        atomic_write_text(
+            os.path.join(directory, CONFIG_NAME), json.dumps(self.config_json(), indent=2) + "\n"
+        )
 
 
 __all__ = ["ARCH", "TwoStream"]

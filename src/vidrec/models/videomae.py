@@ -30,6 +30,8 @@ from vidrec.models.base import VideoModel, build_model
 
 @dataclass(frozen=True)
 class VideoMAEConfig:
+    """VideoMAE (ViT) options: tubelets, width, depth, heads, pooling, regularisation."""
+
     num_classes: int = 400  # classifier outputs
     in_channels: int = 3  # RGB
     num_frames: int = 16  # default clip length (other lengths work: positions are recomputed)
@@ -62,6 +64,7 @@ def _sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
 
 
 def position_table(num_positions: int, dim: int, *, device, dtype) -> torch.Tensor:
+    """The fixed sinusoidal position table `(N, D)` on `device` in `dtype` (cached on the CPU)."""
     return _sinusoid_table(num_positions, dim).to(device=device, dtype=dtype)
 
 
@@ -92,8 +95,17 @@ class Attention(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_dim: int, *, qkv_bias: bool, eps: float, drop_path: float,
-                 layer_scale_init: float | None):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_dim: int,
+        *,
+        qkv_bias: bool,
+        eps: float,
+        drop_path: float,
+        layer_scale_init: float | None,
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
@@ -119,19 +131,38 @@ class VideoMAEEncoder(nn.Module):
     def __init__(self, c: VideoMAEConfig):
         super().__init__()
         self.config = c
-        self.patch_embed = nn.Conv3d(c.in_channels, c.dim, (c.tubelet_size, c.patch_size, c.patch_size),
-                                     stride=(c.tubelet_size, c.patch_size, c.patch_size))
+        self.patch_embed = nn.Conv3d(
+            c.in_channels,
+            c.dim,
+            (c.tubelet_size, c.patch_size, c.patch_size),
+            stride=(c.tubelet_size, c.patch_size, c.patch_size),
+        )
         rates = [c.drop_path * i / max(c.depth - 1, 1) for i in range(c.depth)]
-        self.blocks = nn.ModuleList([Block(c.dim, c.num_heads, c.mlp_dim, qkv_bias=c.qkv_bias, eps=c.layer_norm_eps,
-                                           drop_path=r, layer_scale_init=c.layer_scale_init) for r in rates])
+        self.blocks = nn.ModuleList(
+            [
+                Block(
+                    c.dim,
+                    c.num_heads,
+                    c.mlp_dim,
+                    qkv_bias=c.qkv_bias,
+                    eps=c.layer_norm_eps,
+                    drop_path=r,
+                    layer_scale_init=c.layer_scale_init,
+                )
+                for r in rates
+            ]
+        )
         self.grad_checkpointing = False  # recompute each block in backward (set by the model)
 
     def grid(self, x: torch.Tensor) -> tuple[int, int, int]:
+        """Tubelets along (T, H, W) for input `x`, which must divide evenly."""
         c = self.config
         t, h, w = x.shape[2:]
         if t % c.tubelet_size or h % c.patch_size or w % c.patch_size:
-            raise ConfigError(f"input {t}x{h}x{w} is not divisible into {c.tubelet_size}x{c.patch_size}x"
-                              f"{c.patch_size} tubelets")
+            raise ConfigError(
+                f"input {t}x{h}x{w} is not divisible into {c.tubelet_size}x{c.patch_size}x"
+                f"{c.patch_size} tubelets"
+            )
         return t // c.tubelet_size, h // c.patch_size, w // c.patch_size
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -186,7 +217,9 @@ class VideoMAE(VideoModel):
         return head
 
     def no_weight_decay(self) -> set[str]:
-        return {n for n, _ in self.named_parameters() if n.endswith(("q_bias", "v_bias", "gamma_1", "gamma_2"))}
+        return {
+            n for n, _ in self.named_parameters() if n.endswith(("q_bias", "v_bias", "gamma_1", "gamma_2"))
+        }
 
     @property
     def num_layers(self) -> int | None:
@@ -217,18 +250,30 @@ class VideoMAE(VideoModel):
 
 # VideoMAE's Kinetics fine-tuning input: 16 frames at stride 4, short side 256 (test), 224 crops,
 # ImageNet statistics.
-_PREP = Preprocessing(num_frames=16, sampling_rate=4, resize=256, crop_size=224, mean=(0.485, 0.456, 0.406),
-                      std=(0.229, 0.224, 0.225), train_crop="resized", train_scale=(0.08, 1.0))
+_PREP = Preprocessing(
+    num_frames=16,
+    sampling_rate=4,
+    resize=256,
+    crop_size=224,
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+    train_crop="resized",
+    train_scale=(0.08, 1.0),
+)
 SIZES = {  # dim, depth, heads, mlp (ViT-S/B/L/H of the paper)
-    "videomae_s": (384, 12, 6, 1536), "videomae_b": (768, 12, 12, 3072),
-    "videomae_l": (1024, 24, 16, 4096), "videomae_h": (1280, 32, 16, 5120),
+    "videomae_s": (384, 12, 6, 1536),
+    "videomae_b": (768, 12, 12, 3072),
+    "videomae_l": (1024, 24, 16, 4096),
+    "videomae_h": (1280, 32, 16, 5120),
 }
 
 
 def _build(arch: str, overrides: dict, defaults: dict | None = None, prep: Preprocessing = _PREP) -> VideoMAE:
     dim, depth, heads, mlp = SIZES.get(arch, (64, 2, 2, 128))
     base = {"dim": dim, "depth": depth, "num_heads": heads, "mlp_dim": mlp, **(defaults or {})}
-    return build_model(VideoMAE, VideoMAEConfig, arch=arch, defaults=base, overrides=overrides, preprocessing=prep)
+    return build_model(
+        VideoMAE, VideoMAEConfig, arch=arch, defaults=base, overrides=overrides, preprocessing=prep
+    )
 
 
 def videomae_s(**overrides) -> VideoMAE:

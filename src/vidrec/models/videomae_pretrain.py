@@ -21,14 +21,23 @@ from torch import nn
 from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError
 from vidrec.models.base import PretrainingModel, VideoModel, build_model
-from vidrec.models.videomae import (SIZES, Block, VideoMAE, VideoMAEConfig, VideoMAEEncoder, init_vit_weights,
-                                    position_table)
+from vidrec.models.videomae import (
+    SIZES,
+    Block,
+    VideoMAE,
+    VideoMAEConfig,
+    VideoMAEEncoder,
+    init_vit_weights,
+    position_table,
+)
 
 MASKINGS = ("tube", "random")
 
 
 @dataclass(frozen=True)
 class VideoMAEPretrainConfig(VideoMAEConfig):
+    """VideoMAE pretraining options: the encoder's, the decoder's and the masking."""
+
     num_classes: int = 0  # no classifier: the decoder predicts pixels
     use_mean_pooling: bool = False  # the encoder ends with a norm, as the pretraining original
     decoder_dim: int = 384  # decoder width (ViT-B: 384)
@@ -47,8 +56,14 @@ def _check_ratio(name: str, ratio: float) -> None:
         raise ConfigError(f"{name} must be in [0, 1), got {ratio}")
 
 
-def tube_mask(grid: tuple[int, int, int], ratio: float, *, batch: int, generator: torch.Generator | None = None,
-              device=None) -> torch.Tensor:
+def tube_mask(
+    grid: tuple[int, int, int],
+    ratio: float,
+    *,
+    batch: int,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> torch.Tensor:
     """`(B, N)` bool, True = hidden: one random spatial mask per sample, the same at every time
     step (tube masking), hiding exactly `int(ratio * H * W)` positions per frame."""
     _check_ratio("mask_ratio", ratio)
@@ -60,13 +75,19 @@ def tube_mask(grid: tuple[int, int, int], ratio: float, *, batch: int, generator
     return spatial[:, None, :].expand(batch, t, h * w).reshape(batch, -1).to(device)
 
 
-def random_mask(grid: tuple[int, int, int], ratio: float, *, batch: int, generator: torch.Generator | None = None,
-                device=None) -> torch.Tensor:
+def random_mask(
+    grid: tuple[int, int, int],
+    ratio: float,
+    *,
+    batch: int,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> torch.Tensor:
     """`(B, N)` bool: exactly `int(ratio * N)` tokens hidden anywhere in space-time."""
     _check_ratio("mask_ratio", ratio)
     n = int(np.prod(grid))
     mask = torch.zeros(batch, n, dtype=torch.bool)
-    mask.scatter_(1, torch.rand(batch, n, generator=generator).argsort(dim=1)[:, :int(ratio * n)], True)
+    mask.scatter_(1, torch.rand(batch, n, generator=generator).argsort(dim=1)[:, : int(ratio * n)], True)
     return mask.to(device)
 
 
@@ -86,7 +107,9 @@ def running_cell_mask(grid: tuple[int, int, int], ratio: float, *, batch: int, d
 
 def patchify(video: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
     """`(B, C, T, H, W)` -> `(B, N, tubelet * patch * patch, C)` in token order (t, h, w)."""
-    return rearrange(video, "b c (t p0) (h p1) (w p2) -> b (t h w) (p0 p1 p2) c", p0=tubelet, p1=patch, p2=patch)
+    return rearrange(
+        video, "b c (t p0) (h p1) (w p2) -> b (t h w) (p0 p1 p2) c", p0=tubelet, p1=patch, p2=patch
+    )
 
 
 class VideoMAEPretrain(PretrainingModel):
@@ -104,11 +127,22 @@ class VideoMAEPretrain(PretrainingModel):
         self.norm = None if c.use_mean_pooling else nn.LayerNorm(c.dim, eps=c.layer_norm_eps)
         self.encoder_to_decoder = nn.Linear(c.dim, c.decoder_dim, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, c.decoder_dim))
-        self.decoder_blocks = nn.ModuleList([
-            Block(c.decoder_dim, c.decoder_heads, c.decoder_mlp_dim, qkv_bias=c.qkv_bias, eps=c.layer_norm_eps,
-                  drop_path=0.0, layer_scale_init=None) for _ in range(c.decoder_depth)])
+        self.decoder_blocks = nn.ModuleList(
+            [
+                Block(
+                    c.decoder_dim,
+                    c.decoder_heads,
+                    c.decoder_mlp_dim,
+                    qkv_bias=c.qkv_bias,
+                    eps=c.layer_norm_eps,
+                    drop_path=0.0,
+                    layer_scale_init=None,
+                )
+                for _ in range(c.decoder_depth)
+            ]
+        )
         self.decoder_norm = nn.LayerNorm(c.decoder_dim, eps=c.decoder_norm_eps)
-        self.decoder_head = nn.Linear(c.decoder_dim, c.in_channels * c.tubelet_size * c.patch_size ** 2)
+        self.decoder_head = nn.Linear(c.decoder_dim, c.in_channels * c.tubelet_size * c.patch_size**2)
         init_vit_weights(self)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
 
@@ -119,6 +153,7 @@ class VideoMAEPretrain(PretrainingModel):
         return {"mask_token"} | {n for n, _ in self.named_parameters() if n.endswith(("q_bias", "v_bias"))}
 
     def draw_masks(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """The encoder's mask (tube or random) and V2's decoder mask, as the config says."""
         grid, c = self.encoder.grid(x), self.config
         draw = tube_mask if c.masking == "tube" else random_mask
         mask = draw(grid, c.mask_ratio, batch=x.shape[0], generator=generator, device=x.device)
@@ -138,7 +173,8 @@ class VideoMAEPretrain(PretrainingModel):
             patches = patchify(x, c.tubelet_size, c.patch_size)  # (B, N, P, C)
             if c.norm_pix_loss:
                 patches = (patches - patches.mean(dim=-2, keepdim=True)) / (
-                    patches.var(dim=-2, unbiased=True, keepdim=True).sqrt() + 1e-6)
+                    patches.var(dim=-2, unbiased=True, keepdim=True).sqrt() + 1e-6
+                )
             return rearrange(patches, "b n p c -> b n (p c)")
 
     def reconstruct(self, x: torch.Tensor, mask: torch.Tensor, decoder_mask: torch.Tensor | None = None):
@@ -157,8 +193,9 @@ class VideoMAEPretrain(PretrainingModel):
         n, d = mask.shape[1], c.decoder_dim
         pos = position_table(n, d, device=x.device, dtype=visible.dtype).expand(b, -1, -1)
         predict = mask if decoder_mask is None else ~decoder_mask  # (B, N) tokens to reconstruct
-        tokens = torch.cat([visible + pos[~mask].reshape(b, -1, d),
-                            self.mask_token + pos[predict].reshape(b, -1, d)], dim=1)
+        tokens = torch.cat(
+            [visible + pos[~mask].reshape(b, -1, d), self.mask_token + pos[predict].reshape(b, -1, d)], dim=1
+        )
         for block in self.decoder_blocks:
             tokens = block(tokens)
         n_pred = int(predict[0].sum())
@@ -166,7 +203,10 @@ class VideoMAEPretrain(PretrainingModel):
             raise ConfigError("nothing to reconstruct: the masks select no token for the decoder")
         return self.decoder_head(self.decoder_norm(tokens[:, -n_pred:])), predict  # (B, N_pred, P*C)
 
-    def loss(self, x: torch.Tensor, mask: torch.Tensor, decoder_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(
+        self, x: torch.Tensor, mask: torch.Tensor, decoder_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """MSE between the decoder's pixels and the targets of the tokens it reconstructs."""
         pred, predict = self.reconstruct(x, mask, decoder_mask)
         target = self.targets(x)[predict].reshape(pred.shape)
         return F.mse_loss(pred, target)
@@ -178,29 +218,56 @@ class VideoMAEPretrain(PretrainingModel):
         base = {f.name: getattr(self.config, f.name) for f in fields(VideoMAEConfig)}
         base.update(num_classes=num_classes, use_mean_pooling=True)
         arch = self.arch.replace("_pretrain", "") or "videomae_b"
-        classifier = build_model(VideoMAE, VideoMAEConfig, arch=arch, defaults=base, overrides=overrides,
-                                 preprocessing=self.preprocessing)
+        classifier = build_model(
+            VideoMAE,
+            VideoMAEConfig,
+            arch=arch,
+            defaults=base,
+            overrides=overrides,
+            preprocessing=self.preprocessing,
+        )
         source, target = self.state_dict(), classifier.state_dict()
         shared = {k: v for k, v in source.items() if k in target and v.shape == target[k].shape}
         classifier.load_state_dict(shared, strict=False)
-        return classifier, {"loaded": sorted(shared), "new": sorted(set(target) - set(shared)),
-                            "dropped": sorted(set(source) - set(shared))}
+        return classifier, {
+            "loaded": sorted(shared),
+            "new": sorted(set(target) - set(shared)),
+            "dropped": sorted(set(source) - set(shared)),
+        }
 
 
-_PREP = Preprocessing(num_frames=16, sampling_rate=4, resize=256, crop_size=224, mean=(0.485, 0.456, 0.406),
-                      std=(0.229, 0.224, 0.225), train_crop="resized", train_scale=(0.66, 1.0))
+_PREP = Preprocessing(
+    num_frames=16,
+    sampling_rate=4,
+    resize=256,
+    crop_size=224,
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+    train_crop="resized",
+    train_scale=(0.66, 1.0),
+)
 
 
-def _build(arch: str, overrides: dict, extra: dict | None = None, prep: Preprocessing = _PREP) -> VideoMAEPretrain:
+def _build(
+    arch: str, overrides: dict, extra: dict | None = None, prep: Preprocessing = _PREP
+) -> VideoMAEPretrain:
     dim, depth, heads, mlp = SIZES.get(arch.replace("_pretrain", ""), (64, 2, 2, 128))
     base = {"dim": dim, "depth": depth, "num_heads": heads, "mlp_dim": mlp, **(extra or {})}
-    return build_model(VideoMAEPretrain, VideoMAEPretrainConfig, arch=arch, defaults=base, overrides=overrides,
-                       preprocessing=prep)
+    return build_model(
+        VideoMAEPretrain,
+        VideoMAEPretrainConfig,
+        arch=arch,
+        defaults=base,
+        overrides=overrides,
+        preprocessing=prep,
+    )
 
 
 def videomae_s_pretrain(**overrides) -> VideoMAEPretrain:
     """ViT-S encoder + 4-block, 192-wide decoder."""
-    return _build("videomae_s_pretrain", overrides, {"decoder_dim": 192, "decoder_heads": 3, "decoder_mlp_dim": 768})
+    return _build(
+        "videomae_s_pretrain", overrides, {"decoder_dim": 192, "decoder_heads": 3, "decoder_mlp_dim": 768}
+    )
 
 
 def videomae_b_pretrain(**overrides) -> VideoMAEPretrain:
@@ -210,14 +277,23 @@ def videomae_b_pretrain(**overrides) -> VideoMAEPretrain:
 
 def videomae_l_pretrain(**overrides) -> VideoMAEPretrain:
     """ViT-L encoder + 4-block, 512-wide decoder."""
-    return _build("videomae_l_pretrain", overrides, {"decoder_dim": 512, "decoder_heads": 8, "decoder_mlp_dim": 2048})
+    return _build(
+        "videomae_l_pretrain", overrides, {"decoder_dim": 512, "decoder_heads": 8, "decoder_mlp_dim": 2048}
+    )
 
 
 def videomae_tiny_pretrain(**overrides) -> VideoMAEPretrain:
     """Tiny encoder and decoder on 4 frames of 32 px, for tests."""
     prep = Preprocessing(num_frames=4, sampling_rate=2, resize=32, crop_size=32)
-    extra = {"num_frames": 4, "image_size": 32, "patch_size": 8, "decoder_dim": 32, "decoder_depth": 1,
-             "decoder_heads": 2, "decoder_mlp_dim": 64}
+    extra = {
+        "num_frames": 4,
+        "image_size": 32,
+        "patch_size": 8,
+        "decoder_dim": 32,
+        "decoder_depth": 1,
+        "decoder_heads": 2,
+        "decoder_mlp_dim": 64,
+    }
     return _build("videomae_tiny_pretrain", overrides, extra, prep)
 
 

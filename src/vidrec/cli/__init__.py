@@ -1,0 +1,63 @@
+"""`vidrec` command line: synth, train, pretrain, reconstruct, eval, predict, stream, convert, flow,
+two-stream, models, info, demo.
+
+User errors (bad files, unknown names, bad settings, bad flags) print one `error: ...` line and
+exit non-zero; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from vidrec.cli.commands import (
+    cmd_convert,
+    cmd_demo,
+    cmd_eval,
+    cmd_flow,
+    cmd_info,
+    cmd_models,
+    cmd_predict,
+    cmd_reconstruct,
+    cmd_stream,
+    cmd_synth,
+    cmd_train,
+    cmd_two_stream,
+)
+from vidrec.cli.parser import build_parser
+from vidrec.errors import VidrecError
+
+COMMANDS = {
+    "synth": cmd_synth,
+    "train": cmd_train,
+    "pretrain": cmd_train,
+    "reconstruct": cmd_reconstruct,
+    "eval": cmd_eval,
+    "predict": cmd_predict,
+    "stream": cmd_stream,
+    "convert": cmd_convert,
+    "flow": cmd_flow,
+    "two-stream": cmd_two_stream,
+    "models": cmd_models,
+    "info": cmd_info,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; user errors print one `error:` line and return 2 (1: some inputs failed)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except VidrecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the file system said no: a path that is a file, no permission, a full disk
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["COMMANDS", "build_parser", "main"]

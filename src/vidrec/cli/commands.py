@@ -1,0 +1,321 @@
+"""What each `vidrec` subcommand does (`cmd_NAME(args) -> exit code`). Heavy imports stay inside
+the commands, so `vidrec --help` and a mistyped flag answer at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from vidrec.errors import ConfigError, VidrecError
+
+
+def _run_config(args):
+    """The YAML config with --set overrides, or one built from the quick flags."""
+    from vidrec.config import PREPROCESSING_FIELDS, config_from_dict, load_config
+
+    quick = {
+        "data.train": args.data,
+        "run.out": args.out,
+        "schedule.epochs": args.epochs,
+        "data.batch_size": args.batch_size,
+        "optimizer.lr": args.lr,
+        "data.workers": args.workers,
+        "run.seed": args.seed,
+        **{f"data.{f.name}": getattr(args, f.name) for f in PREPROCESSING_FIELDS},
+    }
+    sets = [
+        f"{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in quick.items() if v is not None
+    ]
+    sets += [s if "." in s.split("=", 1)[0] else f"model.options.{s}" for s in args.set]
+    if args.device != "auto":
+        sets.append(f"run.device={args.device}")
+    if args.model:
+        from vidrec.registry import list_models
+
+        sets.append(f"model.{'name' if args.model in list_models() else 'init'}={args.model}")
+    if args.config:
+        return load_config(args.config, sets)
+    if not (args.data and args.model and args.out):
+        raise ConfigError(f"give a run config (vidrec {args.command} CONFIG) or --data, --model and --out")
+    defaults = {"schedule": {"warmup_epochs": 1.0}, "optimizer": {"grad_clip": 1.0}}
+    return config_from_dict(defaults, sets)
+
+
+def cmd_train(args) -> int:
+    """`vidrec train` / `vidrec pretrain`: a run from a YAML config or the quick-form flags."""
+    from vidrec.engine.train import train
+
+    cfg = _run_config(args)
+    metrics = train(cfg, pretrain=args.command == "pretrain", resume=args.resume, progress=not args.quiet)
+    print(json.dumps({"out": cfg.run.out, **metrics}))
+    return 0
+
+
+def cmd_reconstruct(args) -> int:
+    """`vidrec reconstruct MODEL VIDEO --out PNG`: what a VideoMAE pretraining model reconstructs."""
+    from vidrec.engine.reconstruct import reconstruct_video
+    from vidrec.utils import resolve_device
+
+    result = reconstruct_video(
+        args.model,
+        args.video,
+        args.out,
+        mask_ratio=args.mask_ratio,
+        seed=args.seed,
+        device=resolve_device(args.device),
+    )
+    print(json.dumps(result))
+    return 0
+
+
+def _eval_target(args):
+    """(model source, data, views, report paths) from a model or a run config."""
+    if not args.model.endswith((".yaml", ".yml")):
+        if not args.data:
+            raise ConfigError("--data is required (or pass a run config YAML)")
+        return args.model, args.data, (args.num_clips or 1, args.num_crops or 1), args.report, args.confusion
+    from vidrec.config import load_config
+    from vidrec.engine.setup import split_path
+
+    cfg = load_config(args.model, args.set)
+    data = args.data or split_path(cfg, "test") or split_path(cfg, "val")
+    if data is None:
+        raise ConfigError(f"{args.model}: no data.test or data.val to evaluate (or pass --data)")
+    views = (args.num_clips or cfg.eval.num_clips, args.num_crops or cfg.eval.num_crops)
+    return (
+        cfg.run.out,
+        data,
+        views,
+        args.report or os.path.join(cfg.run.out, "eval_report.json"),
+        args.confusion or os.path.join(cfg.run.out, "confusion.png"),
+    )
+
+
+def cmd_eval(args) -> int:
+    """`vidrec eval MODEL|CONFIG`: multi-view video-level metrics, a JSON report and a confusion PNG."""
+    from vidrec.data.datasets import load_labelled
+    from vidrec.deploy import optimize_for_inference
+    from vidrec.engine.distributed import device_for, init_distributed
+    from vidrec.engine.evaluate import evaluate
+    from vidrec.loader import load_model
+    from vidrec.utils import atomic_write_text, resolve_device
+
+    source, data, (num_clips, num_crops), report_path, confusion_path = _eval_target(args)
+    device = resolve_device(args.device)
+    d = init_distributed(device)
+    device = device_for(device, d)
+    model = optimize_for_inference(load_model(source, device=device))
+    records = load_labelled(data, classes=model.labels)
+    result = evaluate(
+        model,
+        records,
+        num_clips=num_clips,
+        num_crops=num_crops,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=device,
+        progress=not args.json and d.main,
+        flow_dir=args.flow_dir,
+        dist=d,
+        details=bool(report_path or confusion_path),
+    )
+    if not d.main:
+        return 0
+    if report_path:
+        atomic_write_text(report_path, json.dumps(result, indent=1) + "\n")
+    if confusion_path and "confusion_matrix" in result:
+        from vidrec.engine.report import plot_confusion
+
+        plot_confusion(result["confusion_matrix"], result["labels"], confusion_path)
+    summary = {k: v for k, v in result.items() if k not in ("confusion_matrix", "predictions", "labels")}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"videos {result['num_videos']}  views/video {result['num_views']}  top-1 {result['top1']:.2f}  "
+            f"top-5 {result['top5']:.2f}  mean class acc {result['mean_class_acc']:.2f}"
+        )
+        for path in (report_path, confusion_path):
+            if path:
+                print(f"wrote {path}")
+    for f in result["failed"]:
+        print(f"error: {f['path']}: {f['reason']}", file=sys.stderr)
+    return 1 if result["failed"] else 0
+
+
+def _inference_model(args, device):
+    """The model to run: loaded, then its int8 form (--int8) or optimised for float inference."""
+    from vidrec.deploy import optimize_for_inference, to_int8
+    from vidrec.loader import load_model
+
+    model = load_model(args.model, device=device, weights_dir=args.weights)
+    return to_int8(model) if args.int8 else optimize_for_inference(model)
+
+
+def cmd_predict(args) -> int:
+    """`vidrec predict VIDEO...`: the top-k of each video (exit 1 if one could not be read)."""
+    from vidrec.engine.predict import format_predictions, predict
+    from vidrec.utils import resolve_device
+
+    device = resolve_device(args.device)
+    model = _inference_model(args, device)
+    status = 0
+    for path in args.videos:
+        try:
+            result = predict(
+                model,
+                path,
+                top_k=args.top_k,
+                num_clips=args.num_clips,
+                num_crops=args.num_crops,
+                device=device,
+                flow_dir=args.flow_dir,
+            )
+        except ConfigError:
+            raise  # a setting that cannot apply: one error for the whole command
+        except VidrecError as e:
+            message = str(e)
+            print(f"error: {message if message.startswith(path) else f'{path}: {message}'}", file=sys.stderr)
+            status = 1
+            continue
+        if args.json:
+            print(json.dumps(result), flush=True)
+        else:
+            best = format_predictions(result["predictions"])
+            print(f"{path}: {best}", flush=True)
+    return status
+
+
+def cmd_stream(args) -> int:
+    """`vidrec stream VIDEO`: the running top-k of a stream model, as a live stream would see it."""
+    import time
+
+    from vidrec.engine.predict import format_predictions
+    from vidrec.engine.stream import stream_video
+    from vidrec.utils import resolve_device
+
+    device = resolve_device(args.device)
+    model = _inference_model(args, device)
+    start = time.perf_counter()
+    for report in stream_video(model, args.video, every=args.every, top_k=args.top_k, device=device):
+        if args.json:
+            print(json.dumps(report), flush=True)
+            continue
+        best = format_predictions(report["predictions"])
+        if report.get("final"):
+            took = time.perf_counter() - start
+            print(
+                f"{args.video}: {best}\n  ({report['frames']} frames = {report['time']:.1f} s of video at "
+                f"{model.preprocessing.target_fps:g} fps, processed in {took:.1f} s)",
+                flush=True,
+            )
+        else:
+            print(f"{report['time']:7.1f} s  {best}", flush=True)
+    return 0
+
+
+def cmd_convert(args) -> int:
+    """`vidrec convert SOURCE OUT`: any loadable model written as a vidrec (or transformers) directory."""
+    from vidrec.loader import load_model, save_model
+
+    model = load_model(args.source, arch=args.arch, weights_dir=args.weights)
+    save_model(model, args.out, format=args.format)
+    print(
+        f"{args.out}: {model.arch} ({sum(p.numel() for p in model.parameters()):,} parameters, "
+        f"{model.num_classes} classes) from {args.source}"
+    )
+    return 0
+
+
+def cmd_models(args) -> int:
+    """`vidrec models`: every architecture with its parameter count, and its pretrained weights."""
+    import torch
+
+    from vidrec.registry import create_model, list_models
+    from vidrec.weights import weights_for
+
+    def count(name: str, **options) -> int:
+        with torch.device("meta"):  # shapes only: no memory, no initialisation time
+            return sum(p.numel() for p in create_model(name, **options).parameters())
+
+    print(f"{'architecture':<24} {'params (400 classes)':>20}  pretrained weights (their parameters)")
+    for name in list_models():
+        options = {} if name.endswith("_pretrain") else {"num_classes": 400}
+        tags = [f"{w.name} ({count(name, **w.model_options):,})" for w in weights_for(name)]
+        print(f"{name:<24} {count(name, **options):>20,}  {', '.join(tags) or '-'}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    """`vidrec info VIDEO...`: each video's metadata as JSON (exit 1 if one could not be read)."""
+    from vidrec.io import probe
+
+    status = 0
+    for path in args.videos:
+        try:
+            print(json.dumps(probe(path).to_dict()))
+        except VidrecError as e:
+            print(f"error: {e}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def cmd_synth(args) -> int:
+    """`vidrec synth OUT`: a labelled SynthMotion dataset (videos and CSVs)."""
+    from vidrec.data.synthetic import SynthConfig, generate_dataset
+
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ConfigError(f"{args.out}: exists and is not a directory")
+    cfg = SynthConfig(num_frames=args.frames, size=args.size, noise=args.noise, camera_jitter=args.jitter)
+    stats = generate_dataset(
+        args.out,
+        counts={"train": args.train, "val": args.val, "test": args.test},
+        cfg=cfg,
+        seed=args.seed,
+        workers=args.workers,
+    )
+    print(f"{args.out}: {stats['made']} videos made, {stats['kept']} kept")
+    return 0
+
+
+def cmd_two_stream(args) -> int:
+    """`vidrec two-stream`: an RGB and a flow model saved as one late-fusion model."""
+    from vidrec.loader import load_model
+    from vidrec.models.two_stream import TwoStream
+
+    model = TwoStream(
+        load_model(args.rgb), load_model(args.flow), weights=tuple(args.weights), flow_method=args.flow_method
+    )
+    model.save_pretrained(args.out)
+    print(f"{args.out}: two-stream model (weights rgb {model.weights[0]:.2f}, flow {model.weights[1]:.2f})")
+    return 0
+
+
+def cmd_flow(args) -> int:
+    """`vidrec flow SOURCE --out DIR`: optical flow for a video or a dataset (I3D's flow stream)."""
+    from vidrec.data.datasets import VIDEO_EXTENSIONS, VideoRecord, load_annotations
+    from vidrec.data.flow import extract_flow
+
+    if args.source.lower().endswith(VIDEO_EXTENSIONS):
+        records, classes = [VideoRecord(args.source, -1)], None
+    else:
+        records, classes = load_annotations(args.source)
+    result = extract_flow(
+        records,
+        args.out,
+        classes=classes,
+        method=args.method,
+        short_side=args.short_side,
+        workers=args.workers,
+    )
+    print(f"{args.out}: {result['made']} computed, {result['kept']} kept, {result['failed']} failed")
+    return 1 if result["failed"] else 0
+
+
+def cmd_demo(args) -> int:
+    """`vidrec demo`: the embedded default job (README's first command)."""
+    from vidrec.demo import run_demo
+
+    run_demo(out=args.out, epochs=args.epochs, device=args.device, video=args.video, weights_dir=args.weights)
+    return 0

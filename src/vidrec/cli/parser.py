@@ -1,0 +1,263 @@
+"""The `vidrec` argument parser: subcommands, their flags and help, and the argument types."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import typing
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage mistakes reported as one `error:` line like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device", default="auto", help="cpu, cuda, cuda:1 ... (default: CUDA when available, else CPU)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `vidrec` argument parser: one subcommand per job, every flag with its help."""
+    parser = _Parser(prog="vidrec", description="Video action recognition: I3D, SlowFast, VideoMAE, MoViNet.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="generate a labelled SynthMotion dataset")
+    p.add_argument("out", help="output directory (videos, train/val/test.csv, classes.txt)")
+    p.add_argument("--train", type=_count, default=240, help="training videos")
+    p.add_argument("--val", type=_count, default=48, help="validation videos")
+    p.add_argument("--test", type=_count, default=48, help="test videos")
+    p.add_argument("--frames", type=_positive, default=16, help="frames per video")
+    p.add_argument("--size", type=_positive, default=64, help="frame side in pixels")
+    p.add_argument("--seed", type=int, default=0, help="the same seed makes the same videos")
+    p.add_argument("--noise", type=float, default=0.0, help="std of pixel noise (0-255)")
+    p.add_argument("--jitter", type=float, default=0.0, help="camera shake std in pixels")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes")
+
+    for name, text in (
+        ("train", "train or fine-tune a classifier (a YAML run config, or the quick flags)"),
+        ("pretrain", "VideoMAE masked-autoencoder pretraining from a YAML run config"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("config", nargs="?", help="run config YAML (see configs/)")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config value, e.g. optimizer.lr=0.01; a key without a section is a "
+            "model option (drop_path=0.1 is model.options.drop_path=0.1)",
+        )
+        p.add_argument(
+            "--resume",
+            nargs="?",
+            const="auto",
+            help="continue the run in run.out: 'auto' (newest valid checkpoint) or a checkpoint path",
+        )
+        p.add_argument(
+            "--data", help="quick form: data.train (CSV, folder per class, or a directory with train.csv)"
+        )
+        p.add_argument("--model", help="quick form: an architecture, or weights to fine-tune (model.init)")
+        p.add_argument("--out", help="quick form: run.out")
+        p.add_argument("--epochs", type=int, help="quick form: schedule.epochs")
+        p.add_argument("--batch-size", type=int, help="quick form: data.batch_size")
+        p.add_argument("--lr", type=float, help="quick form: optimizer.lr")
+        p.add_argument("--workers", type=int, help="quick form: data.workers")
+        p.add_argument("--seed", type=int, help="quick form: run.seed")
+        _add_preprocessing_flags(p)
+        p.add_argument("--quiet", action="store_true", help="no progress bars or resolved config")
+        _add_device(p)
+
+    p = sub.add_parser("reconstruct", help="show what a VideoMAE pretraining model reconstructs (PNG)")
+    p.add_argument(
+        "model", help="a pretraining model (vidrec pretrain's run.out, or a transformers directory)"
+    )
+    p.add_argument("video", help="a video file (its first clip is shown)")
+    p.add_argument("--out", required=True, help="PNG: original, masked and reconstructed frames")
+    p.add_argument("--mask-ratio", type=float, help="share of tubelets hidden (default: the model's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the mask")
+    _add_device(p)
+
+    p = sub.add_parser("eval", help="evaluate a model on a labelled CSV (video-level, multi-view)")
+    p.add_argument(
+        "model", help="a model (directory, checkpoint, tag), or a run config YAML (its run.out and data.test)"
+    )
+    p.add_argument("--data", help="CSV of path,label (or a folder-per-class directory)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override (with a YAML)"
+    )
+    p.add_argument(
+        "--num-clips",
+        type=_positive,
+        help="temporal clips per video (default 1, or the config's eval.num_clips)",
+    )
+    p.add_argument("--num-crops", type=int, choices=(1, 3), help="spatial crops (default 1, or the config's)")
+    p.add_argument("--batch-size", type=_positive, default=4, help="videos per batch")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="decoding processes")
+    p.add_argument(
+        "--flow-dir", help="two-stream models: precomputed flow (vidrec flow --out); else computed on the fly"
+    )
+    p.add_argument(
+        "--report", help="write the full JSON report (per-class accuracy, confusion matrix, predictions)"
+    )
+    p.add_argument("--confusion", help="write the confusion matrix as a PNG")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    _add_device(p)
+
+    p = sub.add_parser("predict", help="predict the action in video files")
+    p.add_argument("videos", nargs="+", help="video files")
+    p.add_argument(
+        "--model",
+        default="movinet_a0_stream",
+        help="model directory, checkpoint or pretrained name (default: movinet_a0_stream, Kinetics-600)",
+    )
+    p.add_argument(
+        "--weights", help="folder holding pretrained weight files (else $VIDREC_WEIGHTS, then the cache)"
+    )
+    p.add_argument("--top-k", type=_positive, default=5, help="classes to report")
+    p.add_argument(
+        "--num-clips",
+        type=_positive,
+        help="clip models: uniform clips averaged (default 4); not for stream models",
+    )
+    p.add_argument("--num-crops", type=int, choices=(1, 3), help="clip models: crops per clip (default 1)")
+    p.add_argument(
+        "--flow-dir", help="two-stream models: precomputed flow (vidrec flow --out); else computed on the fly"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per video: video, model, mode, num_clips, num_crops, frames, predictions",
+    )
+    _add_int8(p)
+    _add_device(p)
+
+    p = sub.add_parser(
+        "stream", help="watch a video as a live stream: running top-k, then the clip prediction"
+    )
+    p.add_argument("video", help="a video file")
+    p.add_argument("--model", default="movinet_a0_stream", help="a stream model (default: movinet_a0_stream)")
+    p.add_argument(
+        "--weights", help="folder holding pretrained weight files (else $VIDREC_WEIGHTS, then the cache)"
+    )
+    p.add_argument("--every", type=float, default=1.0, help="seconds of video between reports")
+    p.add_argument("--top-k", type=_positive, default=5, help="classes to report")
+    p.add_argument("--json", action="store_true", help="one JSON object per report")
+    _add_int8(p)
+    _add_device(p)
+
+    p = sub.add_parser(
+        "convert", help="write any loadable model (checkpoint, .tflite, hub name) as a vidrec directory"
+    )
+    p.add_argument("source", help="anything vidrec.load_model reads")
+    p.add_argument("out", help="output directory")
+    p.add_argument("--arch", help="architecture, where the checkpoint cannot tell")
+    p.add_argument(
+        "--format",
+        default="vidrec",
+        choices=("vidrec", "transformers"),
+        help="vidrec (config.json + model.safetensors) or transformers (VideoMAE only)",
+    )
+    p.add_argument("--weights", help="folder holding pretrained weight files")
+
+    p = sub.add_parser(
+        "two-stream", help="combine an RGB and a flow model into a late-fusion two-stream model"
+    )
+    p.add_argument("--rgb", required=True, help="RGB model directory or checkpoint")
+    p.add_argument("--flow", required=True, help="flow model directory or checkpoint")
+    p.add_argument("--out", required=True, help="output directory (rgb/, flow/ and the fusion config)")
+    p.add_argument(
+        "--weights",
+        type=float,
+        nargs=2,
+        default=(0.5, 0.5),
+        metavar=("RGB", "FLOW"),
+        help="fusion weights of the two streams' probabilities",
+    )
+    p.add_argument(
+        "--flow-method", default="tvl1", choices=("tvl1", "dis"), help="for flow computed on the fly"
+    )
+
+    p = sub.add_parser(
+        "flow", help="optical flow (TV-L1 or DIS) for a video or a dataset, for I3D's flow stream"
+    )
+    p.add_argument("source", help="a video, a dataset CSV, or a folder-per-class directory")
+    p.add_argument("--out", required=True, help="output directory (flow/*.npz and manifest.csv)")
+    p.add_argument(
+        "--method", default="tvl1", choices=("tvl1", "dis"), help="TV-L1 (the paper's) or DIS (fast)"
+    )
+    p.add_argument("--short-side", type=int, default=256, help="resize frames like the RGB stream")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes")
+
+    sub.add_parser("models", help="list architectures and pretrained weights")
+
+    p = sub.add_parser("info", help="video metadata (and which figures came from the header)")
+    p.add_argument("videos", nargs="+", help="video files")
+
+    p = sub.add_parser(
+        "demo",
+        help="the embedded default: a real clip through MoViNet, then synth -> train -> eval -> predict",
+    )
+    p.add_argument("--out", default="runs/demo", help="where the dataset and the trained model go")
+    p.add_argument("--epochs", type=_positive, default=6, help="training epochs of the SynthMotion part")
+    p.add_argument("--video", help="a real clip for the pretrained MoViNet-A0 Stream (Kinetics-600)")
+    p.add_argument(
+        "--weights",
+        help="folder holding movinet_a0_int8.tflite (else $VIDREC_WEIGHTS, the cache, a download)",
+    )
+    _add_device(p)
+    return parser
+
+
+def _add_int8(p) -> None:
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="compute as the int8 TFLite runtime does, bit for bit (models imported from int8 .tflite files)",
+    )
+
+
+def _version() -> str:
+    from vidrec._version import __version__
+
+    return f"vidrec {__version__}"
+
+
+def _add_preprocessing_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per preprocessing field (quick form: data.FIELD), from the list the config uses."""
+    from vidrec.config import _PREP_HINTS, PREPROCESSING_FIELDS
+
+    for f in PREPROCESSING_FIELDS:
+        flag, hint = "--" + f.name.replace("_", "-"), _PREP_HINTS[f.name]
+        text = f"quick form: data.{f.name}: {f.metadata['help']} (default: the model's)"
+        if hint is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+            continue
+        args = typing.get_args(hint)
+        base = (
+            next((a for a in args if a is not type(None)), hint)
+            if args and typing.get_origin(hint) is not tuple
+            else hint
+        )
+        if typing.get_origin(base) is tuple:
+            p.add_argument(flag, type=float, nargs=len(typing.get_args(base)), help=text)
+        else:
+            p.add_argument(flag, type=base, help=text)
