@@ -1,5 +1,6 @@
 """Every shipped config parses strictly and builds its architecture with its options and inputs."""
 
+import dataclasses
 import glob
 import os
 
@@ -44,7 +45,9 @@ def test_shipped_config_builds(path):
             cfg.model.name, **({} if pretrain else {"num_classes": 400}), **cfg.model.options
         )
     prep = preprocessing_for(model.preprocessing, cfg)
-    assert prep.crop_size <= prep.resize and prep.num_frames >= 1
+    for f in dataclasses.fields(prep):  # what the config sets is what the model will see
+        if getattr(cfg.data, f.name) is not None:
+            assert getattr(prep, f.name) == getattr(cfg.data, f.name), f.name
     name = os.path.basename(path)
     assert name.startswith(
         cfg.model.name.removesuffix("_pretrain")

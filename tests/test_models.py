@@ -79,7 +79,8 @@ def test_classifier_contract(name, tmp_path):
     logits = model(x)
     assert logits.shape == (2, 5)
     torch.testing.assert_close(model.forward_head(feats), logits)
-    assert model.forward_head(feats, pre_logits=True).shape[0] == 2
+    head_width = getattr(model.head, "in_features", None) or model.head.in_channels
+    assert model.forward_head(feats, pre_logits=True).shape == (2, head_width)
     logits.square().sum().backward()
     silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not silent, silent

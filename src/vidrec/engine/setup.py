@@ -131,6 +131,9 @@ def build_model(
             f"{model.arch} is {'not ' if pretrain else ''}a pretraining model: use "
             f"{'a *_pretrain architecture with vidrec pretrain' if pretrain else 'vidrec pretrain'}"
         )
+    if model.int8_grids is not None:  # they describe the imported weights, not the ones training makes
+        log("dropping the int8 grids of the imported weights: training changes the weights they describe")
+        model.int8_grids = None
     model.set_grad_checkpointing(m.gradient_checkpointing)
     model.preprocessing = preprocessing_for(model.preprocessing, cfg)
     return model
