@@ -17,7 +17,7 @@ def param_groups(model: ModelBase, *, weight_decay: float, layer_decay: float | 
     """Parameter groups: decay / no decay (1-D tensors and the model's `no_weight_decay()`), each
     split by layer with `lr_scale = layer_decay ** (num_layers + 1 - layer)` when asked."""
     skip = model.no_weight_decay()
-    if layer_decay is not None and getattr(model, "num_layers", None) is None:
+    if layer_decay is not None and model.num_layers is None:
         raise ConfigError(f"optimizer.layer_decay needs a layered model (ViT); {model.arch} is not")
     groups: dict[tuple[bool, int], dict] = {}
     for name, p in model.named_parameters():

@@ -117,6 +117,15 @@ class ModelBase(nn.Module):
             return checkpoint(module, *args, use_reentrant=False)
         return module(*args)
 
+    @property
+    def num_layers(self) -> int | None:
+        """Depth for layer-wise lr decay (ViTs); None: the model is not layered that way."""
+        return None
+
+    def layer_id(self, name: str) -> int:
+        """Depth of parameter `name`, 0 (embedding) .. num_layers + 1 (head), for layer decay."""
+        raise ConfigError(f"{self.arch} has no layer-wise depths (layer decay is for ViTs)")
+
     def no_weight_decay(self) -> set[str]:
         """Parameter names to exclude from weight decay (besides 1-D tensors: norms and biases)."""
         return set()
@@ -177,15 +186,6 @@ class VideoModel(ModelBase):
         self.config = dataclasses.replace(self.config, num_classes=num_classes)
         self.head = self.make_head(num_classes).to(next(self.parameters()).device)
         self.labels = None
-
-    @property
-    def num_layers(self) -> int | None:
-        """Depth for layer-wise lr decay (ViTs); None: the model is not layered that way."""
-        return None
-
-    def layer_id(self, name: str) -> int:
-        """Depth of parameter `name`, 0 (embedding) .. num_layers + 1 (head), for layer decay."""
-        raise ConfigError(f"{self.arch} has no layer-wise depths (layer decay is for ViTs)")
 
 
 class StreamingModel(VideoModel):
