@@ -1,6 +1,6 @@
 """MoViNet stream models from TensorFlow Lite files (the official int8 or float exports).
 
-The flatbuffer is read with the `tflite` package (`pip install vidrec[tflite]`); nothing is
+The flatbuffer is read with the `tflite` package (a base dependency); nothing is
 executed. Every constant tensor is accounted for:
 
 - parameters (conv kernels, biases, ReZero scales) are dequantized with their per-channel scales
@@ -104,9 +104,7 @@ def _import_tflite():
     try:
         import tflite
     except ImportError:
-        raise VidrecError(
-            "reading .tflite files needs the tflite package: pip install 'vidrec[tflite]'"
-        ) from None
+        raise VidrecError("reading .tflite files needs the tflite package: pip install tflite") from None
     return tflite
 
 
