@@ -83,46 +83,10 @@ def test_distributed_eval_counts_every_video_once(bright_dark, tmp_path):  # noq
     model.set_labels(["dark", "bright"])
     model.save_pretrained(tmp_path / "m")
     val = os.path.join(bright_dark, "val.csv")  # 16 videos: uneven shards would drop or repeat some
-    single = _run(
-        [
-            sys.executable,
-            "-m",
-            "vidrec",
-            "eval",
-            str(tmp_path / "m"),
-            "--data",
-            val,
-            "--json",
-            "--workers",
-            "0",
-            "--batch-size",
-            "3",
-        ]
-    )
-    multi = _run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "3",
-            "--master_port",
-            "29532",
-            "-m",
-            "vidrec",
-            "eval",
-            str(tmp_path / "m"),
-            "--data",
-            val,
-            "--json",
-            "--workers",
-            "0",
-            "--batch-size",
-            "3",
-            "--report",
-            str(tmp_path / "report.json"),
-        ]
-    )
+    evaluate = f"-m vidrec eval {tmp_path / 'm'} --data {val} --json --workers 0 --batch-size 3".split()
+    single = _run([sys.executable, *evaluate])
+    torchrun = "-m torch.distributed.run --nproc_per_node 3 --master_port 29532".split()
+    multi = _run([sys.executable, *torchrun, *evaluate, "--report", str(tmp_path / "report.json")])
     one, three = json.loads(single.stdout), json.loads(multi.stdout)
     assert one["num_videos"] == three["num_videos"] == 16 and one["top1"] == three["top1"]
     report = json.loads((tmp_path / "report.json").read_text())
