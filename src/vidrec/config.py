@@ -54,11 +54,11 @@ class DataFiles:
 # The one list of preprocessing settings: each field of vidrec.data.transforms.Preprocessing is a
 # `data:` key (None: the model's own value) and a `vidrec train` flag, with the field's help text.
 PREPROCESSING_FIELDS = tuple(dataclasses.fields(Preprocessing))
-_PREP_HINTS = typing.get_type_hints(Preprocessing)
+PREPROCESSING_TYPES = typing.get_type_hints(Preprocessing)  # field name -> its type
 DataSection = dataclasses.make_dataclass(
     "DataSection",
     [
-        (f.name, _PREP_HINTS[f.name] | None, field(default=None, metadata=f.metadata))
+        (f.name, PREPROCESSING_TYPES[f.name] | None, field(default=None, metadata=f.metadata))
         for f in PREPROCESSING_FIELDS
     ],
     bases=(DataFiles,),

@@ -243,10 +243,10 @@ def _version() -> str:
 
 def _add_preprocessing_flags(p: argparse.ArgumentParser) -> None:
     """One flag per preprocessing field (quick form: data.FIELD), from the list the config uses."""
-    from vidrec.config import _PREP_HINTS, PREPROCESSING_FIELDS
+    from vidrec.config import PREPROCESSING_FIELDS, PREPROCESSING_TYPES
 
     for f in PREPROCESSING_FIELDS:
-        flag, hint = "--" + f.name.replace("_", "-"), _PREP_HINTS[f.name]
+        flag, hint = "--" + f.name.replace("_", "-"), PREPROCESSING_TYPES[f.name]
         text = f"quick form: data.{f.name}: {f.metadata['help']} (default: the model's)"
         if hint is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
