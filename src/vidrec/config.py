@@ -25,6 +25,8 @@ import yaml
 from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 
+FREEZE_MODES = ("none", "norms", "backbone")  # model.freeze
+
 
 @dataclass
 class ModelSection:
@@ -38,6 +40,11 @@ class ModelSection:
     init: str | None = None
     gradient_checkpointing: bool = False  # recompute activations in backward to save memory
     sync_bn: bool = False  # synchronise batch-norm statistics across processes (distributed runs)
+    # "none": train everything; "norms": batch norms keep their running statistics (eval mode; their
+    # affine weights still learn), as MMAction2's norm_eval: small fine-tuning batches would otherwise
+    # overwrite the pretrained statistics; "backbone": only the classifier `head.*` learns (a linear
+    # probe). None: "norms" when fine-tuning from model.init, "none" from scratch.
+    freeze: str | None = None
 
 
 @dataclass
@@ -81,6 +88,10 @@ class OptimizerSection:
     nesterov: bool = False  # SGD
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW
     layer_decay: float | None = None  # ViTs: lr scaled by decay^(depth + 1 - layer) (None: off)
+    # lr of everything but the classifier head, as a share of lr. None: 0.1 when fine-tuning from
+    # model.init (pretrained features change slowly, the new head fast, as timm/transformers
+    # recipes do), 1.0 from scratch.
+    backbone_lr_scale: float | None = None
     grad_clip: float | None = None  # max global gradient norm (None: off)
     accumulate: int = 1  # batches per optimizer step
 
@@ -145,6 +156,7 @@ class RunConfig:
 
     def __post_init__(self):
         choices = {
+            "model.freeze": (self.model.freeze or "none", FREEZE_MODES),
             "optimizer.name": (self.optimizer.name, ("sgd", "adamw")),
             "run.precision": (self.run.precision, ("fp32", "bf16", "fp16")),
         }
@@ -167,6 +179,11 @@ class RunConfig:
             )
         if self.optimizer.lr <= 0:
             raise ConfigError(f"optimizer.lr must be > 0, got {self.optimizer.lr}")
+
+    @property
+    def freeze(self) -> str:
+        """model.freeze, resolved: "norms" when fine-tuning from model.init unless set."""
+        return self.model.freeze or ("norms" if self.model.init else "none")
 
     def to_dict(self) -> dict:
         """The config as nested plain dicts."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -51,7 +52,9 @@ def encode_video(
 ) -> None:
     """Encode RGB frames `(T, H, W, 3)` uint8 with PyAV (no atomicity: see `write_video`)."""
     with av.open(path, mode="w", format=fmt) as container:
-        stream = container.add_stream(codec, rate=int(round(fps)) if float(fps).is_integer() else fps)
+        # PyAV takes an int or a Fraction: 28.58 fps becomes 2858/100 (within 1/1001 of it)
+        rate = int(round(fps)) if float(fps).is_integer() else Fraction(fps).limit_denominator(1001)
+        stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = pix_fmt
         if options:

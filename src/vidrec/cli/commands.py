@@ -22,6 +22,7 @@ def _run_config(args):
         "optimizer.lr": args.lr,
         "data.workers": args.workers,
         "run.seed": args.seed,
+        "model.freeze": "backbone" if args.freeze_backbone else None,
         **{f"data.{f.name}": getattr(args, f.name) for f in PREPROCESSING_FIELDS},
     }
     sets = [

@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--lr", type=float, help="quick form: optimizer.lr")
         p.add_argument("--workers", type=int, help="quick form: data.workers")
         p.add_argument("--seed", type=int, help="quick form: run.seed")
+        p.add_argument(
+            "--freeze-backbone",
+            action="store_true",
+            help="quick form: model.freeze=backbone (train the classifier head alone: a linear probe)",
+        )
         _add_preprocessing_flags(p)
         p.add_argument("--quiet", action="store_true", help="no progress bars or resolved config")
         _add_device(p)

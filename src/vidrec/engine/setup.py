@@ -13,10 +13,12 @@ from vidrec.config import PREPROCESSING_FIELDS, RunConfig
 from vidrec.convert import read_checkpoint
 from vidrec.data.datasets import load_annotations, load_csv
 from vidrec.data.transforms import Preprocessing
-from vidrec.errors import ConfigError
+from vidrec.engine.optim import HEAD_PREFIX
+from vidrec.errors import ConfigError, VidrecError
+from vidrec.io import probe
 from vidrec.loader import load_model
 from vidrec.models import inflate
-from vidrec.models.base import ModelBase, PretrainingModel
+from vidrec.models.base import ModelBase, PretrainingModel, StreamingModel, VideoModel
 from vidrec.registry import create_model
 
 # Keys a fine-tuning model may lack in its source: the classifier and the pooling norms.
@@ -136,7 +138,51 @@ def build_model(
         model.int8_grids = None
     model.set_grad_checkpointing(m.gradient_checkpointing)
     model.preprocessing = preprocessing_for(model.preprocessing, cfg)
+    if cfg.freeze != "none":
+        log(f"model.freeze {cfg.freeze}: batch norms keep their running statistics")
+    if cfg.freeze == "backbone":
+        if not isinstance(model, VideoModel):
+            raise ConfigError(f"model.freeze backbone: {model.arch} has no classifier head to train alone")
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(HEAD_PREFIX))
+        learning, total = (
+            sum(p.numel() for p in model.parameters() if all_ or p.requires_grad) for all_ in (0, 1)
+        )
+        log(f"frozen backbone: {learning:,} of {total:,} parameters learn (the head)")
     return model
+
+
+def keep_norms_in_eval(model: torch.nn.Module) -> None:
+    """Batch norms keep their running statistics (model.freeze norms / backbone; after `train()`)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def fit_clip_length(
+    model: ModelBase, records: list, cfg: RunConfig, log=tqdm.write, sample: int = 32
+) -> None:
+    """Stream models take any number of frames: when `data.num_frames` is not set, a clip is as long
+    as the typical training video at the model's rate, never padded with copies of the last frame
+    (MoViNet asks for 50 frames at 5 fps: a 2.5 s clip would be 37 copies of its last frame)."""
+    prep = model.preprocessing
+    if not isinstance(model, StreamingModel) or cfg.data.num_frames is not None or not prep.target_fps:
+        return
+    durations = []
+    for record in records[:: max(1, len(records) // sample)][:sample]:
+        try:
+            durations.append(probe(record.path).duration)
+        except (VidrecError, OSError):
+            continue  # broken videos are reported when training reaches them
+    if not durations:
+        return
+    frames = max(1, int(sorted(durations)[len(durations) // 2] * prep.target_fps))
+    if frames < prep.num_frames * prep.sampling_rate:
+        model.preprocessing = dataclasses.replace(prep, num_frames=frames, sampling_rate=1)
+        log(
+            f"clips of {frames} frames at {prep.target_fps:g} fps: the median training video's length "
+            f"(set data.num_frames to choose)"
+        )
 
 
 def preprocessing_for(prep: Preprocessing, cfg: RunConfig) -> Preprocessing:

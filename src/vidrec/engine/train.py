@@ -35,7 +35,7 @@ from vidrec.engine.evaluate import evaluate
 from vidrec.engine.mix import mix_batch
 from vidrec.engine.optim import build_optimizer, lr_at, set_lr
 from vidrec.engine.report import plot_curves
-from vidrec.engine.setup import build_model, load_splits
+from vidrec.engine.setup import build_model, fit_clip_length, keep_norms_in_eval, load_splits
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.utils import atomic_write_text, resolve_device
 
@@ -216,6 +216,7 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
     )
     if not pretrain:
         model.set_labels(classes)
+        fit_clip_length(model, train_records, cfg, log=tqdm.write if d.main else (lambda *_: None))
     if cfg.model.sync_bn and d.enabled:
         if device.type == "cpu":
             raise ConfigError(
@@ -244,7 +245,7 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         device=device,
         model=model,
         net=net,
-        optimizer=build_optimizer(model, cfg.optimizer),
+        optimizer=build_optimizer(model, cfg.optimizer, fine_tuning=cfg.model.init is not None),
         scaler=torch.amp.GradScaler(device.type, enabled=cfg.run.precision == "fp16"),
         ema=ema,
         dataset=dataset,
@@ -323,6 +324,8 @@ def _train_epoch(run: _Run) -> dict:
         persistent_workers=False,
     )
     run.net.train()
+    if cfg.freeze != "none":
+        keep_norms_in_eval(run.model)
     acc = dict(loss=0.0, seen=0, correct=0, counted=0, failed=0)
     window = dict(loss=0.0, seen=0, t=time.perf_counter(), wait=0.0)  # since the last metrics row
     bar = tqdm(
