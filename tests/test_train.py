@@ -323,3 +323,33 @@ def test_task_and_model_must_agree(bright_dark, tmp_path):
     with pytest.raises(ConfigError, match="is not a pretraining model"):
         train(tiny(bright_dark, tmp_path / "b"), pretrain=True, progress=False)
     assert not os.path.exists(tmp_path / "a" / "checkpoints")
+
+
+def test_fine_tuning_defaults_freeze_modes_and_backbone_lr(bright_dark, tmp_path):
+    """From pretrained weights: the backbone learns at 0.1x and batch norms keep their statistics
+    (model.freeze norms); `--freeze-backbone` trains the head alone; from scratch, neither."""
+    train(tiny(bright_dark, tmp_path / "pre"), progress=False)
+    pre = vidrec.load_model(tmp_path / "pre")
+    bn = [n for n, b in pre.state_dict().items() if "running_mean" in n]
+    assert bn
+
+    def fine_tune(out, **model):
+        cfg = tiny(
+            bright_dark, out, model={"name": None, "options": {}, "init": str(tmp_path / "pre"), **model}
+        )
+        train(cfg, progress=False)
+        return cfg, vidrec.load_model(out).state_dict()
+
+    cfg, tuned = fine_tune(tmp_path / "ft")
+    assert cfg.freeze == "norms" and all(torch.equal(tuned[n], pre.state_dict()[n]) for n in bn)
+    assert not torch.equal(tuned["backbone.0.weight"], pre.state_dict()["backbone.0.weight"])  # it learned
+    cfg, probe = fine_tune(tmp_path / "probe", freeze="backbone")
+    changed = [k for k, v in probe.items() if not torch.equal(v, pre.state_dict()[k])]
+    assert changed == ["head.weight", "head.bias"], changed
+
+    model = vidrec.create_model("tsn_small", num_classes=3, width=8)
+    groups = param_groups(model, weight_decay=0.05, backbone_lr_scale=0.1)
+    scales = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    assert scales[id(model.head.weight)] == 1.0 and scales[id(model.backbone[0].weight)] == pytest.approx(0.1)
+    scratch = train(tiny(bright_dark, tmp_path / "scratch", schedule={"epochs": 1}), progress=False)
+    assert scratch["epoch"] == 1 and tiny(bright_dark, tmp_path / "x").freeze == "none"

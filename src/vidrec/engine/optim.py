@@ -31,14 +31,15 @@ def param_groups(
         no_decay = p.ndim <= 1 or name in skip
         layer = model.layer_id(name) if layer_decay is not None else 0
         head = name.startswith(HEAD_PREFIX)
+        scale = layer_decay ** (model.num_layers + 1 - layer) if layer_decay is not None else 1.0
         group = groups.setdefault(
             (no_decay, layer, head),
-            {"params": [], "weight_decay": 0.0 if no_decay else weight_decay, "lr_scale": 1.0},
+            {
+                "params": [],
+                "weight_decay": 0.0 if no_decay else weight_decay,
+                "lr_scale": scale * (1.0 if head else backbone_lr_scale),
+            },
         )
-        if layer_decay is not None:
-            group["lr_scale"] = layer_decay ** (model.num_layers + 1 - layer)
-        if not head:
-            group["lr_scale"] *= backbone_lr_scale
         group["params"].append(p)
     return list(groups.values())
 
