@@ -7,6 +7,7 @@ exit non-zero; tracebacks are for bugs only.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from vidrec.cli.commands import (
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except VidrecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `vidrec models | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:  # the file system said no: a path that is a file, no permission, a full disk
         where = f"{e.filename}: " if e.filename else ""
         print(f"error: {where}{e.strerror or e}", file=sys.stderr)

@@ -240,11 +240,11 @@ def cmd_models(args) -> int:
         with torch.device("meta"):  # shapes only: no memory, no initialisation time
             return sum(p.numel() for p in create_model(name, **options).parameters())
 
-    print(f"{'architecture':<24} {'parameters':>20}  pretrained weights (their parameters)")
+    print(f"{'architecture':<30} {'parameters':>14}  pretrained weights (their parameters)")
     for name in list_models():
         options = {} if name.endswith("_pretrain") else {"num_classes": 400}
         tags = [f"{w.name} ({count(name, **w.model_options):,})" for w in weights_for(name)]
-        print(f"{name:<24} {count(name, **options):>20,}  {', '.join(tags) or '-'}")
+        print(f"{name:<30} {count(name, **options):>14,}  {', '.join(tags) or '-'}")
     print("(classifiers counted with 400 classes; *_pretrain: encoder + decoder, no classifier)")
     return 0
 

@@ -20,6 +20,7 @@ from multiprocessing import Pool
 import numpy as np
 from tqdm import tqdm
 
+from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.utils import atomic_write_text, write_video
 
@@ -40,6 +41,9 @@ CLASSES = (
 SHAPES = ("circle", "square", "triangle", "rectangle", "pentagon")
 ASYMMETRIC_SHAPES = ("triangle",)  # rotation must be visible and unambiguous
 SPLITS = ("train", "val", "test")
+# What the CPU-scale models take from SynthMotion: every frame of a 16-frame video, 56 px crops of the
+# 64 px frames, and never a flip (left and right are labels).
+SYNTHMOTION_PREP = Preprocessing(num_frames=16, sampling_rate=1, resize=64, crop_size=56, flip=False)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidrec.data.synthetic import SYNTHMOTION_PREP
 from vidrec.data.transforms import KINETICS_MEAN, KINETICS_STD, Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models.base import VideoModel, build_model, linear_head
@@ -59,6 +60,7 @@ class I3DConfig:
     in_channels: int = 3  # 3 for RGB, 2 for optical flow (x, y)
     dropout: float = 0.5  # before the logits, as kinetics-i3d
     temporal_padding: str = "zeros"  # "zeros" (as the original) or "replicate" (keeps a boring video boring)
+    width_multiplier: float = 1.0  # every conv's width x this (rounded, >= 4): CPU-scale variants
 
 
 def _out_channels(widths: tuple[int, ...]) -> int:
@@ -98,15 +100,20 @@ class InceptionI3D(VideoModel):
             )
         self.config = config
         unit = dict(temporal_padding=config.temporal_padding)
+
+        def width(w: int) -> int:
+            return max(4, round(w * config.width_multiplier))
+
         layers: list[tuple[str, nn.Module]] = [
-            ("conv1a", ConvBNReLU(config.in_channels, 64, (7, 7, 7), stride=(2, 2, 2), **unit)),
+            ("conv1a", ConvBNReLU(config.in_channels, width(64), (7, 7, 7), stride=(2, 2, 2), **unit)),
             ("pool2a", SameMaxPool3d((1, 3, 3), (1, 2, 2), **unit)),
-            ("conv2b", ConvBNReLU(64, 64, **unit)),
-            ("conv2c", ConvBNReLU(64, 192, (3, 3, 3), **unit)),
+            ("conv2b", ConvBNReLU(width(64), width(64), **unit)),
+            ("conv2c", ConvBNReLU(width(64), width(192), (3, 3, 3), **unit)),
             ("pool3a", SameMaxPool3d((1, 3, 3), (1, 2, 2), **unit)),
         ]
-        channels = 192
-        for name, widths in INCEPTION_WIDTHS.items():
+        channels = width(192)
+        for name, full in INCEPTION_WIDTHS.items():
+            widths = tuple(width(w) for w in full)
             if name == "mixed4b":
                 layers.append(("pool4a", SameMaxPool3d((3, 3, 3), (2, 2, 2), **unit)))
             elif name == "mixed5b":
@@ -253,4 +260,17 @@ def i3d_r50(**overrides) -> ResNetI3D:
     return _build(ResNetI3D, I3DResNetConfig, "i3d_r50", {}, overrides, _R50_PREP)
 
 
-ARCHITECTURES = (i3d_inception_rgb, i3d_inception_flow, i3d_r50)
+# CPU-scale variants for SynthMotion (16 frames of 64 px): the same models, narrower and shallower.
+def i3d_inception_small(**overrides) -> InceptionI3D:
+    """Inception I3D at a quarter of the width (every conv x 0.25), for SynthMotion on a CPU."""
+    defaults = {"in_channels": 3, "width_multiplier": 0.25, "dropout": 0.2}
+    return _build(InceptionI3D, I3DConfig, "i3d_inception_small", defaults, overrides, SYNTHMOTION_PREP)
+
+
+def i3d_resnet_small(**overrides) -> ResNetI3D:
+    """I3D-ResNet with one bottleneck per stage and a 16-wide stem, for SynthMotion on a CPU."""
+    defaults = {"stage_depths": (1, 1, 1, 1), "width": 16, "dropout": 0.2}
+    return _build(ResNetI3D, I3DResNetConfig, "i3d_resnet_small", defaults, overrides, SYNTHMOTION_PREP)
+
+
+ARCHITECTURES = (i3d_inception_rgb, i3d_inception_flow, i3d_r50, i3d_inception_small, i3d_resnet_small)

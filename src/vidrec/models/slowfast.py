@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidrec.data.synthetic import SYNTHMOTION_PREP
 from vidrec.data.transforms import KINETICS_MEAN, KINETICS_STD, Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models.base import VideoModel, build_model, linear_head
@@ -239,6 +240,33 @@ def fast_r50(**overrides) -> SlowFast:
     return _build("fast_r50", {"pathways": "fast"}, overrides, _prep(32, 2))
 
 
+# CPU-scale variants for SynthMotion (16 frames of 64 px): one bottleneck per stage, a 32-wide Slow
+# stem and a Fast pathway at 1/4 of it (1/8 of 32 would leave it 4 channels wide), alpha 4.
+_SMALL = {
+    "stage_depths": (1, 1, 1, 1),
+    "width": 32,
+    "beta_inv": 4,
+    "alpha": 4,
+    "fusion_kernel": 5,
+    "dropout": 0.2,
+}
+
+
+def slowfast_small(**overrides) -> SlowFast:
+    """SlowFast at CPU scale: 4 Slow and 16 Fast frames of SynthMotion."""
+    return _build("slowfast_small", _SMALL, overrides, SYNTHMOTION_PREP)
+
+
+def slow_small(**overrides) -> SlowFast:
+    """slowfast_small's Slow pathway alone (it sees all 16 frames: no Fast pathway to subsample for)."""
+    return _build("slow_small", {**_SMALL, "pathways": "slow"}, overrides, SYNTHMOTION_PREP)
+
+
+def fast_small(**overrides) -> SlowFast:
+    """slowfast_small's Fast pathway alone."""
+    return _build("fast_small", {**_SMALL, "pathways": "fast"}, overrides, SYNTHMOTION_PREP)
+
+
 ARCHITECTURES = (
     slowfast_r50_4x16,
     slowfast_r50_8x8,
@@ -246,4 +274,7 @@ ARCHITECTURES = (
     slowfast_r101_16x8,
     slow_r50_8x8,
     fast_r50,
+    slowfast_small,
+    slow_small,
+    fast_small,
 )

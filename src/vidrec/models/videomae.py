@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from torchvision.ops import StochasticDepth
 
+from vidrec.data.synthetic import SYNTHMOTION_PREP
 from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError
 from vidrec.models.base import VideoModel, build_model
@@ -302,6 +303,13 @@ def videomae_tiny(**overrides) -> VideoMAE:
     return _build("videomae_tiny", overrides, {"num_frames": 4, "image_size": 32, "patch_size": 8}, prep)
 
 
-ARCHITECTURES = (videomae_s, videomae_b, videomae_l, videomae_h, videomae_tiny)
+def videomae_small_synth(**overrides) -> VideoMAE:
+    """A 4-block, 128-wide VideoMAE on SynthMotion (16 frames of 56 px, 8 px patches: 392 tokens)."""
+    size = {"dim": 128, "depth": 4, "num_heads": 4, "mlp_dim": 256}
+    defaults = {**size, "num_frames": 16, "image_size": 56, "patch_size": 8}
+    return _build("videomae_small_synth", overrides, defaults, SYNTHMOTION_PREP)
+
+
+ARCHITECTURES = (videomae_s, videomae_b, videomae_l, videomae_h, videomae_tiny, videomae_small_synth)
 
 __all__ = ["VideoMAE", "VideoMAEConfig", "VideoMAEEncoder"]

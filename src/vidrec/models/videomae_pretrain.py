@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vidrec.data.synthetic import SYNTHMOTION_PREP
 from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError
 from vidrec.models.base import PretrainingModel, VideoModel, build_model
@@ -297,4 +298,29 @@ def videomae_tiny_pretrain(**overrides) -> VideoMAEPretrain:
     return _build("videomae_tiny_pretrain", overrides, extra, prep)
 
 
-ARCHITECTURES = (videomae_s_pretrain, videomae_b_pretrain, videomae_l_pretrain, videomae_tiny_pretrain)
+def videomae_small_synth_pretrain(**overrides) -> VideoMAEPretrain:
+    """videomae_small_synth's encoder + a 2-block, 64-wide decoder, tube masking at 90%, for
+    masked pretraining on unlabelled SynthMotion."""
+    extra = {
+        "dim": 128,
+        "depth": 4,
+        "num_heads": 4,
+        "mlp_dim": 256,
+        "num_frames": 16,
+        "image_size": 56,
+        "patch_size": 8,
+        "decoder_dim": 64,
+        "decoder_depth": 2,
+        "decoder_heads": 4,
+        "decoder_mlp_dim": 128,
+    }
+    return _build("videomae_small_synth_pretrain", overrides, extra, SYNTHMOTION_PREP)
+
+
+ARCHITECTURES = (
+    videomae_s_pretrain,
+    videomae_b_pretrain,
+    videomae_l_pretrain,
+    videomae_tiny_pretrain,
+    videomae_small_synth_pretrain,
+)
