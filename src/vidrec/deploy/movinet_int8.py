@@ -143,10 +143,10 @@ class Int8SkipPool(nn.Module):
 
     def __init__(self, pool: SkipPool, grid: tuple):
         super().__init__()
-        self.grid = grid  # input and output share it
+        self.pool, self.grid = pool, grid  # input and output share the grid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return from_int(round_half_away(SkipPool()(to_int(x, self.grid))), self.grid)
+        return from_int(round_half_away(self.pool(to_int(x, self.grid))), self.grid)
 
 
 class Int8Add(nn.Module):
