@@ -20,6 +20,7 @@ from vidrec.loader import load_model
 from vidrec.models import inflate
 from vidrec.models.base import ModelBase, PretrainingModel, StreamingModel, VideoModel
 from vidrec.registry import create_model
+from vidrec.weights import weights_for
 
 # Keys a fine-tuning model may lack in its source: the classifier and the pooling norms.
 _HEAD_PREFIXES = ("head.", "fc_norm.", "norm.")
@@ -116,6 +117,11 @@ def build_model(
             model.preprocessing = source.preprocessing
     else:
         model = create_model(m.name, **kwargs, **options)
+        tags = [w.name for w in weights_for(m.name)]
+        if tags and not m.init:
+            log(
+                f"training {m.name} from scratch; to start from its pretrained weights, use --model {tags[0]}"
+            )
         if m.init:
             report = transfer_weights(model, _inflated(cfg, m.init.removeprefix("inflate:")), m.init)
     if report is not None:
