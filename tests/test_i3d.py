@@ -9,6 +9,7 @@ from vidrec.models.inflate import (
     inflate_googlenet,
     inflate_resnet50,
     inflate_state_dict,
+    inflate_tsn,
     inflate_weight,
     resnet_to_i3d_key,
 )
@@ -119,6 +120,34 @@ def test_boring_video_fixed_point_resnet50_where_padding_does_not_reach():
         assert (logits_3d - net2d(image)).abs().max() < 1e-4
         # ...and the borders, which do see padding, differ: the check above is not vacuous.
         assert (feats[:, :, 0] - middle).abs().max() > 1e-3
+
+
+def test_i3d_small_is_tsn_small_inflated():
+    """i3d_small is tsn_small's CNN with time added to every kernel: its weights inflate on one to
+    one. 'centre' inflation makes it tsn_small on the frames it keeps (any video); 'replicate'
+    gives tsn_small's output for a boring video where the zero time padding does not reach."""
+    torch.manual_seed(0)
+    tsn = vidrec.create_model("tsn_small", num_classes=5, width=8)
+    randomize_bn(tsn)
+    tsn = tsn.double().eval()
+    centre, report = inflate_tsn(tsn, mode="centre")
+    assert report.unused_2d == {} and report.not_loaded_3d == [] and len(report.inflated) == 4
+    centre = centre.double().eval()
+    inflate_state_dict(tsn.state_dict(), centre, lambda k: k, mode="centre")  # again, in float64
+    video = torch.randn(2, 3, 8, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        # time strides (1, 1, 2, 2) keep frames 0 and 4 of 8; centre taps see one frame each
+        torch.testing.assert_close(centre(video), tsn(video[:, :, ::4]), atol=1e-9, rtol=1e-9)
+        replicate, _ = inflate_tsn(tsn, mode="replicate")
+        replicate = replicate.double().eval()
+        inflate_state_dict(tsn.state_dict(), replicate, lambda k: k)
+        image = torch.randn(1, 3, 32, 32, dtype=torch.float64)
+        feats = replicate.feature_maps(image[:, :, None].repeat(1, 1, 32, 1, 1))  # (1, 32, 8, 2, 2)
+        trunk = tsn.backbone[:-2]
+        torch.testing.assert_close(feats[:, :, 4], trunk(image), atol=1e-9, rtol=1e-9)
+        assert (feats[:, :, 0] - feats[:, :, 4]).abs().max() > 1e-3  # the border sees the padding
+    with pytest.raises(ConfigError, match="tsn_small"):
+        inflate_tsn(vidrec.create_model("tsn_r18", num_classes=5))
 
 
 def test_inflation_reports_what_it_cannot_map():

@@ -16,6 +16,7 @@ from conftest import randomize_bn
 _RES = {"stage_depths": (1, 1, 1, 1), "width": 16}
 TINY = {
     "tsn_small": {"width": 8},
+    "i3d_small": {"width": 8},
     "i3d_r50": _RES,
     "slowfast_r50_4x16": _RES,
     "slowfast_r50_8x8": _RES,

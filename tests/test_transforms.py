@@ -49,6 +49,29 @@ def test_normalize():
     assert torch.allclose(out[:, 0, 0, 0], torch.tensor([2.0, 1.0, 0.5]))
 
 
+def test_clip_centering_removes_the_clip_colour():
+    """'clip' centering subtracts the clip's own mean per channel: a colour offset over the whole
+    clip changes nothing, and a clip of one colour becomes zeros (the dataset mean is unused)."""
+    gen = torch.Generator().manual_seed(0)
+    clip = torch.randint(40, 200, (3, 4, 8, 8), generator=gen, dtype=torch.uint8)
+    shifted = clip + torch.tensor([30, -20, 10], dtype=torch.int16).view(3, 1, 1, 1)
+    std = (0.5, 0.25, 1.0)
+    a = normalize(clip, (0.9, 0.9, 0.9), std, centering="clip")
+    b = normalize(shifted.to(torch.uint8), (0.1, 0.1, 0.1), std, centering="clip")
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    assert a.mean(dim=(1, 2, 3)).abs().max() < 1e-6
+    assert not torch.allclose(a, normalize(clip, (0.9, 0.9, 0.9), std))  # not the dataset path
+    # per clip, not per batch: each clip of a batch is centred on its own colour
+    batch = torch.stack([clip, torch.full_like(clip, 255)])
+    out = normalize(batch, (0.5,) * 3, std, centering="clip")
+    torch.testing.assert_close(out[0], a) and torch.testing.assert_close(out[1], torch.zeros_like(a))
+    prep = Preprocessing(num_frames=4, sampling_rate=1, resize=8, crop_size=8, centering="clip")
+    views = EvalTransform(prep)(clip)
+    torch.testing.assert_close(views[0], normalize(clip, prep.mean, prep.std, centering="clip"))
+    with pytest.raises(ConfigError, match="did you mean 'clip'"):
+        Preprocessing(centering="clp")
+
+
 def test_train_transform_is_the_same_for_every_frame():
     # Every frame identical: after any crop and flip, frames must stay identical.
     frame = np.random.default_rng(1).integers(0, 256, (1, 60, 90, 3), dtype=np.uint8)

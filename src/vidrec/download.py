@@ -1,5 +1,5 @@
-"""Getting weight files onto this machine: the cache, `--weights` folders, checked downloads
-(https or the Hugging Face hub), all verified by sha256."""
+"""Getting weight files onto this machine: the files vidrec ships (`package://`), the cache,
+`--weights` folders, checked downloads (https or the Hugging Face hub), all verified by sha256."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import torch
 from vidrec.errors import VidrecError
 from vidrec.utils import atomic_write
 from vidrec.weights import WeightEntry
+
+PACKAGE_SCHEME = "package://"
+PACKAGED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 
 
 def cache_dir() -> str:
@@ -29,16 +32,19 @@ def sha256_of(path: str) -> str:
 
 def fetch_weights(entry: WeightEntry, *, weights_dir: str | None = None) -> str:
     """Path of `entry`'s file: in `weights_dir`, `$VIDREC_WEIGHTS`, the cache, or downloaded into
-    the cache (checked against its sha256). Offline and absent: one message saying where to put it."""
+    the cache (checked against its sha256). Offline and absent: one message saying where to put it.
+    `package://NAME` files ship inside vidrec (`vidrec/pretrained/NAME`) and are never downloaded."""
+    if entry.url.startswith(PACKAGE_SCHEME):
+        path = os.path.join(PACKAGED_DIR, entry.url[len(PACKAGE_SCHEME) :])
+        if not os.path.exists(path):
+            raise VidrecError(f"weights '{entry.name}' should ship with vidrec at {path}; reinstall vidrec")
+        _check_sha256(path, entry)
+        return path
     candidates = [d for d in (weights_dir, os.environ.get("VIDREC_WEIGHTS"), cache_dir()) if d]
     for d in candidates:
         path = os.path.join(d, entry.filename)
         if os.path.exists(path):
-            if entry.sha256 and sha256_of(path) != entry.sha256:
-                raise VidrecError(
-                    f"{path} is not the file of weights '{entry.name}' (sha256 differs from "
-                    f"{entry.sha256[:12]}...); remove it or fetch the original from {entry.url}"
-                )
+            _check_sha256(path, entry)
             return path
     target = os.path.join(cache_dir(), entry.filename)
     try:
@@ -60,6 +66,14 @@ def fetch_weights(entry: WeightEntry, *, weights_dir: str | None = None) -> str:
         os.remove(target)
         raise VidrecError(f"{entry.url}: downloaded file does not match its sha256; removed it")
     return target
+
+
+def _check_sha256(path: str, entry: WeightEntry) -> None:
+    if entry.sha256 and sha256_of(path) != entry.sha256:
+        raise VidrecError(
+            f"{path} is not the file of weights '{entry.name}' (sha256 differs from "
+            f"{entry.sha256[:12]}...); remove it or fetch the original from {entry.url}"
+        )
 
 
 def _copy(src: str, dst: str) -> None:

@@ -269,7 +269,14 @@ def cmd_synth(args) -> int:
 
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ConfigError(f"{args.out}: exists and is not a directory")
-    cfg = SynthConfig(num_frames=args.frames, size=args.size, noise=args.noise, camera_jitter=args.jitter)
+    cfg = SynthConfig(
+        num_frames=args.frames,
+        size=args.size,
+        noise=args.noise,
+        camera_jitter=args.jitter,
+        max_objects=args.objects,
+        texture=not args.flat,
+    )
     stats = generate_dataset(
         args.out,
         counts={"train": args.train, "val": args.val, "test": args.test},

@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="the same seed makes the same videos")
     p.add_argument("--noise", type=float, default=0.0, help="std of pixel noise (0-255)")
     p.add_argument("--jitter", type=float, default=0.0, help="camera shake std in pixels")
+    p.add_argument("--objects", type=_positive, default=3, help="at most this many objects (actor + still)")
+    p.add_argument("--flat", action="store_true", help="flat background colour instead of a texture")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes")
 
     for name, text in (
@@ -222,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the embedded default: a real clip through MoViNet, then synth -> train -> eval -> predict",
     )
     p.add_argument("--out", default="runs/demo", help="where the dataset and the trained model go")
-    p.add_argument("--epochs", type=_positive, default=6, help="training epochs of the SynthMotion part")
+    p.add_argument("--epochs", type=_positive, default=4, help="training epochs of the SynthMotion part")
     p.add_argument("--video", help="a real clip for the pretrained MoViNet-A0 Stream (Kinetics-600)")
     p.add_argument(
         "--weights",

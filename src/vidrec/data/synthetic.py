@@ -38,12 +38,18 @@ CLASSES = (
     "oscillate fast",
     "oscillate slow",
 )
+# Class pairs that are each other's time reversal (indices into CLASSES), and the pace pair.
+REVERSAL_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
+PACE_PAIR = (10, 11)
 SHAPES = ("circle", "square", "triangle", "rectangle", "pentagon")
 ASYMMETRIC_SHAPES = ("triangle",)  # rotation must be visible and unambiguous
 SPLITS = ("train", "val", "test")
 # What the CPU-scale models take from SynthMotion: every frame of a 16-frame video, 56 px crops of the
-# 64 px frames, and never a flip (left and right are labels).
-SYNTHMOTION_PREP = Preprocessing(num_frames=16, sampling_rate=1, resize=64, crop_size=56, flip=False)
+# 64 px frames, never a flip (left and right are labels), and each clip centred on its own mean
+# colour (every video has its own background colour; see vidrec.data.transforms.normalize).
+SYNTHMOTION_PREP = Preprocessing(
+    num_frames=16, sampling_rate=1, resize=64, crop_size=56, flip=False, centering="clip"
+)
 
 
 @dataclass(frozen=True)
@@ -319,4 +325,31 @@ def generate_dataset(
     return stats
 
 
-__all__ = ["CLASSES", "SynthConfig", "generate_dataset", "render_video", "split_labels", "video_rng"]
+def pair_accuracy(confusion, pairs) -> float:
+    """Accuracy (%) on the videos of the classes in `pairs`, counting only the choice within each
+    pair: of the videos predicted as one of its pair's two classes, the share predicted right.
+    `confusion[true][pred]` counts videos (vidrec.engine.evaluate's confusion matrix)."""
+    right = total = 0
+    for a, b in pairs:
+        right += confusion[a][a] + confusion[b][b]
+        total += confusion[a][a] + confusion[a][b] + confusion[b][a] + confusion[b][b]
+    return 100.0 * right / total if total else float("nan")
+
+
+def reversal_pair_accuracy(confusion) -> float:
+    """Within-pair accuracy (%) over the time-reversal pairs: 50% for a model blind to time order."""
+    return pair_accuracy(confusion, REVERSAL_PAIRS)
+
+
+__all__ = [
+    "CLASSES",
+    "PACE_PAIR",
+    "REVERSAL_PAIRS",
+    "SynthConfig",
+    "generate_dataset",
+    "pair_accuracy",
+    "render_video",
+    "reversal_pair_accuracy",
+    "split_labels",
+    "video_rng",
+]

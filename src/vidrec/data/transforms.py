@@ -21,6 +21,7 @@ KINETICS_MEAN = (0.45, 0.45, 0.45)  # PySlowFast / PyTorchVideo Kinetics statist
 KINETICS_STD = (0.225, 0.225, 0.225)
 TRAIN_CROPS = ("jitter", "resized")
 MODALITIES = ("rgb", "flow")
+CENTERINGS = ("dataset", "clip")
 
 
 def _setting(default, text: str):
@@ -43,6 +44,11 @@ class Preprocessing:
     )
     mean: tuple[float, float, float] = _setting(KINETICS_MEAN, "per-channel mean of RGB in [0, 1]")
     std: tuple[float, float, float] = _setting(KINETICS_STD, "per-channel std of RGB in [0, 1]")
+    centering: str = _setting(
+        "dataset",
+        "'dataset': subtract `mean`; 'clip': subtract each clip's own per-channel mean instead, so its "
+        "overall colour carries no signal (whole clips only: not for frame-by-frame streaming)",
+    )
     train_crop: str = _setting(
         "jitter",
         "'jitter': short side in [resize, 1.25*resize] + random crop; 'resized': random resized crop",
@@ -59,6 +65,8 @@ class Preprocessing:
             raise ConfigError(unknown_name_message("modality", self.modality, MODALITIES))
         if self.train_crop not in TRAIN_CROPS:
             raise ConfigError(unknown_name_message("train_crop", self.train_crop, TRAIN_CROPS))
+        if self.centering not in CENTERINGS:
+            raise ConfigError(unknown_name_message("centering", self.centering, CENTERINGS))
         for name in ("crop_size", "test_crop_size"):
             if (getattr(self, name) or 0) > self.resize:
                 raise ConfigError(
@@ -167,12 +175,24 @@ def horizontal_flip(clip: torch.Tensor) -> torch.Tensor:
     return clip.flip(-1)
 
 
-def normalize(clip: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """uint8 `(..., C, T, H, W)` to float32 `(x / 255 - mean) / std` per channel."""
+def normalize(
+    clip: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...], *, centering: str = "dataset"
+) -> torch.Tensor:
+    """uint8 `(..., C, T, H, W)` to float32 `(x / 255 - mean) / std` per channel; with centering
+    'clip' the mean is each clip's own, per channel over `(T, H, W)`.
+
+    Why 'clip' exists: measured on SynthMotion (random flat or textured background colour per
+    video), a small 3D CNN sat at chance on move left / move right for 800 steps with dataset
+    centering and reached 98% in 100 steps with clip centering. A clip-wide colour offset meets
+    the convolutions' zero padding as a strong edge at every border, in time too (the first and last
+    frames look like a sudden appearance), and that static signal drowns the faint motion one."""
     shape = (-1, 1, 1, 1)
-    m = torch.tensor(mean, dtype=torch.float32).view(shape)
     s = torch.tensor(std, dtype=torch.float32).view(shape)
-    return (clip.float() / 255.0 - m) / s
+    x = clip.float() / 255.0
+    if centering == "clip":
+        return (x - x.mean(dim=(-3, -2, -1), keepdim=True)) / s
+    m = torch.tensor(mean, dtype=torch.float32).view(shape)
+    return (x - m) / s
 
 
 @dataclass
@@ -193,7 +213,7 @@ class TrainTransform:
             clip = horizontal_flip(clip)
             if p.modality == "flow":  # quantised x flow: q -> 255 - q is exactly u -> -u
                 clip = torch.cat([255 - clip[..., :1, :, :, :], clip[..., 1:, :, :, :]], dim=-4)
-        return normalize(clip, p.mean, p.std)
+        return normalize(clip, p.mean, p.std, centering=p.centering)
 
 
 @dataclass
@@ -213,7 +233,7 @@ class EvalTransform:
         size = p.test_crop_size or p.crop_size
         clip = resize_short_side(clip, p.resize)
         views = three_crop(clip, size) if self.num_crops == 3 else center_crop(clip, size)[None]
-        return normalize(views, p.mean, p.std)
+        return normalize(views, p.mean, p.std, centering=p.centering)
 
 
 __all__ = [

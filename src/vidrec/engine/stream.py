@@ -59,6 +59,11 @@ def stream_video(
     device = device or next(model.parameters()).device
     model.eval().to(device)
     prep = model.preprocessing
+    if prep.centering == "clip":
+        raise ConfigError(
+            f"{model.arch} centres each clip on its own mean, which a stream does not know before its end; "
+            "train stream models with centering 'dataset'"
+        )
     state, logits, chunk, count, time = None, None, [], 0, 0.0
     next_report = every
 

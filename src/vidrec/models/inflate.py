@@ -16,7 +16,8 @@ from torch import nn
 
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.models.base import VideoModel
-from vidrec.models.i3d import i3d_inception_rgb, i3d_r50
+from vidrec.models.i3d import i3d_inception_rgb, i3d_r50, i3d_small
+from vidrec.models.tsn import TSN
 
 MODES = ("replicate", "centre")
 
@@ -189,3 +190,19 @@ def inflate_resnet50(
     """`i3d_r50` from torchvision's ResNet-50 (a model or its state dict)."""
     model = i3d_r50(num_classes=num_classes, **overrides)
     return model, inflate_state_dict(_state_of(source), model, resnet_to_i3d_key, mode=mode)
+
+
+def inflate_tsn(
+    source: TSN, *, num_classes: int | None = None, mode: str = "replicate", **overrides
+) -> tuple[VideoModel, InflationReport]:
+    """`i3d_small` from a trained `tsn_small` (its 2D frame encoder and, with the same class
+    count, its classifier): the keys are the same, only the kernels gain time."""
+    if source.config.backbone != "small":
+        raise ConfigError(f"inflate_tsn takes a tsn_small model, got backbone '{source.config.backbone}'")
+    model = i3d_small(
+        num_classes=source.num_classes if num_classes is None else num_classes,
+        width=source.config.width,
+        in_channels=source.config.in_channels,
+        **overrides,
+    )
+    return model, inflate_state_dict(source.state_dict(), model, lambda key: key, mode=mode)
