@@ -8,6 +8,7 @@ distractors; top-1, accuracy within time-reversal pairs and on oscillate fast/sl
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 
@@ -37,6 +38,11 @@ VARIANTS = {
 }
 
 
+def _pct(value: float) -> str:
+    """A percentage, or why there is none (no video was predicted inside any pair)."""
+    return "n/a" if math.isnan(value) else f"{value:.1f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="i3d_small.synthmotion", help="weights tag or model directory")
@@ -54,10 +60,8 @@ def main() -> None:
             records, _ = load_csv(os.path.join(data, "test.csv"), classes=model.labels)
             result = evaluate(model, records, details=True, progress=False)
             confusion = result["confusion_matrix"]
-            rows.append(
-                f"| {name} | {result['top1']:.1f} | {reversal_pair_accuracy(confusion):.1f} | "
-                f"{pair_accuracy(confusion, [PACE_PAIR]):.1f} |"
-            )
+            pairs, pace = reversal_pair_accuracy(confusion), pair_accuracy(confusion, [PACE_PAIR])
+            rows.append(f"| {name} | {result['top1']:.1f} | {_pct(pairs)} | {_pct(pace)} |")
             print(rows[-1], flush=True)
     table = f"`{args.model}`, {args.videos} videos per set\n\n" + "\n".join(rows) + "\n"
     if args.out:
