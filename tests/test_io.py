@@ -102,6 +102,21 @@ def test_odd_size_and_pixel_formats(numbered):
     assert f.shape == (64, 96, 3) and (f[..., 0] == f[..., 1]).all()
 
 
+def test_shared_rgb_converter_equals_pyav_per_frame_conversion(numbered):
+    # One converter serves every frame and file of a thread (PyAV's per-frame conversion is 100x
+    # slower on small frames); sizes and pixel formats change between calls.
+    paths = [
+        numbered("a.mp4", 6, gop=3),
+        numbered("odd.mkv", 6, codec="libx264", width=97, height=67, pix_fmt="yuv444p"),
+        numbered("j.avi", 6, codec="mjpeg", pix_fmt="yuvj420p"),
+    ]
+    for path in paths + paths[::-1]:
+        with av.open(path) as container:
+            expected = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        got = read_frames(path, range(6))
+        assert np.array_equal(got, np.stack(expected)), path
+
+
 @pytest.mark.parametrize("rotation,shape", [(90, (96, 64)), (180, (64, 96)), (-90, (96, 64))])
 def test_rotation_metadata_is_applied(numbered, rotation, shape):
     path = numbered(f"rot{rotation}.mp4", 4, rotation=rotation)
