@@ -136,3 +136,20 @@ def test_pyslowfast_mapping_complete_and_one_to_one(tmp_path, arch, pathways):
     )
     model = vidrec.load_model(tmp_path / "SLOWFAST.pyth", arch=arch)
     assert torch.equal(model.state_dict()["head.weight"], state["head.projection.weight"])
+
+
+@pytest.mark.parametrize("arch", ["slowfast_small", "i3d_resnet_small"])
+def test_small_variants_start_from_scratch_with_every_block_on(arch):
+    # PySlowFast's init (zero last BN per block, normal(0.01) head) stays the default of the big
+    # models; the CPU-scale ones turn it off (it held them at chance on SynthMotion).
+    def final_bn_weights(model):
+        return torch.cat([m.weight for m in model.modules() if getattr(m, "final_bn", False)])
+
+    small = vidrec.create_model(arch, num_classes=12)
+    assert (final_bn_weights(small) == 1).all()
+    bound = small.head.in_features**-0.5  # PyTorch's default: uniform(+-1/sqrt(fan_in)), bias too
+    assert small.head.weight.abs().max() <= bound and small.head.weight.std() > 0.4 * bound
+    assert small.head.bias.abs().max() > 0
+    pyslowfast = vidrec.create_model(arch, num_classes=12, zero_init_final_bn=True, head_init_std=0.01)
+    assert (final_bn_weights(pyslowfast) == 0).all()
+    assert abs(pyslowfast.head.weight.std().item() - 0.01) < 0.002 and (pyslowfast.head.bias == 0).all()

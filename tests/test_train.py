@@ -59,12 +59,18 @@ def tiny(root: str, out, **sections) -> "vidrec.config.RunConfig":
 
 
 def test_the_loop_learns(bright_dark, tmp_path):
-    metrics = train(
-        tiny(bright_dark, tmp_path / "m", schedule={"epochs": 4}, data={"batch_size": 8}), progress=False
-    )
+    test_csv = os.path.join(bright_dark, "val.csv")  # the held-out videos again, as the test split
+    cfg = tiny(bright_dark, tmp_path / "m", schedule={"epochs": 4}, data={"batch_size": 8, "test": test_csv})
+    metrics = train(cfg, progress=False)
     assert metrics["val_top1"] >= 90.0, metrics
     held_out = vidrec.load_model(tmp_path / "m")
     assert held_out.labels == ["dark", "bright"]
+    report = json.load(open(tmp_path / "m" / "test_report.json"))  # the final test, with its matrix
+    matrix = report["confusion_matrix"]
+    n = len(open(test_csv).read().split())
+    assert sum(map(sum, matrix)) == report["num_videos"] == n
+    assert 100 * (matrix[0][0] + matrix[1][1]) / n == report["top1"] == metrics["test_top1"]
+    assert (tmp_path / "m" / "confusion.png").stat().st_size > 0
 
 
 def test_schedule_and_param_groups():

@@ -6,6 +6,7 @@ needed; a few minutes on a CPU."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -13,10 +14,8 @@ from vidrec.config import config_from_dict
 from vidrec.data.datasets import load_csv
 from vidrec.data.synthetic import SynthConfig, generate_dataset, reversal_pair_accuracy
 from vidrec.engine.checkpoint import CheckpointManager
-from vidrec.engine.evaluate import evaluate
 from vidrec.engine.predict import format_predictions, predict
-from vidrec.engine.report import plot_confusion
-from vidrec.engine.train import train
+from vidrec.engine.train import TEST_REPORT_NAME, train
 from vidrec.errors import VidrecError
 from vidrec.loader import load_model
 from vidrec.utils import resolve_device
@@ -120,9 +119,8 @@ def run_demo(
         )
     print(f"[3/4] test split, {len(test_records)} videos (chance 8.3%):")
     for name, *_ in DEMO_MODELS:
-        model_dir = os.path.join(out, name)
-        test = evaluate(load_model(model_dir, device=device), test_records, device=device, details=True)
-        plot_confusion(test["confusion_matrix"], test["labels"], os.path.join(model_dir, "confusion.png"))
+        with open(os.path.join(out, name, TEST_REPORT_NAME)) as f:  # written by train(), with confusion.png
+            test = json.load(f)
         r = results[name]
         results[name]["reversal_pair_acc"] = reversal_pair_accuracy(test["confusion_matrix"])
         print(

@@ -34,12 +34,13 @@ from vidrec.engine.checkpoint import CheckpointManager
 from vidrec.engine.evaluate import evaluate
 from vidrec.engine.mix import mix_batch
 from vidrec.engine.optim import build_optimizer, lr_at, set_lr
-from vidrec.engine.report import plot_curves
+from vidrec.engine.report import plot_confusion, plot_curves
 from vidrec.engine.setup import build_model, fit_clip_length, keep_norms_in_eval, load_splits
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.utils import atomic_write_text, resolve_device
 
 METRICS_NAME = "metrics.jsonl"
+TEST_REPORT_NAME = "test_report.json"  # the final multi-view test: metrics, per class, confusion matrix
 CONFIG_NAME = "config.yaml"
 
 
@@ -436,7 +437,8 @@ def _end_epoch(run: _Run, acc: dict) -> dict:
 
 
 def _finish(run: _Run, summary: dict) -> dict:
-    """Save the final model, run the multi-view test, draw the curves."""
+    """Save the final model; run the multi-view test (its report `test_report.json` and
+    `confusion.png` beside the model, as `vidrec eval` writes them); draw the curves."""
     cfg, out = run.cfg, run.cfg.run.out
     if run.d.main:
         run.eval_model.save_pretrained(out)
@@ -452,7 +454,11 @@ def _finish(run: _Run, summary: dict) -> dict:
             progress=run.progress and run.d.main,
             desc="test",
             dist=run.d,
+            details=True,
         )
+        if run.d.main and "confusion_matrix" in test:
+            atomic_write_text(os.path.join(out, TEST_REPORT_NAME), json.dumps(test, indent=1) + "\n")
+            plot_confusion(test["confusion_matrix"], test["labels"], os.path.join(out, "confusion.png"))
         summary = {**summary, **{f"test_{k}": test[k] for k in ("top1", "top5", "mean_class_acc")}}
         run.metrics.write(
             {"step": run.pos.step, **{k: v for k, v in summary.items() if k.startswith("test_")}},

@@ -65,11 +65,13 @@ def build_model(
     return model
 
 
-def linear_head(in_features: int, num_classes: int) -> nn.Linear:
-    """Classifier initialised as PySlowFast's heads: normal(std=0.01) weights, zero bias."""
+def linear_head(in_features: int, num_classes: int, *, std: float | None = 0.01) -> nn.Linear:
+    """Classifier initialised as PySlowFast's heads (`MODEL.FC_INIT_STD`): normal(std) weights,
+    zero bias; `std=None` keeps PyTorch's default (uniform, +-1/sqrt(in_features))."""
     head = nn.Linear(in_features, num_classes)
-    nn.init.normal_(head.weight, std=0.01)
-    nn.init.zeros_(head.bias)
+    if std is not None:
+        nn.init.normal_(head.weight, std=std)
+        nn.init.zeros_(head.bias)
     return head
 
 

@@ -28,6 +28,7 @@ from vidrec.data.transforms import KINETICS_MEAN, KINETICS_STD, Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models.base import VideoModel, build_model, linear_head
 from vidrec.models.layers import (
+    FROM_SCRATCH_INIT,
     TEMPORAL_PADDINGS,
     ConvBNReLU,
     SameMaxPool3d,
@@ -159,6 +160,8 @@ class I3DResNetConfig:
     dropout: float = 0.5  # before the classifier
     stage_depths: tuple[int, int, int, int] = (3, 4, 6, 3)  # bottlenecks per stage (ResNet-50)
     width: int = 64  # stem width; stage widths are 1x, 2x, 4x, 8x (x4 after each bottleneck)
+    zero_init_final_bn: bool = True  # each block starts as identity (PySlowFast RESNET.ZERO_INIT_FINAL_BN)
+    head_init_std: float | None = 0.01  # classifier normal(std) (MODEL.FC_INIT_STD); None: PyTorch default
 
 
 # Temporal kernel of each bottleneck's first conv, by stage: Wang et al.'s I3D-R50 inflates every
@@ -195,11 +198,11 @@ class ResNetI3D(VideoModel):
         self.pool2 = nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1))  # temporal stride after res2
         self.num_features = channels
         self.dropout = nn.Dropout(config.dropout)
-        init_cnn_weights(self)
+        init_cnn_weights(self, zero_init_final_bn=config.zero_init_final_bn)
         self.head = self.make_head(config.num_classes)
 
     def make_head(self, num_classes: int) -> nn.Linear:
-        return linear_head(self.num_features, num_classes)
+        return linear_head(self.num_features, num_classes, std=self.config.head_init_std)
 
     def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
         """res5's output `(B, 2048, T/2, H/32, W/32)`."""
@@ -346,8 +349,9 @@ def i3d_inception_small(**overrides) -> InceptionI3D:
 
 
 def i3d_resnet_small(**overrides) -> ResNetI3D:
-    """I3D-ResNet with one bottleneck per stage and a 16-wide stem, for SynthMotion on a CPU."""
-    defaults = {"stage_depths": (1, 1, 1, 1), "width": 16, "dropout": 0.2}
+    """I3D-ResNet with one bottleneck per stage and a 16-wide stem, for SynthMotion on a CPU
+    (initialised for training from scratch: `vidrec.models.layers.FROM_SCRATCH_INIT`)."""
+    defaults = {"stage_depths": (1, 1, 1, 1), "width": 16, "dropout": 0.2, **FROM_SCRATCH_INIT}
     return _build(ResNetI3D, I3DResNetConfig, "i3d_resnet_small", defaults, overrides, SYNTHMOTION_PREP)
 
 

@@ -27,7 +27,7 @@ from vidrec.data.synthetic import SYNTHMOTION_PREP
 from vidrec.data.transforms import KINETICS_MEAN, KINETICS_STD, Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models.base import VideoModel, build_model, linear_head
-from vidrec.models.layers import init_cnn_weights, res_stage, resnet_stem
+from vidrec.models.layers import FROM_SCRATCH_INIT, init_cnn_weights, res_stage, resnet_stem
 
 PATHWAYS = ("both", "slow", "fast")
 
@@ -49,6 +49,8 @@ class SlowFastConfig:
     fast_temporal: tuple[int, int, int, int] = (3, 3, 3, 3)  # ... and Fast
     res4_temporal_blocks: int | None = None  # only the first n res4 blocks temporal (R101 16x8 "50_50")
     pathways: str = "both"  # "slow" or "fast" alone for ablations
+    zero_init_final_bn: bool = True  # each block starts as identity (PySlowFast RESNET.ZERO_INIT_FINAL_BN)
+    head_init_std: float | None = 0.01  # classifier normal(std) (MODEL.FC_INIT_STD); None: PyTorch default
 
 
 class FastToSlow(nn.Module):
@@ -135,11 +137,11 @@ class SlowFast(VideoModel):
             )
         self.num_features = sum(dims)
         self.dropout = nn.Dropout(c.dropout)
-        init_cnn_weights(self)
+        init_cnn_weights(self, zero_init_final_bn=c.zero_init_final_bn)
         self.head = self.make_head(c.num_classes)
 
     def make_head(self, num_classes: int) -> nn.Linear:
-        return linear_head(self.num_features, num_classes)
+        return linear_head(self.num_features, num_classes, std=self.config.head_init_std)
 
     def split_pathways(
         self, x: torch.Tensor | list | tuple
@@ -249,6 +251,7 @@ _SMALL = {
     "alpha": 4,
     "fusion_kernel": 5,
     "dropout": 0.2,
+    **FROM_SCRATCH_INIT,
 }
 
 
