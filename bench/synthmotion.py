@@ -42,7 +42,7 @@ RECIPES = {
 RESULT_NAME = "bench_result.json"
 
 
-def run_one(recipe: str, seed: int, *, data: str, runs: str) -> dict:
+def run_one(recipe: str, seed: int, *, data: str, runs: str, overrides: list[str] = ()) -> dict:
     """Train (or resume, or read back) one recipe with one seed; its test figures."""
     out = os.path.join(runs, recipe, f"seed{seed}")
     done = os.path.join(out, RESULT_NAME)
@@ -51,7 +51,7 @@ def run_one(recipe: str, seed: int, *, data: str, runs: str) -> dict:
             return json.load(f)
     cfg = load_config(
         os.path.join(CONFIGS, f"{recipe}_synth.yaml"),
-        [f"data.train={data}", f"run.out={out}", f"run.seed={seed}", "run.tensorboard=false"],
+        [f"data.train={data}", f"run.out={out}", f"run.seed={seed}", "run.tensorboard=false", *overrides],
     )
     resume = "auto" if CheckpointManager(os.path.join(out, "checkpoints")).exists() else None
     start = time.perf_counter()
@@ -137,6 +137,18 @@ def plot(results: dict[str, list[dict]], png: str) -> None:
     os.replace(png + ".tmp.png", png)
 
 
+def write_results(results: dict[str, list[dict]], folder: str) -> None:
+    """The table, every run's figures, the plot and each recipe's seed-0 confusion matrix."""
+    atomic_write_text(os.path.join(folder, "synthmotion_table.md"), table(results))
+    runs = {k: [{f: r[f] for f in r if f != "confusion_matrix"} for r in v] for k, v in results.items()}
+    atomic_write_text(os.path.join(folder, "synthmotion_runs.json"), json.dumps(runs, indent=1) + "\n")
+    plot(results, os.path.join(folder, "synthmotion.png"))
+    for recipe, runs in results.items():
+        first = runs[0]
+        png = os.path.join(folder, f"synthmotion_confusion_{recipe}.png")
+        plot_confusion(first["confusion_matrix"], first["labels"], png)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="data/synthmotion", help="a SynthMotion folder (vidrec synth)")
@@ -144,29 +156,16 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--runs", default="runs/synthmotion_bench", help="one folder per recipe and seed")
     ap.add_argument("--results", default="results", help="where the table, plot and matrices go")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override every recipe")
     args = ap.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    results = {}
-    for recipe in args.recipes:
-        results[recipe] = [run_one(recipe, s, data=args.data, runs=args.runs) for s in args.seeds]
-        r = results[recipe][0]
-        plot_confusion(
-            r["confusion_matrix"],
-            r["labels"],
-            os.path.join(args.results, f"synthmotion_confusion_{recipe}.png"),
-        )
-        print(table({recipe: results[recipe]}).splitlines()[-1], flush=True)
+    results: dict[str, list[dict]] = {r: [] for r in args.recipes}
+    for seed in args.seeds:  # every recipe once before any twice: a cut-short run still covers all
+        for recipe in args.recipes:
+            results[recipe].append(run_one(recipe, seed, data=args.data, runs=args.runs, overrides=args.set))
+            print(table({recipe: results[recipe]}).splitlines()[-1], flush=True)
+            write_results({k: v for k, v in results.items() if v}, args.results)
     text = table(results)
-    atomic_write_text(os.path.join(args.results, "synthmotion_table.md"), text)
-    atomic_write_text(
-        os.path.join(args.results, "synthmotion_runs.json"),
-        json.dumps(
-            {k: [{f: r[f] for f in r if f != "confusion_matrix"} for r in v] for k, v in results.items()},
-            indent=1,
-        )
-        + "\n",
-    )
-    plot(results, os.path.join(args.results, "synthmotion.png"))
     print(text)
 
 

@@ -150,6 +150,38 @@ def test_i3d_small_is_tsn_small_inflated():
         inflate_tsn(vidrec.create_model("tsn_r18", num_classes=5))
 
 
+@pytest.mark.parametrize("mode", ["replicate", "centre"])
+def test_training_starts_from_a_trained_tsn_small_inflated(tmp_path, mode):
+    """`model.init: inflate:DIR` with a saved tsn_small: i3d_small gets its kernels inflated (the
+    head, for another class count, starts new)."""
+    from vidrec.config import config_from_dict
+    from vidrec.engine.setup import build_model
+
+    torch.manual_seed(0)
+    tsn = vidrec.create_model("tsn_small", num_classes=5, width=8)
+    randomize_bn(tsn)
+    tsn.save_pretrained(tmp_path / "tsn")
+    cfg = config_from_dict(
+        {
+            "model": {"name": "i3d_small", "init": f"inflate:{tmp_path / 'tsn'}", "inflation": mode},
+            "data": {"train": str(tmp_path)},
+        },
+        ["model.options.width=8"],
+    )
+    model = build_model(cfg, num_classes=12, log=lambda _: None)
+    expected, _ = inflate_tsn(tsn, mode=mode)
+    got = model.state_dict()
+    for key, value in expected.state_dict().items():
+        if not key.startswith("head."):
+            torch.testing.assert_close(got[key], value, msg=key)
+    assert model.head.out_features == 12
+    bad = config_from_dict(
+        {"model": {"name": "i3d_small", "init": f"inflate:{tmp_path / 'tsn'}", "inflation": "mean"}}
+    )
+    with pytest.raises(ConfigError, match="inflation mode"):
+        build_model(bad, num_classes=12, log=lambda _: None)
+
+
 def test_inflation_reports_what_it_cannot_map():
     net2d = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True)
     model, report = inflate_googlenet(net2d.state_dict(), num_classes=10)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vidrec.data.datasets import load_csv
-from vidrec.data.synthetic import CLASSES, SynthConfig, generate_dataset, render_video, video_rng
+from vidrec.data.synthetic import CLASSES, SHAPES, SynthConfig, generate_dataset, render_video, video_rng
 from vidrec.errors import ConfigError
 from vidrec.io import read_video
 
@@ -120,3 +120,20 @@ def test_dataset_files_deterministic_and_resumable(tmp_path):
         generate_dataset(
             out, counts={"train": 1}, cfg=SynthConfig(num_frames=9, size=32), seed=3, progress=False
         )
+
+
+def test_shape_labels_are_the_same_videos_labelled_by_their_actor(tmp_path):
+    cfg = SynthConfig(num_frames=4, size=32)
+    actions, shapes = str(tmp_path / "actions"), str(tmp_path / "shapes")
+    generate_dataset(actions, counts={"train": 24}, cfg=cfg, seed=5, progress=False)
+    generate_dataset(shapes, counts={"train": 24}, cfg=cfg, seed=5, workers=2, progress=False, label="shape")
+    by_action, action_names = load_csv(os.path.join(actions, "train.csv"))
+    by_shape, shape_names = load_csv(os.path.join(shapes, "train.csv"))
+    assert shape_names == list(SHAPES)
+    for i, (a, s) in enumerate(zip(by_action, by_shape)):
+        _, track = render_video(action_names[a.label], video_rng(5, "train", i), cfg)
+        assert shape_names[s.label] == track["shape"]
+    assert len({r.label for r in by_shape}) >= 4  # several shapes, not one
+    np.testing.assert_array_equal(read_video(by_action[7].path), read_video(by_shape[7].path))
+    with pytest.raises(ConfigError, match="label"):
+        generate_dataset(str(tmp_path / "x"), counts={"train": 1}, cfg=cfg, label="colour", progress=False)

@@ -35,9 +35,13 @@ class ModelSection:
     name: str | None = None  # registered architecture (see `vidrec models`); None: init's architecture
     options: dict = field(default_factory=dict)  # architecture config overrides (drop_path, dropout, ...)
     # Weights to start from: any `vidrec.load_model` source (vidrec or transformers directory,
-    # official checkpoint, hub id, a `vidrec pretrain` run) or `inflate:PATH` (a 2D torchvision
-    # GoogLeNet / ResNet-50 state dict inflated into this 3D architecture).
+    # official checkpoint, hub id, a `vidrec pretrain` run) or `inflate:PATH`: 2D weights inflated
+    # into this 3D architecture (a torchvision GoogLeNet / ResNet-50 state dict for
+    # i3d_inception_rgb / i3d_r50, a trained tsn_small model for i3d_small).
     init: str | None = None
+    # How `inflate:` spreads a 2D kernel over time: "replicate" (copied to every frame and divided by
+    # their number, the I3D paper's) or "centre" (on the middle frame only, zeros elsewhere).
+    inflation: str = "replicate"
     gradient_checkpointing: bool = False  # recompute activations in backward to save memory
     sync_bn: bool = False  # synchronise batch-norm statistics across processes (distributed runs)
     # "none": train everything; "norms": batch norms keep their running statistics (eval mode; their

@@ -283,6 +283,7 @@ def cmd_synth(args) -> int:
         cfg=cfg,
         seed=args.seed,
         workers=args.workers,
+        label=args.label,
     )
     print(f"{args.out}: {stats['made']} videos made, {stats['kept']} kept")
     return 0

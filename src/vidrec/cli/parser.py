@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jitter", type=float, default=0.0, help="camera shake std in pixels")
     p.add_argument("--objects", type=_positive, default=3, help="at most this many objects (actor + still)")
     p.add_argument("--flat", action="store_true", help="flat background colour instead of a texture")
+    p.add_argument(
+        "--label",
+        choices=("action", "shape"),
+        default="action",
+        help="label each video by its action (the task) or by its actor's shape (a per-frame task, "
+        "for pretraining 2D networks)",
+    )
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes")
 
     for name, text in (

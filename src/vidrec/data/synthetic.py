@@ -11,6 +11,7 @@ Coordinates are image coordinates: x to the right, y down, angles clockwise on s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -21,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vidrec.data.transforms import Preprocessing
-from vidrec.errors import ConfigError, VidrecError
+from vidrec.errors import ConfigError, VidrecError, unknown_name_message
 from vidrec.utils import atomic_write_text, write_video
 
 CLASSES = (
@@ -44,6 +45,7 @@ PACE_PAIR = (10, 11)
 SHAPES = ("circle", "square", "triangle", "rectangle", "pentagon")
 ASYMMETRIC_SHAPES = ("triangle",)  # rotation must be visible and unambiguous
 SPLITS = ("train", "val", "test")
+LABELS = ("action", "shape")  # what a generated set is labelled by
 # What the CPU-scale models take from SynthMotion: every frame of a 16-frame video, 56 px crops of the
 # 64 px frames, never a flip (left and right are labels), and each clip centred on its own mean
 # colour (every video has its own background colour; see vidrec.data.transforms.normalize).
@@ -252,13 +254,15 @@ def split_labels(seed: int, split: str, count: int) -> np.ndarray:
     return np.concatenate(blocks)[:count] if blocks else np.zeros(0, np.int64)
 
 
-def _make_one(job: tuple) -> str:
+def _make_one(job: tuple) -> tuple[str, str]:
+    """Write one video (unless it is already complete); ("made" | "kept", the actor's shape)."""
     path, label, seed, split, index, cfg = job
-    if _is_complete(path, cfg.num_frames):
-        return "kept"
-    frames, _ = render_video(CLASSES[label], video_rng(seed, split, index), cfg)
-    write_video(path, frames, fps=cfg.fps)
-    return "made"
+    complete = _is_complete(path, cfg.num_frames)
+    # the shape is drawn by the same stream as the pixels: a kept video is drawn again, not written
+    frames, track = render_video(CLASSES[label], video_rng(seed, split, index), cfg)
+    if not complete:
+        write_video(path, frames, fps=cfg.fps)
+    return ("kept" if complete else "made"), track["shape"]
 
 
 def _is_complete(path: str, num_frames: int) -> bool:
@@ -280,13 +284,18 @@ def generate_dataset(
     seed: int = 0,
     workers: int = 1,
     progress: bool = True,
+    label: str = "action",
 ) -> dict[str, int]:
     """Write `out/videos/SPLIT/*.mp4`, `out/SPLIT.csv` (path,label) and `out/classes.txt`.
 
-    Resumable: videos already complete are kept; settings must match the existing set."""
+    `label="shape"` labels the same videos by the actor's shape (`SHAPES`), a task one frame can
+    tell: the per-frame pretraining of a 2D network before it is inflated to 3D. Resumable: videos
+    already complete are kept; settings must match the existing set."""
+    if label not in LABELS:
+        raise ConfigError(unknown_name_message("label", label, LABELS))
     os.makedirs(out, exist_ok=True)
     meta_path = os.path.join(out, "synth.json")
-    meta = {"seed": seed, "config": asdict(cfg)}
+    meta = {"seed": seed, "config": asdict(cfg), **({"label": label} if label != "action" else {})}
     if os.path.exists(meta_path):
         with open(meta_path) as f:
             old = json.load(f)
@@ -295,7 +304,8 @@ def generate_dataset(
                 f"{out} holds a SynthMotion set made with other settings ({old}); use another directory"
             )
     atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
-    atomic_write_text(os.path.join(out, "classes.txt"), "\n".join(CLASSES) + "\n")
+    classes = CLASSES if label == "action" else SHAPES
+    atomic_write_text(os.path.join(out, "classes.txt"), "\n".join(classes) + "\n")
     jobs, rows = [], {}
     for split, count in counts.items():
         if split not in SPLITS:
@@ -303,24 +313,25 @@ def generate_dataset(
         os.makedirs(os.path.join(out, "videos", split), exist_ok=True)
         labels = split_labels(seed, split, count)
         rows[split] = []
-        for i, label in enumerate(labels):
+        for i, action in enumerate(labels):
             rel = f"videos/{split}/{split}_{i:05d}.mp4"
-            rows[split].append((rel, CLASSES[label]))
-            jobs.append((os.path.join(out, rel), int(label), seed, split, i, cfg))
+            rows[split].append([rel, CLASSES[action]])
+            jobs.append((os.path.join(out, rel), int(action), seed, split, i, cfg))
     stats = {"made": 0, "kept": 0}
     bar = tqdm(total=len(jobs), desc="synth", unit="video", disable=not progress)
-    if workers > 1:
-        with Pool(workers) as pool:
-            for result in pool.imap_unordered(_make_one, jobs, chunksize=4):
-                stats[result] += 1
-                bar.update()
-    else:
-        for job in jobs:
-            stats[_make_one(job)] += 1
+    shapes = {}
+    with Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        results = pool.imap(_make_one, jobs, chunksize=4) if pool else map(_make_one, jobs)
+        for job, (result, shape) in zip(jobs, results):
+            stats[result] += 1
+            shapes[job[0]] = shape
             bar.update()
     bar.close()
     for split, split_rows in rows.items():
-        lines = ["path,label"] + [f"{p},{label}" for p, label in split_rows]
+        if label == "shape":
+            for row in split_rows:
+                row[1] = shapes[os.path.join(out, row[0])]
+        lines = ["path,label"] + [f"{p},{name}" for p, name in split_rows]
         atomic_write_text(os.path.join(out, f"{split}.csv"), "\n".join(lines) + "\n")
     return stats
 

@@ -81,12 +81,16 @@ def transfer_weights(model: ModelBase, source: dict[str, torch.Tensor], what: st
 
 
 def _inflated(cfg: RunConfig, path: str) -> dict[str, torch.Tensor]:
-    builders = {"i3d_inception_rgb": inflate.inflate_googlenet, "i3d_r50": inflate.inflate_resnet50}
+    builders = {
+        "i3d_inception_rgb": (inflate.inflate_googlenet, read_checkpoint),  # torchvision state dicts
+        "i3d_r50": (inflate.inflate_resnet50, read_checkpoint),
+        "i3d_small": (inflate.inflate_tsn, load_model),  # a trained tsn_small (directory or tag)
+    }
     if cfg.model.name not in builders:
         raise ConfigError(f"model.init inflate: works for {', '.join(builders)}, not {cfg.model.name}")
-    model2d = read_checkpoint(path)
-    inflated, report = builders[cfg.model.name](model2d, num_classes=1000, **cfg.model.options)
-    tqdm.write(f"inflated {len(report.inflated)} 2D kernels from {path}")
+    build, read = builders[cfg.model.name]
+    inflated, report = build(read(path), mode=cfg.model.inflation, **cfg.model.options)
+    tqdm.write(f"inflated {len(report.inflated)} 2D kernels from {path} ({cfg.model.inflation})")
     return inflated.state_dict()
 
 

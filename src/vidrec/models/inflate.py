@@ -199,10 +199,11 @@ def inflate_tsn(
     count, its classifier): the keys are the same, only the kernels gain time."""
     if source.config.backbone != "small":
         raise ConfigError(f"inflate_tsn takes a tsn_small model, got backbone '{source.config.backbone}'")
+    shape = {"width": source.config.width, "in_channels": source.config.in_channels}
+    for key, value in shape.items():
+        if overrides.get(key, value) != value:
+            raise ConfigError(f"inflate_tsn: {key}={overrides[key]} differs from the tsn_small's {value}")
     model = i3d_small(
-        num_classes=source.num_classes if num_classes is None else num_classes,
-        width=source.config.width,
-        in_channels=source.config.in_channels,
-        **overrides,
+        num_classes=source.num_classes if num_classes is None else num_classes, **{**overrides, **shape}
     )
     return model, inflate_state_dict(source.state_dict(), model, lambda key: key, mode=mode)
