@@ -316,6 +316,12 @@ _INCEPTION_RGB_PREP = Preprocessing(
 _INCEPTION_FLOW_PREP = dataclasses.replace(
     _INCEPTION_RGB_PREP, target_fps=None, mean=(0.5, 0.5), std=(0.5, 0.5), modality="flow"
 )
+# i3d_small's flow stream (in_channels=2) on SynthMotion flow (`vidrec flow --short-side 64`): the
+# RGB crops and timing, the flow scaled as the Inception flow stream's, and no clip centering (a
+# clip's mean flow is motion, not a colour offset).
+_SYNTHMOTION_FLOW_PREP = dataclasses.replace(
+    SYNTHMOTION_PREP, modality="flow", mean=(0.5, 0.5), std=(0.5, 0.5), centering="dataset"
+)
 # PySlowFast / PyTorchVideo I3D-R50: 8 frames at stride 8, short side 256, 224 crops.
 _R50_PREP = Preprocessing(
     num_frames=8, sampling_rate=8, resize=256, crop_size=224, mean=KINETICS_MEAN, std=KINETICS_STD
@@ -357,9 +363,11 @@ def i3d_resnet_small(**overrides) -> ResNetI3D:
 
 def i3d_small(**overrides) -> InflatedCNN:
     """tsn_small's four-layer CNN inflated to 3D (3x3x3 kernels, time stride 2 in the last two
-    layers): the I3D that learns SynthMotion in minutes on a CPU, and takes tsn_small's weights."""
+    layers): the I3D that learns SynthMotion in minutes on a CPU, and takes tsn_small's weights.
+    With `in_channels=2` it is a flow stream and takes flow preprocessing."""
     defaults = {"backbone": "small", "width": 32, "dropout": 0.2}
-    return _build(InflatedCNN, InflatedCNNConfig, "i3d_small", defaults, overrides, SYNTHMOTION_PREP)
+    prep = _SYNTHMOTION_FLOW_PREP if overrides.get("in_channels") == 2 else SYNTHMOTION_PREP
+    return _build(InflatedCNN, InflatedCNNConfig, "i3d_small", defaults, overrides, prep)
 
 
 ARCHITECTURES = (
