@@ -41,6 +41,10 @@ def test_flow_stream_takes_two_channels():
     assert model(torch.randn(1, 2, 8, 112, 112)).shape == (1, 5)
     with pytest.raises(ConfigError, match=r"expects input \(B, 2, T, H, W\)"):
         model(torch.randn(1, 3, 8, 112, 112))
+    small = vidrec.create_model("i3d_small", num_classes=5, in_channels=2, width=8).eval()
+    prep = small.preprocessing  # flow as the Inception flow stream takes it, never clip-centred
+    assert (prep.modality, prep.mean, prep.std, prep.centering) == ("flow", (0.5, 0.5), (0.5, 0.5), "dataset")
+    assert small(torch.randn(1, 2, 16, 32, 32)).shape == (1, 5)
 
 
 def test_tf_same_padding_shapes():
