@@ -122,7 +122,7 @@ def test_dataset_files_deterministic_and_resumable(tmp_path):
         )
 
 
-def test_shape_labels_are_the_same_videos_labelled_by_their_actor(tmp_path):
+def test_per_frame_labels_are_the_same_videos_labelled_by_their_actor_or_count(tmp_path):
     cfg = SynthConfig(num_frames=4, size=32)
     actions, shapes = str(tmp_path / "actions"), str(tmp_path / "shapes")
     generate_dataset(actions, counts={"train": 24}, cfg=cfg, seed=5, progress=False)
@@ -134,6 +134,14 @@ def test_shape_labels_are_the_same_videos_labelled_by_their_actor(tmp_path):
         _, track = render_video(action_names[a.label], video_rng(5, "train", i), cfg)
         assert shape_names[s.label] == track["shape"]
     assert len({r.label for r in by_shape}) >= 4  # several shapes, not one
+    counted = str(tmp_path / "objects")
+    generate_dataset(counted, counts={"train": 24}, cfg=cfg, seed=5, progress=False, label="objects")
+    by_count, count_names = load_csv(os.path.join(counted, "train.csv"))
+    assert count_names == ["1 object", "2 objects", "3 objects"]
+    for i, (a, c) in enumerate(zip(by_action, by_count)):
+        _, track = render_video(action_names[a.label], video_rng(5, "train", i), cfg)
+        assert c.label + 1 == track["objects"]
+    assert len({r.label for r in by_count}) == 3
     np.testing.assert_array_equal(read_video(by_action[7].path), read_video(by_shape[7].path))
     with pytest.raises(ConfigError, match="label"):
         generate_dataset(str(tmp_path / "x"), counts={"train": 1}, cfg=cfg, label="colour", progress=False)

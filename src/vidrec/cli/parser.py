@@ -54,10 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flat", action="store_true", help="flat background colour instead of a texture")
     p.add_argument(
         "--label",
-        choices=("action", "shape"),
+        choices=("action", "shape", "objects"),
         default="action",
-        help="label each video by its action (the task) or by its actor's shape (a per-frame task, "
-        "for pretraining 2D networks)",
+        help="label each video by its action (the task), its actor's shape or how many objects it "
+        "shows (per-frame tasks, for pretraining 2D networks)",
     )
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes")
 

@@ -45,7 +45,14 @@ PACE_PAIR = (10, 11)
 SHAPES = ("circle", "square", "triangle", "rectangle", "pentagon")
 ASYMMETRIC_SHAPES = ("triangle",)  # rotation must be visible and unambiguous
 SPLITS = ("train", "val", "test")
-LABELS = ("action", "shape")  # what a generated set is labelled by
+LABELS = ("action", "shape", "objects")  # what a generated set is labelled by
+
+
+def object_count_name(n: int) -> str:
+    """The class name of a frame with `n` objects (label="objects")."""
+    return f"{n} object" + ("s" if n > 1 else "")
+
+
 # What the CPU-scale models take from SynthMotion: every frame of a 16-frame video, 56 px crops of the
 # 64 px frames, never a flip (left and right are labels), and each clip centred on its own mean
 # colour (every video has its own background colour; see vidrec.data.transforms.normalize).
@@ -236,6 +243,7 @@ def render_video(
         frames[i] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
     track["shape"] = str(actor_shape)
     track["color"] = actor_color
+    track["objects"] = 1 + len(distractors)
     return frames, track
 
 
@@ -254,15 +262,16 @@ def split_labels(seed: int, split: str, count: int) -> np.ndarray:
     return np.concatenate(blocks)[:count] if blocks else np.zeros(0, np.int64)
 
 
-def _make_one(job: tuple) -> tuple[str, str]:
-    """Write one video (unless it is already complete); ("made" | "kept", the actor's shape)."""
+def _make_one(job: tuple) -> tuple[str, dict]:
+    """Write one video (unless it is already complete); ("made" | "kept", its per-frame labels)."""
     path, label, seed, split, index, cfg = job
     complete = _is_complete(path, cfg.num_frames)
     # the shape is drawn by the same stream as the pixels: a kept video is drawn again, not written
     frames, track = render_video(CLASSES[label], video_rng(seed, split, index), cfg)
     if not complete:
         write_video(path, frames, fps=cfg.fps)
-    return ("kept" if complete else "made"), track["shape"]
+    labels = {"shape": track["shape"], "objects": object_count_name(track["objects"])}
+    return ("kept" if complete else "made"), labels
 
 
 def _is_complete(path: str, num_frames: int) -> bool:
@@ -288,9 +297,10 @@ def generate_dataset(
 ) -> dict[str, int]:
     """Write `out/videos/SPLIT/*.mp4`, `out/SPLIT.csv` (path,label) and `out/classes.txt`.
 
-    `label="shape"` labels the same videos by the actor's shape (`SHAPES`), a task one frame can
-    tell: the per-frame pretraining of a 2D network before it is inflated to 3D. Resumable: videos
-    already complete are kept; settings must match the existing set."""
+    `label="shape"` labels the same videos by the actor's shape (`SHAPES`), `label="objects"` by
+    how many objects they show ("1 object" .. "N objects"): tasks one frame can tell, for the
+    per-frame pretraining of a 2D network before it is inflated to 3D. Resumable: videos already
+    complete are kept; settings must match the existing set."""
     if label not in LABELS:
         raise ConfigError(unknown_name_message("label", label, LABELS))
     os.makedirs(out, exist_ok=True)
@@ -304,7 +314,8 @@ def generate_dataset(
                 f"{out} holds a SynthMotion set made with other settings ({old}); use another directory"
             )
     atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
-    classes = CLASSES if label == "action" else SHAPES
+    counts_ = [object_count_name(n) for n in range(1, cfg.max_objects + 1)]
+    classes = {"action": CLASSES, "shape": SHAPES, "objects": counts_}[label]
     atomic_write_text(os.path.join(out, "classes.txt"), "\n".join(classes) + "\n")
     jobs, rows = [], {}
     for split, count in counts.items():
@@ -319,18 +330,18 @@ def generate_dataset(
             jobs.append((os.path.join(out, rel), int(action), seed, split, i, cfg))
     stats = {"made": 0, "kept": 0}
     bar = tqdm(total=len(jobs), desc="synth", unit="video", disable=not progress)
-    shapes = {}
+    per_frame = {}
     with Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
         results = pool.imap(_make_one, jobs, chunksize=4) if pool else map(_make_one, jobs)
-        for job, (result, shape) in zip(jobs, results):
+        for job, (result, labels) in zip(jobs, results):
             stats[result] += 1
-            shapes[job[0]] = shape
+            per_frame[job[0]] = labels
             bar.update()
     bar.close()
     for split, split_rows in rows.items():
-        if label == "shape":
+        if label != "action":
             for row in split_rows:
-                row[1] = shapes[os.path.join(out, row[0])]
+                row[1] = per_frame[os.path.join(out, row[0])][label]
         lines = ["path,label"] + [f"{p},{name}" for p, name in split_rows]
         atomic_write_text(os.path.join(out, f"{split}.csv"), "\n".join(lines) + "\n")
     return stats
