@@ -46,13 +46,6 @@ SHAPES = ("circle", "square", "triangle", "rectangle", "pentagon")
 ASYMMETRIC_SHAPES = ("triangle",)  # rotation must be visible and unambiguous
 SPLITS = ("train", "val", "test")
 LABELS = ("action", "shape", "objects")  # what a generated set is labelled by
-
-
-def object_count_name(n: int) -> str:
-    """The class name of a frame with `n` objects (label="objects")."""
-    return f"{n} object" + ("s" if n > 1 else "")
-
-
 # What the CPU-scale models take from SynthMotion: every frame of a 16-frame video, 56 px crops of the
 # 64 px frames, never a flip (left and right are labels), and each clip centred on its own mean
 # colour (every video has its own background colour; see vidrec.data.transforms.normalize).
@@ -247,6 +240,11 @@ def render_video(
     return frames, track
 
 
+def object_count_name(n: int) -> str:
+    """The class name of a frame with `n` objects (label="objects")."""
+    return f"{n} object" + ("s" if n > 1 else "")
+
+
 def video_rng(seed: int, split: str, index: int) -> np.random.Generator:
     """Each video's own stream: the same file for the same (seed, split, index), in any order."""
     return np.random.default_rng([seed, SPLITS.index(split), index])
@@ -263,10 +261,13 @@ def split_labels(seed: int, split: str, count: int) -> np.ndarray:
 
 
 def _make_one(job: tuple) -> tuple[str, dict]:
-    """Write one video (unless it is already complete); ("made" | "kept", its per-frame labels)."""
-    path, label, seed, split, index, cfg = job
+    """Write one video (unless it is already complete); ("made" | "kept", its per-frame labels
+    when asked for)."""
+    path, label, seed, split, index, cfg, per_frame = job
     complete = _is_complete(path, cfg.num_frames)
-    # the shape is drawn by the same stream as the pixels: a kept video is drawn again, not written
+    if complete and not per_frame:
+        return "kept", {}
+    # shape and object count are drawn by the same stream as the pixels: a kept video is drawn again
     frames, track = render_video(CLASSES[label], video_rng(seed, split, index), cfg)
     if not complete:
         write_video(path, frames, fps=cfg.fps)
@@ -327,7 +328,7 @@ def generate_dataset(
         for i, action in enumerate(labels):
             rel = f"videos/{split}/{split}_{i:05d}.mp4"
             rows[split].append([rel, CLASSES[action]])
-            jobs.append((os.path.join(out, rel), int(action), seed, split, i, cfg))
+            jobs.append((os.path.join(out, rel), int(action), seed, split, i, cfg, label != "action"))
     stats = {"made": 0, "kept": 0}
     bar = tqdm(total=len(jobs), desc="synth", unit="video", disable=not progress)
     per_frame = {}
