@@ -102,9 +102,9 @@ def test_odd_size_and_pixel_formats(numbered):
     assert f.shape == (64, 96, 3) and (f[..., 0] == f[..., 1]).all()
 
 
-def test_shared_rgb_converter_equals_pyav_per_frame_conversion(numbered):
-    # One converter serves every frame and file of a thread (PyAV's per-frame conversion is 100x
-    # slower on small frames); sizes and pixel formats change between calls.
+def test_reused_rgb_converter_equals_pyav_per_frame_conversion(numbered):
+    # One converter serves every frame of an open file (PyAV's per-frame conversion is 100x slower
+    # on small frames); files of other sizes and pixel formats follow one another.
     paths = [
         numbered("a.mp4", 6, gop=3),
         numbered("odd.mkv", 6, codec="libx264", width=97, height=67, pix_fmt="yuv444p"),

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,19 +26,6 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from vidrec.errors import VideoError
-
-# One YUV -> RGB converter per thread, reused across frames and files: `frame.to_ndarray(format=)`
-# builds a new swscale context for every frame, which costs 5-8 ms even for a 64x64 frame (measured
-# with PyAV 18 here: 8.3 ms against 0.07 ms per 64x64 frame, 6.8 against 1.4 ms at 960x480).
-_converters = threading.local()
-
-
-def _rgb24(frame: av.VideoFrame) -> np.ndarray:
-    converter = getattr(_converters, "rgb", None)
-    if converter is None:
-        converter = _converters.rgb = VideoReformatter()
-    return converter.reformat(frame, format="rgb24").to_ndarray()
-
 
 # FFmpeg happily "decodes" a text file as a picture of its characters; these are never videos.
 _NOT_VIDEO_FORMATS = {"tty"}
@@ -209,6 +195,11 @@ class VideoReader:
         self._index = _cached_index(self.path, st.st_mtime_ns, st.st_size)
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
+        # One YUV -> RGB converter per open file: `frame.to_ndarray(format=)` builds a new swscale
+        # context for every frame, 5-8 ms even for a 64x64 frame (PyAV 18 here: 8.3 ms against
+        # 0.07 ms per 64x64 frame; 6.8 against 1.4 ms at 960x480). Not shared between files: a
+        # converter inherited by forked DataLoader workers hung them.
+        self._converter = VideoReformatter()
         self.decode_errors: list[Exception] = []  # what the decoder rejected (corrupt data)
         if len(self._index.pts) == 0:
             self.close()
@@ -329,7 +320,7 @@ class VideoReader:
 
     # -- decoding -----------------------------------------------------------------------------
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        rgb = _rgb24(frame)
+        rgb = self._converter.reformat(frame, format="rgb24").to_ndarray()
         if self._rotation:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=self._rotation // 90))
         return rgb
