@@ -315,8 +315,8 @@ def generate_dataset(
                 f"{out} holds a SynthMotion set made with other settings ({old}); use another directory"
             )
     atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
-    counts_ = [object_count_name(n) for n in range(1, cfg.max_objects + 1)]
-    classes = {"action": CLASSES, "shape": SHAPES, "objects": counts_}[label]
+    count_names = [object_count_name(n) for n in range(1, cfg.max_objects + 1)]
+    classes = {"action": CLASSES, "shape": SHAPES, "objects": count_names}[label]
     atomic_write_text(os.path.join(out, "classes.txt"), "\n".join(classes) + "\n")
     jobs, rows = [], {}
     for split, count in counts.items():
