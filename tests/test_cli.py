@@ -56,7 +56,7 @@ def test_resume_continues_and_finished_run_is_kept(trained, capsys):
     rows = [json.loads(line) for line in open(os.path.join(model, "metrics.jsonl"))]
     assert [r["epoch"] for r in rows if "train_loss" in r] == [1, 2, 3]
     assert main(args + ["--epochs", "3", "--lr", "0.5", "--resume", "auto"]) == 2
-    assert "other settings" in capsys.readouterr().err
+    assert "other settings (optimizer.lr differ)" in capsys.readouterr().err
 
 
 def test_eval_json(trained, capsys):

@@ -12,7 +12,7 @@ from vidrec.engine.checkpoint import CheckpointManager
 from vidrec.engine.distributed import Dist, ShardedBatchSampler
 from vidrec.engine.evaluate import accuracy_metrics, confusion_matrix
 from vidrec.engine.optim import lr_at, param_groups
-from vidrec.engine.train import Stopped, train
+from vidrec.engine.train import Stopped, _changed_settings, _resumable_settings, train
 from vidrec.errors import ConfigError
 from vidrec.utils import write_video
 
@@ -168,6 +168,17 @@ def test_killed_run_resumes_to_the_same_weights(bright_dark, tmp_path):
     )
     for key in a:
         assert (a[key].float() - b[key].float()).abs().max() <= 1e-6, key
+
+
+def test_a_setting_added_since_the_checkpoint_does_not_strand_the_run():
+    cfg = config_from_dict({"model": {"name": "tsn_small"}, "data": {"train": "x"}})
+    saved = _resumable_settings(cfg)
+    del saved["model"]["inflation"]  # a checkpoint written before vidrec had this field
+    assert _changed_settings(saved, cfg) == []
+    other = config_from_dict(
+        {"model": {"name": "tsn_small", "inflation": "centre"}, "data": {"train": "x"}, "optimizer": {"lr": 0.5}}
+    )
+    assert _changed_settings(saved, other) == ["model.inflation", "optimizer.lr"]
 
 
 def test_corrupt_checkpoint_falls_back(bright_dark, tmp_path, capsys):

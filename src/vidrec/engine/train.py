@@ -10,6 +10,7 @@ resumed from its last checkpoint ends with the same weights as an uninterrupted 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -103,6 +104,21 @@ def _resumable_settings(cfg: RunConfig) -> dict:
         d["run"].pop(key)
     d.pop("eval")
     return json.loads(json.dumps(d))  # tuples as lists, as they come back from a checkpoint
+
+
+def _changed_settings(saved: dict, cfg: RunConfig) -> list[str]:
+    """The settings ("section.key") in which this run differs from the checkpoint's. A key the
+    checkpoint lacks is a field added to vidrec since it was written: it counts as unchanged while
+    it keeps its default, so upgrading vidrec does not strand a half-trained run."""
+    now = _resumable_settings(cfg)
+    changed = []
+    for section, values in now.items():
+        before = saved.get(section, {})
+        defaults = json.loads(json.dumps(dataclasses.asdict(type(getattr(cfg, section))())))
+        for key, value in values.items():
+            if before.get(key, defaults.get(key)) != value:
+                changed.append(f"{section}.{key}")
+    return changed
 
 
 @dataclass
@@ -275,9 +291,11 @@ def _restore(run: _Run, resume: str) -> None:
     if found is None:
         raise ConfigError(f"--resume {resume}: no usable checkpoint in {run.checkpoints.directory}")
     state, path = found
-    if state["settings"] != _resumable_settings(run.cfg):
+    changed = _changed_settings(state["settings"], run.cfg)
+    if changed:
         raise ConfigError(
-            f"{path} was made with other settings; resume with the same config or use another run.out"
+            f"{path} was made with other settings ({', '.join(changed)} differ); "
+            "resume with the same config or use another run.out"
         )
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
