@@ -16,7 +16,6 @@ import json
 import math
 import os
 import statistics
-import time
 
 import torch
 
@@ -69,9 +68,7 @@ def train_and_test(cfg: RunConfig, *, name: str) -> dict:
         with open(done) as f:
             return json.load(f)
     resume = "auto" if CheckpointManager(os.path.join(out, "checkpoints")).exists() else None
-    start = time.perf_counter()
     summary = train(cfg, resume=resume)
-    seconds = time.perf_counter() - start
     with open(os.path.join(out, TEST_REPORT_NAME)) as f:
         test = json.load(f)
     model = load_model(out)
@@ -88,7 +85,8 @@ def train_and_test(cfg: RunConfig, *, name: str) -> dict:
         "params": count_params(model),
         "macs": count_macs(model, (1, len(p.mean), p.num_frames, p.crop_size, p.crop_size)),
         "input": f"{p.num_frames}x{p.crop_size}x{p.crop_size}",
-        "train_seconds": seconds,
+        # every session of the run; unknown (nan) if it resumed a checkpoint older than the count
+        "train_seconds": math.nan if summary["train_seconds"] is None else summary["train_seconds"],
         "resumed": resume is not None,
         "epochs": cfg.schedule.epochs,
     }
@@ -97,13 +95,15 @@ def train_and_test(cfg: RunConfig, *, name: str) -> dict:
 
 
 def mean_std(values: list[float], digits: int = 1) -> str:
-    """'m +- s' over the seeds ('m' alone for one seed); n/a where a value is undefined."""
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
+    """'m +- s' over the seeds ('m' alone for one seed); values that are undefined (nan) are left
+    out and the count of those kept is given: 'm +- s (2 of 3)'; n/a if none is defined."""
+    kept = [v for v in values if not math.isnan(v)]
+    if not kept:
         return "n/a"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+    text = f"{kept[0]:.{digits}f}"
+    if len(kept) > 1:
+        text = f"{statistics.mean(kept):.{digits}f} ± {statistics.stdev(kept):.{digits}f}"
+    return text if len(kept) == len(values) else f"{text} ({len(kept)} of {len(values)})"
 
 
 def table(results: dict[str, list[dict]]) -> str:

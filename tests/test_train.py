@@ -160,7 +160,9 @@ def test_killed_run_resumes_to_the_same_weights(bright_dark, tmp_path):
     state, _ = CheckpointManager(str(tmp_path / "b" / "checkpoints")).latest()
     # 8 batches of 4 per epoch, 2 per step: step 6 is mid-way through epoch 2
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (6, 1, 4)
-    train(tiny(bright_dark, tmp_path / "b", **extra), progress=False, resume="auto")
+    assert state["seconds"] > 0  # wall time so far, carried across the resumption
+    summary = train(tiny(bright_dark, tmp_path / "b", **extra), progress=False, resume="auto")
+    assert summary["train_seconds"] > state["seconds"]
     a, b = vidrec.load_model(tmp_path / "a").state_dict(), vidrec.load_model(tmp_path / "b").state_dict()
     print(
         f"crash at step 7, resumed from step 6: max weight difference "

@@ -155,6 +155,16 @@ class _Run:
     on_step: Callable[[int], None] | None = None
     pos: Position = field(default_factory=Position)
     stop_requested: bool = False  # SIGTERM: finish the step, save, exit
+    # Wall time of the run across resumptions: what earlier sessions spent (None: a checkpoint from
+    # before vidrec counted it) and when this one started.
+    seconds_before: float | None = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def seconds(self) -> float | None:
+        """Wall time spent on this run so far, every session of it (None where unknown)."""
+        if self.seconds_before is None:
+            return None
+        return self.seconds_before + time.perf_counter() - self.started
 
     @property
     def eval_model(self) -> nn.Module:
@@ -189,6 +199,7 @@ def train(
         while run.pos.epoch < cfg.schedule.epochs:
             summary = _end_epoch(run, _train_epoch(run))
         summary = _finish(run, summary)
+        summary["train_seconds"] = run.seconds()
     finally:
         run.metrics.close()
         if previous is not None:
@@ -303,6 +314,7 @@ def _restore(run: _Run, resume: str) -> None:
     if run.ema is not None:
         run.ema.load_state_dict(state["ema"])
     run.pos = Position(state["step"], state["epoch"], state["batch_in_epoch"])
+    run.seconds_before = state.get("seconds")
     _set_rng_state(state["rng"][min(run.d.rank, len(state["rng"]) - 1)], run.device)
     if run.d.main:
         tqdm.write(f"resuming from {path} at epoch {run.pos.epoch + 1}, step {run.pos.step}")
@@ -322,6 +334,7 @@ def _save(run: _Run, metric: float | None = None) -> None:
             "rng": rng,
             "settings": _resumable_settings(run.cfg),
             "arch": run.model.arch,
+            "seconds": run.seconds(),
         },
         step=run.pos.step,
         metric=metric,
