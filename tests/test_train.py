@@ -177,9 +177,8 @@ def test_a_setting_added_since_the_checkpoint_does_not_strand_the_run():
     saved = _resumable_settings(cfg)
     del saved["model"]["inflation"]  # a checkpoint written before vidrec had this field
     assert _changed_settings(saved, cfg) == []
-    other = config_from_dict(
-        {"model": {"name": "tsn_small", "inflation": "centre"}, "data": {"train": "x"}, "optimizer": {"lr": 0.5}}
-    )
+    model = {"name": "tsn_small", "inflation": "centre"}
+    other = config_from_dict({"model": model, "data": {"train": "x"}, "optimizer": {"lr": 0.5}})
     assert _changed_settings(saved, other) == ["model.inflation", "optimizer.lr"]
 
 
