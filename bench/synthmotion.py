@@ -43,9 +43,14 @@ DEFAULT_RECIPES = [r for r in RECIPES if r != "videomae_small_synth"]
 RESULT_NAME = "bench_result.json"
 
 
+def run_dir(runs: str, recipe: str, seed: int) -> str:
+    """The folder of one recipe's run with one seed."""
+    return os.path.join(runs, recipe, f"seed{seed}")
+
+
 def run_one(recipe: str, seed: int, *, data: str, runs: str, overrides: list[str] = ()) -> dict:
     """Train (or resume, or read back) one recipe with one seed; its test figures."""
-    out = os.path.join(runs, recipe, f"seed{seed}")
+    out = run_dir(runs, recipe, seed)
     return train_and_test(
         recipe_config(RECIPES[recipe][0], data=data, out=out, seed=seed, overrides=overrides), name=recipe
     )
@@ -183,8 +188,9 @@ def main() -> None:
     results: dict[str, list[dict]] = {r: [] for r in args.recipes}
     for seed in args.seeds:  # every recipe once before any twice: a cut-short run still covers all
         for recipe in args.recipes:
-            finished = os.path.exists(os.path.join(args.runs, recipe, f"seed{seed}", RESULT_NAME))
-            if args.finished_only and not finished:
+            if args.finished_only and not os.path.exists(
+                os.path.join(run_dir(args.runs, recipe, seed), RESULT_NAME)
+            ):
                 continue
             results[recipe].append(run_one(recipe, seed, data=args.data, runs=args.runs, overrides=args.set))
             print(table({recipe: results[recipe]}).splitlines()[-1], flush=True)

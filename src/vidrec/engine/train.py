@@ -103,7 +103,12 @@ def _resumable_settings(cfg: RunConfig) -> dict:
     for key in ("log_every", "checkpoint_every", "keep_last", "tensorboard", "device", "out"):
         d["run"].pop(key)
     d.pop("eval")
-    return json.loads(json.dumps(d))  # tuples as lists, as they come back from a checkpoint
+    return _as_saved(d)
+
+
+def _as_saved(tree: dict) -> dict:
+    """`tree` as it comes back from a checkpoint: tuples as lists."""
+    return json.loads(json.dumps(tree))
 
 
 def _changed_settings(saved: dict, cfg: RunConfig) -> list[str]:
@@ -114,7 +119,7 @@ def _changed_settings(saved: dict, cfg: RunConfig) -> list[str]:
     changed = []
     for section, values in now.items():
         before = saved.get(section, {})
-        defaults = json.loads(json.dumps(dataclasses.asdict(type(getattr(cfg, section))())))
+        defaults = _as_saved(dataclasses.asdict(type(getattr(cfg, section))()))
         for key, value in values.items():
             if before.get(key, defaults.get(key)) != value:
                 changed.append(f"{section}.{key}")
