@@ -3,6 +3,7 @@ against the TFLite runtime) and agreement with that runtime on real clips."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import vidrec
 from vidrec.cli import main
 from vidrec.deploy import to_int8
 from vidrec.deploy.movinet_int8 import int8_points
+from vidrec.engine.stream import model_frames, stream_video
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.models.movinet import kinetics600_labels, make_divisible
 
@@ -418,3 +420,29 @@ def test_predict_int8_gives_the_runtime_probabilities(movinet_tflite, shared_vid
         f"runtime {torch.from_numpy(logits).softmax(-1).max():.6f}"
     )
     assert abs(score - torch.from_numpy(logits).softmax(-1).max().item()) < 1e-6
+
+
+def test_synth_variant_streams_with_frame_centring(numbered):
+    """movinet_a0_synth centres each frame on its own colour, which a stream can do frame by frame:
+    `stream_video` ends on the logits of the whole normalised clip. A clip-centred stream model is
+    refused (a stream does not know the clip's mean before its end)."""
+    torch.manual_seed(0)
+    model = vidrec.create_model("movinet_a0_synth", num_classes=5, dropout=0.0)
+    randomize_bn(model)
+    model.eval()
+    prep = model.preprocessing
+    assert (prep.centering, prep.num_frames, prep.crop_size) == ("frame", 16, 56)
+    video = numbered("v.mp4", 10, width=80, height=64)
+    frames = [frame for _, frame in model_frames(video, prep, fps=None)]
+    for frame in frames:  # each frame is zero-mean per channel: its colour carries no signal
+        assert frame.mean(dim=(-2, -1)).abs().max() < 1e-5
+    with torch.no_grad():
+        expected = model(torch.cat(frames, dim=1)[None])[0].softmax(-1)
+    final = list(stream_video(model, video, every=0.1, top_k=5))[-1]
+    got = {p["label"]: p["score"] for p in final["predictions"]}
+    assert final["final"] and final["frames"] == 10
+    for i, label in enumerate(model.labels or [f"class_{i}" for i in range(5)]):
+        assert got[label] == pytest.approx(expected[i].item(), abs=1e-5)
+    model.preprocessing = dataclasses.replace(prep, centering="clip")
+    with pytest.raises(ConfigError, match="centering 'frame' or 'dataset'"):
+        next(stream_video(model, video))

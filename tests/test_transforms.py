@@ -72,6 +72,23 @@ def test_clip_centering_removes_the_clip_colour():
         Preprocessing(centering="clp")
 
 
+def test_frame_centering_is_per_frame():
+    """'frame' centering subtracts each frame's own mean per channel: a different colour offset on
+    every frame changes nothing, and a frame is normalised the same alone or inside its clip (so
+    a stream model can use it)."""
+    gen = torch.Generator().manual_seed(1)
+    clip = torch.randint(40, 200, (3, 4, 8, 8), generator=gen, dtype=torch.uint8)
+    offsets = torch.randint(-30, 30, (3, 4, 1, 1), generator=gen, dtype=torch.int16)
+    a = normalize(clip, (0.5,) * 3, (0.25,) * 3, centering="frame")
+    b = normalize((clip + offsets).to(torch.uint8), (0.1,) * 3, (0.25,) * 3, centering="frame")
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    assert a.mean(dim=(-2, -1)).abs().max() < 1e-6
+    frames = [normalize(clip[:, t : t + 1], (0.5,) * 3, (0.25,) * 3, centering="frame") for t in range(4)]
+    alone = torch.cat(frames, dim=1)
+    torch.testing.assert_close(a, alone)
+    assert not torch.allclose(a, normalize(clip, (0.5,) * 3, (0.25,) * 3, centering="clip"))
+
+
 def test_train_transform_is_the_same_for_every_frame():
     # Every frame identical: after any crop and flip, frames must stay identical.
     frame = np.random.default_rng(1).integers(0, 256, (1, 60, 90, 3), dtype=np.uint8)

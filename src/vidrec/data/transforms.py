@@ -21,7 +21,7 @@ KINETICS_MEAN = (0.45, 0.45, 0.45)  # PySlowFast / PyTorchVideo Kinetics statist
 KINETICS_STD = (0.225, 0.225, 0.225)
 TRAIN_CROPS = ("jitter", "resized")
 MODALITIES = ("rgb", "flow")
-CENTERINGS = ("dataset", "clip")
+CENTERINGS = ("dataset", "clip", "frame")
 
 
 def _setting(default, text: str):
@@ -47,7 +47,8 @@ class Preprocessing:
     centering: str = _setting(
         "dataset",
         "'dataset': subtract `mean`; 'clip': subtract each clip's own per-channel mean instead, so its "
-        "overall colour carries no signal (whole clips only: not for frame-by-frame streaming)",
+        "overall colour carries no signal (whole clips only: not for frame-by-frame streaming); 'frame': "
+        "each frame's own per-channel mean (causal: what stream models use)",
     )
     train_crop: str = _setting(
         "jitter",
@@ -179,7 +180,8 @@ def normalize(
     clip: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...], *, centering: str = "dataset"
 ) -> torch.Tensor:
     """uint8 `(..., C, T, H, W)` to float32 `(x / 255 - mean) / std` per channel; with centering
-    'clip' the mean is each clip's own, per channel over `(T, H, W)`.
+    'clip' the mean is each clip's own, per channel over `(T, H, W)`; with 'frame' each frame's own,
+    over `(H, W)`, which a stream can compute from the frame in hand.
 
     Why 'clip' exists: measured on SynthMotion (random flat or textured background colour per
     video), a small 3D CNN sat at chance on move left / move right for 800 steps with dataset
@@ -189,8 +191,9 @@ def normalize(
     shape = (-1, 1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(shape)
     x = clip.float() / 255.0
-    if centering == "clip":
-        return (x - x.mean(dim=(-3, -2, -1), keepdim=True)) / s
+    if centering != "dataset":
+        dims = (-3, -2, -1) if centering == "clip" else (-2, -1)
+        return (x - x.mean(dim=dims, keepdim=True)) / s
     m = torch.tensor(mean, dtype=torch.float32).view(shape)
     return (x - m) / s
 

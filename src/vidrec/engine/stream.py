@@ -31,7 +31,7 @@ def model_frames(path: str | os.PathLike, prep, *, fps: float | None) -> Iterato
                 continue
             clip = frames_to_clip(rgb[None])  # (3, 1, H, W) uint8
             clip = center_crop(resize_short_side(clip, prep.resize), prep.test_crop_size or prep.crop_size)
-            frame = normalize(clip, prep.mean, prep.std)
+            frame = normalize(clip, prep.mean, prep.std, centering=prep.centering)
             for _ in range(repeats[index]):
                 yield (tick / fps if fps else float(times[index])), frame
                 tick += 1
@@ -62,7 +62,7 @@ def stream_video(
     if prep.centering == "clip":
         raise ConfigError(
             f"{model.arch} centres each clip on its own mean, which a stream does not know before its end; "
-            "train stream models with centering 'dataset'"
+            "train stream models with centering 'frame' or 'dataset'"
         )
     state, logits, chunk, count, time = None, None, [], 0, 0.0
     next_report = every
