@@ -1,6 +1,8 @@
 """Does a model trained on SynthMotion generalise within the task, or memorise the generator's
 draws? Test sets made with other seeds, other frame sizes, pixel noise, camera shake and more
-distractors; top-1, accuracy within time-reversal pairs and on oscillate fast/slow for each.
+distractors, and moving shapes drawn by another program (bench/foreign_shapes.py: OpenCV, other
+shapes and motion profiles, gradient or real-footage backgrounds); top-1, accuracy within
+time-reversal pairs and on oscillate fast/slow for each.
 
     python bench/synthmotion_generalise.py --model i3d_small.synthmotion [--videos 240] [--out results/...md]
 """
@@ -14,6 +16,7 @@ import tempfile
 
 import torch
 
+from foreign_shapes import write_foreign_set
 from vidrec.data.datasets import load_csv
 from vidrec.data.synthetic import (
     PACE_PAIR,
@@ -36,6 +39,8 @@ VARIANTS = {
     "0-3 distractors": (SynthConfig(max_objects=4), 12),
     "easy: flat, actor alone": (SynthConfig(max_objects=1, texture=False), 13),
 }
+# background -> seed of the sets drawn by bench/foreign_shapes.py (OpenCV, other shapes and motions).
+FOREIGN = {"gradient": 14, "footage": 15}
 
 
 def _pct(value: float) -> str:
@@ -43,25 +48,39 @@ def _pct(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.1f}"
 
 
+def test_row(model, name: str, csv: str) -> str:
+    """One table row: `model` on the videos of `csv`."""
+    records, _ = load_csv(csv, classes=model.labels)
+    result = evaluate(model, records, details=True, progress=False)
+    confusion = result["confusion_matrix"]
+    pairs, pace = reversal_pair_accuracy(confusion), pair_accuracy(confusion, [PACE_PAIR])
+    return f"| {name} | {result['top1']:.1f} | {_pct(pairs)} | {_pct(pace)} |"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="i3d_small.synthmotion", help="weights tag or model directory")
     ap.add_argument("--videos", type=int, default=240, help="test videos per variant (a multiple of 12)")
     ap.add_argument("--out", help="also write the table to this Markdown file")
+    ap.add_argument("--foreign-only", action="store_true", help="only the sets drawn by foreign_shapes.py")
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = load_model(args.model)
     rows = ["| test set | top-1 % | within reversal pairs % | oscillate fast/slow % |", "|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (cfg, seed) in VARIANTS.items():
+        for name, (cfg, seed) in {} if args.foreign_only else VARIANTS.items():
             data = os.path.join(tmp, str(seed))
             counts = {"test": args.videos}
             generate_dataset(data, counts=counts, cfg=cfg, seed=seed, workers=2, progress=False)
-            records, _ = load_csv(os.path.join(data, "test.csv"), classes=model.labels)
-            result = evaluate(model, records, details=True, progress=False)
-            confusion = result["confusion_matrix"]
-            pairs, pace = reversal_pair_accuracy(confusion), pair_accuracy(confusion, [PACE_PAIR])
-            rows.append(f"| {name} | {result['top1']:.1f} | {_pct(pairs)} | {_pct(pace)} |")
+            rows.append(test_row(model, name, os.path.join(data, "test.csv")))
+            print(rows[-1], flush=True)
+        for background, seed in FOREIGN.items():  # drawn by another program: bench/foreign_shapes.py
+            csv = write_foreign_set(
+                os.path.join(tmp, background), videos=args.videos, background=background, seed=seed
+            )
+            rows.append(
+                test_row(model, f"another renderer (foreign_shapes.py), {background} background", csv)
+            )
             print(rows[-1], flush=True)
     table = f"`{args.model}`, {args.videos} videos per set\n\n" + "\n".join(rows) + "\n"
     if args.out:
