@@ -68,7 +68,7 @@ def main() -> None:
     model = load_model(args.model)
     rows = ["| test set | top-1 % | within reversal pairs % | oscillate fast/slow % |", "|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (cfg, seed) in {} if args.foreign_only else VARIANTS.items():
+        for name, (cfg, seed) in ({} if args.foreign_only else VARIANTS).items():
             data = os.path.join(tmp, str(seed))
             counts = {"test": args.videos}
             generate_dataset(data, counts=counts, cfg=cfg, seed=seed, workers=2, progress=False)
