@@ -422,7 +422,7 @@ def test_predict_int8_gives_the_runtime_probabilities(movinet_tflite, shared_vid
     assert abs(score - torch.from_numpy(logits).softmax(-1).max().item()) < 1e-6
 
 
-def test_synth_variant_streams_with_frame_centring(numbered):
+def test_synth_variant_streams_with_frame_centring(numbered, tmp_path, capsys):
     """movinet_a0_synth centres each frame on its own colour, which a stream can do frame by frame:
     `stream_video` ends on the logits of the whole normalised clip. A clip-centred stream model is
     refused (a stream does not know the clip's mean before its end)."""
@@ -443,6 +443,9 @@ def test_synth_variant_streams_with_frame_centring(numbered):
     assert final["final"] and final["frames"] == 10
     for i, label in enumerate(model.labels or [f"class_{i}" for i in range(5)]):
         assert got[label] == pytest.approx(expected[i].item(), abs=1e-5)
+    model.save_pretrained(tmp_path / "m")  # the command line too, at the video's own frame rate
+    assert main(["stream", video, "--model", str(tmp_path / "m"), "--every", "0.2"]) == 0
+    assert "of video at its own frame rate" in capsys.readouterr().out
     model.preprocessing = dataclasses.replace(prep, centering="clip")
     with pytest.raises(ConfigError, match="centering 'frame' or 'dataset'"):
         next(stream_video(model, video))

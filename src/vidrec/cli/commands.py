@@ -206,9 +206,10 @@ def cmd_stream(args) -> int:
         best = format_predictions(report["predictions"])
         if report.get("final"):
             took = time.perf_counter() - start
+            fps = model.preprocessing.target_fps
             print(
                 f"{args.video}: {best}\n  ({report['frames']} frames = {report['time']:.1f} s of video at "
-                f"{model.preprocessing.target_fps:g} fps, processed in {took:.1f} s)",
+                f"{f'{fps:g} fps' if fps else 'its own frame rate'}, processed in {took:.1f} s)",
                 flush=True,
             )
         else:
