@@ -20,11 +20,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     os.makedirs(directory, exist_ok=True)
     base, ext = os.path.splitext(os.path.basename(path))
     tmp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp{ext}")
-    # Created as open() would (0666 less the umask); mkstemp's 0600 would leave models and results
-    # readable by their owner alone.
+    # Created as open() would (0666 less the umask), and kept so after `write`: mkstemp, and
+    # safetensors' save_file, make 0600 files that leave models and results readable by their owner alone.
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    mode = os.stat(tmp).st_mode
     try:
         write(tmp)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
