@@ -17,7 +17,7 @@ SHIPPED = [w for w in WEIGHTS.values() if w.url.startswith("package://")]
 
 
 def test_shipped_files_are_in_the_package_and_small():
-    assert [w.name for w in SHIPPED] == ["i3d_small.synthmotion"]
+    assert [w.name for w in SHIPPED] == ["i3d_small.synthmotion", "fast_small.synthmotion"]
     total = 0
     for w in SHIPPED:
         path = fetch_weights(w)
