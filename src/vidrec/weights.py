@@ -81,38 +81,46 @@ register_weights(
         num_params=2_732_383,
     )
 )
-# Trained by vidrec on this project's CPUs and shipped inside the package (vidrec/pretrained/):
-# `vidrec train --data D --model i3d_small --epochs 4 --batch-size 16 --lr 0.002` on
-# `vidrec synth D --train 7200 --val 240 --test 480 --seed 1 --noise 4 --jitter 1` (40 min on 2 cores).
-# Test top-1 on sets it never saw: bench/synthmotion_generalise.py, results/synthmotion.md.
-register_weights(
-    WeightEntry(
-        name="i3d_small.synthmotion",
-        url="package://i3d_small_synthmotion.safetensors",
-        sha256="b727db7f5a37d483b8d6d6fa7688b1a5c9270a031a1ca8b0ffc247d82f24cc0f",
-        filename="i3d_small_synthmotion.safetensors",
+
+
+def shipped_synthmotion(arch: str, *, sha256: str, num_params: int, metrics: dict) -> WeightEntry:
+    """`ARCH.synthmotion`: weights trained by vidrec on SynthMotion, shipped inside the package
+    (vidrec/pretrained/ARCH_synthmotion.safetensors, never downloaded)."""
+    filename = f"{arch}_synthmotion.safetensors"
+    return WeightEntry(
+        name=f"{arch}.synthmotion",
+        url=f"package://{filename}",
+        sha256=sha256,
+        filename=filename,
         num_classes=len(SYNTHMOTION_CLASSES),
         labels=SYNTHMOTION_CLASSES,
         preprocessing=SYNTHMOTION_PREP,
-        metrics={"synthmotion_test_top1": 83.75, "synthmotion_seed7_top1": 86.3},
+        metrics=metrics,
+        num_params=num_params,
+    )
+
+
+# Trained on this project's CPUs, both on the same videos, made with
+# `vidrec synth D --train 7200 --val 240 --test 480 --seed 1 --noise 4 --jitter 1`. Test top-1 on
+# sets they never saw: bench/synthmotion_generalise.py, results/synthmotion.md.
+# I3D: `vidrec train --data D --model i3d_small --epochs 4 --batch-size 16 --lr 0.002` (40 min on 2 cores).
+register_weights(
+    shipped_synthmotion(
+        "i3d_small",
+        sha256="b727db7f5a37d483b8d6d6fa7688b1a5c9270a031a1ca8b0ffc247d82f24cc0f",
         num_params=723_692,
+        metrics={"synthmotion_test_top1": 83.75, "synthmotion_seed7_top1": 86.3},
     )
 )
-
-# The SlowFast family's: its Fast pathway alone (fast_small), trained the same way on the same videos:
-# `vidrec train configs/fast_small_synth.yaml --set data.train=D --set schedule.epochs=4` (33 min).
-# slowfast_small scored higher on clean SynthMotion (96.0 against 93.5%) but is 13 MB; this is 0.65 MB.
+# SlowFast: its Fast pathway alone, `vidrec train configs/fast_small_synth.yaml --set data.train=D
+# --set schedule.epochs=4` (33 min). slowfast_small scored higher on clean SynthMotion (96.0
+# against 93.5%) but is 13 MB; this is 0.65 MB.
 register_weights(
-    WeightEntry(
-        name="fast_small.synthmotion",
-        url="package://fast_small_synthmotion.safetensors",
+    shipped_synthmotion(
+        "fast_small",
         sha256="5bedc9781dfb9b0498776d88d1608394d661e2ebeb89ee38ebd79aa3d3f2900e",
-        filename="fast_small_synthmotion.safetensors",
-        num_classes=len(SYNTHMOTION_CLASSES),
-        labels=SYNTHMOTION_CLASSES,
-        preprocessing=SYNTHMOTION_PREP,
-        metrics={"synthmotion_test_top1": 84.17, "synthmotion_seed7_top1": 84.2},
         num_params=157_812,
+        metrics={"synthmotion_test_top1": 84.17, "synthmotion_seed7_top1": 84.2},
     )
 )
 
