@@ -61,15 +61,19 @@ def _draw(img: np.ndarray, shape: str, x: float, y: float, r: float, angle: floa
     cv2.fillPoly(img, [np.round(pts * SCALE).astype(np.int32)], color, cv2.LINE_AA)
 
 
-def _footage_still(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A random square cut from a random frame of the real clips in ../shared/videos, `size` px."""
-    videos = sorted(glob.glob(os.path.join(FOOTAGE, "*.mp4")) + glob.glob(os.path.join(FOOTAGE, "*.mkv")))
+def footage_clips(folder: str = FOOTAGE) -> list[str]:
+    """The real clips whose frames serve as backgrounds (the corrupt test stream left out)."""
+    videos = sorted(glob.glob(os.path.join(folder, "*.mp4")) + glob.glob(os.path.join(folder, "*.mkv")))
     videos = [v for v in videos if "corrupt" not in os.path.basename(v)]
     if not videos:
-        raise SystemExit(f"no real clips in {FOOTAGE}: use --background gradient")
+        raise FileNotFoundError(f"no real clips (.mp4, .mkv) in {folder} for footage backgrounds")
+    return videos
+
+
+def _footage_still(rng: np.random.Generator, size: int, videos: list[str]) -> np.ndarray:
+    """A random square cut from a random early frame of one of `videos`, `size` px."""
     with av.open(videos[int(rng.integers(len(videos)))]) as f:
-        stream = f.streams.video[0]
-        frame = next(itertools.islice(f.decode(stream), int(rng.integers(1, 40)), None))
+        frame = next(itertools.islice(f.decode(f.streams.video[0]), int(rng.integers(1, 40)), None))
         rgb = frame.to_ndarray(format="rgb24")
     h, w = rgb.shape[:2]
     side = int(rng.uniform(0.3, 0.8) * min(h, w))
@@ -77,9 +81,10 @@ def _footage_still(rng: np.random.Generator, size: int) -> np.ndarray:
     return cv2.resize(rgb[y0 : y0 + side, x0 : x0 + side], (size, size), interpolation=cv2.INTER_AREA)
 
 
-def _background(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
-    if kind == "footage":
-        return _footage_still(rng, size).astype(np.float32)
+def _background(rng: np.random.Generator, size: int, footage: list[str] | None) -> np.ndarray:
+    """A still of real footage when `footage` lists clips, else a two-colour gradient."""
+    if footage:
+        return _footage_still(rng, size, footage).astype(np.float32)
     a, b = rng.uniform(20, 235, (2, 3))
     theta = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
@@ -129,10 +134,12 @@ def actor_path(label: str, rng: np.random.Generator, size: int, t: np.ndarray) -
     return {"x": x, "y": y, "r": r, "angle": angle, "alpha": alpha}
 
 
-def render(label: str, rng: np.random.Generator, *, size: int, frames: int, background: str) -> np.ndarray:
-    """`(T, S, S, 3)` uint8 frames of one video."""
+def render(
+    label: str, rng: np.random.Generator, *, size: int, frames: int, footage: list[str] | None = None
+) -> np.ndarray:
+    """`(T, S, S, 3)` uint8 frames of one video, on stills of `footage` clips or a gradient."""
     big = size * SCALE
-    canvas = cv2.resize(_background(rng, size, background), (big, big), interpolation=cv2.INTER_LINEAR)
+    canvas = cv2.resize(_background(rng, size, footage), (big, big), interpolation=cv2.INTER_LINEAR)
     for _ in range(int(rng.integers(0, 3))):  # still distractors
         shape = STILL_SHAPES[int(rng.integers(len(STILL_SHAPES)))]
         pos = rng.uniform(0.1, 0.9, 2) * size
@@ -151,18 +158,27 @@ def render(label: str, rng: np.random.Generator, *, size: int, frames: int, back
 
 
 def write_foreign_set(
-    out: str, *, videos: int, background: str, seed: int, size: int = 64, frames: int = 16
+    out: str,
+    *,
+    videos: int,
+    background: str,
+    seed: int,
+    size: int = 64,
+    frames: int = 16,
+    footage: str = FOOTAGE,
 ) -> str:
-    """`videos` clips (classes in turn) under `out`, with `test.csv` and `classes.txt`; the CSV path."""
+    """`videos` clips (classes in turn) under `out`, with `test.csv` and `classes.txt`; the CSV path.
+    `background` is "gradient" or "footage" (stills of the clips in the folder `footage`)."""
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
+    clips = footage_clips(footage) if background == "footage" else None
     rng = np.random.default_rng(seed)
     os.makedirs(os.path.join(out, "videos"), exist_ok=True)
     rows = ["path,label"]
     for i in range(videos):
         label = CLASSES[i % len(CLASSES)]
         name = f"videos/{i:05d}.mp4"
-        write_video(
-            os.path.join(out, name), render(label, rng, size=size, frames=frames, background=background)
-        )
+        write_video(os.path.join(out, name), render(label, rng, size=size, frames=frames, footage=clips))
         rows.append(f"{name},{label}")
     atomic_write_text(os.path.join(out, "classes.txt"), "\n".join(CLASSES) + "\n")
     atomic_write_text(os.path.join(out, "test.csv"), "\n".join(rows) + "\n")

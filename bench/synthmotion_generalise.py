@@ -16,7 +16,7 @@ import tempfile
 
 import torch
 
-from foreign_shapes import write_foreign_set
+from foreign_shapes import FOOTAGE, write_foreign_set
 from vidrec.data.datasets import load_csv
 from vidrec.data.synthetic import (
     PACE_PAIR,
@@ -63,6 +63,9 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=240, help="test videos per variant (a multiple of 12)")
     ap.add_argument("--out", help="also write the table to this Markdown file")
     ap.add_argument("--foreign-only", action="store_true", help="only the sets drawn by foreign_shapes.py")
+    ap.add_argument(
+        "--footage", default=FOOTAGE, help="real clips whose frames are foreign_shapes' backgrounds"
+    )
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = load_model(args.model)
@@ -75,12 +78,18 @@ def main() -> None:
             rows.append(test_row(model, name, os.path.join(data, "test.csv")))
             print(rows[-1], flush=True)
         for background, seed in FOREIGN.items():  # drawn by another program: bench/foreign_shapes.py
-            csv = write_foreign_set(
-                os.path.join(tmp, background), videos=args.videos, background=background, seed=seed
-            )
-            rows.append(
-                test_row(model, f"another renderer (foreign_shapes.py), {background} background", csv)
-            )
+            name = f"another renderer (foreign_shapes.py), {background} background"
+            try:
+                csv = write_foreign_set(
+                    os.path.join(tmp, background),
+                    videos=args.videos,
+                    background=background,
+                    seed=seed,
+                    footage=args.footage,
+                )
+                rows.append(test_row(model, name, csv))
+            except FileNotFoundError as e:  # a clone without ../shared/videos: say so in the table
+                rows.append(f"| {name} | n/a: {e} (--footage DIR) | | |")
             print(rows[-1], flush=True)
     table = f"`{args.model}`, {args.videos} videos per set\n\n" + "\n".join(rows) + "\n"
     if args.out:
