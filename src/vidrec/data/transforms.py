@@ -48,7 +48,7 @@ class Preprocessing:
         "dataset",
         "'dataset': subtract `mean`; 'clip': subtract each clip's own per-channel mean instead, so its "
         "overall colour carries no signal (whole clips only: not for frame-by-frame streaming); 'frame': "
-        "each frame's own per-channel mean (causal: what stream models use)",
+        "each frame's own per-channel mean (causal, so stream models can use it)",
     )
     train_crop: str = _setting(
         "jitter",
