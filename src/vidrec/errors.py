@@ -23,3 +23,12 @@ def unknown_name_message(kind: str, name: str, valid: list[str] | tuple[str, ...
     close = difflib.get_close_matches(name, valid, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return f"unknown {kind} '{name}'{hint} (valid: {', '.join(valid)})"
+
+
+class AnnotationError(VidrecError):
+    """A malformed annotation file: the message names the file, the line and what is wrong."""
+
+    def __init__(self, path: str, line: int | None, reason: str):
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {reason}")
+        self.path, self.line, self.reason = path, line, reason

@@ -1,5 +1,5 @@
 """`vidrec` command line: synth, train, pretrain, reconstruct, eval, predict, stream, convert, flow,
-two-stream, models, info, demo.
+two-stream, ava-eval, models, info, demo.
 
 User errors (bad files, unknown names, bad settings, bad flags) print one `error: ...` line and
 exit non-zero; tracebacks are for bugs only.
@@ -11,6 +11,7 @@ import os
 import sys
 
 from vidrec.cli.commands import (
+    cmd_ava_eval,
     cmd_convert,
     cmd_demo,
     cmd_eval,
@@ -38,6 +39,7 @@ COMMANDS = {
     "convert": cmd_convert,
     "flow": cmd_flow,
     "two-stream": cmd_two_stream,
+    "ava-eval": cmd_ava_eval,
     "models": cmd_models,
     "info": cmd_info,
     "demo": cmd_demo,

@@ -264,6 +264,24 @@ def cmd_info(args) -> int:
     return status
 
 
+def cmd_ava_eval(args) -> int:
+    """`vidrec ava-eval --gt --detections --labels [--excluded]`: the official AVA frame-mAP."""
+    from vidrec.metrics.ava import frame_map_files
+
+    result = frame_map_files(args.gt, args.detections, args.labels, excluded=args.excluded)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1))
+        return 0
+    print(f"frame-mAP@0.5IOU: {result.mAP:.4f} ({result.num_frames} keyframes)")
+    for group, value in result.groups.items():
+        print(f"  {group}: {value:.4f}")
+    width = max(map(len, result.per_class))
+    for name, ap in result.per_class.items():
+        shown = "no ground truth" if ap != ap else f"{ap:.4f}"
+        print(f"  {name:<{width}}  {shown}  ({result.num_gt[name]} boxes)")
+    return 0
+
+
 def cmd_synth(args) -> int:
     """`vidrec synth OUT`: a labelled SynthMotion dataset (videos and CSVs)."""
     from vidrec.data.synthetic import SynthConfig, generate_dataset

@@ -221,6 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--short-side", type=int, default=256, help="resize frames like the RGB stream")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes")
 
+    p = sub.add_parser("ava-eval", help="AVA frame-mAP at IoU 0.5 (the official ActivityNet evaluator's)")
+    p.add_argument(
+        "--gt", required=True, help="ground-truth CSV (video_id,sec,x1,y1,x2,y2,action_id,person_id)"
+    )
+    p.add_argument(
+        "--detections", required=True, help="detections CSV (video_id,sec,x1,y1,x2,y2,action_id,score)"
+    )
+    p.add_argument("--labels", required=True, help="label map .pbtxt: the classes evaluated")
+    p.add_argument("--excluded", help="excluded-timestamps CSV (video_id,sec)")
+    p.add_argument("--json", action="store_true", help='print {"mAP": ..., "per_class": {...}, ...}')
+
     sub.add_parser("models", help="list architectures and pretrained weights")
 
     p = sub.add_parser("info", help="video metadata (and which figures came from the header)")

@@ -1,0 +1,1 @@
+"""Evaluation metrics beyond top-k accuracy: AVA frame-mAP."""
