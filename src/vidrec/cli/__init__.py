@@ -1,5 +1,5 @@
-"""`vidrec` command line: synth, train, pretrain, reconstruct, eval, predict, stream, convert, flow,
-two-stream, ava-eval, models, info, demo.
+"""`vidrec` command line: synth, synth-ava, train, pretrain, reconstruct, eval, predict, stream,
+convert, flow, two-stream, ava-eval, models, info, demo.
 
 User errors (bad files, unknown names, bad settings, bad flags) print one `error: ...` line and
 exit non-zero; tracebacks are for bugs only.
@@ -22,6 +22,7 @@ from vidrec.cli.commands import (
     cmd_reconstruct,
     cmd_stream,
     cmd_synth,
+    cmd_synth_ava,
     cmd_train,
     cmd_two_stream,
 )
@@ -30,6 +31,7 @@ from vidrec.errors import VidrecError
 
 COMMANDS = {
     "synth": cmd_synth,
+    "synth-ava": cmd_synth_ava,
     "train": cmd_train,
     "pretrain": cmd_train,
     "reconstruct": cmd_reconstruct,

@@ -61,6 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes")
 
+    p = sub.add_parser("synth-ava", help="generate SynthMotion-AVA: several actors, boxes, AVA-format CSVs")
+    p.add_argument("out", help="output directory (videos, train/val/test.csv, *_boxes.csv, labels.pbtxt)")
+    p.add_argument("--train", type=_count, default=200, help="training videos")
+    p.add_argument("--val", type=_count, default=40, help="validation videos")
+    p.add_argument("--test", type=_count, default=40, help="test videos")
+    p.add_argument(
+        "--frames", type=_positive, default=32, help="frames per video (10 fps; keyframes each second)"
+    )
+    p.add_argument("--size", type=_positive, default=128, help="frame side in pixels")
+    p.add_argument("--min-actors", type=_positive, default=2, help="fewest actors per video")
+    p.add_argument("--max-actors", type=_positive, default=4, help="most actors per video")
+    p.add_argument("--seed", type=int, default=0, help="the same seed makes the same videos")
+    p.add_argument("--noise", type=float, default=0.0, help="std of pixel noise (0-255)")
+    p.add_argument("--flat", action="store_true", help="flat background colour instead of a texture")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes")
+
     for name, text in (
         ("train", "train or fine-tune a classifier (a YAML run config, or the quick flags)"),
         ("pretrain", "VideoMAE masked-autoencoder pretraining from a YAML run config"),

@@ -85,7 +85,7 @@ class _Object:
     angle: float  # degrees
 
 
-def _polygon(shape: str) -> np.ndarray:
+def shape_polygon(shape: str) -> np.ndarray:
     """Unit-radius vertices `(V, 2)` of a convex shape around the origin, in order."""
     if shape == "circle":
         a = np.linspace(0, 2 * np.pi, 32, endpoint=False)
@@ -102,13 +102,13 @@ def _polygon(shape: str) -> np.ndarray:
     return np.stack([np.cos(a), np.sin(a)], axis=1)
 
 
-def _coverage(shape: str, x: float, y: float, radius: float, angle: float, grid: tuple) -> np.ndarray:
+def shape_coverage(shape: str, x: float, y: float, radius: float, angle: float, grid: tuple) -> np.ndarray:
     """Anti-aliased coverage in [0, 1] of a convex shape over the pixel grid `(H, W)`."""
     gy, gx = grid
     if shape == "circle":
         return np.clip(radius - np.hypot(gx - x, gy - y) + 0.5, 0.0, 1.0)
     c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-    verts = _polygon(shape) * radius @ np.array([[c, s], [-s, c]]) + [x, y]
+    verts = shape_polygon(shape) * radius @ np.array([[c, s], [-s, c]]) + [x, y]
     inside = np.full(gx.shape, np.inf)
     for (x0, y0), (x1, y1) in zip(verts, np.roll(verts, -1, axis=0)):
         ex, ey = x1 - x0, y1 - y0
@@ -120,7 +120,7 @@ def _coverage(shape: str, x: float, y: float, radius: float, angle: float, grid:
     return np.clip(inside + 0.5, 0.0, 1.0)
 
 
-def _background(rng: np.random.Generator, size: int, texture: bool) -> np.ndarray:
+def textured_background(rng: np.random.Generator, size: int, texture: bool) -> np.ndarray:
     base = rng.uniform(30, 220, size=3)
     if not texture:
         return np.broadcast_to(base, (size, size, 3)).astype(np.float32).copy()
@@ -136,7 +136,7 @@ def _background(rng: np.random.Generator, size: int, texture: bool) -> np.ndarra
     return np.clip(base + tex + fine, 0, 255).astype(np.float32)
 
 
-def _actor_track(label: str, rng: np.random.Generator, size: int, t: np.ndarray) -> dict:
+def actor_track(label: str, rng: np.random.Generator, size: int, t: np.ndarray) -> dict:
     """Per-frame actor state `{x, y, radius, angle, alpha}` (arrays over t in [0, 1])."""
     n = len(t)
     radius = np.full(n, rng.uniform(0.09, 0.15) * size)
@@ -188,9 +188,9 @@ def render_video(
 ) -> tuple[np.ndarray, dict]:
     """One video of `label`: frames `(T, S, S, 3)` uint8 and the actor's track (for tests)."""
     size, margin = cfg.size, int(math.ceil(3 * cfg.camera_jitter))
-    canvas = _background(rng, size + 2 * margin, cfg.texture)
+    canvas = textured_background(rng, size + 2 * margin, cfg.texture)
     t = np.linspace(0.0, 1.0, cfg.num_frames)
-    track = _actor_track(label, rng, size, t)
+    track = actor_track(label, rng, size, t)
     actor_shape = rng.choice(ASYMMETRIC_SHAPES if label.startswith("rotate") else SHAPES)
     actor_color = rng.uniform(0, 255, size=3)
     distractors = [
@@ -207,7 +207,7 @@ def render_video(
     grid = np.mgrid[0 : size + 2 * margin, 0 : size + 2 * margin].astype(np.float32) + 0.5
     still = canvas.copy()
     for o in distractors:
-        cov = _coverage(o.shape, o.x + margin, o.y + margin, o.radius, o.angle, grid)[..., None]
+        cov = shape_coverage(o.shape, o.x + margin, o.y + margin, o.radius, o.angle, grid)[..., None]
         still = still * (1 - cov) + o.color * cov
     shake = (
         np.rint(rng.normal(0, cfg.camera_jitter, size=(cfg.num_frames, 2))).astype(int)
@@ -218,7 +218,7 @@ def render_video(
     frames = np.empty((cfg.num_frames, size, size, 3), np.uint8)
     for i in range(cfg.num_frames):
         cov = (
-            _coverage(
+            shape_coverage(
                 actor_shape,
                 track["x"][i] + margin,
                 track["y"][i] + margin,
@@ -264,7 +264,7 @@ def _make_one(job: tuple) -> tuple[str, dict]:
     """Write one video (unless it is already complete); ("made" | "kept", its per-frame labels
     when asked for)."""
     path, label, seed, split, index, cfg, per_frame = job
-    complete = _is_complete(path, cfg.num_frames)
+    complete = is_complete_video(path, cfg.num_frames)
     if complete and not per_frame:
         return "kept", {}
     # shape and object count are drawn by the same stream as the pixels: a kept video is drawn again
@@ -275,7 +275,7 @@ def _make_one(job: tuple) -> tuple[str, dict]:
     return ("kept" if complete else "made"), labels
 
 
-def _is_complete(path: str, num_frames: int) -> bool:
+def is_complete_video(path: str, num_frames: int) -> bool:
     if not os.path.exists(path):
         return False
     from vidrec.io import probe
