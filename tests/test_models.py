@@ -9,6 +9,7 @@ import vidrec
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.loader import load_model
 from vidrec.models import PretrainingModel, StreamingModel, VideoModel
+from vidrec.models.base import DetectionModel
 
 from conftest import randomize_bn
 
@@ -45,17 +46,27 @@ TINY = {
 }
 
 
-CLASSIFIERS = [n for n in vidrec.list_models() if not n.endswith("_pretrain")]
+CLASSIFIERS = [n for n in vidrec.list_models() if not n.endswith(("_pretrain", "_ava"))]
 PRETRAINING = [n for n in vidrec.list_models() if n.endswith("_pretrain")]
+DETECTORS = [n for n in vidrec.list_models() if n.endswith("_ava")]
+TINY.update(
+    {
+        "slowfast_r50_ava": {"backbone_options": {**_RES, "res5_stride": 1, "res5_dilation": 2}},
+        "slow_r50_ava": {"backbone_options": {**_RES, "res5_stride": 1, "res5_dilation": 2}},
+        "videomae_b_ava": {"backbone_options": {**TINY["videomae_b"], "use_mean_pooling": False}},
+    }
+)
 
 
 def test_the_contract_covers_every_architecture():
     """The parametrised contract tests below run over exactly these names: every registered one."""
     print(
         f"\ncontract: {len(CLASSIFIERS)} classifiers {CLASSIFIERS}\n"
-        f"          {len(PRETRAINING)} pretraining {PRETRAINING}"
+        f"          {len(PRETRAINING)} pretraining {PRETRAINING}\n"
+        f"          {len(DETECTORS)} detectors {DETECTORS}"
     )
-    assert sorted(CLASSIFIERS + PRETRAINING) == vidrec.list_models()
+    assert sorted(CLASSIFIERS + PRETRAINING + DETECTORS) == vidrec.list_models()
+    assert all(isinstance(vidrec.create_model(n, **TINY.get(n, {})), DetectionModel) for n in DETECTORS)
     assert all(isinstance(vidrec.create_model(n, **TINY.get(n, {})), VideoModel) for n in CLASSIFIERS)
 
 
@@ -119,6 +130,41 @@ def test_full_size_shapes_on_the_meta_device(name):
         feats = model.forward_features(x)
         assert feats.shape == (1, model.num_features)
         assert model.forward_head(feats).shape == (1, 11)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_detector_contract(name, tmp_path):
+    """Every detector: per-box logits, every parameter learns, checkpointing changes no gradient,
+    a new classifier, save -> load gives the same outputs; full size on the meta device."""
+    torch.manual_seed(0)
+    model = _no_dropout(vidrec.create_model(name, num_classes=5, **TINY.get(name, {})))
+    randomize_bn(model)
+    x = torch.randn(2, 3, 8, 64, 64)
+    boxes = torch.tensor([[0, 4.0, 6.0, 40.0, 60.0], [1, 20.0, 10.0, 63.0, 50.0], [1, 0.0, 0.0, 17.0, 9.0]])
+    logits = model(x, boxes)
+    assert logits.shape == (3, 5)
+    logits.square().sum().backward()
+    silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not silent, silent
+    again = copy.deepcopy(model)
+    again.zero_grad()
+    again.set_grad_checkpointing(True)
+    again(x, boxes).square().sum().backward()
+    for (n, a), (_, b) in zip(model.named_parameters(), again.named_parameters()):
+        torch.testing.assert_close(b.grad, a.grad, msg=n, atol=1e-6, rtol=1e-5)
+    model.eval().set_labels([f"c{i}" for i in range(5)])
+    model.save_pretrained(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert type(loaded) is type(model) and loaded.labels == model.labels
+    with torch.no_grad():
+        assert torch.equal(loaded(x, boxes), model(x, boxes))
+    model.reset_classifier(7)
+    assert model(x, boxes).shape == (3, 7) and model.labels is None and model.num_classes == 7
+    with torch.device("meta"):
+        full = vidrec.create_model(name).eval()
+        p = full.preprocessing
+        clip = torch.empty(1, 3, p.num_frames, p.test_crop_size or p.resize, p.test_crop_size or p.resize)
+        assert full(clip, torch.empty(4, 5)).shape == (4, full.num_classes)
 
 
 @pytest.mark.parametrize("name", PRETRAINING)

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vidrec.errors import ConfigError, unknown_name_message
-from vidrec.models import i3d, movinet, slowfast, tsn, videomae, videomae_pretrain
+from vidrec.models import detection, i3d, movinet, slowfast, tsn, videomae, videomae_pretrain
 from vidrec.models.base import ModelBase
 
-_FAMILIES = (i3d, slowfast, videomae, videomae_pretrain, movinet, tsn)
+_FAMILIES = (i3d, slowfast, videomae, videomae_pretrain, movinet, tsn, detection)
 
 
 def _collect() -> dict[str, Callable[..., ModelBase]]:

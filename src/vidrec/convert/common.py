@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from vidrec.errors import VidrecError
+from vidrec.models.base import DetectionModel
 
 CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".pyth", ".bin", ".ckpt", ".safetensors", ".tflite")
 
@@ -81,3 +82,27 @@ def load_exact(
 
 
 __all__ = ["CHECKPOINT_EXTENSIONS", "kinetics400_labels", "load_exact", "read_checkpoint"]
+
+
+def detector_key(backbone_rename: Callable[[str], str | None], head_prefix: str, strip: str = ""):
+    """Renames for an action detector's checkpoint: `head_prefix*` onto the box head's projection,
+    every other key (without `strip`) through the classifier's `backbone_rename`, under `backbone.`
+    (a classifier head key there has no counterpart: a detector's backbone has no classifier)."""
+
+    def rename(key: str) -> str | None:
+        if key.startswith(head_prefix):
+            return "head.projection." + key.removeprefix(head_prefix)
+        inner = backbone_rename(key.removeprefix(strip))
+        return None if inner is None or inner.startswith("head.") else "backbone." + inner
+
+    return rename
+
+
+def backbone_of(model, detection: bool, source: str):
+    """The module holding the classifier-shaped weights: the model, or a detector's backbone. A
+    detection checkpoint needs a detector architecture and a classification one a classifier."""
+    if detection != isinstance(model, DetectionModel):
+        kind = "an action-detection" if detection else "a classification"
+        hint = "a *_ava architecture" if detection else "a classifier architecture"
+        raise VidrecError(f"{source} is {kind} checkpoint: give arch={hint}, not {model.arch}")
+    return model.backbone if detection else model

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from vidrec.convert.common import load_exact
+from vidrec.convert.common import backbone_of, detector_key, load_exact
 from vidrec.convert.pytorchvideo import needs_arch, num_classes_of, pathway_prefixes
-from vidrec.models.base import VideoModel
+from vidrec.models.base import DetectionModel, ModelBase
 from vidrec.registry import create_model
 
 _PARTS = {
@@ -49,13 +49,19 @@ def pyslowfast_key(prefixes: dict[str, str]) -> Callable[[str], str | None]:
     return rename
 
 
-def from_pyslowfast(state: dict, arch: str | None) -> VideoModel:
-    """The vidrec model (`arch` names it) holding a PySlowFast state dict."""
+def from_pyslowfast(state: dict, arch: str | None) -> ModelBase:
+    """The vidrec model (`arch` names it) holding a PySlowFast state dict: a classifier, or an AVA
+    detector (`slowfast_r50_ava`, `slow_r50_ava`) from PySlowFast's AVA checkpoints, whose keys are
+    the classifier's with an 80-way `head.projection`."""
     model = create_model(
-        needs_arch(arch, "PySlowFast", "slowfast_r50_8x8"),
+        needs_arch(arch, "PySlowFast", "slowfast_r50_8x8, slowfast_r50_ava"),
         num_classes=num_classes_of(state, "head.projection.weight"),
     )
-    return load_exact(model, state, "PySlowFast checkpoint", pyslowfast_key(pathway_prefixes(model)))
+    detection = isinstance(model, DetectionModel)
+    rename = pyslowfast_key(pathway_prefixes(backbone_of(model, detection, "this PySlowFast checkpoint")))
+    if detection:
+        rename = detector_key(rename, "head.projection.")
+    return load_exact(model, state, "PySlowFast checkpoint", rename)
 
 
 __all__ = ["from_pyslowfast", "is_pyslowfast", "pyslowfast_key"]

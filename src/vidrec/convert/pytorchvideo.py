@@ -6,15 +6,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from vidrec.convert.common import load_exact
+from vidrec.convert.common import backbone_of, detector_key, load_exact
 from vidrec.errors import ConfigError
-from vidrec.models.base import VideoModel
+from vidrec.models.base import ModelBase, VideoModel
 from vidrec.registry import create_model
 
 
 def is_pytorchvideo(state: dict) -> bool:
-    """Whether a state dict has PyTorchVideo's key names."""
-    return any(k.startswith("blocks.0.") for k in state) and any(".res_blocks." in k for k in state)
+    """Whether a state dict has PyTorchVideo's key names (a detector's under `model.`)."""
+    keys = [k.removeprefix("model.") for k in state]
+    return any(k.startswith("blocks.0.") for k in keys) and any(".res_blocks." in k for k in keys)
 
 
 def pytorchvideo_resnet_key(stage_of_block: dict[int, int], prefix: str = "") -> Callable[[str], str | None]:
@@ -80,19 +81,28 @@ def needs_arch(arch: str | None, source: str, example: str) -> str:
     return arch
 
 
-def from_pytorchvideo(state: dict, arch: str | None) -> VideoModel:
-    """The vidrec model (`arch` names it) holding a PyTorchVideo state dict."""
-    model = create_model(
-        needs_arch(arch, "PyTorchVideo", "i3d_r50, slowfast_r50_8x8"),
-        num_classes=num_classes_of(state, "proj.weight"),
-    )
-    if any(".multipathway_" in k for k in state):
+def from_pytorchvideo(state: dict, arch: str | None) -> ModelBase:
+    """The vidrec model (`arch` names it) holding a PyTorchVideo state dict: a classifier, or an
+    AVA detector from its `slow_r50_detection` / `slowfast_r50_detection` (backbone under
+    `model.`, head `detection_head.proj`)."""
+    detection = any(k.startswith("detection_head.") for k in state)
+    arch = needs_arch(arch, "PyTorchVideo", "i3d_r50, slowfast_r50_8x8, slowfast_r50_ava")
+    num_classes = num_classes_of(state, "detection_head.proj.weight" if detection else "proj.weight")
+    model = create_model(arch, num_classes=num_classes)
+    backbone = backbone_of(model, detection, "this PyTorchVideo checkpoint")
+    if detection:  # its detectors (from PySlowFast's Caffe2 AVA models) run RoIAlign unaligned
+        model = create_model(arch, num_classes=num_classes, aligned=False)
+        backbone = model.backbone
+    keys = [k.removeprefix("model.") for k in state]
+    if any(".multipathway_" in k for k in keys):
         rename = pytorchvideo_slowfast_key
     else:
-        blocks = sorted({int(k.split(".")[1]) for k in state if ".res_blocks." in k})
+        blocks = sorted({int(k.split(".")[1]) for k in keys if ".res_blocks." in k})
         rename = pytorchvideo_resnet_key(
-            {b: i + 1 for i, b in enumerate(blocks)}, pathway_prefixes(model)["0"]
+            {b: i + 1 for i, b in enumerate(blocks)}, pathway_prefixes(backbone)["0"]
         )
+    if detection:
+        rename = detector_key(rename, "detection_head.proj.", strip="model.")
     return load_exact(model, state, "PyTorchVideo checkpoint", rename)
 
 

@@ -1,6 +1,6 @@
 """The model contract every vidrec architecture keeps, and what every model carries and saves.
 
-Three kinds of model, each a base class (never probed with `hasattr`):
+Four kinds of model, each a base class (never probed with `hasattr`):
 
 - `VideoModel`, a classifier (as timm's models):
       forward(x)                      (B, C, T, H, W) -> logits (B, num_classes)
@@ -12,6 +12,9 @@ Three kinds of model, each a base class (never probed with `hasattr`):
   `step(frames, state) -> (logits, state)`; `forward` on a clip equals streaming it.
 - `PretrainingModel`: `forward(x, generator=None)` -> a scalar loss, masks drawn inside;
   `to_classifier(num_classes)` -> the classifier its encoder initialises.
+- `DetectionModel`, an action detector (AVA): `forward(x, boxes)` with boxes `(K, 5)` (batch
+  index, x1, y1, x2, y2 in input pixels) -> per-box multi-label logits `(K, num_classes)`.
+  Classifiers that can be its backbone give `feature_maps(x)`, `feature_dims`, `feature_stride`.
 
 All of them carry `arch`, `labels` and `preprocessing`, and `save_pretrained(dir)` writes
 `config.json` + `model.safetensors` (`vidrec.load_model` reads it back).
@@ -167,9 +170,23 @@ class VideoModel(ModelBase):
     (made by `make_head`) and implement `forward_features` (pooled) and `forward_head`."""
 
     num_features: int = 0  # width of forward_features' output
+    feature_stride: int | None = None  # input pixels per cell of feature_maps (None: no such maps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    @property
+    def feature_dims(self) -> list[int]:
+        """Channels of each map `feature_maps` returns (one per pathway)."""
+        return [self.num_features]
+
+    def feature_maps(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """The unpooled maps `(B, D, T', H', W')` (a list: one per pathway) that a box head pools."""
+        raise ConfigError(f"{self.arch} gives no feature maps (it cannot be a detection backbone)")
+
+    def drop_classifier(self) -> None:
+        """Remove the classifier (a backbone inside a detector has its own head)."""
+        self.head = nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features `(B, num_features)`: everything before the classifier's head."""
@@ -204,6 +221,24 @@ class StreamingModel(VideoModel):
         raise NotImplementedError
 
 
+class DetectionModel(ModelBase):
+    """An action detector (AVA): clips `(B, C, T, H, W)` and person boxes `(K, 5)` in, one row of
+    multi-label logits per box out. A box row is (batch index, x1, y1, x2, y2) in input pixels;
+    `torch.sigmoid(logits)` are the per-class scores (PySlowFast's head applies it inside)."""
+
+    def forward(self, x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def make_head(self, num_classes: int) -> nn.Module:
+        raise NotImplementedError
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh classifier for `num_classes` (other action labels); labels are dropped."""
+        self.config = dataclasses.replace(self.config, num_classes=num_classes)
+        self.head = self.make_head(num_classes).to(next(self.parameters()).device)
+        self.labels = None
+
+
 class PretrainingModel(ModelBase):
     """A self-supervised model: `forward(x, generator=None)` draws its masks and returns a scalar
     loss. It has no classes; `to_classifier(num_classes)` gives the classifier it pretrains."""
@@ -230,6 +265,7 @@ class PretrainingModel(ModelBase):
 
 __all__ = [
     "CONFIG_NAME",
+    "DetectionModel",
     "INT8_GRIDS_NAME",
     "WEIGHTS_NAME",
     "ModelBase",

@@ -130,6 +130,8 @@ class InceptionI3D(VideoModel):
     def make_head(self, num_classes: int) -> nn.Conv3d:
         return nn.Conv3d(self.num_features, num_classes, 1, bias=True)  # kinetics-i3d's 1x1x1 logits conv
 
+    feature_stride = 32
+
     def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
         """The last Inception block's output `(B, 1024, T/8, H/32, W/32)`."""
         self.check_input(x)
@@ -203,6 +205,8 @@ class ResNetI3D(VideoModel):
 
     def make_head(self, num_classes: int) -> nn.Linear:
         return linear_head(self.num_features, num_classes, std=self.config.head_init_std)
+
+    feature_stride = 32
 
     def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
         """res5's output `(B, 2048, T/2, H/32, W/32)`."""
@@ -284,6 +288,8 @@ class InflatedCNN(VideoModel):
         # PyTorch's default linear init, not PySlowFast's normal(0.01): trained from scratch on
         # SynthMotion it reached 76% test top-1 after 400 steps against 55% with the 0.01 head.
         return nn.Linear(self.num_features, num_classes)
+
+    feature_stride = 16  # the small backbone's four stride-2 convs
 
     def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
         """The last conv block's output `(B, D, T', H', W')` (before the global pool)."""

@@ -103,7 +103,8 @@ class Bottleneck3d(nn.Module):
 
         x ──> conv_a (kt,1,1) ─> conv_b (1,3,3)/s ─> conv_c (1,1,1) ──(+)──> ReLU
         └──────────── shortcut (1x1x1 /s, when shape changes) ─────────┘
-    """
+
+    `spatial_dilation` dilates conv_b (PySlowFast's AVA models: res5 at stride 1, dilation 2)."""
 
     def __init__(
         self,
@@ -113,15 +114,22 @@ class Bottleneck3d(nn.Module):
         *,
         temporal_kernel: int = 1,
         spatial_stride: int = 1,
+        spatial_dilation: int = 1,
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
     ):
         super().__init__()
-        kt = temporal_kernel
+        kt, d = temporal_kernel, spatial_dilation
         self.conv_a = nn.Conv3d(in_channels, inner, (kt, 1, 1), padding=(kt // 2, 0, 0), bias=False)
         self.bn_a = nn.BatchNorm3d(inner, eps=bn_eps, momentum=bn_momentum)
         self.conv_b = nn.Conv3d(
-            inner, inner, (1, 3, 3), stride=(1, spatial_stride, spatial_stride), padding=(0, 1, 1), bias=False
+            inner,
+            inner,
+            (1, 3, 3),
+            stride=(1, spatial_stride, spatial_stride),
+            padding=(0, d, d),
+            dilation=(1, d, d),
+            bias=False,
         )
         self.bn_b = nn.BatchNorm3d(inner, eps=bn_eps, momentum=bn_momentum)
         self.conv_c = nn.Conv3d(inner, out_channels, 1, bias=False)
@@ -168,7 +176,13 @@ def resnet_stem(in_channels: int, out_channels: int, *, temporal_kernel: int) ->
 
 
 def res_stage(
-    in_channels: int, inner: int, out_channels: int, *, temporal_kernels: list[int], spatial_stride: int
+    in_channels: int,
+    inner: int,
+    out_channels: int,
+    *,
+    temporal_kernels: list[int],
+    spatial_stride: int,
+    spatial_dilation: int = 1,
 ) -> nn.Sequential:
     """One ResNet stage: bottlenecks with the given temporal kernels; the first one strides."""
     return nn.Sequential(
@@ -179,6 +193,7 @@ def res_stage(
                 out_channels,
                 temporal_kernel=kt,
                 spatial_stride=spatial_stride if i == 0 else 1,
+                spatial_dilation=spatial_dilation,
             )
             for i, kt in enumerate(temporal_kernels)
         ]

@@ -49,6 +49,8 @@ class SlowFastConfig:
     fast_temporal: tuple[int, int, int, int] = (3, 3, 3, 3)  # ... and Fast
     res4_temporal_blocks: int | None = None  # only the first n res4 blocks temporal (R101 16x8 "50_50")
     pathways: str = "both"  # "slow" or "fast" alone for ablations
+    res5_stride: int = 2  # res5's spatial stride (1 in PySlowFast's AVA detectors: feature stride 16)
+    res5_dilation: int = 1  # res5's spatial dilation (2 in the AVA detectors)
     zero_init_final_bn: bool = True  # each block starts as identity (PySlowFast RESNET.ZERO_INIT_FINAL_BN)
     head_init_std: float | None = 0.01  # classifier normal(std) (MODEL.FC_INIT_STD); None: PyTorch default
 
@@ -86,6 +88,8 @@ def _pathway(
     temporal: tuple,
     laterals: list[int],
     res4_temporal_blocks: int | None,
+    res5_stride: int = 2,
+    res5_dilation: int = 1,
 ) -> nn.ModuleDict:
     """Stem and four stages of one pathway; `laterals[s]` extra input channels of stage s (fused)."""
     layers = {"stem": resnet_stem(in_channels, width, temporal_kernel=stem_kernel)}
@@ -98,7 +102,8 @@ def _pathway(
             width * 2**s,
             width * 2**s * 4,
             temporal_kernels=kernels,
-            spatial_stride=2 if s > 0 else 1,
+            spatial_stride=(res5_stride if s == 3 else 2) if s > 0 else 1,
+            spatial_dilation=res5_dilation if s == 3 else 1,
         )
     return nn.ModuleDict(layers)
 
@@ -116,7 +121,12 @@ class SlowFast(VideoModel):
         fast_width = c.width // c.beta_inv
         fast_in = [stage_input_width(fast_width, s) for s in range(4)]  # Fast channels at each fusion
         laterals = [c.fusion_channel_ratio * ch if c.pathways == "both" else 0 for ch in fast_in]
-        common = dict(depths=c.stage_depths, res4_temporal_blocks=c.res4_temporal_blocks)
+        common = dict(
+            depths=c.stage_depths,
+            res4_temporal_blocks=c.res4_temporal_blocks,
+            res5_stride=c.res5_stride,
+            res5_dilation=c.res5_dilation,
+        )
         dims = []
         if c.pathways in ("both", "slow"):
             self.slow = _pathway(
@@ -135,7 +145,7 @@ class SlowFast(VideoModel):
                     for ch, lat in zip(fast_in, laterals)
                 ]
             )
-        self.num_features = sum(dims)
+        self.num_features = sum(dims)  # == sum(self.feature_dims)
         self.dropout = nn.Dropout(c.dropout)
         init_cnn_weights(self, zero_init_final_bn=c.zero_init_final_bn)
         self.head = self.make_head(c.num_classes)
@@ -167,9 +177,20 @@ class SlowFast(VideoModel):
             fast if self.config.pathways != "slow" else None,
         )
 
+    @property
+    def feature_stride(self) -> int:
+        """Input pixels per feature-map cell: 32, or 16 with res5 at stride 1."""
+        return 16 * self.config.res5_stride
+
+    @property
+    def feature_dims(self) -> list[int]:
+        c = self.config
+        dims = {"slow": c.width * 32, "fast": c.width // c.beta_inv * 32}
+        return [d for p, d in dims.items() if c.pathways in (p, "both")]
+
     def feature_maps(self, x) -> list[torch.Tensor]:
         """res5's output of each pathway: `[(B, 2048, T/alpha, H/32, W/32), (B, 256, T, H/32, W/32)]`
-        (one of them for a single-pathway model)."""
+        (one of them for a single-pathway model; H/16, W/16 with res5 at stride 1)."""
         slow, fast = self.split_pathways(x)
         names = ["stem", "layer1", "layer2", "layer3", "layer4"]
         for i, name in enumerate(names):

@@ -84,6 +84,20 @@ class TSN(VideoModel):
         frames = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B*T, C, H, W)
         return self.checkpointed(self.backbone, frames).view(b, t, -1)
 
+    @property
+    def feature_stride(self) -> int:
+        """Input pixels per feature-map cell of the 2D network: 16 (small), 32 (ResNets)."""
+        return 16 if self.config.backbone == "small" else 32
+
+    def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """Every frame's unpooled 2D feature map, stacked in time: `(B, D, T, H', W')`."""
+        self.check_input(x)
+        b, c, t, h, w = x.shape
+        frames = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B*T, C, H, W)
+        spatial = nn.Sequential(*list(self.backbone.children())[:-2])  # without the global pool (and fc)
+        maps = self.checkpointed(spatial, frames)  # (B*T, D, H', W')
+        return maps.view(b, t, *maps.shape[1:]).transpose(1, 2)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.frame_features(x).mean(dim=1)  # (B, D): the order-less consensus
 

@@ -241,6 +241,16 @@ class VideoMAE(VideoModel):
         x = self.encoder(x)
         return x if self.norm is None else self.norm(x)
 
+    @property
+    def feature_stride(self) -> int:
+        return self.config.patch_size
+
+    def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """The output tokens laid back on their grid: `(B, D, T/tubelet, H/patch, W/patch)` (what a
+        box head pools, as VideoMAE's detection models do)."""
+        t, h, w = self.encoder.grid(x)
+        return rearrange(self.tokens(x), "b (t h w) d -> b d t h w", t=t, h=h, w=w)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.tokens(x)
         return self.fc_norm(x.mean(1)) if self.fc_norm is not None else x[:, 0]  # (B, D)

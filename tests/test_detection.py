@@ -1,0 +1,110 @@
+"""Action detectors: the box head, the AVA architectures against PyTorchVideo's and PySlowFast's."""
+
+import pytest
+import torch
+
+import vidrec
+from test_slowfast import pyslowfast_names
+from vidrec.convert import pyslowfast_key
+from vidrec.convert.common import detector_key
+from vidrec.errors import ConfigError, VidrecError
+from vidrec.models.detection import RoIHead
+
+from conftest import randomize_bn
+
+ptv = pytest.importorskip("pytorchvideo.models.hub")
+
+
+@pytest.mark.parametrize("arch,params", [("slowfast_r50_ava", 33_828_888), ("slow_r50_ava", 31_798_416)])
+def test_parameter_counts_equal_pytorchvideos_detectors(arch, params):
+    assert sum(p.numel() for p in vidrec.create_model(arch).parameters()) == params
+
+
+def _randomized(module):
+    torch.manual_seed(0)
+    for p in module.parameters():
+        p.data.normal_(0, 0.02)
+    randomize_bn(module)
+    return module.eval()
+
+
+@pytest.mark.parametrize(
+    "hub,arch,frames",
+    [("slowfast_r50_detection", "slowfast_r50_ava", 32), ("slow_r50_detection", "slow_r50_ava", 4)],
+)
+def test_pytorchvideo_detector_parity(tmp_path, hub, arch, frames):
+    reference = _randomized(getattr(ptv, hub)(pretrained=False))
+    torch.save(reference.state_dict(), tmp_path / "ref.pt")
+    model = vidrec.load_model(tmp_path / "ref.pt", arch=arch).eval()
+    assert model.num_classes == 80 and model.config.aligned is False
+    torch.manual_seed(1)
+    fast = torch.randn(2, 3, frames, 64, 96)
+    boxes = torch.tensor([[0, 4.0, 6.0, 40.0, 60.0], [1, 30.0, 10.0, 90.0, 62.0], [1, 0.0, 0.0, 17.0, 9.0]])
+    with torch.no_grad():
+        if arch.startswith("slowfast"):
+            expected = reference([fast[:, :, torch.linspace(0, frames - 1, frames // 4).long()], fast], boxes)
+        else:
+            expected = reference(fast, boxes)
+        scores = torch.sigmoid(model(fast, boxes))
+    err = (scores - expected).abs().max().item()
+    print(f"PyTorchVideo {hub} parity: max abs score difference {err:.2e}")
+    assert scores.shape == (3, 80) and err <= 1e-4
+
+
+def test_pyslowfast_ava_checkpoint_loads_one_to_one(tmp_path):
+    """PySlowFast's AVA checkpoints hold the classifier's keys with an 80-way head.projection."""
+    model = vidrec.create_model("slowfast_r50_ava")
+    target, names = model.state_dict(), pyslowfast_names()
+    rename = detector_key(pyslowfast_key({"0": "slow.", "1": "fast."}), "head.projection.")
+    mapped = [rename(n) for n in names]
+    assert None not in mapped and len(set(mapped)) == len(names) == len(target)
+    state = {
+        n: torch.randn(target[m].shape) if target[m].is_floating_point() else target[m]
+        for n, m in zip(names, mapped)
+    }
+    torch.save({"model_state": state, "epoch": 20}, tmp_path / "SLOWFAST_32x2_R50_SHORT.pyth")
+    loaded = vidrec.load_model(
+        tmp_path / "SLOWFAST_32x2_R50_SHORT.pyth", arch="slowfast_r50_ava"
+    ).state_dict()
+    assert all(torch.equal(loaded[m], state[n]) for n, m in zip(names, mapped))
+    assert loaded["head.projection.weight"].shape == (80, 2304)
+
+
+def test_detection_checkpoint_needs_a_detector_arch(tmp_path):
+    torch.save(ptv.slow_r50_detection(pretrained=False).state_dict(), tmp_path / "det.pt")
+    with pytest.raises(VidrecError, match=r"action-detection checkpoint: give arch=a \*_ava architecture"):
+        vidrec.load_model(tmp_path / "det.pt", arch="slow_r50_8x8")
+
+
+def test_res5_is_dilated_at_stride_16():
+    model = vidrec.create_model("slowfast_r50_ava")
+    maps = model.feature_maps(torch.randn(1, 3, 8, 64, 96))
+    assert [tuple(m.shape) for m in maps] == [(1, 2048, 2, 4, 6), (1, 256, 8, 4, 6)]
+    conv = model.backbone.slow.layer4[1].conv_b
+    assert conv.dilation == (1, 2, 2) and conv.padding == (0, 2, 2)
+
+
+def test_head_pools_inside_the_box_and_ignores_frame_order():
+    torch.manual_seed(0)
+    head = RoIHead([8], 3, stride=16, dropout=0.0).eval()
+    maps = torch.randn(1, 8, 4, 8, 8)  # a 128 x 128 input at stride 16
+    box = torch.tensor([[0, 0.0, 0.0, 48.0, 48.0]])  # cells 0-2
+    out = head([maps], box)
+    assert torch.allclose(head([maps[:, :, [2, 0, 3, 1]]], box), out, atol=1e-6)  # temporal mean
+    far = maps.clone()
+    far[..., 5:, 5:] = 100.0  # outside the box (and its bilinear support)
+    assert torch.allclose(head([far], box), out, atol=1e-6)
+    near = maps.clone()
+    near[..., 1, 1] = 100.0  # inside: the spatial max sees it
+    assert (head.pool([near], box) > 99 / 4 - 1).all()
+
+
+def test_bad_boxes_are_clear_errors():
+    model = vidrec.create_model("fast_small_ava")
+    x = torch.randn(1, 3, 16, 64, 64)
+    with pytest.raises(ConfigError, match=r"expects boxes \(K, 5\)"):
+        model(x, torch.zeros(2, 4))
+    with pytest.raises(ConfigError, match="batch indices must be in \\[0, 1\\)"):
+        model(x, torch.tensor([[1, 0, 0, 10, 10.0]]))
+    with pytest.raises(ConfigError, match="cannot be a detection backbone|unknown detection backbone"):
+        vidrec.create_model("fast_small_ava", backbone="movinet_a0_stream")
