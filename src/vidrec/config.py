@@ -7,6 +7,7 @@
     augment:   {mixup: 0.8, cutmix: 1.0, label_smoothing: 0.1}
     eval:      {num_clips: 10, num_crops: 3}
     run:       {out: runs/slowfast, precision: bf16, checkpoint_every: 500}
+    task: detection, detection: {videos: ava/videos, labels: ava/labels.pbtxt}   (AVA-style boxes)
 
 An unknown key is an error naming the closest valid one; a value of the wrong type names its
 field. `--set a.b=value` overrides on the command line (values are read as YAML). The resolved
@@ -26,6 +27,7 @@ from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 
 FREEZE_MODES = ("none", "norms", "backbone")  # model.freeze
+TASKS = ("classification", "detection")
 
 
 @dataclass
@@ -132,6 +134,24 @@ class EvalSection:
 
 
 @dataclass
+class DetectionSection:
+    """The `detection:` section (with `task: detection`): AVA-style data. data.train / val / test
+    are ground-truth box CSVs (video_id, sec, x1, y1, x2, y2, action_id, person_id)."""
+
+    videos: str | None = None  # folder searched (recursively) for VIDEO_ID.mp4 / .mkv / ...
+    labels: str | None = None  # label map .pbtxt: the model predicts ids 1..max id
+    eval_labels: str | None = None  # the classes scored (AVA: the 60-class list); None: labels
+    excluded: str | None = None  # excluded-timestamps CSV (left out of training and scoring)
+    train_boxes: list[str] = field(default_factory=list)  # person-box CSVs added to training, labelled by IoU
+    train_gt_boxes: bool = True  # train on the ground-truth boxes too
+    test_boxes: str = "gt"  # "gt", or a person-box CSV scored at val/test (PySlowFast: the detector's)
+    score_thresh: float = 0.8  # person boxes scored below are dropped (PySlowFast 0.8, Slow 0.9)
+    label_iou: float = 0.9  # a person box takes the actions of the ground truth it overlaps this much
+    fps: float | None = None  # frames per second of the keyframe clock (None: each video's own)
+    start_sec: float = 0.0  # the time of frame 0 (AVA's cut videos: 900)
+
+
+@dataclass
 class RunSection:
     """The `run:` section: where outputs go, seed, device, precision, EMA, checkpoints, logging."""
 
@@ -150,16 +170,19 @@ class RunSection:
 class RunConfig:
     """A whole run: one YAML file, section by section (unknown keys and wrong types are errors)."""
 
+    task: str = "classification"  # or "detection" (AVA-style boxes: the `detection:` section)
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optimizer: OptimizerSection = field(default_factory=OptimizerSection)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
     augment: AugmentSection = field(default_factory=AugmentSection)
     eval: EvalSection = field(default_factory=EvalSection)
+    detection: DetectionSection = field(default_factory=DetectionSection)
     run: RunSection = field(default_factory=RunSection)
 
     def __post_init__(self):
         choices = {
+            "task": (self.task, TASKS),
             "model.freeze": (self.model.freeze or "none", FREEZE_MODES),
             "optimizer.name": (self.optimizer.name, ("sgd", "adamw")),
             "run.precision": (self.run.precision, ("fp32", "bf16", "fp16")),
@@ -183,6 +206,14 @@ class RunConfig:
             )
         if self.optimizer.lr <= 0:
             raise ConfigError(f"optimizer.lr must be > 0, got {self.optimizer.lr}")
+        if self.task == "detection":
+            if self.augment.mixup or self.augment.cutmix or self.augment.label_smoothing:
+                raise ConfigError(
+                    "augment mixup / cutmix / label_smoothing are for classification, not detection"
+                )
+            for key in ("videos", "labels"):
+                if getattr(self.detection, key) is None:
+                    raise ConfigError(f"task detection needs detection.{key}")
 
     @property
     def freeze(self) -> str:
@@ -228,6 +259,13 @@ def _coerce(value, hint, where: str):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return dict(value)
+    if hint is list or origin is list:
+        if isinstance(value, str):  # one item given on its own
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = args[0] if args else None
+        return [_coerce(v, item, f"{where}[{i}]") if item else v for i, v in enumerate(value)]
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 as a string

@@ -102,6 +102,12 @@ def cmd_eval(args) -> int:
     from vidrec.loader import load_model
     from vidrec.utils import atomic_write_text, resolve_device
 
+    if args.model.endswith((".yaml", ".yml")):
+        from vidrec.config import load_config
+
+        cfg = load_config(args.model, args.set)
+        if cfg.task == "detection":
+            return _eval_detection(cfg, args)
     source, data, (num_clips, num_crops), report_path, confusion_path = _eval_target(args)
     device = resolve_device(args.device)
     d = init_distributed(device)
@@ -143,6 +149,30 @@ def cmd_eval(args) -> int:
     for f in result["failed"]:
         print(f"error: {f['path']}: {f['reason']}", file=sys.stderr)
     return 1 if result["failed"] else 0
+
+
+def _eval_detection(cfg, args) -> int:
+    """`vidrec eval CONFIG` with task detection: frame-mAP, detections CSV, AP table, PNG."""
+    from vidrec.engine.detection import AP_TABLE_NAME, DETECTIONS_NAME, PICTURE_NAME, evaluate_run
+    from vidrec.utils import resolve_device
+
+    report, out = evaluate_run(
+        cfg,
+        device=resolve_device(args.device),
+        batch_size=args.batch_size,
+        workers=args.workers,
+        progress=not args.json,
+    )
+    if args.json:
+        print(json.dumps({k: report[k] for k in ("mAP", "groups", "per_class", "split", "num_keyframes")}))
+    else:
+        n, split = report["num_keyframes"], report["split"]
+        print(f"frame-mAP@0.5IOU {100 * report['mAP']:.2f} on {n} {split} keyframes")
+        for name in (DETECTIONS_NAME, AP_TABLE_NAME, PICTURE_NAME):
+            print(f"wrote {os.path.join(out, name)}")
+    for f in report["failed"]:
+        print(f"error: {f['path']}: {f['reason']}", file=sys.stderr)
+    return 1 if report["failed"] else 0
 
 
 def _inference_model(args, device):

@@ -18,7 +18,7 @@ from vidrec.errors import ConfigError, VidrecError
 from vidrec.io import probe
 from vidrec.loader import load_model
 from vidrec.models import inflate
-from vidrec.models.base import ModelBase, PretrainingModel, StreamingModel, VideoModel
+from vidrec.models.base import DetectionModel, ModelBase, PretrainingModel, StreamingModel, VideoModel
 from vidrec.registry import create_model
 from vidrec.weights import weights_for
 
@@ -117,8 +117,14 @@ def build_model(
                 model.reset_classifier(num_classes)
         else:
             model = create_model(m.name or source.arch, **kwargs, **options)
-            report = transfer_weights(model, source.state_dict(), m.init)
-            model.preprocessing = source.preprocessing
+            state = source.state_dict()
+            if isinstance(model, DetectionModel) and isinstance(source, VideoModel):
+                # a classifier's weights (Kinetics, SynthMotion) start the detector's backbone; the
+                # detector keeps its own preprocessing (whole frames, boxes)
+                state = {f"backbone.{k}": v for k, v in state.items()}
+            else:
+                model.preprocessing = source.preprocessing
+            report = transfer_weights(model, state, m.init)
     else:
         model = create_model(m.name, **kwargs, **options)
         tags = [w.name for w in weights_for(m.name)]
@@ -151,7 +157,7 @@ def build_model(
     if cfg.freeze != "none":
         log(f"model.freeze {cfg.freeze}: batch norms keep their running statistics")
     if cfg.freeze == "backbone":
-        if not isinstance(model, VideoModel):
+        if not isinstance(model, (VideoModel, DetectionModel)):
             raise ConfigError(f"model.freeze backbone: {model.arch} has no classifier head to train alone")
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith(HEAD_PREFIX))

@@ -29,15 +29,24 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from vidrec.config import RunConfig
+from vidrec.data.ava_dataset import collate_keyframes
 from vidrec.data.datasets import VideoClipDataset, collate_clips
 from vidrec.engine import distributed as D
 from vidrec.engine.checkpoint import CheckpointManager
+from vidrec.engine.detection import (
+    DetectionData,
+    detection_loss,
+    evaluate_detection,
+    keyframe_dataset,
+    load_detection_data,
+)
 from vidrec.engine.evaluate import evaluate
 from vidrec.engine.mix import mix_batch
 from vidrec.engine.optim import build_optimizer, lr_at, set_lr
 from vidrec.engine.report import plot_confusion, plot_curves
 from vidrec.engine.setup import build_model, fit_clip_length, keep_norms_in_eval, load_splits
 from vidrec.errors import ConfigError, VidrecError
+from vidrec.models.base import DetectionModel
 from vidrec.utils import atomic_write_text, resolve_device
 
 METRICS_NAME = "metrics.jsonl"
@@ -118,6 +127,10 @@ def _changed_settings(saved: dict, cfg: RunConfig) -> list[str]:
     now = _resumable_settings(cfg)
     changed = []
     for section, values in now.items():
+        if not isinstance(values, dict):  # a top-level setting (task)
+            if saved.get(section, RunConfig.__dataclass_fields__[section].default) != values:
+                changed.append(section)
+            continue
         before = saved.get(section, {})
         defaults = _as_saved(dataclasses.asdict(type(getattr(cfg, section))()))
         for key, value in values.items():
@@ -154,6 +167,7 @@ class _Run:
     metrics: _Metrics
     val_records: list | None
     test_records: list | None
+    detection: DetectionData | None  # task detection: keyframes, ground truth, label maps
     total_steps: int
     warmup_steps: int
     progress: bool
@@ -234,7 +248,15 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         )
     if cfg.run.precision == "fp16" and device.type != "cuda":
         raise ConfigError("run.precision fp16 needs a GPU (use bf16 or fp32 on CPU)")
-    train_records, val_records, test_records, classes = load_splits(cfg)
+    detection = None
+    if cfg.task == "detection":
+        if pretrain:
+            raise ConfigError("vidrec pretrain is for masked pretraining, not task detection")
+        detection = load_detection_data(cfg, log=tqdm.write if d.main else (lambda *_: None))
+        train_records, val_records, test_records = detection.train, None, None
+        classes = detection.class_names
+    else:
+        train_records, val_records, test_records, classes = load_splits(cfg)
     if d.main:
         os.makedirs(out, exist_ok=True)
         atomic_write_text(os.path.join(out, CONFIG_NAME), cfg.to_yaml())
@@ -247,8 +269,18 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         pretrain=pretrain,
         log=tqdm.write if d.main else (lambda *_: None),
     )
+    if (detection is not None) != isinstance(model, DetectionModel):
+        raise ConfigError(
+            f"{model.arch} is {'not ' if detection is not None else ''}an action detector: "
+            + (
+                "task detection needs a *_ava architecture"
+                if detection is not None
+                else "set task: detection"
+            )
+        )
     if not pretrain:
         model.set_labels(classes)
+    if detection is None and not pretrain:
         fit_clip_length(model, train_records, cfg, log=tqdm.write if d.main else (lambda *_: None))
     if cfg.model.sync_bn and d.enabled:
         if device.type == "cpu":
@@ -263,7 +295,10 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         if d.enabled
         else model
     )
-    dataset = VideoClipDataset(train_records, prep=model.preprocessing, train=True, seed=cfg.run.seed)
+    if detection is not None:
+        dataset = keyframe_dataset(cfg, train_records, model.preprocessing, train=True)
+    else:
+        dataset = VideoClipDataset(train_records, prep=model.preprocessing, train=True, seed=cfg.run.seed)
     sampler = D.ShardedBatchSampler(len(dataset), batch_size=cfg.data.batch_size, d=d, seed=cfg.run.seed)
     steps_per_epoch = math.ceil(len(sampler) / cfg.optimizer.accumulate)
     ema = None
@@ -287,6 +322,7 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         metrics=_Metrics(out, writer=d.main, tensorboard=cfg.run.tensorboard),
         val_records=val_records,
         test_records=test_records,
+        detection=detection,
         total_steps=steps_per_epoch * cfg.schedule.epochs,
         warmup_steps=round(cfg.schedule.warmup_epochs * steps_per_epoch),
         progress=progress,
@@ -356,7 +392,7 @@ def _train_epoch(run: _Run) -> dict:
         run.dataset,
         batch_sampler=run.sampler,
         num_workers=cfg.data.workers,
-        collate_fn=collate_clips,
+        collate_fn=collate_clips if run.detection is None else collate_keyframes,
         generator=torch.Generator().manual_seed(cfg.run.seed),
         persistent_workers=False,
     )
@@ -452,7 +488,10 @@ def _end_epoch(run: _Run, acc: dict) -> dict:
         summary["train_top1"] = 100.0 * correct / counted
     metric = None
     every = run.cfg.eval.every
-    if run.val_records and not run.pretrain and every and run.pos.epoch % every == 0:
+    if run.detection is not None and "val" in run.detection.splits and every and run.pos.epoch % every == 0:
+        val = _score_detection(run, "val")
+        summary["val_mAP"] = metric = 100.0 * val["mAP"]
+    elif run.val_records and not run.pretrain and every and run.pos.epoch % every == 0:
         val = evaluate(
             run.eval_model,
             run.val_records,
@@ -478,6 +517,10 @@ def _finish(run: _Run, summary: dict) -> dict:
     cfg, out = run.cfg, run.cfg.run.out
     if run.d.main:
         run.eval_model.save_pretrained(out)
+    if run.detection is not None and "test" in run.detection.splits:
+        test = _score_detection(run, "test", out=out)
+        summary = {**summary, "test_mAP": 100.0 * test["mAP"]}
+        run.metrics.write({"step": run.pos.step, "test_mAP": summary["test_mAP"]}, run.pos.step)
     if run.test_records and not run.pretrain:
         test = evaluate(
             run.eval_model,
@@ -505,6 +548,26 @@ def _finish(run: _Run, summary: dict) -> dict:
     return summary
 
 
+def _score_detection(run: _Run, split: str, out: str | None = None) -> dict:
+    """Frame-mAP of the model on the val or test keyframes (with `out`: the detections CSV, the AP
+    table and a PNG there)."""
+    cfg = run.cfg
+    keyframes = run.detection.splits[split][0]
+    return evaluate_detection(
+        run.eval_model,
+        run.detection,
+        split,
+        keyframe_dataset(cfg, keyframes, run.model.preprocessing, train=False),
+        out=out,
+        batch_size=cfg.eval.batch_size,
+        workers=cfg.data.workers,
+        device=run.device,
+        dist=run.d,
+        progress=run.progress and run.d.main and out is not None,
+        desc=split,
+    )
+
+
 def _forward_backward(run: _Run, batch: dict, *, sync: bool) -> tuple[float, int, int | None]:
     """One micro-batch: loss, backward (gradients all-reduced only on the last micro-batch)."""
     cfg, net, model, device, step = run.cfg, run.net, run.model, run.device, run.pos.step
@@ -520,6 +583,8 @@ def _forward_backward(run: _Run, batch: dict, *, sync: bool) -> tuple[float, int
             if pretrain:
                 generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
                 loss = net(x, generator=generator)
+            elif run.detection is not None:
+                loss, _ = detection_loss(net, batch, device)
             else:
                 y = batch["label"].to(device)
                 x, targets, mixed = mix_batch(x, y, model.num_classes, cfg.augment, rng)

@@ -1,0 +1,131 @@
+"""Training and evaluating action detectors through vidrec's engine on a tiny SynthMotion-AVA."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vidrec.cli import main
+from vidrec.config import config_from_dict
+from vidrec.data.ava import read_boxes
+from vidrec.data.ava_dataset import KeyframeDataset, build_keyframes, find_videos, keyframe_indices
+from vidrec.data.synthetic_ava import SynthAvaConfig, generate_ava_dataset
+from vidrec.engine.train import train
+from vidrec.errors import ConfigError
+from vidrec.metrics.ava import frame_map
+from vidrec.models.detection import SYNTH_AVA_PREP
+
+
+@pytest.fixture(scope="module")
+def sava(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sava")
+    cfg = SynthAvaConfig(size=96, num_frames=24, cell=48)
+    generate_ava_dataset(
+        str(out), counts={"train": 6, "val": 2, "test": 2}, cfg=cfg, workers=1, progress=False
+    )
+    return out
+
+
+def run_config(sava, out, **extra):
+    tree = {
+        "task": "detection",
+        "model": {"name": "tsn_small_ava"},
+        "data": {"train": str(sava), "batch_size": 4, "workers": 0, "crop_size": 80, "resize": 96},
+        "detection": {"videos": str(sava / "videos"), "labels": str(sava / "labels.pbtxt")},
+        "schedule": {"epochs": 1},
+        "run": {"out": str(out), "tensorboard": False},
+    }
+    for key, value in extra.items():
+        tree.setdefault(key, {}).update(value)
+    return config_from_dict(tree)
+
+
+def test_keyframe_clip_is_pyslowfasts_clamped_sequence():
+    assert keyframe_indices(10, num_frames=4, sampling_rate=2, num_video_frames=40).tolist() == [6, 8, 10, 12]
+    assert keyframe_indices(1, num_frames=4, sampling_rate=2, num_video_frames=40).tolist() == [0, 0, 1, 3]
+    assert keyframe_indices(38, num_frames=4, sampling_rate=2, num_video_frames=40).tolist() == [
+        34,
+        36,
+        38,
+        39,
+    ]
+
+
+def test_boxes_follow_the_pixels(sava):
+    """A box drawn where the actor is stays on the actor through the test resize and the training
+    crop: the mean colour inside it differs from the frame's."""
+    gt = read_boxes(sava / "train.csv")
+    keyframes, missing = build_keyframes(gt, videos=find_videos(str(sava / "videos")), num_classes=13)
+    assert not missing and len({(k.video_id, k.sec) for k in keyframes}) == len({r.key for r in gt})
+    for training in (False, True):
+        item = KeyframeDataset(keyframes, prep=SYNTH_AVA_PREP, train=training)[0]
+        clip, boxes = item["video"], item["boxes"]
+        size = 112 if training else 128
+        assert clip.shape[-2:] == (size, size) and (boxes >= 0).all() and (boxes <= size).all()
+        assert item["labels"].sum(1).min() >= 1  # every ground-truth person does something
+
+
+def test_person_boxes_take_the_actions_of_the_truth_they_overlap(sava):
+    gt = read_boxes(sava / "train.csv")[:3]
+    near = [type(r)(r.video_id, r.sec, r.box, None, None, 0.95) for r in gt]  # IoU 1
+    far = [type(gt[0])(gt[0].video_id, gt[0].sec, (0.0, 0.0, 0.05, 0.05), None, None, 0.99)]
+    low = [type(gt[0])(gt[0].video_id, gt[0].sec, gt[0].box, None, None, 0.5)]  # below the threshold
+    keyframes, _ = build_keyframes(
+        gt,
+        videos=find_videos(str(sava / "videos")),
+        num_classes=13,
+        detected=near + far + low,
+        use_groundtruth=False,
+    )
+    labels = np.concatenate([k.labels for k in keyframes])
+    assert sorted(labels.sum(1).tolist()) == [0, 1, 1, 1]  # the low-scored box is dropped
+
+
+def test_train_and_eval_write_the_official_files(sava, tmp_path, capsys):
+    cfg = run_config(sava, tmp_path / "run", model={"init": None})
+    summary = train(cfg, progress=False)
+    assert 0 <= summary["val_mAP"] <= 100 and 0 <= summary["test_mAP"] <= 100
+    out = tmp_path / "run"
+    for name in ("detections.csv", "ap_table.md", "detections.png", "test_report.json", "model.safetensors"):
+        assert (out / name).exists(), name
+    report = json.loads((out / "test_report.json").read_text())
+    rows = read_boxes(out / "detections.csv", kind="detections")
+    assert {r.action_id for r in rows} == set(range(1, 14))  # every box scored for every class
+    from vidrec.data.ava import read_label_map
+
+    again = frame_map(read_boxes(sava / "test.csv"), rows, read_label_map(sava / "labels.pbtxt"))
+    assert again.mAP == pytest.approx(report["mAP"], abs=1e-4)  # the CSV reproduces the metric
+    (tmp_path / "cfg.yaml").write_text(cfg.to_yaml())
+    assert main(["eval", str(tmp_path / "cfg.yaml"), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["mAP"] == pytest.approx(report["mAP"]) and printed["split"] == "test"
+    assert (out / "eval" / "detections.csv").exists()
+
+
+def test_detector_starts_from_a_classifier_and_reports_the_keys(sava, tmp_path, capsys):
+    from vidrec import create_model
+
+    classifier = create_model("tsn_small", num_classes=12)
+    classifier.save_pretrained(tmp_path / "cls")
+    cfg = run_config(sava, tmp_path / "run", model={"init": str(tmp_path / "cls")}, schedule={"epochs": 1})
+    from vidrec.engine.setup import build_model
+
+    lines = []
+    model = build_model(cfg, num_classes=13, log=lines.append)
+    assert "new (re-initialised): head.projection.bias, head.projection.weight" in lines[0]
+    assert "dropped (e.g. backbone.head.bias, backbone.head.weight)" in lines[0]
+    torch.testing.assert_close(model.backbone.backbone[0].weight, classifier.backbone[0].weight)
+
+
+def test_detection_config_errors(sava, tmp_path):
+    with pytest.raises(ConfigError, match="task detection needs detection.videos"):
+        config_from_dict({"task": "detection", "model": {"name": "tsn_small_ava"}})
+    with pytest.raises(ConfigError, match="unknown task 'detect'"):
+        config_from_dict({"task": "detect", "model": {"name": "tsn_small_ava"}})
+    with pytest.raises(
+        ConfigError, match="tsn_small is not an action detector: task detection needs a \\*_ava"
+    ):
+        train(run_config(sava, tmp_path / "a", model={"name": "tsn_small"}), progress=False)
+    with pytest.raises(ConfigError, match="mixup / cutmix / label_smoothing are for classification"):
+        run_config(sava, tmp_path / "b", augment={"mixup": 0.8})
