@@ -129,3 +129,40 @@ def test_detection_config_errors(sava, tmp_path):
         train(run_config(sava, tmp_path / "a", model={"name": "tsn_small"}), progress=False)
     with pytest.raises(ConfigError, match="mixup / cutmix / label_smoothing are for classification"):
         run_config(sava, tmp_path / "b", augment={"mixup": 0.8})
+
+
+def test_frame_folders_and_proposal_pickles(sava, tmp_path):
+    """PySlowFast's layout (frames/VIDEO_ID/*.jpg at 30 fps) reads like the video; mmaction2's
+    dense proposals (.pkl) give the same person boxes as the CSV they came from."""
+    import pickle
+
+    from PIL import Image
+
+    from vidrec.engine.detection import read_person_boxes
+    from vidrec.io import read_video
+
+    frames_dir = tmp_path / "frames" / "train_00000"
+    frames_dir.mkdir(parents=True)
+    for i, frame in enumerate(read_video(sava / "videos" / "train" / "train_00000.mp4")):
+        Image.fromarray(frame).save(frames_dir / f"train_00000_{i + 1:06d}.png")
+    videos = find_videos(str(tmp_path / "frames"))
+    assert videos == {"train_00000": str(frames_dir)}
+    gt = [r for r in read_boxes(sava / "train.csv") if r.video_id == "train_00000"]
+    from_frames, _ = build_keyframes(gt, videos=videos, num_classes=13)
+    from_video, _ = build_keyframes(gt, videos=find_videos(str(sava / "videos")), num_classes=13)
+    a = KeyframeDataset(from_frames, prep=SYNTH_AVA_PREP, train=False, fps=10)[0]
+    b = KeyframeDataset(from_video, prep=SYNTH_AVA_PREP, train=False)[0]
+    torch.testing.assert_close(a["video"], b["video"])
+    torch.testing.assert_close(a["boxes"], b["boxes"])
+
+    rows = read_boxes(sava / "test_boxes.csv", kind="boxes")
+    proposals = {}
+    for r in rows:
+        proposals.setdefault(r.key, []).append([*r.box, r.score])
+    with open(tmp_path / "dense_proposals.pkl", "wb") as f:
+        pickle.dump({k: np.array(v, dtype=np.float32) for k, v in proposals.items()}, f)
+    again = read_person_boxes(str(tmp_path / "dense_proposals.pkl"))
+    assert len(again) == len(rows)
+    by_key = lambda boxes: sorted((r.key, *r.box, r.score) for r in boxes)  # noqa: E731
+    assert [r[0] for r in by_key(again)] == [r[0] for r in by_key(rows)]
+    np.testing.assert_allclose([r[1:] for r in by_key(again)], [r[1:] for r in by_key(rows)], atol=1e-6)

@@ -142,9 +142,9 @@ class DetectionSection:
     labels: str | None = None  # label map .pbtxt: the model predicts ids 1..max id
     eval_labels: str | None = None  # the classes scored (AVA: the 60-class list); None: labels
     excluded: str | None = None  # excluded-timestamps CSV (left out of training and scoring)
-    train_boxes: list[str] = field(default_factory=list)  # person-box CSVs added to training, labelled by IoU
+    train_boxes: list[str] = field(default_factory=list)  # person boxes (CSV, proposal .pkl), labelled by IoU
     train_gt_boxes: bool = True  # train on the ground-truth boxes too
-    test_boxes: str = "gt"  # "gt", or a person-box CSV scored at val/test (PySlowFast: the detector's)
+    test_boxes: str = "gt"  # "gt", or person boxes (CSV or .pkl) scored at val/test (a detector's)
     score_thresh: float = 0.8  # person boxes scored below are dropped (PySlowFast 0.8, Slow 0.9)
     label_iou: float = 0.9  # a person box takes the actions of the ground truth it overlaps this much
     fps: float | None = None  # frames per second of the keyframe clock (None: each video's own)

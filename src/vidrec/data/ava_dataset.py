@@ -25,6 +25,7 @@ from vidrec.data.datasets import VIDEO_EXTENSIONS, Failed
 from vidrec.data.transforms import Preprocessing, frames_to_clip, normalize, resize_short_side
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.io import open_video
+from vidrec.io.frames import IMAGE_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,15 @@ class Keyframe:
 
 
 def find_videos(folder: str) -> dict[str, str]:
-    """video_id (file name without extension) -> path, for every video under `folder`."""
+    """video_id -> path, for every video file under `folder` (id: the name without extension) and
+    every folder of frame images (id: the folder's name; PySlowFast's AVA frames/VIDEO_ID/*.jpg)."""
     if not os.path.isdir(folder):
         raise ConfigError(f"{folder}: no such video folder")
     found = {}
     for root, _, files in os.walk(folder):
+        if root != folder and any(f.lower().endswith(IMAGE_EXTENSIONS) for f in files):
+            found.setdefault(os.path.basename(root), root)
+            continue
         for name in sorted(files):
             stem, ext = os.path.splitext(name)
             if ext.lower() in VIDEO_EXTENSIONS:
@@ -192,7 +197,7 @@ class KeyframeDataset(Dataset):
     def __getitem__(self, i: int) -> dict | Failed:
         k = self.keyframes[i]
         try:
-            with open_video(k.path) as video:
+            with open_video(k.path, fps=self.fps or 30.0) as video:  # frame folders: at `fps`
                 fps = self.fps or video.info.fps
                 center = round((k.sec - self.start_sec) * fps)
                 if not 0 <= center < len(video):

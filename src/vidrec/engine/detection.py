@@ -18,7 +18,16 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from vidrec.config import RunConfig
-from vidrec.data.ava import ActionLabel, AvaBox, read_boxes, read_excluded, read_label_map, write_boxes
+from vidrec.data.ava import (
+    ActionLabel,
+    AvaBox,
+    proposals_to_boxes,
+    read_boxes,
+    read_excluded,
+    read_label_map,
+    read_proposals,
+    write_boxes,
+)
 from vidrec.data.ava_dataset import (
     Keyframe,
     KeyframeDataset,
@@ -68,6 +77,14 @@ def _gt_path(cfg: RunConfig, split: str) -> str | None:
     return path if os.path.exists(path) or split == "train" else None
 
 
+def read_person_boxes(path: str) -> list[AvaBox]:
+    """A person detector's boxes: an AVA-style CSV, or mmaction2's dense proposals `.pkl` (read by
+    an unpickler that admits nothing but dicts and arrays)."""
+    if path.endswith(".pkl"):
+        return proposals_to_boxes(read_proposals(path))
+    return read_boxes(path, kind="boxes")
+
+
 def load_detection_data(cfg: RunConfig, *, log=tqdm.write, need_train: bool = True) -> DetectionData:
     """Keyframes and ground truth from `data.train/val/test` and the `detection:` section."""
     d = cfg.detection
@@ -97,7 +114,7 @@ def load_detection_data(cfg: RunConfig, *, log=tqdm.write, need_train: bool = Tr
         path = _gt_path(cfg, "train")
         if path is None or not os.path.isfile(path):
             raise ConfigError(f"data.train: {path}: no ground-truth CSV")
-        detected = [row for p in d.train_boxes for row in read_boxes(p, kind="boxes")]
+        detected = [row for p in d.train_boxes for row in read_person_boxes(p)]
         train = keyframes(
             "training",
             path,
@@ -117,7 +134,7 @@ def load_detection_data(cfg: RunConfig, *, log=tqdm.write, need_train: bool = Tr
             found = keyframes(
                 split,
                 path,
-                detected=read_boxes(d.test_boxes, kind="boxes"),
+                detected=read_person_boxes(d.test_boxes),
                 use_groundtruth=False,
                 score_thresh=d.score_thresh,
             )
@@ -243,7 +260,7 @@ def draw_keyframes(
     names = data.class_names
     tiles = []
     for k in keyframes:
-        with open_video(k.path) as video:
+        with open_video(k.path, fps=fps or 30.0) as video:
             frame = video.get_frames(
                 [min(len(video) - 1, round((k.sec - start_sec) * (fps or video.info.fps)))]
             )[0]
