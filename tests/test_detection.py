@@ -49,6 +49,7 @@ def test_pytorchvideo_detector_parity(tmp_path, hub, arch, frames):
     err = (scores - expected).abs().max().item()
     print(f"PyTorchVideo {hub} parity: max abs score difference {err:.2e}")
     assert scores.shape == (3, 80) and err <= 1e-4
+    assert scores.std() > 0.01 and (scores[0] - scores[1]).abs().max() > 0.01  # not a constant output
 
 
 def test_pyslowfast_ava_checkpoint_loads_one_to_one(tmp_path):

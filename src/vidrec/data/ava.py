@@ -51,6 +51,7 @@ class AvaBox:
 
     @property
     def key(self) -> str:
+        """The keyframe's key in the official evaluator (`video_id,0902`)."""
         return frame_key(self.video_id, self.sec)
 
 
@@ -272,6 +273,7 @@ def read_frame_list(path: str | os.PathLike) -> dict[str, list[str]]:
 
 
 def write_frame_list(path: str | os.PathLike, entries: Iterable[FrameListEntry]) -> None:
+    """PySlowFast's frame list (space separated, with its header), atomically."""
     lines = [FRAME_LIST_HEADER] + [
         f"{e.original_video_id} {e.video_index} {e.frame_index} {e.path} {e.labels}" for e in entries
     ]

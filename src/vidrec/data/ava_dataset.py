@@ -192,6 +192,7 @@ class KeyframeDataset(Dataset):
         return len(self.keyframes)
 
     def set_epoch(self, epoch: int) -> None:
+        """Other random crops and flips each epoch, reproducible for a seed and epoch."""
         self.epoch = epoch
 
     def __getitem__(self, i: int) -> dict | Failed:

@@ -121,6 +121,7 @@ def shape_coverage(shape: str, x: float, y: float, radius: float, angle: float, 
 
 
 def textured_background(rng: np.random.Generator, size: int, texture: bool) -> np.ndarray:
+    """A `(size, size, 3)` float background: a random colour, textured unless `texture` is off."""
     base = rng.uniform(30, 220, size=3)
     if not texture:
         return np.broadcast_to(base, (size, size, 3)).astype(np.float32).copy()
@@ -276,6 +277,7 @@ def _make_one(job: tuple) -> tuple[str, dict]:
 
 
 def is_complete_video(path: str, num_frames: int) -> bool:
+    """Whether `path` is a readable video of `num_frames` frames (a resumed generation keeps it)."""
     if not os.path.exists(path):
         return False
     from vidrec.io import probe

@@ -61,6 +61,7 @@ class DetectionData:
 
     @property
     def class_names(self) -> list[str]:
+        """The model's class names in output order (id i at i - 1; "class i" for ids not in the map)."""
         names = {lab.id: lab.name for lab in self.labels}
         return [names.get(i, f"class {i}") for i in range(1, self.num_classes + 1)]
 
@@ -143,6 +144,7 @@ def load_detection_data(cfg: RunConfig, *, log=tqdm.write, need_train: bool = Tr
 
 
 def keyframe_dataset(cfg: RunConfig, keyframes: list[Keyframe], prep, *, train: bool) -> KeyframeDataset:
+    """The keyframe samples of a run: its clock (`detection.fps`, `start_sec`) and seed."""
     d = cfg.detection
     return KeyframeDataset(
         keyframes, prep=prep, train=train, fps=d.fps, start_sec=d.start_sec, seed=cfg.run.seed

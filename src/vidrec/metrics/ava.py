@@ -44,6 +44,8 @@ class FrameMAP:
     num_gt: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """Plain JSON values (NaN, for classes without ground truth, as null)."""
+
         def clean(x: float):
             return None if math.isnan(x) else x
 

@@ -230,6 +230,7 @@ class DetectionModel(ModelBase):
         raise NotImplementedError
 
     def make_head(self, num_classes: int) -> nn.Module:
+        """A new box classifier for `num_classes`."""
         raise NotImplementedError
 
     def reset_classifier(self, num_classes: int) -> None:

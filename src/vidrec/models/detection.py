@@ -120,6 +120,7 @@ class ActionDetector(DetectionModel):
         return {f"backbone.{n}" for n in self.backbone.no_weight_decay()}
 
     def check_boxes(self, boxes: torch.Tensor, batch: int) -> None:
+        """One clear error for boxes of the wrong shape or batch indices outside the batch."""
         if not isinstance(boxes, torch.Tensor) or boxes.ndim != 2 or boxes.shape[1] != 5:
             shape = tuple(boxes.shape) if isinstance(boxes, torch.Tensor) else type(boxes).__name__
             raise ConfigError(f"{self.arch} expects boxes (K, 5): batch index, x1, y1, x2, y2; got {shape}")
@@ -129,6 +130,7 @@ class ActionDetector(DetectionModel):
             )
 
     def feature_maps(self, x) -> list[torch.Tensor]:
+        """The backbone's maps, always as a list (one per pathway)."""
         maps = self.backbone.feature_maps(x)
         return maps if isinstance(maps, list) else [maps]
 

@@ -243,6 +243,7 @@ class VideoMAE(VideoModel):
 
     @property
     def feature_stride(self) -> int:
+        """Input pixels per token of the map: the patch size."""
         return self.config.patch_size
 
     def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
