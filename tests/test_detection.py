@@ -109,3 +109,52 @@ def test_bad_boxes_are_clear_errors():
         model(x, torch.tensor([[1, 0, 0, 10, 10.0]]))
     with pytest.raises(ConfigError, match="cannot be a detection backbone|unknown detection backbone"):
         vidrec.create_model("fast_small_ava", backbone="movinet_a0_stream")
+
+
+def caffe2_name(name: str) -> str:
+    """PySlowFast's PyTorch name -> its Caffe2 blob name (the zoo's .pkl files), written out."""
+    param = {"weight": "w", "bias": "b", "running_mean": "rm", "running_var": "riv"}
+    bn = {"weight": "s", "bias": "b", "running_mean": "rm", "running_var": "riv"}
+    if name.startswith("head.projection."):
+        return "pred_" + param[name.split(".")[-1]]
+    stage, rest = name.split(".", 1)
+    if stage.endswith("_fuse"):
+        s, (module, p) = int(stage[1]), rest.split(".")
+        base = "t_pool1_subsample" if s == 1 else f"t_res{s}_0_branch2c_bn_subsample"
+        return f"{base}_bn_{bn[p]}" if module == "bn" else f"{base}_{param[p]}"
+    path, part = rest.split(".", 1)
+    t = "t_" if "pathway1" in path else ""
+    if "_stem" in path:
+        module, p = part.split(".")
+        return f"{t}res_conv1_bn_{bn[p]}" if module == "bn" else f"{t}conv1_{param[p]}"
+    j = path.split("_res")[1]
+    branch, p = part.rsplit(".", 1)
+    branch = branch.replace("branch2.", "branch2")
+    if branch.endswith("_bn"):
+        return f"{t}res{stage[1]}_{j}_{branch}_{bn[p]}"
+    return f"{t}res{stage[1]}_{j}_{branch}_{param[p]}"
+
+
+def test_caffe2_model_zoo_pickles_load_one_to_one(tmp_path):
+    """PySlowFast's AVA zoo files are Caffe2 .pkl blobs; they load without running any code."""
+    import pickle
+
+    import numpy as np
+
+    model = vidrec.create_model("slowfast_r50_ava")
+    target = model.state_dict()
+    names = [n for n in pyslowfast_names() if not n.endswith("num_batches_tracked")]
+    rename = detector_key(pyslowfast_key({"0": "slow.", "1": "fast."}), "head.projection.")
+    blobs = {caffe2_name(n): np.random.rand(*target[rename(n)].shape).astype(np.float32) for n in names}
+    assert len(blobs) == len(names)
+    blobs["res2_0_branch2a_w_momentum"] = np.zeros(1, np.float32)  # optimizer state: skipped
+    with open(tmp_path / "SLOWFAST_32x2_R50.pkl", "wb") as f:
+        pickle.dump({"blobs": blobs}, f, protocol=2)
+    loaded = vidrec.load_model(tmp_path / "SLOWFAST_32x2_R50.pkl", arch="slowfast_r50_ava").state_dict()
+    for n in names:
+        np.testing.assert_array_equal(loaded[rename(n)].numpy(), blobs[caffe2_name(n)])
+    blobs["nonlocal_conv4_5_theta_w"] = np.zeros(1, np.float32)
+    with open(tmp_path / "NL.pkl", "wb") as f:
+        pickle.dump({"blobs": blobs}, f, protocol=2)
+    with pytest.raises(VidrecError, match="non-local blocks are not implemented"):
+        vidrec.load_model(tmp_path / "NL.pkl", arch="slowfast_r50_ava")

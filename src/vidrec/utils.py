@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import secrets
 from collections.abc import Callable
 from fractions import Fraction
@@ -75,6 +76,36 @@ def encode_video(
 def write_video(path: str | os.PathLike, frames: np.ndarray, *, fps: float = 10, crf: int = 18) -> None:
     """Write an H.264 mp4 atomically (temp file + rename)."""
     atomic_write(path, lambda tmp: encode_video(tmp, frames, fps=fps, options={"crf": str(crf)}))
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles dicts, lists, tuples, numbers, strings and numpy arrays, and refuses every other
+    global: such a file can describe arrays but never name a function to call."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # how Python 3 writes bytes at protocol <= 2: str -> bytes, nothing else
+    }
+
+    def find_class(self, module: str, name: str):
+        """The few numpy reconstructors arrays need; anything else raises UnpicklingError."""
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name}: only dicts and numpy arrays are allowed"
+            )
+        return super().find_class(module, name)
+
+
+def load_arrays_pickle(path: str, *, encoding: str = "ASCII"):
+    """A pickle that holds only containers, numbers, strings and numpy arrays (mmaction2's
+    proposals, Caffe2 blobs from Python 2: `encoding="latin1"`), without running any code."""
+    with open(path, "rb") as f:
+        return _ArraysOnly(f, encoding=encoding).load()
 
 
 def resolve_device(device: str | None) -> torch.device:

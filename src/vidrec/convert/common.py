@@ -9,10 +9,12 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from vidrec.convert.caffe2 import caffe2_to_pyslowfast
 from vidrec.errors import VidrecError
 from vidrec.models.base import DetectionModel
+from vidrec.utils import load_arrays_pickle
 
-CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".pyth", ".bin", ".ckpt", ".safetensors", ".tflite")
+CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".pyth", ".bin", ".ckpt", ".safetensors", ".tflite", ".pkl")
 
 
 def kinetics400_labels() -> list[str]:
@@ -28,6 +30,12 @@ def read_checkpoint(path: str) -> dict[str, torch.Tensor]:
     try:
         if path.endswith(".safetensors"):
             state = load_file(path)
+        elif path.endswith(".pkl"):  # PySlowFast's Caffe2 model zoo: {"blobs": {name: array}}, Python 2
+            data = load_arrays_pickle(path, encoding="latin1")
+            blobs = data.get("blobs", data) if isinstance(data, dict) else None
+            if not isinstance(blobs, dict):
+                raise ValueError("no dict of Caffe2 blobs inside")
+            state = caffe2_to_pyslowfast(blobs)
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt files and pickles that need code both end here

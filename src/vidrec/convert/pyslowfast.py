@@ -1,5 +1,7 @@
 """PySlowFast checkpoints (facebookresearch/SlowFast `.pyth` files): `s1.pathway0_stem.conv`,
-`s2.pathway1_res0.branch2.a_bn`, `s1_fuse.conv_f2s`, `head.projection`."""
+`s2.pathway1_res0.branch2.a_bn`, `s1_fuse.conv_f2s`, `head.projection`; and its Caffe2 `.pkl`
+model zoo (`res2_0_branch2a_w`, `t_res_conv1_bn_s`, `pred_w`), renamed to those first by
+`vidrec.convert.caffe2`."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidrec.errors import AnnotationError
-from vidrec.utils import atomic_write_text
+from vidrec.utils import atomic_write_text, load_arrays_pickle
 
 KINDS = ("gt", "detections", "boxes")
 
@@ -280,34 +280,12 @@ def write_frame_list(path: str | os.PathLike, entries: Iterable[FrameListEntry])
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """Unpickles dicts, lists, tuples, numbers, strings and numpy arrays, and refuses every other
-    global: a proposals file can describe arrays but never name a function to call."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(
-                f"refused to load {module}.{name}: only dicts and numpy arrays are allowed"
-            )
-        return super().find_class(module, name)
-
-
 def read_proposals(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """mmaction2's dense proposals (`{"video_id,0902": (N, 4 or 5) float array}`: normalised
     x1, y1, x2, y2 and a score) through `_ArraysOnly`; anything else in the file is refused."""
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
-            data = _ArraysOnly(f).load()
+        data = load_arrays_pickle(path)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, OSError) as e:
         raise AnnotationError(path, None, f"not a proposals file: {e}") from None
     if not isinstance(data, dict):
