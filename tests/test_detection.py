@@ -4,13 +4,11 @@ import pytest
 import torch
 
 import vidrec
-from test_slowfast import pyslowfast_names
+from test_slowfast import _randomized, pyslowfast_names
 from vidrec.convert import pyslowfast_key
 from vidrec.convert.common import detector_key
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.models.detection import RoIHead
-
-from conftest import randomize_bn
 
 ptv = pytest.importorskip("pytorchvideo.models.hub")
 
@@ -20,17 +18,12 @@ def test_parameter_counts_equal_pytorchvideos_detectors(arch, params):
     assert sum(p.numel() for p in vidrec.create_model(arch).parameters()) == params
 
 
-def _randomized(module):
-    torch.manual_seed(0)
-    for p in module.parameters():
-        p.data.normal_(0, 0.02)
-    randomize_bn(module)
-    return module.eval()
-
-
 @pytest.mark.parametrize(
     "hub,arch,frames",
-    [("slowfast_r50_detection", "slowfast_r50_ava", 32), ("slow_r50_detection", "slow_r50_ava", 4)],
+    [
+        pytest.param("slowfast_r50_detection", "slowfast_r50_ava", 32, marks=pytest.mark.slow),
+        ("slow_r50_detection", "slow_r50_ava", 4),
+    ],
 )
 def test_pytorchvideo_detector_parity(tmp_path, hub, arch, frames):
     reference = _randomized(getattr(ptv, hub)(pretrained=False))
@@ -55,7 +48,7 @@ def test_pytorchvideo_detector_parity(tmp_path, hub, arch, frames):
 def test_pyslowfast_ava_checkpoint_loads_one_to_one(tmp_path):
     """PySlowFast's AVA checkpoints hold the classifier's keys with an 80-way head.projection."""
     model = vidrec.create_model("slowfast_r50_ava")
-    target, names = model.state_dict(), pyslowfast_names()
+    target, names = model.state_dict(), pyslowfast_names()  # the full R50: every stage's block count
     rename = detector_key(pyslowfast_key({"0": "slow.", "1": "fast."}), "head.projection.")
     mapped = [rename(n) for n in names]
     assert None not in mapped and len(set(mapped)) == len(names) == len(target)
@@ -141,20 +134,20 @@ def test_caffe2_model_zoo_pickles_load_one_to_one(tmp_path):
 
     import numpy as np
 
-    model = vidrec.create_model("slowfast_r50_ava")
+    model = vidrec.create_model("slowfast_small_ava")  # one block per stage: a small pickle
     target = model.state_dict()
-    names = [n for n in pyslowfast_names() if not n.endswith("num_batches_tracked")]
+    names = [n for n in pyslowfast_names(depths=(1, 1, 1, 1)) if not n.endswith("num_batches_tracked")]
     rename = detector_key(pyslowfast_key({"0": "slow.", "1": "fast."}), "head.projection.")
     blobs = {caffe2_name(n): np.random.rand(*target[rename(n)].shape).astype(np.float32) for n in names}
     assert len(blobs) == len(names)
     blobs["res2_0_branch2a_w_momentum"] = np.zeros(1, np.float32)  # optimizer state: skipped
     with open(tmp_path / "SLOWFAST_32x2_R50.pkl", "wb") as f:
         pickle.dump({"blobs": blobs}, f, protocol=2)
-    loaded = vidrec.load_model(tmp_path / "SLOWFAST_32x2_R50.pkl", arch="slowfast_r50_ava").state_dict()
+    loaded = vidrec.load_model(tmp_path / "SLOWFAST_32x2_R50.pkl", arch="slowfast_small_ava").state_dict()
     for n in names:
         np.testing.assert_array_equal(loaded[rename(n)].numpy(), blobs[caffe2_name(n)])
     blobs["nonlocal_conv4_5_theta_w"] = np.zeros(1, np.float32)
     with open(tmp_path / "NL.pkl", "wb") as f:
         pickle.dump({"blobs": blobs}, f, protocol=2)
     with pytest.raises(VidrecError, match="non-local blocks are not implemented"):
-        vidrec.load_model(tmp_path / "NL.pkl", arch="slowfast_r50_ava")
+        vidrec.load_model(tmp_path / "NL.pkl", arch="slowfast_small_ava")

@@ -77,6 +77,20 @@ def _no_dropout(model):
     return model
 
 
+def _every_parameter_learns_and_checkpointing_changes_nothing(model, logits, forward) -> None:
+    """Every parameter gets a gradient from `logits`, and `forward` with gradient checkpointing on
+    gives the same gradients."""
+    logits.square().sum().backward()
+    silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not silent, silent
+    again = copy.deepcopy(model)
+    again.zero_grad()
+    again.set_grad_checkpointing(True)
+    forward(again).square().sum().backward()
+    for (n, a), (_, b) in zip(model.named_parameters(), again.named_parameters()):
+        torch.testing.assert_close(b.grad, a.grad, msg=n, atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_classifier_contract(name, tmp_path):
     """timm's contract, for every architecture: pooled features of num_features, forward = head of
@@ -93,16 +107,7 @@ def test_classifier_contract(name, tmp_path):
     torch.testing.assert_close(model.forward_head(feats), logits)
     head_width = getattr(model.head, "in_features", None) or model.head.in_channels
     assert model.forward_head(feats, pre_logits=True).shape == (2, head_width)
-    logits.square().sum().backward()
-    silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert not silent, silent
-
-    again = copy.deepcopy(model)
-    again.zero_grad()
-    again.set_grad_checkpointing(True)
-    again(x).square().sum().backward()
-    for (n, a), (_, b) in zip(model.named_parameters(), again.named_parameters()):
-        torch.testing.assert_close(b.grad, a.grad, msg=n, atol=1e-6, rtol=1e-5)
+    _every_parameter_learns_and_checkpointing_changes_nothing(model, logits, lambda m: m(x))
 
     model.eval()
     if isinstance(model, StreamingModel):  # streaming the clip in two chunks is the same forward
@@ -143,15 +148,7 @@ def test_detector_contract(name, tmp_path):
     boxes = torch.tensor([[0, 4.0, 6.0, 40.0, 60.0], [1, 20.0, 10.0, 63.0, 50.0], [1, 0.0, 0.0, 17.0, 9.0]])
     logits = model(x, boxes)
     assert logits.shape == (3, 5)
-    logits.square().sum().backward()
-    silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert not silent, silent
-    again = copy.deepcopy(model)
-    again.zero_grad()
-    again.set_grad_checkpointing(True)
-    again(x, boxes).square().sum().backward()
-    for (n, a), (_, b) in zip(model.named_parameters(), again.named_parameters()):
-        torch.testing.assert_close(b.grad, a.grad, msg=n, atol=1e-6, rtol=1e-5)
+    _every_parameter_learns_and_checkpointing_changes_nothing(model, logits, lambda m: m(x, boxes))
     model.eval().set_labels([f"c{i}" for i in range(5)])
     model.save_pretrained(tmp_path / "m")
     loaded = load_model(tmp_path / "m")

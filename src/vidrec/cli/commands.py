@@ -312,12 +312,16 @@ def cmd_ava_eval(args) -> int:
     return 0
 
 
+def _check_output_dir(out: str) -> None:
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ConfigError(f"{out}: exists and is not a directory")
+
+
 def cmd_synth(args) -> int:
     """`vidrec synth OUT`: a labelled SynthMotion dataset (videos and CSVs)."""
     from vidrec.data.synthetic import SynthConfig, generate_dataset
 
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise ConfigError(f"{args.out}: exists and is not a directory")
+    _check_output_dir(args.out)
     cfg = SynthConfig(
         num_frames=args.frames,
         size=args.size,
@@ -342,8 +346,7 @@ def cmd_synth_ava(args) -> int:
     """`vidrec synth-ava OUT`: SynthMotion-AVA (multi-actor videos, AVA-format CSVs, a label map)."""
     from vidrec.data.synthetic_ava import SynthAvaConfig, generate_ava_dataset
 
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise ConfigError(f"{args.out}: exists and is not a directory")
+    _check_output_dir(args.out)
     cfg = SynthAvaConfig(
         size=args.size,
         num_frames=args.frames,

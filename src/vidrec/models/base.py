@@ -163,7 +163,21 @@ class ModelBase(nn.Module):
         )
 
 
-class VideoModel(ModelBase):
+class _WithClassifier(ModelBase):
+    """A model whose last layer, `self.head`, classifies (clips or boxes) and can be replaced."""
+
+    def make_head(self, num_classes: int) -> nn.Module:
+        """A new classifier for `num_classes` (initialised as the family's recipe says)."""
+        raise NotImplementedError
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh classifier for `num_classes` (fine-tuning on other labels); labels are dropped."""
+        self.config = dataclasses.replace(self.config, num_classes=num_classes)
+        self.head = self.make_head(num_classes).to(next(self.parameters()).device)
+        self.labels = None
+
+
+class VideoModel(_WithClassifier):
     """A classifier: `(B, C, T, H, W)` float in, logits `(B, num_classes)` out.
 
     Subclasses set `self.config` (a dataclass with `num_classes`), `self.num_features`, `self.head`
@@ -196,16 +210,6 @@ class VideoModel(ModelBase):
         """Pooled features -> logits `(B, num_classes)`; `pre_logits`: the vector the classifier reads."""
         raise NotImplementedError
 
-    def make_head(self, num_classes: int) -> nn.Module:
-        """A new classifier for `num_classes` (initialised as the family's recipe says)."""
-        raise NotImplementedError
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """A fresh classifier for `num_classes` (fine-tuning on other labels); labels are dropped."""
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)
-        self.head = self.make_head(num_classes).to(next(self.parameters()).device)
-        self.labels = None
-
 
 class StreamingModel(VideoModel):
     """A classifier that also runs on a stream: `state = init_state(B)`, then
@@ -221,23 +225,13 @@ class StreamingModel(VideoModel):
         raise NotImplementedError
 
 
-class DetectionModel(ModelBase):
+class DetectionModel(_WithClassifier):
     """An action detector (AVA): clips `(B, C, T, H, W)` and person boxes `(K, 5)` in, one row of
     multi-label logits per box out. A box row is (batch index, x1, y1, x2, y2) in input pixels;
     `torch.sigmoid(logits)` are the per-class scores (PySlowFast's head applies it inside)."""
 
     def forward(self, x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
-
-    def make_head(self, num_classes: int) -> nn.Module:
-        """A new box classifier for `num_classes`."""
-        raise NotImplementedError
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """A fresh classifier for `num_classes` (other action labels); labels are dropped."""
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)
-        self.head = self.make_head(num_classes).to(next(self.parameters()).device)
-        self.labels = None
 
 
 class PretrainingModel(ModelBase):
