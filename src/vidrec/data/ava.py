@@ -64,6 +64,16 @@ class ActionLabel:
     group: str | None = None  # AVA's label_type (PERSON_MOVEMENT, ...) where the file gives one
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU `(N, M)` of `(N, 4)` and `(M, 4)` boxes in any one corner order (continuous areas: no +1)."""
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=2)
+    return inter / (area_a[:, None] + area_b[None, :] - inter)
+
+
 def frame_key(video_id: str, sec: int) -> str:
     """The official evaluator's keyframe key: `video_id,0902`."""
     return f"{video_id},{int(sec):04d}"

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vidrec.data.ava import AvaBox
+from vidrec.data.ava import AvaBox, box_iou
 from vidrec.data.datasets import VIDEO_EXTENSIONS, Failed
 from vidrec.data.transforms import Preprocessing, frames_to_clip, normalize, resize_short_side
 from vidrec.errors import ConfigError, VidrecError
@@ -55,13 +55,6 @@ def find_videos(folder: str) -> dict[str, str]:
             if ext.lower() in VIDEO_EXTENSIONS:
                 found.setdefault(stem, os.path.join(root, name))
     return found
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lo, hi = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=2)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-12)
 
 
 def build_keyframes(
@@ -110,7 +103,8 @@ def build_keyframes(
             det_boxes = np.array([r.box for r in det], np.float32)
             det_labels = np.zeros((len(det), num_classes), np.float32)
             if len(gt_boxes):
-                iou = _iou(det_boxes, gt_boxes)
+                with np.errstate(invalid="ignore", divide="ignore"):  # zero-area boxes: NaN, never a match
+                    iou = box_iou(det_boxes, gt_boxes)
                 best = iou.argmax(1)
                 hit = iou[np.arange(len(det)), best] >= label_iou
                 det_labels[hit] = gt_labels[best[hit]]

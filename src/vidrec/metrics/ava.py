@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vidrec.data.ava import ActionLabel, AvaBox, action_groups, read_boxes, read_excluded, read_label_map
+from vidrec.data.ava import (
+    ActionLabel,
+    AvaBox,
+    action_groups,
+    box_iou,
+    read_boxes,
+    read_excluded,
+    read_label_map,
+)
 from vidrec.errors import VidrecError
 
 MAX_DETECTIONS_PER_FRAME = 50
@@ -56,16 +64,6 @@ class FrameMAP:
             "num_frames": self.num_frames,
             "num_gt": self.num_gt,
         }
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU `(N, M)` of `(N, 4)` and `(M, 4)` boxes in any one corner order (continuous areas: no +1)."""
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=2)
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
 def _rank_value(r: AvaBox) -> float:
