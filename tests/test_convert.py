@@ -127,3 +127,11 @@ def test_bad_checkpoints(tmp_path):
     torch.save({"x": Evil()}, tmp_path / "evil.pt")
     with pytest.raises(VidrecError, match="weights-only"):
         read_checkpoint(str(tmp_path / "evil.pt"))
+    import pickle  # a .pkl is tried as a torch checkpoint, then as Caffe2 blobs: neither runs code
+
+    torch.save({"x": Evil()}, tmp_path / "evil_torch.pkl")
+    with open(tmp_path / "evil_plain.pkl", "wb") as f:
+        pickle.dump({"blobs": {"conv1_w": Evil()}}, f)
+    for name in ("evil_torch.pkl", "evil_plain.pkl"):
+        with pytest.raises(VidrecError, match="weights-only"):
+            read_checkpoint(str(tmp_path / name))

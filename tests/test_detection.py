@@ -111,6 +111,12 @@ def caffe2_name(name: str) -> str:
     if name.startswith("head.projection."):
         return "pred_" + param[name.split(".")[-1]]
     stage, rest = name.split(".", 1)
+    if "_nonlocal" in rest:  # s4.pathway0_nonlocal6.conv_theta.weight -> nonlocal_conv4_6_theta_w
+        j = rest.split("_nonlocal")[1].split(".")[0]
+        module, p = rest.split(".")[1:]
+        if module == "bn":
+            return f"nonlocal_conv{stage[1]}_{j}_bn_{bn[p]}"
+        return f"nonlocal_conv{stage[1]}_{j}_{module.removeprefix('conv_')}_{param[p]}"
     if stage.endswith("_fuse"):
         s, (module, p) = int(stage[1]), rest.split(".")
         base = "t_pool1_subsample" if s == 1 else f"t_res{s}_0_branch2c_bn_subsample"
@@ -129,25 +135,61 @@ def caffe2_name(name: str) -> str:
 
 
 def test_caffe2_model_zoo_pickles_load_one_to_one(tmp_path):
-    """PySlowFast's AVA zoo files are Caffe2 .pkl blobs; they load without running any code."""
+    """PySlowFast's AVA zoo files are Caffe2 .pkl blobs; they load without running any code, their
+    non-local blocks included (here one after the Slow res4 block, as R101's after 6, 13, 20)."""
     import pickle
 
     import numpy as np
 
-    model = vidrec.create_model("slowfast_small_ava")  # one block per stage: a small pickle
+    from vidrec.convert.caffe2 import caffe2_to_pyslowfast
+    from vidrec.convert.common import load_exact
+
+    arch = "slowfast_small_ava"  # one block per stage: a small pickle
+    model = vidrec.create_model(arch, backbone_options={"slow_nonlocal": [[], [], [0], []]})
     target = model.state_dict()
-    names = [n for n in pyslowfast_names(depths=(1, 1, 1, 1)) if not n.endswith("num_batches_tracked")]
+    names = pyslowfast_names(depths=(1, 1, 1, 1), nonlocal_blocks={4: (0,)})
+    names = [n for n in names if not n.endswith("num_batches_tracked")]
     rename = detector_key(pyslowfast_key({"0": "slow.", "1": "fast."}), "head.projection.")
     blobs = {caffe2_name(n): np.random.rand(*target[rename(n)].shape).astype(np.float32) for n in names}
-    assert len(blobs) == len(names)
-    blobs["res2_0_branch2a_w_momentum"] = np.zeros(1, np.float32)  # optimizer state: skipped
-    with open(tmp_path / "SLOWFAST_32x2_R50.pkl", "wb") as f:
-        pickle.dump({"blobs": blobs}, f, protocol=2)
-    loaded = vidrec.load_model(tmp_path / "SLOWFAST_32x2_R50.pkl", arch="slowfast_small_ava").state_dict()
+    assert len(blobs) == len(names) and {"nonlocal_conv4_0_theta_w", "nonlocal_conv4_0_bn_riv"} <= set(blobs)
+    load_exact(model, caffe2_to_pyslowfast(blobs), "Caffe2 blobs", rename)
     for n in names:
-        np.testing.assert_array_equal(loaded[rename(n)].numpy(), blobs[caffe2_name(n)])
-    blobs["nonlocal_conv4_5_theta_w"] = np.zeros(1, np.float32)
+        np.testing.assert_array_equal(model.state_dict()[rename(n)].numpy(), blobs[caffe2_name(n)])
+
+    blobs["res2_0_branch2a_w_momentum"] = np.zeros(1, np.float32)  # optimizer state: skipped
     with open(tmp_path / "NL.pkl", "wb") as f:
         pickle.dump({"blobs": blobs}, f, protocol=2)
-    with pytest.raises(VidrecError, match="non-local blocks are not implemented"):
-        vidrec.load_model(tmp_path / "NL.pkl", arch="slowfast_small_ava")
+    with pytest.raises(VidrecError, match="nonlocal0"):  # a model without that block names the key
+        vidrec.load_model(tmp_path / "NL.pkl", arch=arch)
+    plain = {k: v for k, v in blobs.items() if not k.startswith("nonlocal_")}
+    with open(tmp_path / "SLOWFAST_32x2_R50.pkl", "wb") as f:
+        pickle.dump({"blobs": plain}, f, protocol=2)
+    loaded = vidrec.load_model(tmp_path / "SLOWFAST_32x2_R50.pkl", arch=arch).state_dict()
+    for n in names:
+        if "nonlocal" not in n:
+            np.testing.assert_array_equal(loaded[rename(n)].numpy(), blobs[caffe2_name(n)])
+    # The AVA v2.2 zoo files are PyTorch checkpoints under a .pkl name (CHECKPOINT_TYPE: pytorch).
+    pyslowfast_state = caffe2_to_pyslowfast(plain)
+    torch.save({"model_state": pyslowfast_state, "epoch": 20}, tmp_path / "SLOWFAST_32x2_R101_50_50.pkl")
+    from_torch = vidrec.load_model(tmp_path / "SLOWFAST_32x2_R101_50_50.pkl", arch=arch).state_dict()
+    assert all(torch.equal(from_torch[k], v) for k, v in loaded.items())
+    plain["res2_0_branch2d_w"] = np.zeros(1, np.float32)
+    with open(tmp_path / "odd.pkl", "wb") as f:
+        pickle.dump({"blobs": plain}, f, protocol=2)
+    with pytest.raises(VidrecError, match=r"Caffe2 blobs vidrec cannot map: \['res2_0_branch2d_w'\]"):
+        vidrec.load_model(tmp_path / "odd.pkl", arch=arch)
+
+
+def test_slowfast_r101_ava_is_pyslowfasts_with_non_local_blocks():
+    """SLOWFAST_32x2_R101_50_50: every PySlowFast key maps one-to-one, non-local blocks included;
+    59,342,488 params (R101 with 6 temporal res4 blocks, three 2.1M non-local blocks, 80 classes)."""
+    model = vidrec.create_model("slowfast_r101_ava")
+    target = model.state_dict()
+    names = pyslowfast_names(depths=(3, 4, 23, 3), nonlocal_blocks={4: (6, 13, 20)})
+    rename = detector_key(pyslowfast_key({"0": "slow.", "1": "fast."}), "head.projection.")
+    mapped = [rename(n) for n in names]
+    assert None not in mapped and len(set(mapped)) == len(names) == len(target)
+    assert all(target[m].shape == target[rename(n)].shape for n, m in zip(names, mapped))
+    assert rename("s4.pathway0_nonlocal13.norm.weight") == "backbone.slow.layer3.nonlocal13.bn.weight"
+    assert sum(p.numel() for p in model.parameters()) == 59_342_488
+    assert model.config.aligned is False and model.backbone.slow.layer3[8].conv_a.kernel_size == (1, 1, 1)

@@ -98,8 +98,9 @@ def test_pytorchvideo_parity_r101(tmp_path, hub, arch, frames):
         assert (model(fast) - reference([slow, fast])).abs().max() <= 1e-4
 
 
-def pyslowfast_names(depths=(3, 4, 6, 3), pathways=2, fuse=True) -> list[str]:
-    """PySlowFast's state-dict names for a ResNet SlowFast, written out from its naming scheme."""
+def pyslowfast_names(depths=(3, 4, 6, 3), pathways=2, fuse=True, nonlocal_blocks=None) -> list[str]:
+    """PySlowFast's state-dict names for a ResNet SlowFast, written out from its naming scheme;
+    `nonlocal_blocks` {stage: block indices} adds the Slow pathway's non-local blocks."""
     bn = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
     names = [f"s1.pathway{p}_stem.conv.weight" for p in range(pathways)]
     names += [f"s1.pathway{p}_stem.bn.{b}" for p in range(pathways) for b in bn]
@@ -111,6 +112,14 @@ def pyslowfast_names(depths=(3, 4, 6, 3), pathways=2, fuse=True) -> list[str]:
                     names += [f"{res}.branch1.weight"] + [f"{res}.branch1_bn.{b}" for b in bn]
                 for part in "abc":
                     names += [f"{res}.branch2.{part}.weight"] + [f"{res}.branch2.{part}_bn.{b}" for b in bn]
+                if p == 0 and j in (nonlocal_blocks or {}).get(stage, ()):
+                    nl = f"s{stage}.pathway0_nonlocal{j}"
+                    names += [
+                        f"{nl}.{c}.{w}"
+                        for c in ("conv_theta", "conv_phi", "conv_g", "conv_out")
+                        for w in ("weight", "bias")
+                    ]
+                    names += [f"{nl}.bn.{b}" for b in bn]
     if fuse:
         for stage in range(1, 5):
             names += [f"s{stage}_fuse.conv_f2s.weight"] + [f"s{stage}_fuse.bn.{b}" for b in bn]
@@ -153,3 +162,42 @@ def test_small_variants_start_from_scratch_with_every_block_on(arch):
     pyslowfast = vidrec.create_model(arch, num_classes=12, zero_init_final_bn=True, head_init_std=0.01)
     assert (final_bn_weights(pyslowfast) == 0).all()
     assert abs(pyslowfast.head.weight.std().item() - 0.01) < 0.002 and (pyslowfast.head.bias == 0).all()
+
+
+@pytest.mark.parametrize(
+    "instantiation,pool", [("dot_product", (2, 2, 2)), ("softmax", (1, 2, 2)), ("dot_product", (1, 1, 1))]
+)
+def test_non_local_block_matches_pytorchvideos(instantiation, pool):
+    """NonLocal3d computes dot-product attention as theta (phi^T g) / N and softmax through SDPA;
+    the numbers are PySlowFast's / PyTorchVideo's explicit (THW x N) affinity."""
+    from pytorchvideo.layers.nonlocal_net import create_nonlocal
+
+    from vidrec.models.layers import NonLocal3d
+
+    torch.manual_seed(0)
+    ours = NonLocal3d(16, pool=pool, instantiation=instantiation)
+    ref = create_nonlocal(dim_in=16, dim_inner=8, pool_size=pool, instantiation=instantiation)
+    randomize_bn(ref)
+    for p in ref.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    state = {k.replace("norm.", "bn."): v for k, v in ref.state_dict().items()}
+    ours.load_state_dict(state)
+    ours.eval(), ref.eval()
+    x = torch.randn(2, 16, 4, 6, 8)
+    with torch.no_grad():
+        out, expected = ours(x), ref(x)
+    assert (out - x).abs().max() > 0.1  # the block does something
+    assert (out - expected).abs().max() <= 1e-5
+
+
+def test_a_fresh_non_local_block_is_the_identity():
+    """PySlowFast zero-initialises the block's final BN: inserting it leaves the network as it was."""
+    options = {"slow_nonlocal": [[], [0], [0], []], "zero_init_final_bn": True}
+    block = vidrec.create_model("slowfast_small", **options).eval().slow.layer2.nonlocal0
+    assert not block.bn.weight.detach().any()
+    x = torch.randn(1, 256, 4, 8, 8)
+    assert torch.equal(block(x), x)
+    with pytest.raises(
+        vidrec.errors.ConfigError, match=r"non-local blocks after \[3\]: the stage has 1 blocks"
+    ):
+        vidrec.create_model("slowfast_small", slow_nonlocal=[[], [], [3], []])

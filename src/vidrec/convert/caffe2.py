@@ -39,6 +39,14 @@ _C2_RULES = [
         r"(t_)?res(\d+)_(\d+)_branch1_(w|b)",
         lambda m: f"s{m[2]}.pathway{int(bool(m[1]))}_res{m[3]}.branch1.{_C2_PARAMS[m[4]]}",
     ),
+    (
+        r"nonlocal_conv(\d+)_(\d+)_(theta|phi|g|out)_(w|b)",
+        lambda m: f"s{m[1]}.pathway0_nonlocal{m[2]}.conv_{m[3]}.{_C2_PARAMS[m[4]]}",
+    ),
+    (
+        r"nonlocal_conv(\d+)_(\d+)_bn_(s|b|rm|riv)",
+        lambda m: f"s{m[1]}.pathway0_nonlocal{m[2]}.bn.{_C2_PARAMS[m[3]]}",
+    ),
     (r"pred_(w|b)", lambda m: f"head.projection.{_C2_PARAMS[m[1]]}"),
 ]
 _C2_IGNORED = re.compile(r".*_momentum$|^model_iter$|^lr$")
@@ -46,8 +54,9 @@ _C2_IGNORED = re.compile(r".*_momentum$|^model_iter$|^lr$")
 
 def caffe2_to_pyslowfast(blobs: dict) -> dict[str, torch.Tensor]:
     """PySlowFast's Caffe2 blobs as a state dict with its PyTorch names (what `pyslowfast_key`
-    maps onto vidrec), each BN given the `num_batches_tracked` counter Caffe2 does not keep.
-    Optimizer state is dropped; a blob no rule knows (e.g. non-local blocks) is an error."""
+        maps onto vidrec), each BN given the `num_batches_tracked` counter Caffe2 does not keep.
+        Optimizer state is dropped; a blob no rule knows is an error. Non-local blocks
+    (`nonlocal_conv4_6_theta_w`) are the Slow pathway's, as in PySlowFast's converter."""
     state, unknown = {}, []
     for name, value in blobs.items():
         if _C2_IGNORED.match(name):
@@ -60,9 +69,7 @@ def caffe2_to_pyslowfast(blobs: dict) -> dict[str, torch.Tensor]:
         else:
             unknown.append(name)
     if unknown:
-        raise VidrecError(
-            f"Caffe2 blobs vidrec cannot map (non-local blocks are not implemented): {unknown[:5]}"
-        )
+        raise VidrecError(f"Caffe2 blobs vidrec cannot map: {unknown[:5]}")
     for key in [k for k in state if k.endswith(".running_mean")]:
         state[key.removesuffix("running_mean") + "num_batches_tracked"] = torch.tensor(0)
     return state

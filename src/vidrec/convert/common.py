@@ -3,6 +3,7 @@ that a renamed state dict is exactly a model's (every key mapped one to one, eve
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -30,12 +31,8 @@ def read_checkpoint(path: str) -> dict[str, torch.Tensor]:
     try:
         if path.endswith(".safetensors"):
             state = load_file(path)
-        elif path.endswith(".pkl"):  # PySlowFast's Caffe2 model zoo: {"blobs": {name: array}}, Python 2
-            data = load_arrays_pickle(path, encoding="latin1")
-            blobs = data.get("blobs", data) if isinstance(data, dict) else None
-            if not isinstance(blobs, dict):
-                raise ValueError("no dict of Caffe2 blobs inside")
-            state = caffe2_to_pyslowfast(blobs)
+        elif path.endswith(".pkl"):
+            state = _read_pkl(path)
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt files and pickles that need code both end here
@@ -49,6 +46,23 @@ def read_checkpoint(path: str) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise VidrecError(f"{path}: no state dict of tensors inside")
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _read_pkl(path: str) -> dict:
+    """PySlowFast's zoo `.pkl` files come in two kinds: Caffe2 blobs (`{"blobs": {name: array}}`,
+    pickled by Python 2), and PyTorch checkpoints under a .pkl name (the AVA v2.2 models, which its
+    configs load with CHECKPOINT_TYPE: pytorch). Both are read without running any code."""
+    try:
+        with warnings.catch_warnings():  # torch warns about a plain pickle's protocol before refusing it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # not a torch checkpoint: Caffe2 blobs, or refused again just below
+        pass
+    data = load_arrays_pickle(path, encoding="latin1")
+    blobs = data.get("blobs", data) if isinstance(data, dict) else None
+    if not isinstance(blobs, dict):
+        raise ValueError("no dict of Caffe2 blobs inside")
+    return caffe2_to_pyslowfast(blobs)
 
 
 def load_exact(

@@ -1,5 +1,6 @@
 """PySlowFast checkpoints (facebookresearch/SlowFast `.pyth` files): `s1.pathway0_stem.conv`,
-`s2.pathway1_res0.branch2.a_bn`, `s1_fuse.conv_f2s`, `head.projection`; and its Caffe2 `.pkl`
+`s2.pathway1_res0.branch2.a_bn`, `s4.pathway0_nonlocal6.conv_theta`, `s1_fuse.conv_f2s`,
+`head.projection`; and its Caffe2 `.pkl`
 model zoo (`res2_0_branch2a_w`, `t_res_conv1_bn_s`, `pred_w`), renamed to those first by
 `vidrec.convert.caffe2`."""
 
@@ -46,6 +47,14 @@ def pyslowfast_key(prefixes: dict[str, str]) -> Callable[[str], str | None]:
         if m and m.group(2) in prefixes and m.group(4) in _PARTS:
             stage, path, index, part, rest = m.groups()
             return f"{prefixes[path]}layer{int(stage) - 1}.{index}.{_PARTS[part]}.{rest}"
+        # Non-local blocks; PySlowFast renamed their BN `bn` -> `norm` in later versions.
+        m = re.match(
+            r"s(\d)\.pathway(\d)_nonlocal(\d+)\.(conv_theta|conv_phi|conv_g|conv_out|bn|norm)\.(.+)$", key
+        )
+        if m and m.group(2) in prefixes:
+            stage, path, index, part, rest = m.groups()
+            part = "bn" if part == "norm" else part
+            return f"{prefixes[path]}layer{int(stage) - 1}.nonlocal{index}.{part}.{rest}"
         return None
 
     return rename

@@ -167,6 +167,21 @@ def slowfast_r50_ava(**overrides) -> ActionDetector:
     return _build("slowfast_r50_ava", defaults, overrides, _ava_prep(32, 2, 224))
 
 
+def slowfast_r101_ava(**overrides) -> ActionDetector:
+    """SlowFast R101 8x8 on AVA (PySlowFast's AVA/c2/SLOWFAST_32x2_R101_50_50: res5 dilated,
+    temporal kernels in the first 6 res4 blocks, dot-product non-local blocks after Slow res4
+    blocks 6, 13 and 20 with 2x2x2 pooling, unaligned RoIAlign, test short side 256)."""
+    options = {
+        **DILATED_RES5,
+        "res4_temporal_blocks": 6,
+        "slow_nonlocal": ((), (), (6, 13, 20), ()),
+        "nonlocal_pool": (2, 2, 2),
+        "nonlocal_instantiation": "dot_product",
+    }
+    defaults = {"backbone": "slowfast_r101_8x8", "backbone_options": options, "aligned": False}
+    return _build("slowfast_r101_ava", defaults, overrides, _ava_prep(32, 2, 256))
+
+
 def slow_r50_ava(**overrides) -> ActionDetector:
     """Slow-only R50 on AVA, 4 frames at stride 16 (PySlowFast's AVA/SLOW_8x8_R50_SHORT)."""
     defaults = {"backbone": "slow_r50_8x8", "backbone_options": dict(DILATED_RES5)}
@@ -239,6 +254,7 @@ def videomae_small_ava(**overrides) -> ActionDetector:
 
 ARCHITECTURES = (
     slowfast_r50_ava,
+    slowfast_r101_ava,
     slow_r50_ava,
     videomae_b_ava,
     i3d_small_ava,

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidrec.errors import ConfigError
+
 TEMPORAL_PADDINGS = ("zeros", "replicate")
 
 
@@ -151,6 +153,55 @@ class Bottleneck3d(nn.Module):
         return F.relu(y + (x if self.shortcut is None else self.shortcut(x)), inplace=True)
 
 
+NONLOCAL_INSTANTIATIONS = ("dot_product", "softmax")
+
+
+class NonLocal3d(nn.Module):
+    """Non-local block (Wang et al., CVPR 2018), as PySlowFast's `Nonlocal`: every position attends
+    to every position of a max-pooled copy of the map; a 1x1x1 conv and BN (zero-initialised as the
+    last BN of a block) bring the result back onto the input.
+
+        x ─> theta ───────────────┐
+        └─> pool ─> phi, g ─> softmax(theta phi / sqrt(d)) g, or (theta phi / N) g ─> out ─> bn ─(+ x)
+
+    "dot_product" is linear in theta and phi, so it is computed as theta (phi^T g) / N: the same
+    numbers without the (THW x THW) affinity matrix. "softmax" goes through torch's SDPA."""
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        inner: int | None = None,
+        pool: tuple[int, int, int] = (1, 1, 1),
+        instantiation: str = "dot_product",
+    ):
+        super().__init__()
+        if instantiation not in NONLOCAL_INSTANTIATIONS:
+            raise ConfigError(
+                f"non-local instantiation {instantiation!r}: use one of {NONLOCAL_INSTANTIATIONS}"
+            )
+        inner = inner or channels // 2
+        self.instantiation = instantiation
+        self.conv_theta, self.conv_phi, self.conv_g = (nn.Conv3d(channels, inner, 1) for _ in range(3))
+        self.conv_out = nn.Conv3d(inner, channels, 1)
+        self.bn = nn.BatchNorm3d(channels)
+        self.bn.final_bn = True  # PySlowFast zero-initialises it: the block starts as identity
+        self.pool = nn.MaxPool3d(pool, stride=pool) if any(k > 1 for k in pool) else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, t, h, w = x.shape
+        theta = self.conv_theta(x).flatten(2).transpose(1, 2)  # (B, THW, d)
+        y = x if self.pool is None else self.pool(x)
+        phi = self.conv_phi(y).flatten(2).transpose(1, 2)  # (B, N, d), N pooled positions
+        g = self.conv_g(y).flatten(2).transpose(1, 2)  # (B, N, d)
+        if self.instantiation == "softmax":
+            out = F.scaled_dot_product_attention(theta, phi, g)  # scale 1/sqrt(d), as PySlowFast
+        else:
+            out = theta @ (phi.transpose(1, 2) @ g) / phi.shape[1]
+        out = out.transpose(1, 2).reshape(b, -1, t, h, w)  # (B, d, T, H, W)
+        return x + self.bn(self.conv_out(out))
+
+
 def resnet_stem(in_channels: int, out_channels: int, *, temporal_kernel: int) -> nn.Sequential:
     """kt x 7 x 7 conv with spatial stride 2, BN, ReLU, 1x3x3 max pool with spatial stride 2."""
     return nn.Sequential(
@@ -183,21 +234,32 @@ def res_stage(
     temporal_kernels: list[int],
     spatial_stride: int,
     spatial_dilation: int = 1,
+    nonlocal_after: tuple[int, ...] = (),
+    nonlocal_pool: tuple[int, int, int] = (1, 1, 1),
+    nonlocal_instantiation: str = "dot_product",
 ) -> nn.Sequential:
-    """One ResNet stage: bottlenecks with the given temporal kernels; the first one strides."""
-    return nn.Sequential(
-        *[
-            Bottleneck3d(
-                in_channels if i == 0 else out_channels,
-                inner,
-                out_channels,
-                temporal_kernel=kt,
-                spatial_stride=spatial_stride if i == 0 else 1,
-                spatial_dilation=spatial_dilation,
+    """One ResNet stage: bottlenecks with the given temporal kernels; the first one strides. A
+    non-local block follows each block listed in `nonlocal_after`, named `nonlocal{i}` so that the
+    blocks keep their numbers (`layer3.7` is block 7 with or without non-local blocks)."""
+    if missing := set(nonlocal_after) - set(range(len(temporal_kernels))):
+        raise ConfigError(
+            f"non-local blocks after {sorted(missing)}: the stage has {len(temporal_kernels)} blocks"
+        )
+    layers = OrderedDict()
+    for i, kt in enumerate(temporal_kernels):
+        layers[str(i)] = Bottleneck3d(
+            in_channels if i == 0 else out_channels,
+            inner,
+            out_channels,
+            temporal_kernel=kt,
+            spatial_stride=spatial_stride if i == 0 else 1,
+            spatial_dilation=spatial_dilation,
+        )
+        if i in nonlocal_after:
+            layers[f"nonlocal{i}"] = NonLocal3d(
+                out_channels, pool=nonlocal_pool, instantiation=nonlocal_instantiation
             )
-            for i, kt in enumerate(temporal_kernels)
-        ]
-    )
+    return nn.Sequential(layers)
 
 
 # Trained from scratch on SynthMotion, PySlowFast's zero-initialised final BN (each block starts as

@@ -51,6 +51,12 @@ class SlowFastConfig:
     pathways: str = "both"  # "slow" or "fast" alone for ablations
     res5_stride: int = 2  # res5's spatial stride (1 in PySlowFast's AVA detectors: feature stride 16)
     res5_dilation: int = 1  # res5's spatial dilation (2 in the AVA detectors)
+    # Non-local blocks after these blocks of each stage (PySlowFast NONLOCAL.LOCATION), Slow
+    # pathway then Fast; R101 AVA: after res4 blocks 6, 13, 20 of the Slow pathway.
+    slow_nonlocal: tuple[tuple[int, ...], ...] = ((), (), (), ())
+    fast_nonlocal: tuple[tuple[int, ...], ...] = ((), (), (), ())
+    nonlocal_pool: tuple[int, int, int] = (1, 2, 2)  # max pool before phi and g (NONLOCAL.POOL)
+    nonlocal_instantiation: str = "dot_product"  # or "softmax" (NONLOCAL.INSTANTIATION)
     zero_init_final_bn: bool = True  # each block starts as identity (PySlowFast RESNET.ZERO_INIT_FINAL_BN)
     head_init_std: float | None = 0.01  # classifier normal(std) (MODEL.FC_INIT_STD); None: PyTorch default
 
@@ -88,8 +94,10 @@ def _pathway(
     temporal: tuple,
     laterals: list[int],
     res4_temporal_blocks: int | None,
+    nonlocal_after: tuple[tuple[int, ...], ...],
     res5_stride: int = 2,
     res5_dilation: int = 1,
+    **nonlocal_options,
 ) -> nn.ModuleDict:
     """Stem and four stages of one pathway; `laterals[s]` extra input channels of stage s (fused)."""
     layers = {"stem": resnet_stem(in_channels, width, temporal_kernel=stem_kernel)}
@@ -104,6 +112,8 @@ def _pathway(
             temporal_kernels=kernels,
             spatial_stride=(res5_stride if s == 3 else 2) if s > 0 else 1,
             spatial_dilation=res5_dilation if s == 3 else 1,
+            nonlocal_after=tuple(nonlocal_after[s]),
+            **nonlocal_options,
         )
     return nn.ModuleDict(layers)
 
@@ -126,16 +136,30 @@ class SlowFast(VideoModel):
             res4_temporal_blocks=c.res4_temporal_blocks,
             res5_stride=c.res5_stride,
             res5_dilation=c.res5_dilation,
+            nonlocal_pool=tuple(c.nonlocal_pool),
+            nonlocal_instantiation=c.nonlocal_instantiation,
         )
         dims = []
         if c.pathways in ("both", "slow"):
             self.slow = _pathway(
-                c.in_channels, c.width, stem_kernel=1, temporal=c.slow_temporal, laterals=laterals, **common
+                c.in_channels,
+                c.width,
+                stem_kernel=1,
+                temporal=c.slow_temporal,
+                laterals=laterals,
+                nonlocal_after=c.slow_nonlocal,
+                **common,
             )
             dims.append(c.width * 32)
         if c.pathways in ("both", "fast"):
             self.fast = _pathway(
-                c.in_channels, fast_width, stem_kernel=5, temporal=c.fast_temporal, laterals=[0] * 4, **common
+                c.in_channels,
+                fast_width,
+                stem_kernel=5,
+                temporal=c.fast_temporal,
+                laterals=[0] * 4,
+                nonlocal_after=c.fast_nonlocal,
+                **common,
             )
             dims.append(fast_width * 32)
         if c.pathways == "both":
