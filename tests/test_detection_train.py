@@ -166,3 +166,57 @@ def test_frame_folders_and_proposal_pickles(sava, tmp_path):
     by_key = lambda boxes: sorted((r.key, *r.box, r.score) for r in boxes)  # noqa: E731
     assert [r[0] for r in by_key(again)] == [r[0] for r in by_key(rows)]
     np.testing.assert_allclose([r[1:] for r in by_key(again)], [r[1:] for r in by_key(rows)], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_two_processes_train_and_score_detector_boxes_once(sava, tmp_path):
+    """torchrun with 2 CPU processes (gloo): a detection run trains, scores the detector's test
+    boxes (not the ground truth) once each, and its test mAP is what one process gets from the
+    saved model."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = run_config(
+        sava,
+        tmp_path / "run",
+        data={"batch_size": 2},
+        detection={"test_boxes": str(sava / "test_boxes.csv"), "score_thresh": 0.5},
+        run={"device": "cpu", "seed": 3},
+    )
+    (tmp_path / "cfg.yaml").write_text(cfg.to_yaml())
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [*torchrun, "-m", "vidrec", "train", str(tmp_path / "cfg.yaml"), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "run"
+    report = json.loads((out / "test_report.json").read_text())
+    rows = read_boxes(out / "detections.csv", kind="detections")
+    person = [r for r in read_boxes(sava / "test_boxes.csv", kind="boxes") if r.score >= 0.5]
+    rounded = lambda boxes: sorted((r.key, tuple(round(v, 4) for v in r.box)) for r in boxes)  # noqa: E731
+    assert rounded(r for r in rows if r.action_id == 1) == rounded(person)
+    assert len(rows) == 13 * len(person)  # every detector box once, every class, across both ranks
+    assert not os.path.exists(out / "rank1")
+    single = subprocess.run(
+        [sys.executable, "-m", "vidrec", "eval", str(tmp_path / "cfg.yaml"), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    assert json.loads(single.stdout.strip().splitlines()[-1])["mAP"] == pytest.approx(report["mAP"], abs=1e-6)

@@ -187,7 +187,7 @@ def detect(
         scores = torch.sigmoid(model(batch["video"].to(device), batch["boxes"].to(device)).float()).cpu()
         start = 0
         for i in batch["index"].tolist():
-            k = dataset.keyframes[shard[i]]
+            k = dataset.keyframes[i]  # the dataset's own index (the Subset passes it through)
             for box, s in zip(k.boxes, scores[start : start + len(k.boxes)]):
                 for c, value in enumerate(s.tolist()):
                     rows.append(AvaBox(k.video_id, k.sec, tuple(map(float, box)), c + 1, None, value))
