@@ -266,7 +266,9 @@ def test_every_flag_has_help():
 def test_models_and_info(capsys, trained):
     _, data, _ = trained
     assert main(["models"]) == 0
-    assert "tsn_small" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert "tsn_small" in listing
+    assert "slowfast_r50_ava                   33,828,888" in listing  # a detector at its 80 classes
     assert main(["info", os.path.join(data, "videos", "val", "val_00000.mp4")]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["num_frames"] == 8 and info["num_frames_source"] == "packets"

@@ -273,10 +273,13 @@ def cmd_models(args) -> int:
 
     print(f"{'architecture':<30} {'parameters':>14}  pretrained weights (their parameters)")
     for name in list_models():
-        options = {} if name.endswith("_pretrain") else {"num_classes": 400}
+        options = {} if name.endswith(("_pretrain", "_ava")) else {"num_classes": 400}
         tags = [f"{w.name} ({count(name, **w.model_options):,})" for w in weights_for(name)]
         print(f"{name:<30} {count(name, **options):>14,}  {', '.join(tags) or '-'}")
-    print("(classifiers counted with 400 classes; *_pretrain: encoder + decoder, no classifier)")
+    print(
+        "(classifiers counted with 400 classes; *_ava detectors with their own: 80 for AVA, 13 for"
+        " SynthMotion-AVA; *_pretrain: encoder + decoder, no classifier)"
+    )
     return 0
 
 
