@@ -125,11 +125,12 @@ def test_tflite_import_is_exact_op_by_op(movinet_tflite, imported, shared_videos
     pytest.importorskip("ai_edge_litert")
     from ai_edge_litert.interpreter import Interpreter
 
-    from vidrec.convert.tflite import _Graph, _layer_of
+    from vidrec.convert.tflite import _layer_of
+    from vidrec.convert.tflite_graph import TFLiteGraph
     from vidrec.engine.stream import model_frames
     from vidrec.models.movinet import SkipPool
 
-    graph = _Graph(movinet_tflite)
+    graph = TFLiteGraph(movinet_tflite)
     interpreter = Interpreter(model_path=movinet_tflite, experimental_preserve_all_tensors=True)
     runner = interpreter.get_signature_runner()
     quant = {d["index"]: d["quantization_parameters"] for d in interpreter.get_tensor_details()}

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from vidrec.convert.common import load_exact
+from vidrec.convert.tflite_graph import TFLiteGraph
 from vidrec.deploy.movinet_int8 import int8_points
 from vidrec.errors import VidrecError
 from vidrec.models.movinet import SPECS, STREAM_PREP, kinetics600_labels
@@ -91,90 +92,6 @@ _REZERO = re.compile(_BLOCK + r"rezero/mul$")
 _POOL_DIVISOR = re.compile(r"movinet/head/global_average_pool3d/(truediv|Cast)$")
 _STRUCTURE_OPS = {"RESHAPE", "STRIDED_SLICE", "SUM", "SQUEEZE", "CONCATENATION", "ADD"}  # int32 operands only
 _ACTIVATIONS = {"RELU6": "relu6", "RELU": "relu"}
-_DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8}
-
-
-def is_tflite(path: str) -> bool:
-    """Whether a file is a TensorFlow Lite flatbuffer."""
-    with open(path, "rb") as f:
-        return f.read(8)[4:8] == b"TFL3"
-
-
-def _import_tflite():
-    try:
-        import tflite
-    except ImportError:
-        raise VidrecError("reading .tflite files needs the tflite package: pip install tflite") from None
-    return tflite
-
-
-class _Graph:
-    """The tensors (with dequantized constant values) and operators of a TFLite file's main graph."""
-
-    def __init__(self, path: str):
-        tfl = _import_tflite()
-        with open(path, "rb") as f:
-            data = f.read()
-        if data[4:8] != b"TFL3":
-            raise VidrecError(f"{path}: not a TensorFlow Lite model (no TFL3 identifier)")
-        try:
-            model = tfl.Model.GetRootAsModel(data, 0)
-            graph = model.Subgraphs(0)
-            self.opcodes = {v: k for k, v in vars(tfl.BuiltinOperator).items() if not k.startswith("_")}
-            self.activation_names = {
-                v: k for k, v in vars(tfl.ActivationFunctionType).items() if not k.startswith("_")
-            }
-            self.tensors = [self._tensor(model, graph.Tensors(i)) for i in range(graph.TensorsLength())]
-            self.ops = [self._op(tfl, model, graph.Operators(j)) for j in range(graph.OperatorsLength())]
-            self.inputs = {self.tensors[i]["name"]: self.tensors[i]["shape"] for i in graph.InputsAsNumpy()}
-            self.producer = {o: op for op in self.ops for o in op["outputs"]}
-        except VidrecError:
-            raise
-        except Exception as e:  # truncated or corrupt flatbuffers fail anywhere in the accessors
-            raise VidrecError(f"{path}: unreadable TensorFlow Lite file ({type(e).__name__}: {e})") from None
-
-    @staticmethod
-    def _tensor(model, t) -> dict:
-        shape = tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-        entry = {"name": t.Name().decode(), "shape": shape, "type": t.Type(), "value": None}
-        buffer = model.Buffers(t.Buffer())
-        q = t.Quantization()
-        if buffer is not None and buffer.DataLength():
-            if t.Type() not in _DTYPES:
-                raise VidrecError(f"tensor {entry['name']}: unsupported TFLite type {t.Type()}")
-            raw = np.frombuffer(buffer.DataAsNumpy().tobytes(), dtype=_DTYPES[t.Type()]).reshape(shape)
-            if q is not None and q.ScaleLength():
-                scale, zero = q.ScaleAsNumpy().astype(np.float64), q.ZeroPointAsNumpy().astype(np.float64)
-                axis = q.QuantizedDimension() if scale.size > 1 else None
-                view = [1] * raw.ndim
-                if axis is not None:
-                    view[axis] = -1
-                entry["value"] = ((raw.astype(np.float64) - zero.reshape(view)) * scale.reshape(view)).astype(
-                    np.float32
-                )
-                entry["quantized"] = True
-            else:
-                entry["value"] = raw
-        elif q is not None and q.ScaleLength() == 1 and t.Type() == 9:  # an int8 activation's grid
-            entry["grid"] = (float(q.ScaleAsNumpy()[0]), int(q.ZeroPointAsNumpy()[0]))
-        return entry
-
-    def _op(self, tfl, model, op) -> dict:
-        code = model.OperatorCodes(op.OpcodeIndex())
-        name = self.opcodes.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
-        entry = {
-            "type": name,
-            "inputs": [int(i) for i in op.InputsAsNumpy()],
-            "outputs": [int(i) for i in op.OutputsAsNumpy()],
-            "activation": "NONE",
-        }
-        options = {"CONV_2D": tfl.Conv2DOptions, "DEPTHWISE_CONV_2D": tfl.DepthwiseConv2DOptions}.get(name)
-        if options is not None:
-            table = op.BuiltinOptions()
-            parsed = options()
-            parsed.Init(table.Bytes, table.Pos)
-            entry["activation"] = self.activation_names[parsed.FusedActivationFunction()]
-        return entry
 
 
 def _official(name: str) -> list[str]:
@@ -199,7 +116,7 @@ def _to_torch(kernel: np.ndarray, target: torch.Tensor, depthwise: bool) -> torc
     return k.reshape(target.shape) if k.numel() == target.numel() else k
 
 
-def _architecture(graph: _Graph, layers: dict[str, torch.Tensor]) -> dict:
+def _architecture(graph: TFLiteGraph, layers: dict[str, torch.Tensor]) -> dict:
     """The MoViNet config these tensors describe (model_id from the kernels' shapes)."""
     activations = {op["activation"] for op in graph.ops if op["type"] in ("CONV_2D", "DEPTHWISE_CONV_2D")} - {
         "NONE"
@@ -232,9 +149,11 @@ def _architecture(graph: _Graph, layers: dict[str, torch.Tensor]) -> dict:
     raise VidrecError(f"the blocks in this file match no known MoViNet ({', '.join(SPECS)})")
 
 
-def read_tflite_movinet(path: str) -> tuple[_Graph, dict[str, torch.Tensor], dict[str, bool], dict[str, str]]:
+def read_tflite_movinet(
+    path: str,
+) -> tuple[TFLiteGraph, dict[str, torch.Tensor], dict[str, bool], dict[str, str]]:
     """`(graph, parameters by vidrec key in TFLite layout, module -> has folded BN, key -> op type)`."""
-    graph = _Graph(path)
+    graph = TFLiteGraph(path)
     consumers: dict[int, list[tuple[dict, int]]] = {}
     for op in graph.ops:
         for slot, index in enumerate(op["inputs"]):
@@ -300,7 +219,7 @@ _BLOCK_OP = re.compile(_BLOCK + r"(skip/skip_pool/AvgPool|rezero/mul1?|add(_\d+)
 _PASS_THROUGH = {"RESHAPE", "CONCATENATION", "STRIDED_SLICE"}  # int8 in, int8 out on the same grid
 
 
-def activation_points(graph: _Graph, path: str) -> dict[str, dict]:
+def activation_points(graph: TFLiteGraph, path: str) -> dict[str, dict]:
     """The op computing every activation the runtime rounds to int8, by vidrec point name
     (vidrec.deploy.movinet_int8.int8_points): conv outputs by module, per block the skip pool,
     ReZero product and sum,
@@ -363,7 +282,7 @@ def activation_points(graph: _Graph, path: str) -> dict[str, dict]:
     return points
 
 
-def activation_grids(graph: _Graph, path: str) -> dict[str, tuple]:
+def activation_grids(graph: TFLiteGraph, path: str) -> dict[str, tuple]:
     """`{point: (scale, zero_point, *input grids)}` (vidrec.deploy.movinet_int8's points): convolutions
     and sums add their input's grid, adds the grids of their two inputs (the branch, a ReZero
     product or a frame's mean, first); a pool must keep its input's grid."""
@@ -433,7 +352,7 @@ def load_tflite_movinet(path: str | os.PathLike):
     return model
 
 
-def _check_pool_divisor(graph: _Graph, model, image: tuple | None, path: str) -> None:
+def _check_pool_divisor(graph: TFLiteGraph, model, image: tuple | None, path: str) -> None:
     """The head's mean is a multiply by 1/(H*W) baked for the exported size: it must agree."""
     if image is None:
         raise VidrecError(f"{path}: no image input")
