@@ -16,6 +16,7 @@ import pytest
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 SHARED_VIDEOS = os.path.abspath(os.path.join(SHARED, "videos"))
 MOVINET_DIR = os.path.abspath(os.path.join(SHARED, "weights", "movinet_a0_stream_int8_k600"))
+SSD_DIR = os.path.abspath(os.path.join(SHARED, "weights", "ssd_mobilenet_v1_coco_quant"))
 BITS = 10  # frame numbers up to 1023
 BLOCK = 8
 
@@ -245,4 +246,13 @@ def movinet_tflite() -> str:
     path = os.path.join(MOVINET_DIR, "movinet_a0_int8.tflite")
     if not os.path.exists(path):
         pytest.skip(f"MoViNet weights not found at {MOVINET_DIR}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ssd_tflite() -> str:
+    """The TFLite example's COCO SSD MobileNet v1 uint8 file (never committed; see ../shared/weights)."""
+    path = os.path.join(SSD_DIR, "ssd_mobilenet.tflite")
+    if not os.path.exists(path):
+        pytest.skip(f"SSD MobileNet weights not found at {SSD_DIR}")
     return path

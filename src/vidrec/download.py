@@ -33,15 +33,15 @@ def sha256_of(path: str) -> str:
 def fetch_weights(entry: WeightEntry, *, weights_dir: str | None = None) -> str:
     """Path of `entry`'s file: in `weights_dir`, `$VIDREC_WEIGHTS`, the cache, or downloaded into
     the cache (checked against its sha256). Offline and absent: one message saying where to put it.
-    `package://NAME` files ship inside vidrec (`vidrec/pretrained/NAME`) and are never downloaded."""
+    `package://NAME` files ship inside vidrec (`vidrec/pretrained/NAME`) and are never downloaded;
+    `URL#MEMBER` is a file inside the zip archive at URL."""
     if entry.url.startswith(PACKAGE_SCHEME):
         path = os.path.join(PACKAGED_DIR, entry.url[len(PACKAGE_SCHEME) :])
         if not os.path.exists(path):
             raise VidrecError(f"weights '{entry.name}' should ship with vidrec at {path}; reinstall vidrec")
         _check_sha256(path, entry)
         return path
-    candidates = [d for d in (weights_dir, os.environ.get("VIDREC_WEIGHTS"), cache_dir()) if d]
-    for d in candidates:
+    for d in weight_folders(weights_dir):
         path = os.path.join(d, entry.filename)
         if os.path.exists(path):
             _check_sha256(path, entry)
@@ -54,18 +54,43 @@ def fetch_weights(entry: WeightEntry, *, weights_dir: str | None = None) -> str:
             repo_id, filename = entry.url[len("hf://") :].rsplit("/", 1)
             downloaded = hf_hub_download(repo_id, filename)
             atomic_write(target, lambda tmp: _copy(downloaded, tmp))
+        elif "#" in entry.url:
+            url, member = entry.url.split("#", 1)
+            atomic_write(target, lambda tmp: _download_member(url, member, tmp))
         else:
             atomic_write(target, lambda tmp: torch.hub.download_url_to_file(entry.url, tmp, progress=True))
     except Exception as e:
         raise VidrecError(
             f"weights '{entry.name}' are not on this machine and could not be downloaded from {entry.url} "
             f"({type(e).__name__}); put {entry.filename} in {cache_dir()} or a folder named by "
-            f"VIDREC_WEIGHTS / --weights"
+            f"VIDREC_WEIGHTS / --weights (several folders: separate them with '{os.pathsep}')"
         ) from None
     if entry.sha256 and sha256_of(target) != entry.sha256:
         os.remove(target)
         raise VidrecError(f"{entry.url}: downloaded file does not match its sha256; removed it")
     return target
+
+
+def weight_folders(weights_dir: str | None = None) -> list[str]:
+    """Where weight files are looked for, in order: `weights_dir`, then `$VIDREC_WEIGHTS` (each may
+    name several folders separated by os.pathsep), then the cache."""
+    folders = []
+    for value in (weights_dir, os.environ.get("VIDREC_WEIGHTS")):
+        folders += [d for d in (value or "").split(os.pathsep) if d]
+    return folders + [cache_dir()]
+
+
+def _download_member(url: str, member: str, out: str) -> None:
+    """`member` of the zip archive at `url`, written to `out` (the archive is not kept)."""
+    import tempfile
+    import zipfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = os.path.join(tmp, "archive.zip")
+        torch.hub.download_url_to_file(url, archive, progress=True)
+        with zipfile.ZipFile(archive) as z, z.open(member) as src, open(out, "wb") as dst:
+            while block := src.read(1 << 20):
+                dst.write(block)
 
 
 def _check_sha256(path: str, entry: WeightEntry) -> None:
@@ -101,4 +126,4 @@ def hub_snapshot(repo_id: str) -> str:
             ) from None
 
 
-__all__ = ["cache_dir", "fetch_weights", "hub_snapshot", "sha256_of"]
+__all__ = ["cache_dir", "fetch_weights", "hub_snapshot", "sha256_of", "weight_folders"]

@@ -12,6 +12,7 @@ from vidrec.data.synthetic import SYNTHMOTION_PREP
 from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models.movinet import STREAM_PREP, kinetics600_labels
+from vidrec.models.ssd import coco_labels
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,25 @@ register_weights(
         preprocessing=STREAM_PREP,
         config={"activation": "relu6", "se_type": "none"},
         num_params=2_732_383,
+    )
+)
+
+
+# The COCO person/object detector of TensorFlow Lite's object-detection example (SSD MobileNet v1
+# at depth 0.75, uint8, Apache-2.0): the official archive holds it as detect.tflite. The sha256 is
+# that of the copy on this project's machines (../shared/weights/ssd_mobilenet_v1_coco_quant/,
+# ssd_mobilenet.tflite); a download that differs is refused and removed.
+register_weights(
+    WeightEntry(
+        name="ssd_mobilenet_v1.coco_uint8",
+        url="https://storage.googleapis.com/download.tensorflow.org/models/tflite/"
+        "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.zip#detect.tflite",
+        sha256="cbdecd08b44c5dea3821f77c5468e2936ecfbf43cde0795a2729fdb43401e58b",
+        filename="ssd_mobilenet.tflite",
+        num_classes=90,
+        labels=tuple(coco_labels()),
+        config={"depth_multiplier": 0.75},
+        num_params=4_101_231,
     )
 )
 

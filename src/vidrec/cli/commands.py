@@ -112,7 +112,7 @@ def cmd_eval(args) -> int:
     device = resolve_device(args.device)
     d = init_distributed(device)
     device = device_for(device, d)
-    model = optimize_for_inference(load_model(source, device=device))
+    model = optimize_for_inference(_clip_model(load_model(source, device=device)))
     records = load_labelled(data, classes=model.labels)
     result = evaluate(
         model,
@@ -180,8 +180,20 @@ def _inference_model(args, device):
     from vidrec.deploy import optimize_for_inference, to_int8
     from vidrec.loader import load_model
 
-    model = load_model(args.model, device=device, weights_dir=args.weights)
+    model = _clip_model(load_model(args.model, device=device, weights_dir=args.weights))
     return to_int8(model) if args.int8 else optimize_for_inference(model)
+
+
+def _clip_model(model):
+    """`model`, or a one-line error if it is the image detector (frames in, boxes out)."""
+    from vidrec.models.ssd import SSDMobileNetV1
+
+    if isinstance(model, SSDMobileNetV1):
+        raise ConfigError(
+            f"{model.arch} finds people and objects in frames (boxes out); it does not classify "
+            f"clips: give a video model"
+        )
+    return model
 
 
 def cmd_predict(args) -> int:

@@ -14,6 +14,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
+WEIGHTS_HELP = (
+    f"folder holding pretrained weight files, or several separated by '{os.pathsep}' "
+    "(else $VIDREC_WEIGHTS, then the cache)"
+)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -159,9 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="movinet_a0_stream",
         help="model directory, checkpoint or pretrained name (default: movinet_a0_stream, Kinetics-600)",
     )
-    p.add_argument(
-        "--weights", help="folder holding pretrained weight files (else $VIDREC_WEIGHTS, then the cache)"
-    )
+    p.add_argument("--weights", help=WEIGHTS_HELP)
     p.add_argument("--top-k", type=_positive, default=5, help="classes to report")
     p.add_argument(
         "--num-clips",
@@ -185,9 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("video", help="a video file")
     p.add_argument("--model", default="movinet_a0_stream", help="a stream model (default: movinet_a0_stream)")
-    p.add_argument(
-        "--weights", help="folder holding pretrained weight files (else $VIDREC_WEIGHTS, then the cache)"
-    )
+    p.add_argument("--weights", help=WEIGHTS_HELP)
     p.add_argument("--every", type=float, default=1.0, help="seconds of video between reports")
     p.add_argument("--top-k", type=_positive, default=5, help="classes to report")
     p.add_argument("--json", action="store_true", help="one JSON object per report")
@@ -206,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("vidrec", "transformers"),
         help="vidrec (config.json + model.safetensors) or transformers (VideoMAE only)",
     )
-    p.add_argument("--weights", help="folder holding pretrained weight files")
+    p.add_argument("--weights", help=WEIGHTS_HELP)
 
     p = sub.add_parser(
         "two-stream", help="combine an RGB and a flow model into a late-fusion two-stream model"

@@ -32,12 +32,13 @@ FORMATS: dict[str, tuple[Callable[[dict], bool], Callable[[dict, str | None], Mo
 
 def load_checkpoint(path: str | os.PathLike, *, arch: str | None = None) -> ModelBase:
     """A vidrec model from another project's checkpoint file (format detected from its keys), or
-    from a MoViNet stream TensorFlow Lite file."""
+    from a TensorFlow Lite file (a MoViNet stream, or the SSD MobileNet detector)."""
     path = os.fspath(path)
     if path.endswith(".tflite"):
         from vidrec.convert.tflite import load_tflite_movinet
+        from vidrec.convert.tflite_ssd import is_tflite_ssd, load_tflite_ssd
 
-        model = load_tflite_movinet(path)
+        model = load_tflite_ssd(path) if is_tflite_ssd(path) else load_tflite_movinet(path)
         if arch is not None and arch != model.arch:
             raise ConfigError(f"this TFLite file holds a {model.arch}, not {arch}")
         return model

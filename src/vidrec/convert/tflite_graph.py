@@ -72,7 +72,7 @@ class TFLiteGraph:
                 entry["quantized"] = True
             else:
                 entry["value"] = raw
-        elif q is not None and q.ScaleLength() == 1 and t.Type() == 9:  # an int8 activation's grid
+        elif q is not None and q.ScaleLength() == 1 and t.Type() in (3, 9):  # a (u)int8 activation's grid
             entry["grid"] = (float(q.ScaleAsNumpy()[0]), int(q.ZeroPointAsNumpy()[0]))
         return entry
 

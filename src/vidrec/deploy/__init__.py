@@ -6,7 +6,9 @@ swapped (never a branch inside a model's `forward`):
   runs those convolutions channels-last, whatever the input's layout);
 - `optimize_for_inference(model)`: both, in eval mode (what `vidrec eval` and `predict` run);
 - `to_int8(model, grids)`: a copy that computes as the int8 TFLite runtime of the file the weights
-  came from does, bit for bit (MoViNet imported from an int8 .tflite file).
+  came from does, bit for bit (MoViNet imported from an int8 .tflite file);
+- `on_uint8_grids(model)`: a copy whose layers compute on the uint8 activation grids of the file
+  the weights came from (the SSD person detector).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from vidrec.deploy.grid import on_uint8_grids
 from vidrec.deploy.swap import swap_modules
 from vidrec.errors import ConfigError
 from vidrec.models.base import ModelBase
@@ -94,4 +97,11 @@ def to_int8(model: ModelBase, grids: dict | None = None) -> ModelBase:
     return to_int8_movinet(model, grids)
 
 
-__all__ = ["fuse_conv_bn", "optimize_for_inference", "swap_modules", "to_channels_last", "to_int8"]
+__all__ = [
+    "fuse_conv_bn",
+    "on_uint8_grids",
+    "optimize_for_inference",
+    "swap_modules",
+    "to_channels_last",
+    "to_int8",
+]
