@@ -23,8 +23,8 @@ class OnGrid(nn.Module):
         self.module, self.scale, self.zero_point = module, scale, zero_point
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = torch.round(self.module(x) / self.scale) + self.zero_point
-        return (q.clamp(0, 255) - self.zero_point) * self.scale
+        # one fused op for round, shift, clamp to [0, 255] and scale back
+        return torch.fake_quantize_per_tensor_affine(self.module(x), self.scale, self.zero_point, 0, 255)
 
 
 def on_uint8_grids(model: nn.Module) -> nn.Module:
