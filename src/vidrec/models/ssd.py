@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -194,19 +195,26 @@ class SSDMobileNetV1(ModelBase):
             out.append({"boxes": boxes[order], "scores": s[order], "classes": k[order]})
         return out
 
-    def detect_frames(self, frames: torch.Tensor) -> list[dict[str, torch.Tensor]]:
-        """uint8 frames `(N, H, W, 3)` RGB, any size: each resized whole to the model's square input
-        (no crop, as the TFLite example), boxes normalised to the frame."""
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
-            raise ConfigError(
-                f"detect_frames expects uint8 frames (N, H, W, 3), got {tuple(frames.shape)} {frames.dtype}"
-            )
-        x = frames.permute(0, 3, 1, 2).float()  # (N, 3, H, W)
+    def detect_frames(self, frames) -> list[dict[str, torch.Tensor]]:
+        """uint8 RGB frames, `(N, H, W, 3)` or a list of `(H, W, 3)` of any sizes: each resized
+        whole to the model's square input (no crop, as the TFLite example), boxes normalised to it."""
+        images = [torch.as_tensor(np.asarray(f)) for f in frames]
+        if not images or any(f.ndim != 3 or f.shape[-1] != 3 or f.dtype != torch.uint8 for f in images):
+            shapes = sorted({(tuple(f.shape), str(f.dtype)) for f in images})
+            raise ConfigError(f"detect_frames expects uint8 frames (H, W, 3), got {shapes[:3]}")
         size = self.config.image_size
-        if x.shape[-2:] != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-            x = x.round().clamp(0, 255)  # the uint8 image the TFLite model takes
+        x = torch.stack([self._square(f.permute(2, 0, 1).float(), size) for f in images])  # (N, 3, S, S)
         return self.detect((x - 128.0) / 128.0)  # the file's input grid: scale 1/128, zero point 128
+
+    @staticmethod
+    def _square(image: torch.Tensor, size: int) -> torch.Tensor:
+        """(3, H, W) 0-255 -> (3, size, size) on the uint8 grid the TFLite model takes."""
+        if image.shape[-2:] == (size, size):
+            return image
+        x = F.interpolate(
+            image[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
+        return x[0].round().clamp(0, 255)
 
 
 def coco_labels() -> list[str]:
