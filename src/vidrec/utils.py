@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import secrets
+import tempfile
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -45,32 +46,86 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, write)
 
 
-def encode_video(
-    path: str,
-    frames: np.ndarray,
-    *,
-    fps: float = 10,
-    codec: str = "libx264",
-    pix_fmt: str = "yuv420p",
-    options: dict | None = None,
-    fmt: str | None = None,
-) -> None:
-    """Encode RGB frames `(T, H, W, 3)` uint8 with PyAV (no atomicity: see `write_video`)."""
-    with av.open(path, mode="w", format=fmt) as container:
+class VideoEncoder:
+    """RGB frames `(H, W, 3)` uint8 encoded one at a time with PyAV (memory: one frame), the
+    stream opened on the first frame; `close()` flushes. No atomicity: `VideoWriter` adds it."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        fps: float = 10,
+        codec: str = "libx264",
+        pix_fmt: str = "yuv420p",
+        options: dict | None = None,
+        fmt: str | None = None,
+    ):
+        self.container = av.open(path, mode="w", format=fmt)
         # PyAV takes an int or a Fraction: 28.58 fps becomes 2858/100 (within 1/1001 of it)
-        rate = int(round(fps)) if float(fps).is_integer() else Fraction(fps).limit_denominator(1001)
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = pix_fmt
-        if options:
-            stream.options = options
+        self.rate = int(round(fps)) if float(fps).is_integer() else Fraction(fps).limit_denominator(1001)
+        self.codec, self.pix_fmt, self.options = codec, pix_fmt, options
+        self.stream = None
+
+    def write(self, img: np.ndarray) -> None:
+        if self.stream is None:
+            self.stream = self.container.add_stream(self.codec, rate=self.rate)
+            self.stream.width, self.stream.height = img.shape[1], img.shape[0]
+            self.stream.pix_fmt = self.pix_fmt
+            if self.options:
+                self.stream.options = self.options
+        for packet in self.stream.encode(
+            av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+        ):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        if self.stream is not None:
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+        self.container.close()
+
+
+def encode_video(path: str, frames: np.ndarray, **options) -> None:
+    """Encode RGB frames `(T, H, W, 3)` uint8 with PyAV (no atomicity: see `write_video`);
+    `options` as `VideoEncoder`'s."""
+    encoder = VideoEncoder(path, **options)
+    try:
         for img in frames:
-            for packet in stream.encode(
-                av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            ):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            encoder.write(img)
+    finally:
+        encoder.close()
+
+
+class VideoWriter:
+    """An H.264 mp4 written frame by frame into a temporary file beside `path`, renamed onto
+    `path` by `close()` (a crash leaves no half-written video under the name). Even sizes only
+    (yuv420p): odd frames lose their last row or column."""
+
+    def __init__(self, path: str | os.PathLike, *, fps: float, crf: int = 20):
+        self.path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(
+            dir=folder, prefix=".tmp_", suffix=os.path.splitext(self.path)[1] or ".mp4"
+        )
+        os.close(fd)
+        self.encoder = VideoEncoder(self.tmp, fps=fps, options={"crf": str(crf)})
+
+    def write(self, img: np.ndarray) -> None:
+        h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
+        self.encoder.write(img[:h, :w])
+
+    def close(self) -> None:
+        self.encoder.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        """Drop the temporary file (after an error)."""
+        try:
+            self.encoder.container.close()
+        finally:
+            if os.path.exists(self.tmp):
+                os.remove(self.tmp)
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, *, fps: float = 10, crf: int = 18) -> None:

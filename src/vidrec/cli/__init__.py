@@ -1,5 +1,5 @@
 """`vidrec` command line: synth, synth-ava, train, pretrain, reconstruct, eval, predict, stream,
-convert, flow, two-stream, ava-eval, models, info, demo.
+detect, convert, flow, two-stream, ava-eval, models, info, demo.
 
 User errors (bad files, unknown names, bad settings, bad flags) print one `error: ...` line and
 exit non-zero; tracebacks are for bugs only.
@@ -27,6 +27,7 @@ from vidrec.cli.commands import (
     cmd_two_stream,
 )
 from vidrec.cli.parser import build_parser
+from vidrec.cli.people import cmd_detect
 from vidrec.errors import VidrecError
 
 COMMANDS = {
@@ -38,6 +39,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "predict": cmd_predict,
     "stream": cmd_stream,
+    "detect": cmd_detect,
     "convert": cmd_convert,
     "flow": cmd_flow,
     "two-stream": cmd_two_stream,

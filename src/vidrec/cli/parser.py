@@ -197,6 +197,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(p)
 
     p = sub.add_parser(
+        "detect", help="who does what: people found, tracked, and each one's actions recognised"
+    )
+    p.add_argument("video", help="a video file")
+    p.add_argument("--out", help="write the video with boxes, track ids and actions drawn (mp4)")
+    p.add_argument("--json", action="store_true", help="one JSON object per frame looked at")
+    p.add_argument(
+        "--model", default="movinet_a0_stream", help="per-person stream model (default: movinet_a0_stream)"
+    )
+    p.add_argument(
+        "--detector",
+        default="ssd_mobilenet_v1.coco_uint8",
+        help="person detector (default: SSD MobileNet v1, COCO)",
+    )
+    p.add_argument("--weights", help=WEIGHTS_HELP)
+    p.add_argument("--fps", type=float, default=5.0, help="frames per second looked at (default 5)")
+    p.add_argument("--min-score", type=float, default=0.5, help="least person score that starts a track")
+    p.add_argument(
+        "--tile",
+        default="auto",
+        help="tile side in px for wide shots, 'off', or 'auto' (400 px when the short side >= 1000)",
+    )
+    p.add_argument("--context", type=float, default=1.5, help="crop side / the person box's longer side")
+    p.add_argument("--top-k", type=_positive, default=3, help="actions reported per person")
+
+    p = sub.add_parser(
         "convert", help="write any loadable model (checkpoint, .tflite, hub name) as a vidrec directory"
     )
     p.add_argument("source", help="anything vidrec.load_model reads")

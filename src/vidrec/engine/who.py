@@ -1,0 +1,164 @@
+"""Who does what: people found in frames sampled at a steady rate, linked into tracks, and each
+track's crops recognised by a stream model holding one state per person (MoViNet-A0 Stream by
+default, which reads about 5 frames per second).
+
+    frames at `fps` ─> PersonDetector ─> boxes ─> Tracker ─> tracks (stable ids)
+                                                    └─> per track: square crop with context
+                                                          ─> model.step(crop, state[id]) ─> top-k
+
+One decoded frame is held at a time; a track's state is dropped when the track ends, so memory
+follows the number of people in view, not the video's length.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidrec.data.sampling import resample_timeline
+from vidrec.data.transforms import normalize
+from vidrec.engine.people import PersonDetector
+from vidrec.engine.topk import top_predictions
+from vidrec.engine.tracking import Tracker, TrackerConfig
+from vidrec.errors import ConfigError
+from vidrec.io.video import VideoReader
+from vidrec.models.base import StreamingModel
+
+
+@dataclass(frozen=True)
+class PeopleConfig:
+    """How often to look and how much of each person the recognizer sees."""
+
+    fps: float = 5.0  # frames per second detected, tracked and recognised (MoViNet's rate)
+    context: float = 1.5  # crop side = context x the box's longer side, centred on the box
+    top_k: int = 3  # actions reported per track
+
+
+def square_crop(frame: np.ndarray, box, *, context: float, size: int) -> torch.Tensor:
+    """A square of side `context` x the box's longer side around its centre, from an `(H, W, 3)`
+    uint8 frame (black beyond the frame's edges), resized to `size`: `(3, size, size)` float 0-255."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = max(context * max(x2 - x1, y2 - y1), 2.0)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    n = int(round(side))
+    canvas = np.zeros((n, n, 3), np.uint8)
+    h, w = frame.shape[:2]
+    sx0, sy0, sx1, sy1 = max(left, 0), max(top, 0), min(left + n, w), min(top + n, h)
+    if sx1 > sx0 and sy1 > sy0:
+        canvas[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = frame[sy0:sy1, sx0:sx1]
+    x = torch.from_numpy(canvas).permute(2, 0, 1)[None].float()
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+
+
+class TrackRecognizer:
+    """A stream model with one state per track: `step(track_id, crop)` -> logits after that
+    person's crops so far; `keep(ids)` forgets the others."""
+
+    def __init__(self, model: StreamingModel):
+        if not isinstance(model, StreamingModel):
+            raise ConfigError(
+                f"{model.arch} is not a stream model: per-person recognition needs one state per "
+                f"person (e.g. movinet_a0_stream)"
+            )
+        self.model = model.eval()
+        self.prep = model.preprocessing
+        self.size = self.prep.test_crop_size or self.prep.crop_size
+        self.states: dict[int, dict] = {}
+
+    @torch.inference_mode()
+    def step(self, track_id: int, crop: torch.Tensor) -> torch.Tensor:
+        """`crop (3, S, S)` 0-255 -> logits `(classes,)`."""
+        pixels = crop.round().clamp(0, 255).to(torch.uint8)[:, None]  # (3, 1, S, S)
+        clip = normalize(pixels, self.prep.mean, self.prep.std, centering=self.prep.centering)
+        state = self.states.get(track_id)
+        if state is None:
+            state = self.model.init_state(1, height=self.size, width=self.size)
+        logits, self.states[track_id] = self.model.step(
+            clip[None].to(next(self.model.parameters()).device), state
+        )
+        return logits[0].float().cpu()
+
+    def keep(self, ids: set[int]) -> None:
+        self.states = {i: s for i, s in self.states.items() if i in ids}
+
+
+def people_actions(
+    path: str | os.PathLike,
+    *,
+    detector: PersonDetector,
+    recognizer: TrackRecognizer,
+    config: PeopleConfig = PeopleConfig(),
+    tracking: TrackerConfig = TrackerConfig(),
+    every_frame: bool = False,
+) -> Iterator[dict]:
+    """Per frame looked at (`fps`), `{"time", "frame", "tracks": [{"id", "box" (pixels), "score",
+    "actions": [{"label", "score"}]}]}` (action scores: softmax over the model's classes). With
+    `every_frame`, every decoded frame is yielded with its `"image"` (RGB uint8) and the latest
+    tracks (`"keyframe": False` between looks): what an annotated video needs."""
+    if config.fps <= 0:
+        raise ConfigError(f"fps must be > 0, got {config.fps}")
+    tracker = Tracker(tracking)
+    latest: list[dict] = []
+    with VideoReader(path) as video:
+        looked_at = set(resample_timeline(video.timestamps, config.fps).tolist())
+        for index, rgb in video.indexed_frames():
+            time = float(video.timestamps[index])
+            if index in looked_at:
+                persons = detector(rgb[None])[0]
+                tracks = tracker.update(persons.boxes, persons.scores)
+                latest = []
+                for track in tracks:
+                    crop = square_crop(rgb, track.box, context=config.context, size=recognizer.size)
+                    logits = recognizer.step(track.id, crop)
+                    latest.append(
+                        {
+                            "id": track.id,
+                            "box": [round(float(v), 1) for v in track.box],
+                            "score": round(track.score, 4),
+                            "actions": top_predictions(logits.softmax(-1), recognizer.model, config.top_k),
+                        }
+                    )
+                recognizer.keep({t.id for t in tracker.tracks})
+                out = {"time": round(time, 3), "frame": index, "tracks": latest}
+                yield {**out, "keyframe": True, "image": rgb} if every_frame else out
+            elif every_frame:
+                yield {
+                    "time": round(time, 3),
+                    "frame": index,
+                    "tracks": latest,
+                    "keyframe": False,
+                    "image": rgb,
+                }
+
+
+_COLOURS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
+
+
+def draw_tracks(image: np.ndarray, tracks: list[dict]) -> np.ndarray:
+    """The frame with each track's box, id and top action drawn (one colour per id)."""
+    from PIL import Image, ImageDraw
+
+    out = Image.fromarray(image)
+    draw = ImageDraw.Draw(out)
+    width = max(2, image.shape[1] // 400)
+    for t in tracks:
+        colour = _COLOURS[t["id"] % len(_COLOURS)]
+        x1, y1, x2, y2 = t["box"]
+        draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
+        best = t["actions"][0] if t["actions"] else None
+        text = f"{t['id']}" + (f" {best['label']} {best['score']:.2f}" if best else "")
+        left, top, right, bottom = draw.textbbox((0, 0), text)
+        tall = bottom - top + 4
+        y = y1 - tall if y1 >= tall else y1  # above the box, or inside it at the frame's top edge
+        draw.rectangle([x1, y, x1 + right - left + 4, y + tall], fill=colour)
+        draw.text((x1 + 2, y + 1), text, fill=(0, 0, 0))
+    return np.asarray(out)
+
+
+__all__ = ["PeopleConfig", "TrackRecognizer", "draw_tracks", "people_actions", "square_crop"]

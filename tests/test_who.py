@@ -1,0 +1,119 @@
+"""Who does what: crops around people, one stream state per person, the detect pipeline and command."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import vidrec
+from vidrec.cli import main
+from vidrec.engine.people import Persons
+from vidrec.engine.who import PeopleConfig, TrackRecognizer, draw_tracks, people_actions, square_crop
+from vidrec.utils import write_video
+
+from conftest import MOVINET_DIR, SSD_DIR
+
+
+def test_square_crop_centres_the_person_and_pads_with_black():
+    frame = np.zeros((100, 200, 3), np.uint8)
+    frame[40:60, 90:110] = 255  # a 20 px white person at the centre
+    crop = square_crop(frame, (90, 40, 110, 60), context=2.0, size=40)  # a 40 px square around it
+    assert crop.shape == (3, 40, 40)
+    assert crop[:, 12:28, 12:28].min() > 250 and crop[:, :8].max() < 5  # centred, context around it
+    corner = square_crop(frame, (0, 0, 20, 20), context=3.0, size=60)  # half of it beyond the frame
+    assert corner[:, :15, :15].max() == 0
+
+
+def moving_square_video(path, frames=20, size=96):
+    video = np.full((frames, size, size, 3), 40, np.uint8)
+    for t in range(frames):
+        x = 10 + 3 * t
+        video[t, 30:70, x : x + 20] = 220
+    write_video(path, video, fps=10)
+
+
+class BrightBoxes:
+    """A stand-in person detector: the bright region of each frame."""
+
+    calls = 0
+
+    def __call__(self, frames):
+        BrightBoxes.calls += len(frames)
+        out = []
+        for f in frames:
+            ys, xs = np.nonzero(f[..., 0] > 150)
+            box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
+            out.append(Persons(box, np.array([0.9], np.float32)))
+        return out
+
+
+def test_pipeline_tracks_one_person_with_its_own_stream_state(tmp_path):
+    moving_square_video(tmp_path / "v.mp4")
+    torch.manual_seed(0)
+    model = vidrec.create_model("movinet_a0_stream", num_classes=4, dropout=0.0).eval()
+    model.set_labels(["a", "b", "c", "d"])
+    recognizer = TrackRecognizer(model)
+    BrightBoxes.calls = 0
+    reports = list(
+        people_actions(
+            tmp_path / "v.mp4",
+            detector=BrightBoxes(),
+            recognizer=recognizer,
+            config=PeopleConfig(fps=5, top_k=2),
+        )
+    )
+    assert BrightBoxes.calls == len(reports) == 10  # 2 s at 5 frames per second looked at
+    assert reports[0]["tracks"] == []  # a track is reported from its second sighting
+    ids = {t["id"] for r in reports[1:] for t in r["tracks"]}
+    assert ids == {1} and all(len(r["tracks"]) == 1 for r in reports[1:])
+    last = reports[-1]["tracks"][0]
+    assert abs(last["box"][0] - (10 + 3 * 18)) < 4 and [a["label"] for a in last["actions"]][0] in "abcd"
+    assert len(last["actions"]) == 2 and sum(a["score"] for a in last["actions"]) <= 1.0
+    assert int(recognizer.states[1]["frame_count"]) == 9  # nine crops streamed into this person's state
+    recognizer.keep(set())
+    assert recognizer.states == {}
+    frames = list(
+        people_actions(tmp_path / "v.mp4", detector=BrightBoxes(), recognizer=recognizer, every_frame=True)
+    )
+    assert len(frames) == 20 and sum(f["keyframe"] for f in frames) == 10
+    drawn = draw_tracks(frames[-1]["image"], frames[-1]["tracks"])
+    assert drawn.shape == (96, 96, 3) and (drawn != frames[-1]["image"]).any()
+
+
+def test_detect_needs_a_stream_model_and_a_video(tmp_path, capsys):
+    with pytest.raises(vidrec.errors.ConfigError, match="not a stream model"):
+        TrackRecognizer(vidrec.create_model("tsn_small"))
+    (tmp_path / "notes.txt").write_text("not a video")
+    assert main(["detect", str(tmp_path / "notes.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    moving_square_video(tmp_path / "v.mp4")
+    assert main(["detect", str(tmp_path / "v.mp4"), "--tile", "big"]) == 2
+    assert "--tile must be a number of pixels" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_detect_on_real_footage(tmp_path, capsys, monkeypatch, shared_videos):
+    """arm_wrestling.mp4: the wrestler in front is one track through the clip, recognised as arm
+    wrestling; the annotated video has every source frame."""
+    for folder in (SSD_DIR, MOVINET_DIR):
+        if not os.path.isdir(folder):
+            pytest.skip(f"{folder} not found")
+    monkeypatch.setenv("VIDREC_WEIGHTS", os.pathsep.join([SSD_DIR, MOVINET_DIR]))
+    video = os.path.join(shared_videos, "arm_wrestling.mp4")
+    out = tmp_path / "annotated.mp4"
+    assert main(["detect", video, "--fps", "2", "--json", "--out", str(out)]) == 0
+    reports = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(reports) == 20 and all(set(r) == {"time", "frame", "tracks"} for r in reports)
+    looks: dict[int, list] = {}
+    for r in reports:
+        for t in r["tracks"]:
+            looks.setdefault(t["id"], []).append(t["actions"][0]["label"])
+    main_id, labels = max(looks.items(), key=lambda kv: len(kv[1]))
+    wrestling = labels.count("arm wrestling")
+    print(f"longest track {main_id}: {len(labels)} of {len(reports)} looks, {wrestling} arm wrestling")
+    assert len(labels) >= 14 and wrestling >= 0.8 * len(labels)  # measured: 16 looks, 15 of them
+    info = vidrec.io.probe(out)
+    assert info.num_frames == vidrec.io.probe(video).num_frames and not list(tmp_path.glob(".tmp_*"))
