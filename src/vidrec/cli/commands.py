@@ -7,6 +7,8 @@ import json
 import os
 import sys
 
+import numpy as np
+
 from vidrec.errors import ConfigError, VidrecError
 
 
@@ -231,17 +233,37 @@ def cmd_predict(args) -> int:
 
 
 def cmd_stream(args) -> int:
-    """`vidrec stream VIDEO`: the running top-k of a stream model, as a live stream would see it."""
+    """`vidrec stream VIDEO`: the running top-k of a stream model, as a live stream would see it;
+    with --segments / --timeline, the segments of its (windowed) scores."""
     import time
 
     from vidrec.engine.predict import format_predictions
+    from vidrec.engine.segments import Segmenter, plot_timeline, statistics
     from vidrec.engine.stream import stream_video
-    from vidrec.utils import resolve_device
+    from vidrec.utils import atomic_write_text, resolve_device
 
     device = resolve_device(args.device)
     model = _inference_model(args, device)
+    segmenting = bool(args.segments or args.timeline)
+    segmenter = Segmenter(model.labels or [str(i) for i in range(model.num_classes)]) if segmenting else None
+    segments, times, shown = [], [], []  # shown: scores >= 0.05 per report (sparse, for the plot)
     start = time.perf_counter()
-    for report in stream_video(model, args.video, every=args.every, top_k=args.top_k, device=device):
+    reports = stream_video(
+        model,
+        args.video,
+        every=args.every,
+        top_k=args.top_k,
+        window=args.window,
+        device=device,
+        probs=segmenting,
+    )
+    for report in reports:
+        if segmenting:
+            probs = report.pop("probs").numpy()
+            if not report.get("final"):
+                segments += segmenter.update(report["time"], probs)
+                times.append(report["time"])
+                shown.append({int(i): float(probs[i]) for i in np.flatnonzero(probs >= 0.05)})
         if args.json:
             print(json.dumps(report), flush=True)
             continue
@@ -256,6 +278,18 @@ def cmd_stream(args) -> int:
             )
         else:
             print(f"{report['time']:7.1f} s  {best}", flush=True)
+    if segmenting:
+        segments += segmenter.finish()
+        if args.segments:
+            atomic_write_text(args.segments, "".join(json.dumps(s) + "\n" for s in segments))
+        if args.timeline:
+            scores = np.zeros((len(times), len(segmenter.labels)), np.float32)
+            for row, sparse in enumerate(shown):
+                scores[row, list(sparse)] = list(sparse.values())
+            plot_timeline(args.timeline, times, scores, segmenter.labels, segments)
+        per_label = statistics(segments)["labels"]
+        summary = ", ".join(f"{k} {v['count']}x {v['seconds']:g} s" for k, v in per_label.items())
+        print(f"{len(segments)} segments: {summary or 'none'}", file=sys.stderr)
     return 0
 
 

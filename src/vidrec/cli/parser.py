@@ -193,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=float, default=1.0, help="seconds of video between reports")
     p.add_argument("--top-k", type=_positive, default=5, help="classes to report")
     p.add_argument("--json", action="store_true", help="one JSON object per report")
+    p.add_argument(
+        "--window",
+        type=float,
+        help="pool the last SECONDS only: what happens now, not the average since the start",
+    )
+    p.add_argument("--segments", help="write action segments as JSON Lines (label, start, end, peak)")
+    p.add_argument("--timeline", help="write a PNG of the scores and segments over time")
     _add_int8(p)
     _add_device(p)
 

@@ -5,6 +5,7 @@ decoded frame plus the model's state, whatever the video's length."""
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterator
 
 import numpy as np
@@ -44,11 +45,18 @@ def stream_video(
     *,
     every: float | None = 1.0,
     top_k: int = 5,
+    window: float | None = None,
     device: torch.device | str | None = None,
+    probs: bool = False,
 ) -> Iterator[dict]:
     """Yield `{"time", "frames", "predictions"}` every `every` seconds of video (None: only at the
     end), then the final clip prediction with `"final": True`. The frames between two reports go
-    through `model.step` as one chunk, which gives exactly the logits of frame-by-frame feeding."""
+    through `model.step` as one chunk, which gives exactly the logits of frame-by-frame feeding.
+
+    A stream model's pool averages every frame since the start, so its running top-k is a
+    whole-video average: a change of action shows late, later the longer the video. `window`
+    (seconds) pools only the last frames' features instead (the backbone's own memory is a few
+    frames), so each report says what is happening now. `probs` adds the full distribution."""
     if not isinstance(model, StreamingModel):
         raise ConfigError(
             f"{model.arch} is not a stream model (it has no init_state/step); "
@@ -64,6 +72,12 @@ def stream_video(
             f"{model.arch} centres each clip on its own mean, which a stream does not know before its end; "
             "train stream models with centering 'frame' or 'dataset'"
         )
+    if window is not None:
+        if window <= 0 or not prep.target_fps:
+            raise ConfigError(f"--window needs a model with a frame rate and > 0 seconds, got {window}")
+        if not hasattr(model, "step_features"):
+            raise ConfigError(f"{model.arch} cannot pool over a window (it has no step_features)")
+    recent = deque(maxlen=max(1, round(window * prep.target_fps)) if window else 1)  # (1, P) per frame
     state, logits, chunk, count, time = None, None, [], 0, 0.0
     next_report = every
 
@@ -72,17 +86,23 @@ def stream_video(
         x = torch.cat(chunk, dim=1)[None].to(device)  # (1, C, t, H, W)
         if state is None:
             state = model.init_state(1, height=x.shape[-2], width=x.shape[-1])
-        logits, state = model.step(x, state)
+        if window is None:
+            logits, state = model.step(x, state)
+        else:
+            feats, state = model.step_features(x, state)  # (1, t, P)
+            recent.extend(feats[0].split(1))
+            logits = model.forward_head(torch.cat(list(recent)).mean(0, keepdim=True))
         chunk = []
+
+    def report(**extra) -> dict:
+        p = logits[0].float().softmax(-1)
+        out = {"predictions": top_predictions(p, model, top_k), **extra}
+        return {**out, "probs": p.cpu()} if probs else out
 
     for time, frame in model_frames(path, prep, fps=prep.target_fps):
         if every is not None and time >= next_report - 1e-9 and chunk:
             flush()
-            yield {
-                "time": round(next_report, 3),
-                "frames": count,
-                "predictions": top_predictions(logits[0].softmax(-1), model, top_k),
-            }
+            yield report(time=round(next_report, 3), frames=count)
             next_report += every * max(1, int((time - next_report) // every) + 1)
         chunk.append(frame)
         count += 1
@@ -90,9 +110,6 @@ def stream_video(
         flush()
     if logits is None:
         raise ConfigError(f"{path}: no frames to stream")
-    yield {
-        "time": round(count / prep.target_fps if prep.target_fps else time, 3),
-        "frames": count,
-        "predictions": top_predictions(logits[0].softmax(-1), model, top_k),
-        "final": True,
-    }
+    yield report(
+        time=round(count / prep.target_fps if prep.target_fps else time, 3), frames=count, final=True
+    )

@@ -410,9 +410,9 @@ class MoViNet(StreamingModel):
                 state[f"{name}_pool_sum"] = torch.zeros(batch_size, channels, **zeros)
         return state
 
-    def _pooled(self, x: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+    def _pooled(self, x: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Frames `(B, C, t, H, W)` after `state`: the pooled features over every frame seen
-        `(B, P)` and the next state."""
+        `(B, P)`, each frame's features before that pool `(B, t, P)`, and the next state."""
         self.check_input(x)
         b, c, t, h, w = x.shape
         buffers = [v for k, v in state.items() if k.endswith("stream_buffer")]
@@ -430,12 +430,19 @@ class MoViNet(StreamingModel):
         feats = self.frame_pool(self.project(x)).view(b, t, -1)  # (B, T, P)
         pooled, new_state["head_pool_sum"] = self.pool(feats, state["head_pool_sum"], count)
         new_state["frame_count"] = count + t
-        return pooled, new_state
+        return pooled, feats, new_state
+
+    def step_features(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """Like `step`, but each frame's features before the head's pool `(B, t, P)`: a pool over
+        a window of them gives logits for the last seconds instead of the whole stream
+        (`forward_head(window.mean(1))`)."""
+        _, feats, new_state = self._pooled(frames, state)
+        return feats, new_state
 
     def step(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
         """Feed `t >= 1` more frames `(B, C, t, H, W)`: the logits after the last of them (B, classes),
         i.e. for the whole stream so far, and the next state (the given one is not modified)."""
-        pooled, new_state = self._pooled(frames, state)
+        pooled, _, new_state = self._pooled(frames, state)
         return self.forward_head(pooled), new_state
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

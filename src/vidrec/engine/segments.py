@@ -1,0 +1,133 @@
+"""When: per-time action scores (a whole frame's, or one person's) turned into segments
+`{label, start, end, peak, track}` as they close, with smoothing and hysteresis, in memory bounded
+by the smoothing window whatever the video's length; then counts, durations and a timeline PNG.
+
+    scores at t ─> mean over the last `smooth` s ─> label rises >= `on`: open (start = t)
+                                                   label falls < `off`: close (end = t)
+                                                   shorter than `min_length`: dropped
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from vidrec.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Thresholds on smoothed scores (probabilities) and lengths in seconds."""
+
+    on: float = 0.4  # a label's smoothed score opens a segment at this
+    off: float = 0.2  # ... and closes it below this: the gap keeps noise from splitting segments
+    smooth: float = 1.0  # seconds of scores averaged before thresholding
+    min_length: float = 1.0  # shorter segments are dropped
+
+    def __post_init__(self):
+        if not 0 <= self.off <= self.on <= 1:
+            raise ConfigError(f"segment thresholds need 0 <= off <= on <= 1, got on={self.on} off={self.off}")
+
+
+class Segmenter:
+    """Feed `update(time, scores)` in time order; closed segments come back as they end, the rest
+    from `finish(end)`. `labels` name the score columns; `track` is copied into each segment."""
+
+    def __init__(
+        self, labels: list[str], config: SegmentConfig = SegmentConfig(), *, track: int | None = None
+    ):
+        self.labels, self.config, self.track = list(labels), config, track
+        self.recent: deque = deque()  # (time, scores) within the smoothing window
+        n = len(self.labels)
+        self.open = np.zeros(n, bool)
+        self.start = np.zeros(n)
+        self.peak = np.zeros(n)
+        self.last_time: float | None = None
+
+    def update(self, time: float, scores) -> list[dict]:
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.shape != (len(self.labels),):
+            raise ConfigError(f"expected {len(self.labels)} scores, got shape {scores.shape}")
+        if self.last_time is not None and time < self.last_time:
+            raise ConfigError(f"scores must come in time order ({time} after {self.last_time})")
+        self.last_time = time
+        self.recent.append((time, scores))
+        while self.recent[0][0] <= time - self.config.smooth:
+            self.recent.popleft()
+        smoothed = np.mean([s for _, s in self.recent], axis=0)
+        rising = ~self.open & (smoothed >= self.config.on)
+        self.start[rising], self.peak[rising] = time, 0.0
+        self.open |= rising
+        self.peak[self.open] = np.maximum(self.peak[self.open], smoothed[self.open])
+        falling = self.open & (smoothed < self.config.off)
+        return self._close(falling, time)
+
+    def finish(self, end: float | None = None) -> list[dict]:
+        """Close every open segment at `end` (default: the last update's time)."""
+        end = self.last_time if end is None else end
+        return self._close(self.open.copy(), end) if end is not None else []
+
+    def _close(self, which: np.ndarray, time: float) -> list[dict]:
+        out = []
+        for i in np.flatnonzero(which):
+            if time - self.start[i] >= self.config.min_length:
+                out.append(
+                    {
+                        "label": self.labels[i],
+                        "start": round(float(self.start[i]), 3),
+                        "end": round(float(time), 3),
+                        "peak": round(float(self.peak[i]), 4),
+                        "track": self.track,
+                    }
+                )
+        self.open &= ~which
+        return out
+
+
+def statistics(segments: list[dict]) -> dict:
+    """Per label (and per track and label): how many segments and their total seconds."""
+    by_label: dict[str, dict] = {}
+    by_track: dict[str, dict] = {}
+    for s in segments:
+        length = s["end"] - s["start"]
+        for table, key in ((by_label, s["label"]), (by_track, f"{s['track']}: {s['label']}")):
+            entry = table.setdefault(key, {"count": 0, "seconds": 0.0})
+            entry["count"] += 1
+            entry["seconds"] = round(entry["seconds"] + length, 3)
+    out = {"labels": dict(sorted(by_label.items(), key=lambda kv: -kv[1]["seconds"]))}
+    if any(s["track"] is not None for s in segments):
+        out["tracks"] = by_track
+    return out
+
+
+def plot_timeline(
+    path: str, times: list[float], scores: np.ndarray, labels: list[str], segments: list[dict]
+) -> None:
+    """A PNG: the scores `(T, C)` of the labels that made segments over time, and the segments as
+    bars (the best-scoring label alone when there are none)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vidrec.utils import atomic_write
+
+    shown = sorted({s["label"] for s in segments}) or [labels[int(np.argmax(np.max(scores, 0)))]]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5), sharex=True, height_ratios=[3, 1])
+    for label in shown:
+        top.plot(times, scores[:, labels.index(label)], label=label)
+    top.set_ylabel("score")
+    top.legend(fontsize=7, loc="upper right")
+    for row, label in enumerate(shown):
+        spans = [(s["start"], s["end"] - s["start"]) for s in segments if s["label"] == label]
+        bottom.broken_barh(spans, (row - 0.4, 0.8))
+    bottom.set_yticks(range(len(shown)), shown, fontsize=7)
+    bottom.set_xlabel("time (s)")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+__all__ = ["SegmentConfig", "Segmenter", "plot_timeline", "statistics"]
