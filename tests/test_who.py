@@ -116,4 +116,4 @@ def test_detect_on_real_footage(tmp_path, capsys, monkeypatch, shared_videos):
     print(f"longest track {main_id}: {len(labels)} of {len(reports)} looks, {wrestling} arm wrestling")
     assert len(labels) >= 14 and wrestling >= 0.8 * len(labels)  # measured: 16 looks, 15 of them
     info = vidrec.io.probe(out)
-    assert info.num_frames == vidrec.io.probe(video).num_frames and not list(tmp_path.glob(".tmp_*"))
+    assert info.num_frames == vidrec.io.probe(video).num_frames and not list(tmp_path.glob(".*.tmp*"))

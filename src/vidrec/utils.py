@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pickle
 import secrets
-import tempfile
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -14,17 +13,23 @@ import numpy as np
 import torch
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call `write(tmp_path)` on a temporary file beside `path`, then rename it into place, so a
-    crash never leaves a half-written file under the final name."""
-    path = os.fspath(path)
+def temp_beside(path: str) -> str:
+    """A new empty temporary file in `path`'s folder (created if needed), with `path`'s extension.
+    Created as open() would (0666 less the umask): mkstemp, and safetensors' save_file, make 0600
+    files that leave models and results readable by their owner alone."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     base, ext = os.path.splitext(os.path.basename(path))
     tmp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp{ext}")
-    # Created as open() would (0666 less the umask), and kept so after `write`: mkstemp, and
-    # safetensors' save_file, make 0600 files that leave models and results readable by their owner alone.
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    return tmp
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Call `write(tmp_path)` on a temporary file beside `path`, then rename it into place, so a
+    crash never leaves a half-written file under the final name."""
+    path = os.fspath(path)
+    tmp = temp_beside(path)
     mode = os.stat(tmp).st_mode
     try:
         write(tmp)
@@ -103,12 +108,7 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, *, fps: float, crf: int = 20):
         self.path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(
-            dir=folder, prefix=".tmp_", suffix=os.path.splitext(self.path)[1] or ".mp4"
-        )
-        os.close(fd)
+        self.tmp = temp_beside(self.path)
         self.encoder = VideoEncoder(self.tmp, fps=fps, options={"crf": str(crf)})
 
     def write(self, img: np.ndarray) -> None:

@@ -1,5 +1,5 @@
 """`vidrec` command line: synth, synth-ava, train, pretrain, reconstruct, eval, predict, stream,
-detect, convert, flow, two-stream, ava-eval, models, info, demo.
+detect, highlights, convert, flow, two-stream, ava-eval, models, info, demo.
 
 User errors (bad files, unknown names, bad settings, bad flags) print one `error: ...` line and
 exit non-zero; tracebacks are for bugs only.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
+from vidrec.cli.analytics import cmd_detect, cmd_highlights
 from vidrec.cli.commands import (
     cmd_ava_eval,
     cmd_convert,
@@ -27,7 +28,6 @@ from vidrec.cli.commands import (
     cmd_two_stream,
 )
 from vidrec.cli.parser import build_parser
-from vidrec.cli.people import cmd_detect
 from vidrec.errors import VidrecError
 
 COMMANDS = {
@@ -40,6 +40,7 @@ COMMANDS = {
     "predict": cmd_predict,
     "stream": cmd_stream,
     "detect": cmd_detect,
+    "highlights": cmd_highlights,
     "convert": cmd_convert,
     "flow": cmd_flow,
     "two-stream": cmd_two_stream,

@@ -229,6 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=_positive, default=3, help="actions reported per person")
 
     p = sub.add_parser(
+        "highlights", help="cut the best segments of some actions into one reel (mp4, with audio)"
+    )
+    p.add_argument("video", help="a video file")
+    p.add_argument(
+        "--out", required=True, help="the reel (mp4); OUT.segments.jsonl and OUT.timeline.png beside it"
+    )
+    p.add_argument("--labels", help="comma-separated actions to keep (default: any)")
+    p.add_argument("--model", default="movinet_a0_stream", help="a stream model (default: movinet_a0_stream)")
+    p.add_argument("--weights", help=WEIGHTS_HELP)
+    p.add_argument("--top", type=_positive, default=5, help="segments in the reel, best peak first")
+    p.add_argument("--pad", type=float, default=1.0, help="seconds added before and after each segment")
+    p.add_argument("--window", type=float, default=2.0, help="seconds of frames pooled per score")
+    p.add_argument("--every", type=float, default=0.5, help="seconds between scores")
+    p.add_argument("--on", type=float, default=0.4, help="smoothed score that opens a segment")
+    p.add_argument("--off", type=float, default=0.2, help="smoothed score below which it closes")
+    p.add_argument("--json", action="store_true", help="print the reel's segments as JSON Lines")
+
+    p = sub.add_parser(
         "convert", help="write any loadable model (checkpoint, .tflite, hub name) as a vidrec directory"
     )
     p.add_argument("source", help="anything vidrec.load_model reads")

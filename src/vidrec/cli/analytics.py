@@ -1,4 +1,5 @@
-"""`vidrec detect`: who does what in a video, with boxes, track ids and per-person actions."""
+"""Live-sports analytics on the command line: `vidrec detect` (who does what, with boxes, track
+ids and per-person actions) and `vidrec highlights` (a reel of the best segments of some labels)."""
 
 from __future__ import annotations
 
@@ -82,4 +83,58 @@ def _tile(value: str, width: int, height: int) -> int | None:
     return side
 
 
-__all__ = ["cmd_detect"]
+def cmd_highlights(args) -> int:
+    """`vidrec highlights VIDEO --labels A,B --out reel.mp4`: the best segments of those labels,
+    padded and cut into one MP4 with the audio; beside it the segments (JSON Lines) and the
+    timeline (PNG); --json prints the reel's segments."""
+    import os
+
+    import numpy as np
+
+    from vidrec.engine.highlights import choose, cut_reel
+    from vidrec.engine.segments import SegmentConfig, Segmenter, plot_timeline
+    from vidrec.engine.stream import stream_video
+    from vidrec.io import probe
+    from vidrec.loader import load_model
+    from vidrec.utils import atomic_write_text
+
+    info = probe(args.video)
+    labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
+    model = load_model(args.model, weights_dir=args.weights)
+    if labels and model.labels and (unknown := [x for x in labels if x not in model.labels]):
+        from vidrec.errors import unknown_name_message
+
+        raise ConfigError(unknown_name_message("label", unknown[0], model.labels))
+    config = SegmentConfig(on=args.on, off=min(args.off, args.on))
+    segmenter = Segmenter(model.labels or [str(i) for i in range(model.num_classes)], config)
+    segments, times, rows = [], [], []
+    for report in stream_video(model, args.video, every=args.every, window=args.window, probs=True):
+        if not report.get("final"):
+            probs = report["probs"].numpy()
+            segments += segmenter.update(report["time"], probs)
+            times.append(report["time"])
+            rows.append({int(i): float(probs[i]) for i in np.flatnonzero(probs >= 0.05)})
+    segments += segmenter.finish(info.duration)
+    stem = os.path.splitext(args.out)[0]
+    atomic_write_text(stem + ".segments.jsonl", "".join(json.dumps(s) + "\n" for s in segments))
+    scores = np.zeros((len(times), len(segmenter.labels)), np.float32)
+    for r, sparse in enumerate(rows):
+        scores[r, list(sparse)] = list(sparse.values())
+    plot_timeline(stem + ".timeline.png", times, scores, segmenter.labels, segments)
+    spans = choose(segments, labels=labels, top=args.top, pad=args.pad, duration=info.duration)
+    reel = cut_reel(args.video, spans, args.out)
+    chosen = [s for s in segments if any(a <= s["start"] and s["end"] <= b for a, b in spans)]
+    chosen = [s for s in chosen if labels is None or s["label"] in labels]
+    if args.json:
+        for s in chosen:
+            print(json.dumps(s), flush=True)
+    print(
+        f"{args.out}: {len(spans)} cuts, {reel['seconds']:.1f} s{' with audio' if reel['audio'] else ''} "
+        f"({', '.join(f'{a:g}-{b:g} s' for a, b in spans)}); segments: {stem}.segments.jsonl, "
+        f"timeline: {stem}.timeline.png",
+        file=sys.stderr,
+    )
+    return 0
+
+
+__all__ = ["cmd_detect", "cmd_highlights"]
