@@ -256,6 +256,8 @@ def cmd_stream(args) -> int:
         window=args.window,
         device=device,
         probs=segmenting,
+        realtime=args.realtime,
+        timeout=args.timeout,
     )
     for report in reports:
         if segmenting:
@@ -276,6 +278,15 @@ def cmd_stream(args) -> int:
                 f"{f'{fps:g} fps' if fps else 'its own frame rate'}, processed in {took:.1f} s)",
                 flush=True,
             )
+            if "live" in report:
+                live = report["live"]
+                print(
+                    f"  live: {live['decoded']} frames in at {live['input_fps']:g} fps, "
+                    f"{live['processed']} processed, {live['skipped_for_rate']} above the model's rate, "
+                    f"{live['dropped']} dropped while it was busy; latency median "
+                    f"{live['latency_median_s']:g} s, worst {live['latency_max_s']:g} s",
+                    flush=True,
+                )
         else:
             print(f"{report['time']:7.1f} s  {best}", flush=True)
     if segmenting:

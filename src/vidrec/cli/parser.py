@@ -187,10 +187,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "stream", help="watch a video as a live stream: running top-k, then the clip prediction"
     )
-    p.add_argument("video", help="a video file")
+    p.add_argument(
+        "video",
+        help="a video file, or a live source: a URL (rtsp://, http://, udp://...), /dev/videoN, - (stdin)",
+    )
     p.add_argument("--model", default="movinet_a0_stream", help="a stream model (default: movinet_a0_stream)")
     p.add_argument("--weights", help=WEIGHTS_HELP)
     p.add_argument("--every", type=float, default=1.0, help="seconds of video between reports")
+    p.add_argument(
+        "--no-realtime",
+        dest="realtime",
+        action="store_false",
+        help="live sources: process every frame (may fall behind) instead of the newest one",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=10.0, help="live sources: seconds without a frame = stalled"
+    )
     p.add_argument("--top-k", type=_positive, default=5, help="classes to report")
     p.add_argument("--json", action="store_true", help="one JSON object per report")
     p.add_argument(

@@ -15,8 +15,17 @@ from vidrec.data.sampling import resample_timeline
 from vidrec.data.transforms import center_crop, frames_to_clip, normalize, resize_short_side
 from vidrec.engine.topk import top_predictions
 from vidrec.errors import ConfigError
+from vidrec.io.live import LiveReader, is_live_source
 from vidrec.io.video import VideoReader
 from vidrec.models.base import StreamingModel
+
+
+def model_frame(rgb: np.ndarray, prep) -> torch.Tensor:
+    """One RGB frame `(H, W, 3)` as a stream model takes it: `(C, 1, H', W')` float, resized and
+    centre-cropped as `prep` says."""
+    clip = frames_to_clip(rgb[None])  # (3, 1, H, W) uint8
+    clip = center_crop(resize_short_side(clip, prep.resize), prep.test_crop_size or prep.crop_size)
+    return normalize(clip, prep.mean, prep.std, centering=prep.centering)
 
 
 def model_frames(path: str | os.PathLike, prep, *, fps: float | None) -> Iterator[tuple[float, torch.Tensor]]:
@@ -30,9 +39,7 @@ def model_frames(path: str | os.PathLike, prep, *, fps: float | None) -> Iterato
         for index, rgb in video.indexed_frames():
             if not repeats[index]:
                 continue
-            clip = frames_to_clip(rgb[None])  # (3, 1, H, W) uint8
-            clip = center_crop(resize_short_side(clip, prep.resize), prep.test_crop_size or prep.crop_size)
-            frame = normalize(clip, prep.mean, prep.std, centering=prep.centering)
+            frame = model_frame(rgb, prep)
             for _ in range(repeats[index]):
                 yield (tick / fps if fps else float(times[index])), frame
                 tick += 1
@@ -48,6 +55,8 @@ def stream_video(
     window: float | None = None,
     device: torch.device | str | None = None,
     probs: bool = False,
+    realtime: bool = True,
+    timeout: float = 10.0,
 ) -> Iterator[dict]:
     """Yield `{"time", "frames", "predictions"}` every `every` seconds of video (None: only at the
     end), then the final clip prediction with `"final": True`. The frames between two reports go
@@ -56,7 +65,12 @@ def stream_video(
     A stream model's pool averages every frame since the start, so its running top-k is a
     whole-video average: a change of action shows late, later the longer the video. `window`
     (seconds) pools only the last frames' features instead (the backbone's own memory is a few
-    frames), so each report says what is happening now. `probs` adds the full distribution."""
+    frames), so each report says what is happening now. `probs` adds the full distribution.
+
+    `path` may be a live source (`vidrec.io.live`: a stream URL, a camera, `-` for stdin): each
+    frame then goes through the model as it arrives; with `realtime` the newest frame is taken
+    and the others dropped when the model falls behind, and the final report carries `"live"`:
+    frames decoded / processed / dropped, input and processed frames/s, latency."""
     if not isinstance(model, StreamingModel):
         raise ConfigError(
             f"{model.arch} is not a stream model (it has no init_state/step); "
@@ -99,17 +113,38 @@ def stream_video(
         out = {"predictions": top_predictions(p, model, top_k), **extra}
         return {**out, "probs": p.cpu()} if probs else out
 
-    for time, frame in model_frames(path, prep, fps=prep.target_fps):
-        if every is not None and time >= next_report - 1e-9 and chunk:
-            flush()
+    reader = LiveReader(str(path), realtime=realtime, timeout=timeout) if is_live_source(str(path)) else None
+    frames = live_model_frames(reader, prep) if reader else model_frames(path, prep, fps=prep.target_fps)
+    for time, frame in frames:
+        if every is not None and time >= next_report - 1e-9 and (chunk or logits is not None):
+            if chunk:
+                flush()
             yield report(time=round(next_report, 3), frames=count)
             next_report += every * max(1, int((time - next_report) // every) + 1)
         chunk.append(frame)
         count += 1
+        if reader is not None:
+            flush()  # live: each frame through the model as it arrives
     if chunk:
         flush()
     if logits is None:
         raise ConfigError(f"{path}: no frames to stream")
-    yield report(
-        time=round(count / prep.target_fps if prep.target_fps else time, 3), frames=count, final=True
-    )
+    end = time if reader is not None or not prep.target_fps else count / prep.target_fps
+    extra = {}
+    if reader is not None:  # taken but above the model's frame rate: skipped on purpose
+        stats = reader.stats()
+        extra = {"live": {**stats, "processed": count, "skipped_for_rate": stats["taken"] - count}}
+    yield report(time=round(end, 3), frames=count, final=True, **extra)
+
+
+def live_model_frames(reader: LiveReader, prep) -> Iterator[tuple[float, torch.Tensor]]:
+    """`(time since the first frame, model frame)` from a live source, at most `prep.target_fps`
+    frames per second of stream time (all of them without a rate)."""
+    start = next_tick = None
+    for f in reader.frames():
+        start = f.time if start is None else start
+        t = f.time - start
+        if prep.target_fps and next_tick is not None and t < next_tick - 1e-6:
+            continue
+        next_tick = t + 1.0 / prep.target_fps if prep.target_fps else None
+        yield t, model_frame(f.rgb, prep)

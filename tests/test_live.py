@@ -1,0 +1,104 @@
+"""Live sources: a local process sends an MPEG-TS stream in real time on a pipe; `vidrec stream -`
+reads it as it comes, reports while it plays, keeps latency bounded, and says when it stalls."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from test_segments import tiny_stream_model
+from vidrec.io.live import is_live_source
+
+PRODUCER = """
+import sys, time
+from fractions import Fraction
+import av, numpy as np
+seconds, stall = float(sys.argv[1]), float(sys.argv[2])
+out = av.open(sys.stdout.buffer, "w", format="mpegts", options={"flush_packets": "1"}, buffer_size=1316)
+v = out.add_stream("libx264", rate=10)
+v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+v.options = {"tune": "zerolatency", "preset": "ultrafast"}
+if len(sys.argv) > 3:  # a real clip, 10 frames a second of it
+    with av.open(sys.argv[3]) as clip:
+        frames = [f.to_ndarray(format="rgb24", width=64, height=48) for f in clip.decode(video=0)][::3]
+else:
+    frames = list(np.random.default_rng(0).integers(0, 255, (100, 48, 64, 3), dtype=np.uint8))
+for i in range(int(seconds * 10)):
+    f = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i % len(frames)]), format="rgb24")
+    f.pts, f.time_base = i, Fraction(1, 10)
+    for p in v.encode(f):
+        out.mux(p)
+    sys.stdout.buffer.flush()
+    time.sleep(0.1)  # real time: 10 frames per second
+time.sleep(stall)
+for p in v.encode():
+    out.mux(p)
+out.close()
+"""
+
+
+def test_live_sources_are_recognised():
+    assert is_live_source("-") and is_live_source("rtsp://cam/1") and is_live_source("/dev/video0")
+    assert is_live_source("udp://127.0.0.1:5000") and not is_live_source("clip.mp4")
+
+
+def _stream(tmp_path, seconds: float, stall: float, *extra: str, clip: str | None = None):
+    (tmp_path / "producer.py").write_text(PRODUCER)
+    tiny_stream_model().save_pretrained(tmp_path / "m")
+    producer = subprocess.Popen(
+        [sys.executable, str(tmp_path / "producer.py"), str(seconds), str(stall), *([clip] if clip else [])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    args = [sys.executable, "-m", "vidrec", "stream", "-", "--model", str(tmp_path / "m"), *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    consumer = subprocess.Popen(
+        args, stdin=producer.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    producer.stdout.close()
+    arrivals = []
+    for line in consumer.stdout:
+        arrivals.append((time.monotonic(), json.loads(line)))
+    consumer.wait(timeout=120)
+    producer.kill()
+    return consumer, arrivals
+
+
+@pytest.mark.slow
+def test_a_live_stream_is_reported_while_it_plays(tmp_path, shared_videos):
+    clip = os.path.join(shared_videos, "arm_wrestling.mp4")
+    # 15 s: long enough that most of it plays after the reader has started (imports take seconds)
+    consumer, arrivals = _stream(tmp_path, 15, 0, "--every", "1", "--json", clip=clip)
+    assert consumer.returncode == 0, consumer.stderr.read()[-2000:]
+    reports = [r for _, r in arrivals]
+    assert reports[-1]["final"] and len(reports) >= 5
+    first, last = arrivals[0][0], arrivals[-2][0]
+    assert last - first >= 5.0  # the reports came out as the stream played, not all at its end
+    live = reports[-1]["live"]
+    print(f"live stream: {live}")
+    assert live["decoded"] >= 140 and live["processed"] >= 30  # 15 s at 10 fps in, up to 5 fps looked at
+    assert live["processed"] + live["skipped_for_rate"] + live["dropped"] == live["decoded"]
+    assert live["latency_max_s"] < 5.0
+
+
+@pytest.mark.slow
+def test_a_stalled_live_stream_is_reported_not_waited_on(tmp_path):
+    start = time.monotonic()
+    consumer, arrivals = _stream(tmp_path, 1.5, 60, "--timeout", "3", "--json")
+    took = time.monotonic() - start
+    assert consumer.returncode == 2 and took < 45
+    err = consumer.stderr.read()
+    assert "stalled, no frame for 3 s" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("source", ["udp://127.0.0.1:9", "/dev/video9"])
+def test_unreachable_live_sources_fail_in_one_line(tmp_path, capsys, source):
+    from vidrec.cli import main
+
+    tiny_stream_model().save_pretrained(tmp_path / "m")
+    assert main(["stream", source, "--model", str(tmp_path / "m"), "--timeout", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and source in err
