@@ -72,6 +72,7 @@ class VideoEncoder:
         self.stream = None
 
     def write(self, img: np.ndarray) -> None:
+        """Encode one RGB frame `(H, W, 3)` uint8 (the first one sets the size)."""
         if self.stream is None:
             self.stream = self.container.add_stream(self.codec, rate=self.rate)
             self.stream.width, self.stream.height = img.shape[1], img.shape[0]
@@ -84,6 +85,7 @@ class VideoEncoder:
             self.container.mux(packet)
 
     def close(self) -> None:
+        """Flush the encoder and close the file."""
         if self.stream is not None:
             for packet in self.stream.encode():
                 self.container.mux(packet)
@@ -112,10 +114,12 @@ class VideoWriter:
         self.encoder = VideoEncoder(self.tmp, fps=fps, options={"crf": str(crf)})
 
     def write(self, img: np.ndarray) -> None:
+        """Add one RGB frame `(H, W, 3)` uint8."""
         h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
         self.encoder.write(img[:h, :w])
 
     def close(self) -> None:
+        """Finish the video and rename it into place."""
         self.encoder.close()
         os.replace(self.tmp, self.path)
 

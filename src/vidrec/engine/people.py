@@ -146,6 +146,7 @@ class CSVPersons:
                 self.by_key.setdefault(row.key, []).append(row)
 
     def persons(self, video_id: str, sec: int, width: int, height: int) -> Persons:
+        """The boxes of keyframe (`video_id`, `sec`) in pixels of a `width` x `height` frame."""
         from vidrec.data.ava import frame_key
 
         rows = self.by_key.get(frame_key(video_id, sec), [])

@@ -47,6 +47,7 @@ class Segmenter:
         self.last_time: float | None = None
 
     def update(self, time: float, scores) -> list[dict]:
+        """Scores `(labels,)` at `time` (seconds, increasing): the segments that closed now."""
         scores = np.asarray(scores, dtype=np.float64)
         if scores.shape != (len(self.labels),):
             raise ConfigError(f"expected {len(self.labels)} scores, got shape {scores.shape}")

@@ -60,6 +60,7 @@ class KalmanBox:
         self.P = np.diag([10.0, 10.0, 10.0, 10.0, 1e4, 1e4, 1e4])
 
     def predict(self) -> np.ndarray:
+        """One frame ahead: the predicted box (x1, y1, x2, y2)."""
         if self.x[2] + self.x[6] <= 0:  # an area about to go negative stops shrinking
             self.x[6] = 0.0
         self.x = self.F @ self.x
@@ -67,6 +68,7 @@ class KalmanBox:
         return _to_box(self.x)
 
     def update(self, box: np.ndarray) -> None:
+        """Correct the state with a matched detection (x1, y1, x2, y2)."""
         y = _to_state(box) - self.H @ self.x
         S = self.H @ self.P @ self.H.T + self.R
         K = self.P @ self.H.T @ np.linalg.inv(S)
@@ -75,6 +77,7 @@ class KalmanBox:
 
     @property
     def box(self) -> np.ndarray:
+        """The filtered box (x1, y1, x2, y2)."""
         return _to_box(self.x)
 
 
@@ -91,6 +94,7 @@ class Track:
 
     @property
     def box(self) -> np.ndarray:
+        """The track's filtered box (x1, y1, x2, y2)."""
         return self.filter.box
 
 
@@ -120,6 +124,7 @@ class Tracker:
         self._next_id = 1
 
     def update(self, boxes, scores) -> list[Track]:
+        """One frame's detections: the tracks matched in it that have enough hits to report."""
         c = self.config
         self.frame += 1
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)

@@ -85,6 +85,7 @@ class TrackRecognizer:
         return logits[0].float().cpu()
 
     def keep(self, ids: set[int]) -> None:
+        """Forget the states of tracks not in `ids` (they ended)."""
         self.states = {i: s for i, s in self.states.items() if i in ids}
 
 

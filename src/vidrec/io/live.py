@@ -112,6 +112,8 @@ class LiveReader:
                         pass
 
     def frames(self) -> Iterator[LiveFrame]:
+        """Open the source and yield its frames (in real time: the newest each time one is asked
+        for); ends with the source, raises `VideoError` when it fails or stalls."""
         container = self._open()
         if not container.streams.video:
             container.close()
