@@ -64,6 +64,7 @@ def test_reel_is_frame_exact_and_keeps_the_audio(tmp_path):
     assert abs(samples / 16000 - 1.5) < 0.1
 
 
+@pytest.mark.slow
 def test_highlights_command(tmp_path, capsys):
     video_with_audio(tmp_path / "v.mp4", seconds=4)
     model = tiny_stream_model()

@@ -101,6 +101,7 @@ def _frames(shared_videos) -> list[torch.Tensor]:
     return out
 
 
+@pytest.mark.slow
 def test_tflite_import_matches_the_runtime(ssd_tflite, shared_videos):
     """Every anchor's scores and decoded box against the runtime's own tensors before its NMS, and
     the detections after it."""
