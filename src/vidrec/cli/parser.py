@@ -238,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="tile side in px for wide shots, 'off', or 'auto' (400 px when the short side >= 1000)",
     )
     p.add_argument("--context", type=float, default=1.5, help="crop side / the person box's longer side")
+    p.add_argument(
+        "--window",
+        type=float,
+        default=2.0,
+        help="seconds of each person's crops pooled per score (0: since first seen)",
+    )
+    p.add_argument("--segments", help="write each person's action segments as JSON Lines")
     p.add_argument("--top-k", type=_positive, default=3, help="actions reported per person")
 
     p = sub.add_parser(

@@ -87,6 +87,31 @@ class Segmenter:
         return out
 
 
+class TrackSegments:
+    """One `Segmenter` per person: `update(time, tracks, alive)` with a look's tracks (each with
+    `"id"` and `"probs"`) and the ids still tracked; a person's open segments close where the
+    person was last seen, once the tracker has let them go."""
+
+    def __init__(self, labels: list[str], config: SegmentConfig = SegmentConfig()):
+        self.labels, self.config = labels, config
+        self.segmenters: dict[int, Segmenter] = {}
+        self.segments: list[dict] = []
+
+    def update(self, time: float, tracks: list[dict], alive: set[int]) -> None:
+        for t in tracks:
+            seg = self.segmenters.setdefault(t["id"], Segmenter(self.labels, self.config, track=t["id"]))
+            self.segments += seg.update(time, np.asarray(t["probs"]))
+        for i in [i for i in self.segmenters if i not in alive]:
+            self.segments += self.segmenters.pop(i).finish()
+
+    def finish(self) -> list[dict]:
+        """Every segment, the open ones closed, in time order."""
+        for seg in self.segmenters.values():
+            self.segments += seg.finish()
+        self.segmenters = {}
+        return sorted(self.segments, key=lambda x: (x["start"], x["track"]))
+
+
 def statistics(segments: list[dict]) -> dict:
     """Per label (and per track and label): how many segments and their total seconds."""
     by_label: dict[str, dict] = {}
@@ -131,4 +156,4 @@ def plot_timeline(
     plt.close(fig)
 
 
-__all__ = ["SegmentConfig", "Segmenter", "plot_timeline", "statistics"]
+__all__ = ["SegmentConfig", "Segmenter", "TrackSegments", "plot_timeline", "statistics"]

@@ -13,6 +13,7 @@ follows the number of people in view, not the video's length.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -58,35 +59,46 @@ def square_crop(frame: np.ndarray, box, *, context: float, size: int) -> torch.T
 
 class TrackRecognizer:
     """A stream model with one state per track: `step(track_id, crop)` -> logits after that
-    person's crops so far; `keep(ids)` forgets the others."""
+    person's crops so far, or with `window` (seconds at `fps` crops a second) over that person's
+    last crops only; `keep(ids)` forgets the others."""
 
-    def __init__(self, model: StreamingModel):
+    def __init__(self, model: StreamingModel, *, window: float | None = None, fps: float = 5.0):
         if not isinstance(model, StreamingModel):
             raise ConfigError(
                 f"{model.arch} is not a stream model: per-person recognition needs one state per "
                 f"person (e.g. movinet_a0_stream)"
             )
+        if window is not None and not hasattr(model, "step_features"):
+            raise ConfigError(f"{model.arch} cannot pool over a window (it has no step_features)")
         self.model = model.eval()
         self.prep = model.preprocessing
         self.size = self.prep.test_crop_size or self.prep.crop_size
+        self.window = None if window is None else max(1, round(window * fps))
         self.states: dict[int, dict] = {}
+        self.recent: dict[int, deque] = {}  # per track, its last `window` frames' features (1, P)
 
     @torch.inference_mode()
     def step(self, track_id: int, crop: torch.Tensor) -> torch.Tensor:
         """`crop (3, S, S)` 0-255 -> logits `(classes,)`."""
         pixels = crop.round().clamp(0, 255).to(torch.uint8)[:, None]  # (3, 1, S, S)
         clip = normalize(pixels, self.prep.mean, self.prep.std, centering=self.prep.centering)
+        clip = clip[None].to(next(self.model.parameters()).device)
         state = self.states.get(track_id)
         if state is None:
             state = self.model.init_state(1, height=self.size, width=self.size)
-        logits, self.states[track_id] = self.model.step(
-            clip[None].to(next(self.model.parameters()).device), state
-        )
+        if self.window is None:
+            logits, self.states[track_id] = self.model.step(clip, state)
+        else:
+            feats, self.states[track_id] = self.model.step_features(clip, state)  # (1, 1, P)
+            recent = self.recent.setdefault(track_id, deque(maxlen=self.window))
+            recent.append(feats[:, -1])
+            logits = self.model.forward_head(torch.cat(list(recent)).mean(0, keepdim=True))
         return logits[0].float().cpu()
 
     def keep(self, ids: set[int]) -> None:
         """Forget the states of tracks not in `ids` (they ended)."""
         self.states = {i: s for i, s in self.states.items() if i in ids}
+        self.recent = {i: r for i, r in self.recent.items() if i in ids}
 
 
 def people_actions(
@@ -97,11 +109,13 @@ def people_actions(
     config: PeopleConfig = PeopleConfig(),
     tracking: TrackerConfig = TrackerConfig(),
     every_frame: bool = False,
+    probs: bool = False,
 ) -> Iterator[dict]:
     """Per frame looked at (`fps`), `{"time", "frame", "tracks": [{"id", "box" (pixels), "score",
     "actions": [{"label", "score"}]}]}` (action scores: softmax over the model's classes). With
     `every_frame`, every decoded frame is yielded with its `"image"` (RGB uint8) and the latest
-    tracks (`"keyframe": False` between looks): what an annotated video needs."""
+    tracks (`"keyframe": False` between looks): what an annotated video needs. `probs` adds each
+    track's full distribution (`"probs"`, a tensor) for per-person segments."""
     if config.fps <= 0:
         raise ConfigError(f"fps must be > 0, got {config.fps}")
     tracker = Tracker(tracking)
@@ -116,15 +130,14 @@ def people_actions(
                 latest = []
                 for track in tracks:
                     crop = square_crop(rgb, track.box, context=config.context, size=recognizer.size)
-                    logits = recognizer.step(track.id, crop)
-                    latest.append(
-                        {
-                            "id": track.id,
-                            "box": [round(float(v), 1) for v in track.box],
-                            "score": round(track.score, 4),
-                            "actions": top_predictions(logits.softmax(-1), recognizer.model, config.top_k),
-                        }
-                    )
+                    p = recognizer.step(track.id, crop).softmax(-1)
+                    entry = {
+                        "id": track.id,
+                        "box": [round(float(v), 1) for v in track.box],
+                        "score": round(track.score, 4),
+                        "actions": top_predictions(p, recognizer.model, config.top_k),
+                    }
+                    latest.append({**entry, "probs": p} if probs else entry)
                 recognizer.keep({t.id for t in tracker.tracks})
                 out = {"time": round(time, 3), "frame": index, "tracks": latest}
                 yield {**out, "keyframe": True, "image": rgb} if every_frame else out
