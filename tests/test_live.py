@@ -45,7 +45,7 @@ def test_live_sources_are_recognised():
     assert is_live_source("udp://127.0.0.1:5000") and not is_live_source("clip.mp4")
 
 
-def _stream(tmp_path, seconds: float, stall: float, *extra: str, clip: str | None = None):
+def _stream(tmp_path, seconds: float, stall: float, *extra: str, clip: str | None = None, command="stream"):
     (tmp_path / "producer.py").write_text(PRODUCER)
     tiny_stream_model().save_pretrained(tmp_path / "m")
     producer = subprocess.Popen(
@@ -53,7 +53,8 @@ def _stream(tmp_path, seconds: float, stall: float, *extra: str, clip: str | Non
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
-    args = [sys.executable, "-m", "vidrec", "stream", "-", "--model", str(tmp_path / "m"), *extra]
+    model = ["--model", str(tmp_path / "m")] if command == "stream" else []
+    args = [sys.executable, "-m", "vidrec", command, "-", *model, *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     consumer = subprocess.Popen(
         args, stdin=producer.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
@@ -102,3 +103,19 @@ def test_unreachable_live_sources_fail_in_one_line(tmp_path, capsys, source):
     assert main(["stream", source, "--model", str(tmp_path / "m"), "--timeout", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and source in err
+
+
+@pytest.mark.slow
+def test_detect_reads_a_live_source(tmp_path, shared_videos, monkeypatch):
+    from conftest import MOVINET_DIR, SSD_DIR
+
+    for folder in (SSD_DIR, MOVINET_DIR):
+        if not os.path.isdir(folder):
+            pytest.skip(f"{folder} not found")
+    monkeypatch.setenv("VIDREC_WEIGHTS", os.pathsep.join([SSD_DIR, MOVINET_DIR]))
+    clip = os.path.join(shared_videos, "arm_wrestling.mp4")
+    consumer, arrivals = _stream(tmp_path, 12, 0, "--json", "--fps", "1", clip=clip, command="detect")
+    assert consumer.returncode == 0, consumer.stderr.read()[-2000:]
+    looks = [r for _, r in arrivals]
+    assert len(looks) >= 4 and all(set(r) == {"time", "frame", "tracks"} for r in looks)
+    assert any(r["tracks"] for r in looks)  # people found in the live frames

@@ -16,12 +16,16 @@ def cmd_detect(args) -> int:
     from vidrec.engine.tracking import TrackerConfig
     from vidrec.engine.who import PeopleConfig, TrackRecognizer, draw_tracks, people_actions
     from vidrec.io import probe
+    from vidrec.io.live import is_live_source
     from vidrec.loader import load_model
     from vidrec.models.ssd import SSDMobileNetV1
     from vidrec.utils import VideoWriter, atomic_write_text
 
-    info = probe(args.video)  # a bad file or setting fails here, before any model loads
-    tile = _tile(args.tile, info.width, info.height)
+    live = is_live_source(args.video)
+    if live and args.out:
+        raise ConfigError("--out writes a file's annotated copy; for a live source use --json")
+    info = None if live else probe(args.video)  # a bad file or setting fails here, before any model loads
+    tile = _tile(args.tile, *((info.width, info.height) if info else (0, 0)))
     if args.fps <= 0 or not 0 < args.min_score < 1 or args.context <= 0:
         raise ConfigError("--fps and --context must be > 0 and --min-score in (0, 1)")
     detector_model = load_model(args.detector, weights_dir=args.weights)
@@ -47,6 +51,8 @@ def cmd_detect(args) -> int:
             tracking=tracking,
             every_frame=writer is not None,
             probs=bool(args.segments),
+            realtime=args.realtime,
+            timeout=args.timeout,
         ):
             if writer is not None:
                 writer.write(draw_tracks(report.pop("image"), report["tracks"]))
@@ -85,7 +91,8 @@ def cmd_detect(args) -> int:
 
 def _tile(value: str, width: int, height: int) -> int | None:
     """--tile: a side in pixels, "off", or "auto" (400 px tiles on frames whose short side is
-    1000 px or more, where people are a few dozen pixels tall)."""
+    1000 px or more, where people are a few dozen pixels tall; off for a live source, whose size
+    is not known before it starts)."""
     if value == "off":
         return None
     if value == "auto":

@@ -194,15 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="movinet_a0_stream", help="a stream model (default: movinet_a0_stream)")
     p.add_argument("--weights", help=WEIGHTS_HELP)
     p.add_argument("--every", type=float, default=1.0, help="seconds of video between reports")
-    p.add_argument(
-        "--no-realtime",
-        dest="realtime",
-        action="store_false",
-        help="live sources: process every frame (may fall behind) instead of the newest one",
-    )
-    p.add_argument(
-        "--timeout", type=float, default=10.0, help="live sources: seconds without a frame = stalled"
-    )
+    _add_live(p)
     p.add_argument("--top-k", type=_positive, default=5, help="classes to report")
     p.add_argument("--json", action="store_true", help="one JSON object per report")
     p.add_argument(
@@ -218,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "detect", help="who does what: people found, tracked, and each one's actions recognised"
     )
-    p.add_argument("video", help="a video file")
+    p.add_argument("video", help="a video file, or a live source (as vidrec stream)")
     p.add_argument("--out", help="write the video with boxes, track ids and actions drawn (mp4)")
     p.add_argument("--json", action="store_true", help="one JSON object per frame looked at")
     p.add_argument(
@@ -245,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds of each person's crops pooled per score (0: since first seen)",
     )
     p.add_argument("--segments", help="write each person's action segments as JSON Lines")
+    _add_live(p)
     p.add_argument("--top-k", type=_positive, default=3, help="actions reported per person")
 
     p = sub.add_parser(
@@ -337,6 +330,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_device(p)
     return parser
+
+
+def _add_live(p) -> None:
+    p.add_argument(
+        "--no-realtime",
+        dest="realtime",
+        action="store_false",
+        help="live sources: process every frame (may fall behind) instead of the newest one",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=10.0, help="live sources: seconds without a frame = stalled"
+    )
 
 
 def _add_int8(p) -> None:

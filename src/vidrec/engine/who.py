@@ -27,6 +27,7 @@ from vidrec.engine.people import PersonDetector
 from vidrec.engine.topk import top_predictions
 from vidrec.engine.tracking import Tracker, TrackerConfig
 from vidrec.errors import ConfigError
+from vidrec.io.live import LiveReader, is_live_source
 from vidrec.io.video import VideoReader
 from vidrec.models.base import StreamingModel
 
@@ -110,45 +111,60 @@ def people_actions(
     tracking: TrackerConfig = TrackerConfig(),
     every_frame: bool = False,
     probs: bool = False,
+    realtime: bool = True,
+    timeout: float = 10.0,
 ) -> Iterator[dict]:
     """Per frame looked at (`fps`), `{"time", "frame", "tracks": [{"id", "box" (pixels), "score",
     "actions": [{"label", "score"}]}]}` (action scores: softmax over the model's classes). With
     `every_frame`, every decoded frame is yielded with its `"image"` (RGB uint8) and the latest
     tracks (`"keyframe": False` between looks): what an annotated video needs. `probs` adds each
-    track's full distribution (`"probs"`, a tensor) for per-person segments."""
+    track's full distribution (`"probs"`, a tensor) for per-person segments. `path` may be a live
+    source (`vidrec.io.live`; `realtime` and `timeout` as there)."""
     if config.fps <= 0:
         raise ConfigError(f"fps must be > 0, got {config.fps}")
     tracker = Tracker(tracking)
     latest: list[dict] = []
-    with VideoReader(path) as video:
-        looked_at = set(resample_timeline(video.timestamps, config.fps).tolist())
-        for index, rgb in video.indexed_frames():
-            time = float(video.timestamps[index])
-            if index in looked_at:
-                persons = detector(rgb[None])[0]
-                tracks = tracker.update(persons.boxes, persons.scores)
-                latest = []
-                for track in tracks:
-                    crop = square_crop(rgb, track.box, context=config.context, size=recognizer.size)
-                    p = recognizer.step(track.id, crop).softmax(-1)
-                    entry = {
-                        "id": track.id,
-                        "box": [round(float(v), 1) for v in track.box],
-                        "score": round(track.score, 4),
-                        "actions": top_predictions(p, recognizer.model, config.top_k),
-                    }
-                    latest.append({**entry, "probs": p} if probs else entry)
-                recognizer.keep({t.id for t in tracker.tracks})
-                out = {"time": round(time, 3), "frame": index, "tracks": latest}
-                yield {**out, "keyframe": True, "image": rgb} if every_frame else out
-            elif every_frame:
-                yield {
-                    "time": round(time, 3),
-                    "frame": index,
-                    "tracks": latest,
-                    "keyframe": False,
-                    "image": rgb,
+    for index, time, rgb, look in _frames(path, config.fps, realtime=realtime, timeout=timeout):
+        if look:
+            persons = detector(rgb[None])[0]
+            tracks = tracker.update(persons.boxes, persons.scores)
+            latest = []
+            for track in tracks:
+                crop = square_crop(rgb, track.box, context=config.context, size=recognizer.size)
+                p = recognizer.step(track.id, crop).softmax(-1)
+                entry = {
+                    "id": track.id,
+                    "box": [round(float(v), 1) for v in track.box],
+                    "score": round(track.score, 4),
+                    "actions": top_predictions(p, recognizer.model, config.top_k),
                 }
+                latest.append({**entry, "probs": p} if probs else entry)
+            recognizer.keep({t.id for t in tracker.tracks})
+        if look or every_frame:
+            out = {"time": round(time, 3), "frame": index, "tracks": latest}
+            yield {**out, "keyframe": look, "image": rgb} if every_frame else out
+
+
+def _frames(
+    path, fps: float, *, realtime: bool, timeout: float
+) -> Iterator[tuple[int, float, np.ndarray, bool]]:
+    """`(index, time, rgb, looked at)` of each frame of a file (looks evenly at `fps` by
+    timestamps), or of a live source (looks at the first frame taken at or after each tick)."""
+    if is_live_source(str(path)):
+        reader = LiveReader(str(path), realtime=realtime, timeout=timeout)
+        start = next_tick = None
+        for index, f in enumerate(reader.frames()):
+            start = f.time if start is None else start
+            t = f.time - start
+            look = next_tick is None or t >= next_tick - 1e-6
+            if look:
+                next_tick = t + 1.0 / fps
+            yield index, t, f.rgb, look
+        return
+    with VideoReader(path) as video:
+        looked_at = set(resample_timeline(video.timestamps, fps).tolist())
+        for index, rgb in video.indexed_frames():
+            yield index, float(video.timestamps[index]), rgb, index in looked_at
 
 
 _COLOURS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
