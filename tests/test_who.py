@@ -123,3 +123,32 @@ def test_detect_on_real_footage(tmp_path, capsys, monkeypatch, shared_videos):
     assert wrestling and max(s["end"] - s["start"] for s in wrestling) >= 5.0
     info = vidrec.io.probe(out)
     assert info.num_frames == vidrec.io.probe(video).num_frames and not list(tmp_path.glob(".*.tmp*"))
+
+
+def test_an_ava_detector_scores_every_tracked_box_on_the_latest_frames(tmp_path):
+    from vidrec.engine.who import BoxRecognizer
+
+    moving_square_video(tmp_path / "v.mp4", frames=25)  # the square stays in view
+    torch.manual_seed(0)
+    model = vidrec.create_model("fast_small_ava", num_classes=4).eval()
+    model.set_labels(["run", "jump", "sit", "stand"])
+    recognizer = BoxRecognizer(model)
+    seen = []
+    recognizer.model.forward = lambda x, boxes, f=model.forward: (
+        seen.append((x.shape, boxes.clone())) or f(x, boxes)
+    )
+    reports = list(
+        people_actions(
+            tmp_path / "v.mp4", detector=BrightBoxes(), recognizer=recognizer, config=PeopleConfig(fps=5)
+        )
+    )
+    assert len(recognizer.frames) == 16  # the clip's frames, the newest kept as they were decoded
+    shape, boxes = seen[-1]
+    assert shape == (1, 3, 16, 128, 128)  # SynthMotion-AVA's test size: short side 128
+    np.testing.assert_allclose(
+        boxes[0, 1:].numpy(), np.array(reports[-1]["tracks"][0]["box"]) * 128 / 96, atol=0.2
+    )
+    scores = [a["score"] for a in reports[-1]["tracks"][0]["actions"]]
+    assert all(0 < s < 1 for s in scores)  # independent sigmoids, one per action
+    with pytest.raises(vidrec.errors.ConfigError, match="not an action detector"):
+        BoxRecognizer(vidrec.create_model("fast_small"))

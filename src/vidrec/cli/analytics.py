@@ -14,10 +14,11 @@ def cmd_detect(args) -> int:
     from vidrec.engine.people import SSDPersons
     from vidrec.engine.segments import TrackSegments, statistics
     from vidrec.engine.tracking import TrackerConfig
-    from vidrec.engine.who import PeopleConfig, TrackRecognizer, draw_tracks, people_actions
+    from vidrec.engine.who import BoxRecognizer, PeopleConfig, TrackRecognizer, draw_tracks, people_actions
     from vidrec.io import probe
     from vidrec.io.live import is_live_source
     from vidrec.loader import load_model
+    from vidrec.models.base import DetectionModel
     from vidrec.models.ssd import SSDMobileNetV1
     from vidrec.utils import VideoWriter, atomic_write_text
 
@@ -33,9 +34,11 @@ def cmd_detect(args) -> int:
         raise ConfigError(f"--detector {args.detector} is a {detector_model.arch}, not a person detector")
     detector = SSDPersons(detector_model, min_score=args.min_score, tile=tile)
     window = args.window if args.window and args.window > 0 else None
-    recognizer = TrackRecognizer(
-        load_model(args.model, weights_dir=args.weights), window=window, fps=args.fps
-    )
+    action_model = load_model(args.model, weights_dir=args.weights)
+    if isinstance(action_model, DetectionModel):  # an AVA detector scores every box on one clip
+        recognizer = BoxRecognizer(action_model)
+    else:
+        recognizer = TrackRecognizer(action_model, window=window, fps=args.fps)
     labels = recognizer.model.labels or [str(i) for i in range(recognizer.model.num_classes)]
     per_person = TrackSegments(labels)
     config = PeopleConfig(fps=args.fps, context=args.context, top_k=args.top_k)

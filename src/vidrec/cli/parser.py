@@ -214,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the video with boxes, track ids and actions drawn (mp4)")
     p.add_argument("--json", action="store_true", help="one JSON object per frame looked at")
     p.add_argument(
-        "--model", default="movinet_a0_stream", help="per-person stream model (default: movinet_a0_stream)"
+        "--model",
+        default="movinet_a0_stream",
+        help="per-person actions: a stream model (default: movinet_a0_stream) or an AVA detector (*_ava)",
     )
     p.add_argument(
         "--detector",

@@ -1,6 +1,7 @@
 """Who does what: people found in frames sampled at a steady rate, linked into tracks, and each
 track's crops recognised by a stream model holding one state per person (MoViNet-A0 Stream by
-default, which reads about 5 frames per second).
+default, which reads about 5 frames per second), or every track's box scored at once by an AVA
+action detector on the most recent frames (`BoxRecognizer`).
 
     frames at `fps` ─> PersonDetector ─> boxes ─> Tracker ─> tracks (stable ids)
                                                     └─> per track: square crop with context
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from vidrec.data.sampling import resample_timeline
-from vidrec.data.transforms import normalize
+from vidrec.data.transforms import frames_to_clip, normalize, resize_short_side
 from vidrec.engine.people import PersonDetector
 from vidrec.engine.topk import top_predictions
 from vidrec.engine.tracking import Tracker, TrackerConfig
@@ -101,12 +102,60 @@ class TrackRecognizer:
         self.states = {i: s for i, s in self.states.items() if i in ids}
         self.recent = {i: r for i, r in self.recent.items() if i in ids}
 
+    def observe(self, rgb: np.ndarray) -> None:
+        """Every decoded frame passes here; a stream model needs only the frames it looks at."""
+
+    def recognize(self, rgb: np.ndarray, tracks: list, *, context: float) -> list[torch.Tensor]:
+        """Per track, its action probabilities (softmax) after this look's crop."""
+        return [
+            self.step(t.id, square_crop(rgb, t.box, context=context, size=self.size)).softmax(-1)
+            for t in tracks
+        ]
+
+
+class BoxRecognizer:
+    """An AVA action detector (`*_ava`) on the tracks' boxes: the clip of its `num_frames x
+    sampling_rate` most recent frames (the look is the clip's last frame: online, nothing from
+    the future) with every person's box at once; per person, one sigmoid per action."""
+
+    def __init__(self, model):
+        from vidrec.models.base import DetectionModel
+
+        if not isinstance(model, DetectionModel):
+            raise ConfigError(f"{model.arch} is not an action detector (an *_ava model)")
+        self.model = model.eval()
+        self.prep = model.preprocessing
+        self.frames: deque = deque(maxlen=self.prep.num_frames * self.prep.sampling_rate)
+        self.scale = 1.0
+
+    def observe(self, rgb: np.ndarray) -> None:
+        """Keep the frame, at the model's test size (short side `test_crop_size`)."""
+        clip = resize_short_side(frames_to_clip(rgb[None]), self.prep.test_crop_size or self.prep.resize)
+        self.scale = clip.shape[-1] / rgb.shape[1]
+        self.frames.append(clip)
+
+    def keep(self, ids: set[int]) -> None:
+        """Nothing per person to forget: the clip is shared."""
+
+    @torch.inference_mode()
+    def recognize(self, rgb: np.ndarray, tracks: list, *, context: float) -> list[torch.Tensor]:
+        """Per track, its action probabilities (sigmoid) on the clip ending at this frame."""
+        if not tracks:
+            return []
+        frames = list(self.frames)
+        frames = [frames[0]] * (self.frames.maxlen - len(frames)) + frames  # the start repeated
+        clip = torch.cat(frames[self.prep.sampling_rate - 1 :: self.prep.sampling_rate], dim=1)
+        x = normalize(clip, self.prep.mean, self.prep.std, centering=self.prep.centering)[None]
+        boxes = torch.tensor([[0.0, *(float(v) * self.scale for v in t.box)] for t in tracks])
+        device = next(self.model.parameters()).device
+        return list(torch.sigmoid(self.model(x.to(device), boxes.to(device)).float().cpu()))
+
 
 def people_actions(
     path: str | os.PathLike,
     *,
     detector: PersonDetector,
-    recognizer: TrackRecognizer,
+    recognizer: TrackRecognizer | BoxRecognizer,
     config: PeopleConfig = PeopleConfig(),
     tracking: TrackerConfig = TrackerConfig(),
     every_frame: bool = False,
@@ -125,13 +174,12 @@ def people_actions(
     tracker = Tracker(tracking)
     latest: list[dict] = []
     for index, time, rgb, look in _frames(path, config.fps, realtime=realtime, timeout=timeout):
+        recognizer.observe(rgb)
         if look:
             persons = detector(rgb[None])[0]
             tracks = tracker.update(persons.boxes, persons.scores)
             latest = []
-            for track in tracks:
-                crop = square_crop(rgb, track.box, context=config.context, size=recognizer.size)
-                p = recognizer.step(track.id, crop).softmax(-1)
+            for track, p in zip(tracks, recognizer.recognize(rgb, tracks, context=config.context)):
                 entry = {
                     "id": track.id,
                     "box": [round(float(v), 1) for v in track.box],
@@ -191,4 +239,4 @@ def draw_tracks(image: np.ndarray, tracks: list[dict]) -> np.ndarray:
     return np.asarray(out)
 
 
-__all__ = ["PeopleConfig", "TrackRecognizer", "draw_tracks", "people_actions", "square_crop"]
+__all__ = ["BoxRecognizer", "PeopleConfig", "TrackRecognizer", "draw_tracks", "people_actions", "square_crop"]
