@@ -11,15 +11,11 @@ from vidrec.errors import ConfigError
 
 def cmd_detect(args) -> int:
     """`vidrec detect VIDEO [--out annotated.mp4] [--json]`: people found, tracked and recognised."""
-    from vidrec.engine.people import SSDPersons
     from vidrec.engine.segments import TrackSegments, statistics
     from vidrec.engine.tracking import TrackerConfig
-    from vidrec.engine.who import BoxRecognizer, PeopleConfig, TrackRecognizer, draw_tracks, people_actions
+    from vidrec.engine.who import PeopleConfig, draw_tracks, people_actions
     from vidrec.io import probe
     from vidrec.io.live import is_live_source
-    from vidrec.loader import load_model
-    from vidrec.models.base import DetectionModel
-    from vidrec.models.ssd import SSDMobileNetV1
     from vidrec.utils import VideoWriter, atomic_write_text
 
     live = is_live_source(args.video)
@@ -29,16 +25,7 @@ def cmd_detect(args) -> int:
     tile = _tile(args.tile, *((info.width, info.height) if info else (0, 0)))
     if args.fps <= 0 or not 0 < args.min_score < 1 or args.context <= 0:
         raise ConfigError("--fps and --context must be > 0 and --min-score in (0, 1)")
-    detector_model = load_model(args.detector, weights_dir=args.weights)
-    if not isinstance(detector_model, SSDMobileNetV1):
-        raise ConfigError(f"--detector {args.detector} is a {detector_model.arch}, not a person detector")
-    detector = SSDPersons(detector_model, min_score=args.min_score, tile=tile)
-    window = args.window if args.window and args.window > 0 else None
-    action_model = load_model(args.model, weights_dir=args.weights)
-    if isinstance(action_model, DetectionModel):  # an AVA detector scores every box on one clip
-        recognizer = BoxRecognizer(action_model)
-    else:
-        recognizer = TrackRecognizer(action_model, window=window, fps=args.fps)
+    detector, recognizer = _people_models(args, tile)
     labels = recognizer.model.labels or [str(i) for i in range(recognizer.model.num_classes)]
     per_person = TrackSegments(labels)
     config = PeopleConfig(fps=args.fps, context=args.context, top_k=args.top_k)
@@ -90,6 +77,26 @@ def cmd_detect(args) -> int:
         where = f"; annotated video: {args.out}" if args.out else ""
         print(f"{len(seen)} people tracked in {args.video} (tiles: {tile or 'off'}){where}", file=sys.stderr)
     return 0
+
+
+def _people_models(args, tile: int | None):
+    """The person detector and the per-person action recogniser `vidrec detect` was asked for."""
+    from vidrec.engine.people import SSDPersons
+    from vidrec.engine.who import BoxRecognizer, TrackRecognizer
+    from vidrec.loader import load_model
+    from vidrec.models.base import DetectionModel
+    from vidrec.models.ssd import SSDMobileNetV1
+
+    detector_model = load_model(args.detector, weights_dir=args.weights)
+    if not isinstance(detector_model, SSDMobileNetV1):
+        raise ConfigError(f"--detector {args.detector} is a {detector_model.arch}, not a person detector")
+    action_model = load_model(args.model, weights_dir=args.weights)
+    if isinstance(action_model, DetectionModel):  # an AVA detector scores every box on one clip
+        recognizer = BoxRecognizer(action_model)
+    else:
+        window = args.window if args.window and args.window > 0 else None
+        recognizer = TrackRecognizer(action_model, window=window, fps=args.fps)
+    return SSDPersons(detector_model, min_score=args.min_score, tile=tile), recognizer
 
 
 def _tile(value: str, width: int, height: int) -> int | None:

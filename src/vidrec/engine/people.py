@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_area, nms
 
+from vidrec.data.ava import frame_key, read_boxes
 from vidrec.errors import ConfigError
 
 
@@ -138,8 +139,6 @@ class CSVPersons:
     that keyframe (scores as written), in pixels of a `width` x `height` frame."""
 
     def __init__(self, path: str, *, min_score: float = 0.0):
-        from vidrec.data.ava import read_boxes
-
         self.by_key: dict[str, list] = {}
         for row in read_boxes(path, kind="boxes"):
             if row.score is None or row.score >= min_score:
@@ -147,15 +146,9 @@ class CSVPersons:
 
     def persons(self, video_id: str, sec: int, width: int, height: int) -> Persons:
         """The boxes of keyframe (`video_id`, `sec`) in pixels of a `width` x `height` frame."""
-        from vidrec.data.ava import frame_key
-
         rows = self.by_key.get(frame_key(video_id, sec), [])
-        boxes = np.array([r.box for r in rows], dtype=np.float32).reshape(-1, 4) * [
-            width,
-            height,
-            width,
-            height,
-        ]
+        size = np.array([width, height, width, height], dtype=np.float32)
+        boxes = np.array([r.box for r in rows], dtype=np.float32).reshape(-1, 4) * size
         return Persons(boxes, np.array([1.0 if r.score is None else r.score for r in rows], dtype=np.float32))
 
 
