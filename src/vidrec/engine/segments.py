@@ -98,6 +98,7 @@ class TrackSegments:
         self.segments: list[dict] = []
 
     def update(self, time: float, tracks: list[dict], alive: set[int]) -> None:
+        """One look: each track's probabilities into its segmenter; people no longer tracked closed."""
         for t in tracks:
             seg = self.segmenters.setdefault(t["id"], Segmenter(self.labels, self.config, track=t["id"]))
             self.segments += seg.update(time, np.asarray(t["probs"]))
