@@ -176,7 +176,7 @@ def test_two_processes_train_and_score_detector_boxes_once(sava, tmp_path):
     import os
     import sys
 
-    from test_distributed import _run
+    from test_distributed import _run, torchrun
 
     cfg = run_config(
         sava,
@@ -186,16 +186,7 @@ def test_two_processes_train_and_score_detector_boxes_once(sava, tmp_path):
         run={"device": "cpu", "seed": 3},
     )
     (tmp_path / "cfg.yaml").write_text(cfg.to_yaml())
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29533",
-    ]
-    _run([*torchrun, "-m", "vidrec", "train", str(tmp_path / "cfg.yaml"), "--quiet"])
+    _run([*torchrun(2, 29533), "-m", "vidrec", "train", str(tmp_path / "cfg.yaml"), "--quiet"])
     out = tmp_path / "run"
     report = json.loads((out / "test_report.json").read_text())
     rows = read_boxes(out / "detections.csv", kind="detections")

@@ -32,6 +32,19 @@ def _config(root: str, out, batch_size: int) -> dict:
     }
 
 
+def torchrun(nproc: int, port: int) -> list[str]:
+    """The command prefix that starts `nproc` local processes (gloo on CPU)."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(nproc),
+        "--master_port",
+        str(port),
+    ]
+
+
 def _run(args: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
@@ -46,13 +59,7 @@ def test_two_processes_match_one(bright_dark, tmp_path):  # noqa: F811
     _run([sys.executable, "-m", "vidrec", "train", str(tmp_path / "one.yaml"), "--quiet"])
     _run(
         [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29531",
+            *torchrun(2, 29531),
             "-m",
             "vidrec",
             "train",
@@ -85,8 +92,7 @@ def test_distributed_eval_counts_every_video_once(bright_dark, tmp_path):  # noq
     val = os.path.join(bright_dark, "val.csv")  # 16 videos: uneven shards would drop or repeat some
     evaluate = f"-m vidrec eval {tmp_path / 'm'} --data {val} --json --workers 0 --batch-size 3".split()
     single = _run([sys.executable, *evaluate])
-    torchrun = "-m torch.distributed.run --nproc_per_node 3 --master_port 29532".split()
-    multi = _run([sys.executable, *torchrun, *evaluate, "--report", str(tmp_path / "report.json")])
+    multi = _run([*torchrun(3, 29532), *evaluate, "--report", str(tmp_path / "report.json")])
     one, three = json.loads(single.stdout), json.loads(multi.stdout)
     assert one["num_videos"] == three["num_videos"] == 16 and one["top1"] == three["top1"]
     report = json.loads((tmp_path / "report.json").read_text())

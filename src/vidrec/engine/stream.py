@@ -15,7 +15,7 @@ from vidrec.data.sampling import resample_timeline
 from vidrec.data.transforms import center_crop, frames_to_clip, normalize, resize_short_side
 from vidrec.engine.topk import top_predictions
 from vidrec.errors import ConfigError
-from vidrec.io.live import LiveReader, is_live_source
+from vidrec.io.live import LiveReader, is_live_source, sample_live
 from vidrec.io.video import VideoReader
 from vidrec.models.base import StreamingModel
 
@@ -140,11 +140,6 @@ def stream_video(
 def live_model_frames(reader: LiveReader, prep) -> Iterator[tuple[float, torch.Tensor]]:
     """`(time since the first frame, model frame)` from a live source, at most `prep.target_fps`
     frames per second of stream time (all of them without a rate)."""
-    start = next_tick = None
-    for f in reader.frames():
-        start = f.time if start is None else start
-        t = f.time - start
-        if prep.target_fps and next_tick is not None and t < next_tick - 1e-6:
-            continue
-        next_tick = t + 1.0 / prep.target_fps if prep.target_fps else None
-        yield t, model_frame(f.rgb, prep)
+    for t, f, look in sample_live(reader, prep.target_fps):
+        if look:
+            yield t, model_frame(f.rgb, prep)

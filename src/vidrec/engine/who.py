@@ -28,7 +28,7 @@ from vidrec.engine.people import PersonDetector
 from vidrec.engine.topk import top_predictions
 from vidrec.engine.tracking import Tracker, TrackerConfig
 from vidrec.errors import ConfigError
-from vidrec.io.live import LiveReader, is_live_source
+from vidrec.io.live import LiveReader, is_live_source, sample_live
 from vidrec.io.video import VideoReader
 from vidrec.models.base import StreamingModel
 
@@ -200,13 +200,7 @@ def _frames(
     timestamps), or of a live source (looks at the first frame taken at or after each tick)."""
     if is_live_source(str(path)):
         reader = LiveReader(str(path), realtime=realtime, timeout=timeout)
-        start = next_tick = None
-        for index, f in enumerate(reader.frames()):
-            start = f.time if start is None else start
-            t = f.time - start
-            look = next_tick is None or t >= next_tick - 1e-6
-            if look:
-                next_tick = t + 1.0 / fps
+        for index, (t, f, look) in enumerate(sample_live(reader, fps)):
             yield index, t, f.rgb, look
         return
     with VideoReader(path) as video:

@@ -153,4 +153,18 @@ class LiveReader:
         }
 
 
-__all__ = ["LIVE_SCHEMES", "LiveFrame", "LiveReader", "is_live_source"]
+def sample_live(reader: LiveReader, fps: float | None) -> Iterator[tuple[float, LiveFrame, bool]]:
+    """`(seconds since the first frame, frame, looked at)` for each frame taken from `reader`:
+    looked at when it is the first at or after each tick of an `fps` clock (every frame when
+    `fps` is None), so a live source is sampled like a file by its timestamps."""
+    start = next_tick = None
+    for f in reader.frames():
+        start = f.time if start is None else start
+        t = f.time - start
+        look = not fps or next_tick is None or t >= next_tick - 1e-6
+        if look and fps:
+            next_tick = t + 1.0 / fps
+        yield t, f, look
+
+
+__all__ = ["LIVE_SCHEMES", "LiveFrame", "LiveReader", "is_live_source", "sample_live"]
