@@ -40,13 +40,19 @@ def _module_of(name: str) -> str | None:
     return None
 
 
+_POST_PROCESS = "TFLite_Detection_PostProcess"
+
+
 def _post_processing(graph: TFLiteGraph) -> list[dict]:
-    return [op for op in graph.ops if op.get("custom") == "TFLite_Detection_PostProcess"]
+    return [op for op in graph.ops if op.get("custom") == _POST_PROCESS]
 
 
 def is_tflite_ssd(path: str | os.PathLike) -> bool:
-    """Whether a TFLite file is an SSD detector (it ends in TFLite_Detection_PostProcess)."""
-    return bool(_post_processing(TFLiteGraph(os.fspath(path))))
+    """Whether a TFLite file is an SSD detector (it ends in TFLite_Detection_PostProcess). The custom
+    op's name is stored as plain bytes in the flatbuffer: a scan, not a second parse of the graph
+    the importer then reads."""
+    with open(path, "rb") as f:
+        return _POST_PROCESS.encode() in f.read()
 
 
 def load_tflite_ssd(path: str | os.PathLike) -> SSDMobileNetV1:
