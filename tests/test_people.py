@@ -9,6 +9,7 @@ import torch
 
 import vidrec
 from vidrec.engine.people import CSVPersons, SSDPersons, merge_tiles, tile_grid
+from vidrec.errors import ConfigError
 
 
 def test_tiles_cover_the_frame_with_overlap():
@@ -69,3 +70,14 @@ def test_persons_from_a_csv(tmp_path):
     np.testing.assert_allclose(persons.boxes, [[20, 20, 60, 60]], atol=1e-4)
     assert persons.scores.tolist() == [pytest.approx(0.9)]
     assert len(CSVPersons(str(tmp_path / "boxes.csv")).persons("v1", 903, 200, 100)) == 0
+    # a detections CSV repeats a box per action: one person, at its best score
+    (tmp_path / "d.csv").write_text(
+        "v1,1,0.1,0.2,0.3,0.6,4,0.7\nv1,1,0.1,0.2,0.3,0.6,9,0.8\nv1,2,0,0,1,1,4,0.6\n"
+    )
+    detector = CSVPersons(str(tmp_path / "d.csv"), video_id="v1")
+    frames = np.zeros((3, 100, 200, 3), np.uint8)
+    near = detector(frames, times=[1.2, 1.6, 7.0])  # seconds 1, 2, and 7 (none)
+    assert [len(p) for p in near] == [1, 1, 0] and near[0].scores.tolist() == [pytest.approx(0.8)]
+    np.testing.assert_allclose(near[1].boxes, [[0, 0, 200, 100]])
+    with pytest.raises(ConfigError, match="need the video's id and each frame's time"):
+        detector(frames)

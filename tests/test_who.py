@@ -39,7 +39,7 @@ class BrightBoxes:
 
     calls = 0
 
-    def __call__(self, frames):
+    def __call__(self, frames, *, times=None):
         BrightBoxes.calls += len(frames)
         out = []
         for f in frames:
@@ -94,6 +94,34 @@ def test_detect_needs_a_stream_model_and_a_video(tmp_path, capsys):
     assert "--tile must be a number of pixels" in capsys.readouterr().err
 
 
+def test_detect_takes_people_from_a_csv_and_draws_each_ones_timeline(tmp_path, capsys):
+    """--boxes replaces the detector (nearest second's boxes per look); --timeline draws one lane
+    per person; a CSV without the video's id is a one-line error."""
+    moving_square_video(tmp_path / "v.mp4", frames=30)  # 3 s, 96 x 96
+    x = [(10 + 10 * sec) / 96 for sec in range(3)]  # a 40 px wide person moving 10 px a second
+    rows = [f"v,{sec},{x[sec]:.4f},0.25,{x[sec] + 40 / 96:.4f},0.75,,0.9" for sec in range(3)]
+    rows.append("v,1,0.0,0.0,0.1,0.1,,0.3")  # below --min-score
+    (tmp_path / "boxes.csv").write_text("\n".join(rows) + "\n")
+    torch.manual_seed(0)
+    model = vidrec.create_model("movinet_a0_stream", num_classes=2, dropout=0.0)
+    model.set_labels(["walk", "wave"])
+    model.save_pretrained(tmp_path / "m")
+    head = ["detect", str(tmp_path / "v.mp4"), "--model", str(tmp_path / "m"), "--fps", "2"]
+    argv = head + ["--boxes", str(tmp_path / "boxes.csv"), "--json", "--timeline", str(tmp_path / "t.png")]
+    assert main(argv) == 0
+    reports = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(reports) == 6
+    for r in reports[1:]:  # tracked from the second look; each look has its nearest second's box
+        (track,) = r["tracks"]
+        assert track["id"] == 1 and abs(track["box"][0] - (10 + 10 * round(r["time"]))) < 3  # Kalman-smoothed
+    from PIL import Image
+
+    assert Image.open(tmp_path / "t.png").size[0] == 1200
+    assert main(head + ["--boxes", str(tmp_path / "boxes.csv"), "--video-id", "other"]) == 2
+    err = capsys.readouterr().err
+    assert "has no boxes for video 'other' (it has v)" in err and err.count("\n") == 1
+
+
 @pytest.mark.slow
 def test_detect_on_real_footage(tmp_path, capsys, monkeypatch, shared_videos):
     """arm_wrestling.mp4: the wrestler in front is one track through the clip, recognised as arm
@@ -106,7 +134,11 @@ def test_detect_on_real_footage(tmp_path, capsys, monkeypatch, shared_videos):
     out = tmp_path / "annotated.mp4"
     segments = tmp_path / "segments.jsonl"
     assert (
-        main(["detect", video, "--fps", "2", "--json", "--out", str(out), "--segments", str(segments)]) == 0
+        main(
+            ["detect", video, "--fps", "2", "--json", "--out", str(out), "--segments", str(segments)]
+            + ["--timeline", str(tmp_path / "people.png")]
+        )
+        == 0
     )
     reports = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(reports) == 20 and all(set(r) == {"time", "frame", "tracks"} for r in reports)
@@ -121,6 +153,7 @@ def test_detect_on_real_footage(tmp_path, capsys, monkeypatch, shared_videos):
     mine = [json.loads(line) for line in segments.read_text().splitlines()]
     wrestling = [s for s in mine if s["track"] == main_id and s["label"] == "arm wrestling"]
     assert wrestling and max(s["end"] - s["start"] for s in wrestling) >= 5.0
+    assert (tmp_path / "people.png").stat().st_size > 10_000  # a lane per person, segments coloured
     info = vidrec.io.probe(out)
     assert info.num_frames == vidrec.io.probe(video).num_frames and not list(tmp_path.glob(".*.tmp*"))
 

@@ -4,6 +4,7 @@ ids and per-person actions) and `vidrec highlights` (a reel of the best segments
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from vidrec.errors import ConfigError
@@ -11,7 +12,7 @@ from vidrec.errors import ConfigError
 
 def cmd_detect(args) -> int:
     """`vidrec detect VIDEO [--out annotated.mp4] [--json]`: people found, tracked and recognised."""
-    from vidrec.engine.segments import TrackSegments, statistics
+    from vidrec.engine.segments import TrackSegments, plot_track_timeline, statistics
     from vidrec.engine.tracking import TrackerConfig
     from vidrec.engine.who import PeopleConfig, draw_tracks, people_actions
     from vidrec.io import probe
@@ -40,7 +41,7 @@ def cmd_detect(args) -> int:
             config=config,
             tracking=tracking,
             every_frame=writer is not None,
-            probs=bool(args.segments),
+            probs=bool(args.segments or args.timeline),
             realtime=args.realtime,
             timeout=args.timeout,
         ):
@@ -51,7 +52,7 @@ def cmd_detect(args) -> int:
             for t in report["tracks"]:
                 s = seen.setdefault(t["id"], {"first": report["time"], "looks": 0})
                 s["last"], s["looks"], s["best"] = report["time"], s["looks"] + 1, t["actions"][0]
-            if args.segments:
+            if args.segments or args.timeline:
                 per_person.update(report["time"], report["tracks"], alive=set(recognizer.states))
                 for t in report["tracks"]:
                     del t["probs"]
@@ -63,9 +64,14 @@ def cmd_detect(args) -> int:
         raise
     if writer is not None:
         writer.close()
-    if args.segments:
+    if args.segments or args.timeline:
         segments = per_person.finish()
-        atomic_write_text(args.segments, "".join(json.dumps(x) + "\n" for x in segments))
+        if args.segments:
+            atomic_write_text(args.segments, "".join(json.dumps(x) + "\n" for x in segments))
+        if args.timeline:
+            plot_track_timeline(
+                args.timeline, segments, {i: (s["first"], s["last"]) for i, s in seen.items()}
+            )
         for key, value in statistics(segments).get("tracks", {}).items():
             print(f"person {key}: {value['count']} segments, {value['seconds']:g} s", file=sys.stderr)
     if not args.json:
@@ -75,28 +81,38 @@ def cmd_detect(args) -> int:
                 f"last {s['best']['label']} {s['best']['score']:.2f}"
             )
         where = f"; annotated video: {args.out}" if args.out else ""
-        print(f"{len(seen)} people tracked in {args.video} (tiles: {tile or 'off'}){where}", file=sys.stderr)
+        found = f"boxes: {args.boxes}" if args.boxes else f"tiles: {tile or 'off'}"
+        print(f"{len(seen)} people tracked in {args.video} ({found}){where}", file=sys.stderr)
     return 0
 
 
 def _people_models(args, tile: int | None):
-    """The person detector and the per-person action recogniser `vidrec detect` was asked for."""
-    from vidrec.engine.people import SSDPersons
+    """The person detector (or a CSV's boxes) and the per-person action recogniser `vidrec detect`
+    was asked for."""
+    from vidrec.engine.people import CSVPersons, SSDPersons
     from vidrec.engine.who import BoxRecognizer, TrackRecognizer
+    from vidrec.io.live import is_live_source
     from vidrec.loader import load_model
     from vidrec.models.base import DetectionModel
     from vidrec.models.ssd import SSDMobileNetV1
 
-    detector_model = load_model(args.detector, weights_dir=args.weights)
-    if not isinstance(detector_model, SSDMobileNetV1):
-        raise ConfigError(f"--detector {args.detector} is a {detector_model.arch}, not a person detector")
+    if args.boxes:
+        if is_live_source(args.video) and not args.video_id:
+            raise ConfigError("--boxes on a live source needs --video-id")
+        video_id = args.video_id or os.path.splitext(os.path.basename(args.video))[0]
+        detector = CSVPersons(args.boxes, video_id=video_id, min_score=args.min_score)
+    else:
+        detector_model = load_model(args.detector, weights_dir=args.weights)
+        if not isinstance(detector_model, SSDMobileNetV1):
+            raise ConfigError(f"--detector {args.detector} is a {detector_model.arch}, not a person detector")
+        detector = SSDPersons(detector_model, min_score=args.min_score, tile=tile)
     action_model = load_model(args.model, weights_dir=args.weights)
     if isinstance(action_model, DetectionModel):  # an AVA detector scores every box on one clip
         recognizer = BoxRecognizer(action_model)
     else:
         window = args.window if args.window and args.window > 0 else None
         recognizer = TrackRecognizer(action_model, window=window, fps=args.fps)
-    return SSDPersons(detector_model, min_score=args.min_score, tile=tile), recognizer
+    return detector, recognizer
 
 
 def _tile(value: str, width: int, height: int) -> int | None:
@@ -120,8 +136,6 @@ def cmd_highlights(args) -> int:
     """`vidrec highlights VIDEO --labels A,B --out reel.mp4`: the best segments of those labels,
     padded and cut into one MP4 with the audio; beside it the segments (JSON Lines) and the
     timeline (PNG); --json prints the reel's segments."""
-    import os
-
     import numpy as np
 
     from vidrec.engine.highlights import choose, cut_reel

@@ -238,7 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=2.0,
         help="seconds of each person's crops pooled per score (0: since first seen)",
     )
+    p.add_argument(
+        "--boxes",
+        help="people's boxes from an AVA-style CSV (video_id,sec,x1,y1,x2,y2,[action],score) "
+        "instead of the detector; each look takes the nearest second's boxes",
+    )
+    p.add_argument("--video-id", help="the video's id in --boxes (default: the file name without extension)")
     p.add_argument("--segments", help="write each person's action segments as JSON Lines")
+    p.add_argument("--timeline", help="write a PNG of each person's action segments over time")
     _add_live(p)
     p.add_argument("--top-k", type=_positive, default=3, help="actions reported per person")
 

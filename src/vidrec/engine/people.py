@@ -1,5 +1,6 @@
 """Finding people in frames, behind one small interface: a `PersonDetector` takes uint8 frames
-`(N, H, W, 3)` and gives, per frame, `Persons` (boxes in frame pixels, scores). Two kinds here:
+`(N, H, W, 3)` (and their times in seconds, which a detector may ignore) and gives, per frame,
+`Persons` (boxes in frame pixels, scores). Two kinds here:
 
 - `SSDPersons`: an image detector model (the imported SSD MobileNet) on the whole frame and, for
   wide shots, on overlapping square tiles. In a 3072x1728 soccer frame players are a few dozen
@@ -8,7 +9,8 @@
   frame pixels and are merged: NMS across tiles, then a box mostly inside a better one is dropped
   (the same person cut by one tile's edge and seen whole by the next).
 - `CSVPersons`: boxes read from an AVA-style boxes CSV (video_id, sec, x1, y1, x2, y2, [action],
-  score), for footage whose people were found elsewhere.
+  score), for footage whose people were found elsewhere: a frame at time t gets the boxes of the
+  nearest whole second (AVA's keyframes are 1 s apart).
 """
 
 from __future__ import annotations
@@ -36,7 +38,14 @@ class Persons:
 
 
 class PersonDetector(Protocol):
-    def __call__(self, frames: np.ndarray) -> list[Persons]: ...
+    def __call__(self, frames: np.ndarray, *, times=None) -> list[Persons]: ...
+
+
+def _check_frames(frames) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ConfigError(f"expected uint8 frames (N, H, W, 3), got {frames.shape} {frames.dtype}")
+    return frames
 
 
 def tile_grid(height: int, width: int, *, tile: int, overlap: float) -> list[tuple[int, int, int, int]]:
@@ -109,10 +118,8 @@ class SSDPersons:
             out += self.model.detect_frames(crops[start : start + self.batch_size])
         return out
 
-    def __call__(self, frames: np.ndarray) -> list[Persons]:
-        frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ConfigError(f"expected uint8 frames (N, H, W, 3), got {frames.shape} {frames.dtype}")
+    def __call__(self, frames: np.ndarray, *, times=None) -> list[Persons]:
+        frames = _check_frames(frames)
         results = []
         for frame in frames:
             h, w = frame.shape[:2]
@@ -135,21 +142,42 @@ class SSDPersons:
 
 
 class CSVPersons:
-    """People from an AVA-style boxes CSV: `persons(video_id, sec, width, height)` -> the boxes of
-    that keyframe (scores as written), in pixels of a `width` x `height` frame."""
+    """People from an AVA-style boxes CSV. `persons(video_id, sec, width, height)` -> the boxes of
+    that keyframe (scores as written) in pixels of a `width` x `height` frame; as a
+    `PersonDetector` (with `video_id`), each frame gets the keyframe nearest its time. A box
+    written once per action (a detections CSV) counts once, at its best score."""
 
-    def __init__(self, path: str, *, min_score: float = 0.0):
-        self.by_key: dict[str, list] = {}
+    def __init__(self, path: str, *, video_id: str | None = None, min_score: float = 0.0):
+        self.video_id = video_id
+        best: dict[str, dict[tuple, float]] = {}
         for row in read_boxes(path, kind="boxes"):
-            if row.score is None or row.score >= min_score:
-                self.by_key.setdefault(row.key, []).append(row)
+            score = 1.0 if row.score is None else row.score
+            if score >= min_score:
+                boxes = best.setdefault(row.key, {})
+                boxes[row.box] = max(score, boxes.get(row.box, score))
+        self.by_key = best
+        if video_id is not None and not any(k.startswith(f"{video_id},") for k in best):
+            videos = sorted({k.split(",")[0] for k in best})
+            raise ConfigError(
+                f"{path} has no boxes for video {video_id!r}"
+                + (f" (it has {', '.join(videos[:5])}{'...' if len(videos) > 5 else ''})" if videos else "")
+            )
 
     def persons(self, video_id: str, sec: int, width: int, height: int) -> Persons:
         """The boxes of keyframe (`video_id`, `sec`) in pixels of a `width` x `height` frame."""
-        rows = self.by_key.get(frame_key(video_id, sec), [])
+        boxes = self.by_key.get(frame_key(video_id, sec), {})
         size = np.array([width, height, width, height], dtype=np.float32)
-        boxes = np.array([r.box for r in rows], dtype=np.float32).reshape(-1, 4) * size
-        return Persons(boxes, np.array([1.0 if r.score is None else r.score for r in rows], dtype=np.float32))
+        return Persons(
+            np.array(list(boxes), dtype=np.float32).reshape(-1, 4) * size,
+            np.array(list(boxes.values()), dtype=np.float32),
+        )
+
+    def __call__(self, frames: np.ndarray, *, times=None) -> list[Persons]:
+        frames = _check_frames(frames)
+        if self.video_id is None or times is None or len(times) != len(frames):
+            raise ConfigError("boxes from a CSV need the video's id and each frame's time")
+        h, w = frames.shape[1:3]
+        return [self.persons(self.video_id, int(round(t)), w, h) for t in times]
 
 
 __all__ = ["CSVPersons", "PersonDetector", "Persons", "SSDPersons", "merge_tiles", "tile_grid"]

@@ -157,4 +157,45 @@ def plot_timeline(
     plt.close(fig)
 
 
-__all__ = ["SegmentConfig", "Segmenter", "TrackSegments", "plot_timeline", "statistics"]
+def plot_track_timeline(path: str, segments: list[dict], seen: dict[int, tuple[float, float]]) -> None:
+    """A PNG with one lane per person (`seen`: id -> first and last time tracked, drawn grey):
+    their action segments as bars, one colour per label, the label written on each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vidrec.utils import atomic_write
+
+    ids = sorted(seen)
+    labels = sorted({s["label"] for s in segments})
+    colours = {label: plt.cm.tab10(i % 10) for i, label in enumerate(labels)}
+    fig, ax = plt.subplots(figsize=(12, 1.2 + 0.4 * max(len(ids), 1)))
+    for row, i in enumerate(ids):
+        first, last = seen[i]
+        ax.broken_barh([(first, max(last - first, 0.05))], (row - 0.1, 0.2), color="0.8")
+        for s in (s for s in segments if s["track"] == i):
+            ax.broken_barh(
+                [(s["start"], s["end"] - s["start"])], (row - 0.35, 0.7), color=colours[s["label"]]
+            )
+            ax.text(s["start"], row, f" {s['label']}", va="center", fontsize=6, clip_on=True)
+    ax.set_yticks(range(len(ids)), [f"person {i}" for i in ids], fontsize=7)
+    ax.set_ylim(-0.6, max(len(ids), 1) - 0.4)
+    ax.invert_yaxis()
+    ax.set_xlabel("time (s)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[label]) for label in labels]
+    if handles:
+        ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the lanes
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+__all__ = [
+    "SegmentConfig",
+    "Segmenter",
+    "TrackSegments",
+    "plot_timeline",
+    "plot_track_timeline",
+    "statistics",
+]

@@ -176,7 +176,7 @@ def people_actions(
     for index, time, rgb, look in _frames(path, config.fps, realtime=realtime, timeout=timeout):
         recognizer.observe(rgb)
         if look:
-            persons = detector(rgb[None])[0]
+            persons = detector(rgb[None], times=[time])[0]
             tracks = tracker.update(persons.boxes, persons.scores)
             latest = []
             for track, p in zip(tracks, recognizer.recognize(rgb, tracks, context=config.context)):
