@@ -9,8 +9,9 @@ import time
 
 import pytest
 
+import vidrec
 from test_segments import tiny_stream_model
-from vidrec.io.live import is_live_source
+from vidrec.io.live import as_file, is_live_source
 
 PRODUCER = """
 import sys, time
@@ -53,7 +54,7 @@ def _stream(tmp_path, seconds: float, stall: float, *extra: str, clip: str | Non
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
-    model = ["--model", str(tmp_path / "m")] if command == "stream" else []
+    model = ["--model", str(tmp_path / "m")] if command != "detect" else []
     args = [sys.executable, "-m", "vidrec", command, "-", *model, *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     consumer = subprocess.Popen(
@@ -119,3 +120,46 @@ def test_detect_reads_a_live_source(tmp_path, shared_videos, monkeypatch):
     looks = [r for _, r in arrivals]
     assert len(looks) >= 4 and all(set(r) == {"time", "frame", "tracks"} for r in looks)
     assert any(r["tracks"] for r in looks)  # people found in the live frames
+
+
+def test_a_file_is_its_own_recording(tmp_path):
+    with as_file(str(tmp_path / "clip.mp4"), seconds=5) as path:
+        assert path == str(tmp_path / "clip.mp4")
+    with pytest.raises(vidrec.errors.VideoError, match="not a live source: there is nothing to record"):
+        with as_file(str(tmp_path / "clip.mp4"), seconds=5, keep=str(tmp_path / "r.mkv")):
+            pass
+
+
+@pytest.mark.slow
+def test_predict_and_highlights_record_a_live_source_first(tmp_path, shared_videos):
+    """Commands that need the whole video record the live source for --duration s (packets as
+    sent), run on the recording, and keep it with --record."""
+    clip = os.path.join(shared_videos, "arm_wrestling.mp4")
+    record = tmp_path / "rec.mkv"
+    consumer, arrivals = _stream(
+        tmp_path, 8, 0, "--duration", "3", "--json", "--record", str(record), clip=clip, command="predict"
+    )
+    assert consumer.returncode == 0, consumer.stderr.read()[-2000:]
+    (result,) = [r for _, r in arrivals]
+    assert result["video"] == "-" and len(result["predictions"]) == 3  # the tiny model's classes
+    info = vidrec.io.probe(record)
+    assert 27 <= info.num_frames <= 31 and abs(info.duration - 3.0) < 0.25  # 3 s at 10 fps
+    reel = tmp_path / "reel.mp4"
+    consumer, _ = _stream(
+        tmp_path, 8, 0, "--duration", "4", "--out", str(reel), "--on", "0.01", clip=clip, command="highlights"
+    )
+    assert consumer.returncode == 0, consumer.stderr.read()[-2000:]
+    assert vidrec.io.probe(reel).num_frames > 0 and (tmp_path / "reel.timeline.png").exists()
+
+
+@pytest.mark.slow
+def test_a_live_source_that_stalls_while_recording_leaves_nothing(tmp_path):
+    start = time.monotonic()
+    record = tmp_path / "rec.mkv"
+    consumer, _ = _stream(
+        tmp_path, 1.5, 60, "--duration", "10", "--timeout", "3", "--record", str(record), command="predict"
+    )
+    assert consumer.returncode == 1 and time.monotonic() - start < 45  # predict: 1 = an input failed
+    err = consumer.stderr.read()
+    assert err.startswith("error: -: stalled, nothing for 3 s while recording") and err.count("\n") == 1
+    assert not record.exists() and not list(tmp_path.glob(".rec*"))

@@ -135,27 +135,38 @@ def _tile(value: str, width: int, height: int) -> int | None:
 def cmd_highlights(args) -> int:
     """`vidrec highlights VIDEO --labels A,B --out reel.mp4`: the best segments of those labels,
     padded and cut into one MP4 with the audio; beside it the segments (JSON Lines) and the
-    timeline (PNG); --json prints the reel's segments."""
-    import numpy as np
-
-    from vidrec.engine.highlights import choose, cut_reel
-    from vidrec.engine.segments import SegmentConfig, Segmenter, plot_timeline
-    from vidrec.engine.stream import stream_video
+    timeline (PNG); --json prints the reel's segments. A live source is recorded first (after the
+    model has loaded: a bad name fails before a minute of recording)."""
     from vidrec.io import probe
+    from vidrec.io.live import as_file, is_live_source
     from vidrec.loader import load_model
-    from vidrec.utils import atomic_write_text
 
-    info = probe(args.video)
+    if not is_live_source(args.video):
+        probe(args.video)  # a bad file fails here, before any model loads
     labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
     model = load_model(args.model, weights_dir=args.weights)
     if labels and model.labels and (unknown := [x for x in labels if x not in model.labels]):
         from vidrec.errors import unknown_name_message
 
         raise ConfigError(unknown_name_message("label", unknown[0], model.labels))
+    with as_file(args.video, seconds=args.duration, timeout=args.timeout, keep=args.record) as video:
+        return _highlights(args, video, model, labels)
+
+
+def _highlights(args, video: str, model, labels: list[str] | None) -> int:
+    import numpy as np
+
+    from vidrec.engine.highlights import choose, cut_reel
+    from vidrec.engine.segments import SegmentConfig, Segmenter, plot_timeline
+    from vidrec.engine.stream import stream_video
+    from vidrec.io import probe
+    from vidrec.utils import atomic_write_text
+
+    info = probe(video)
     config = SegmentConfig(on=args.on, off=min(args.off, args.on))
     segmenter = Segmenter(model.labels or [str(i) for i in range(model.num_classes)], config)
     segments, times, rows = [], [], []
-    for report in stream_video(model, args.video, every=args.every, window=args.window, probs=True):
+    for report in stream_video(model, video, every=args.every, window=args.window, probs=True):
         if not report.get("final"):
             probs = report["probs"].numpy()
             segments += segmenter.update(report["time"], probs)
@@ -169,7 +180,7 @@ def cmd_highlights(args) -> int:
         scores[r, list(sparse)] = list(sparse.values())
     plot_timeline(stem + ".timeline.png", times, scores, segmenter.labels, segments)
     spans = choose(segments, labels=labels, top=args.top, pad=args.pad, duration=info.duration)
-    reel = cut_reel(args.video, spans, args.out)
+    reel = cut_reel(video, spans, args.out)
     chosen = [s for s in segments if any(a <= s["start"] and s["end"] <= b for a, b in spans)]
     chosen = [s for s in chosen if labels is None or s["label"] in labels]
     if args.json:

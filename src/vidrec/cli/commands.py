@@ -201,22 +201,28 @@ def _clip_model(model):
 def cmd_predict(args) -> int:
     """`vidrec predict VIDEO...`: the top-k of each video (exit 1 if one could not be read)."""
     from vidrec.engine.predict import format_predictions, predict
+    from vidrec.io.live import as_file, is_live_source
     from vidrec.utils import resolve_device
 
+    live = [v for v in args.videos if is_live_source(v)]
+    if args.record and len(live) != 1:
+        raise ConfigError(f"--record keeps one live source's recording; {len(live)} live sources given")
     device = resolve_device(args.device)
     model = _inference_model(args, device)
     status = 0
     for path in args.videos:
         try:
-            result = predict(
-                model,
-                path,
-                top_k=args.top_k,
-                num_clips=args.num_clips,
-                num_crops=args.num_crops,
-                device=device,
-                flow_dir=args.flow_dir,
-            )
+            with as_file(path, seconds=args.duration, timeout=args.timeout, keep=args.record) as file:
+                result = predict(
+                    model,
+                    file,
+                    top_k=args.top_k,
+                    num_clips=args.num_clips,
+                    num_crops=args.num_crops,
+                    device=device,
+                    flow_dir=args.flow_dir,
+                )
+            result["video"] = path
         except ConfigError:
             raise  # a setting that cannot apply: one error for the whole command
         except VidrecError as e:

@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(p)
 
     p = sub.add_parser("predict", help="predict the action in video files")
-    p.add_argument("videos", nargs="+", help="video files")
+    p.add_argument("videos", nargs="+", help="video files, or live sources (recorded for --duration s first)")
     p.add_argument(
         "--model",
         default="movinet_a0_stream",
@@ -181,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="one JSON object per video: video, model, mode, num_clips, num_crops, frames, predictions",
     )
+    _add_record(p, 10.0)
     _add_int8(p)
     _add_device(p)
 
@@ -252,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "highlights", help="cut the best segments of some actions into one reel (mp4, with audio)"
     )
-    p.add_argument("video", help="a video file")
+    p.add_argument("video", help="a video file, or a live source (recorded for --duration s first)")
     p.add_argument(
         "--out", required=True, help="the reel (mp4); OUT.segments.jsonl and OUT.timeline.png beside it"
     )
@@ -266,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on", type=float, default=0.4, help="smoothed score that opens a segment")
     p.add_argument("--off", type=float, default=0.2, help="smoothed score below which it closes")
     p.add_argument("--json", action="store_true", help="print the reel's segments as JSON Lines")
+    _add_record(p, 60.0)
 
     p = sub.add_parser(
         "convert", help="write any loadable model (checkpoint, .tflite, hub name) as a vidrec directory"
@@ -351,6 +353,17 @@ def _add_live(p) -> None:
     p.add_argument(
         "--timeout", type=float, default=10.0, help="live sources: seconds without a frame = stalled"
     )
+
+
+def _add_record(p, seconds: float) -> None:
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=seconds,
+        help=f"live sources: seconds recorded before the command runs on them (default {seconds:g})",
+    )
+    p.add_argument("--record", help="live sources: keep the recording at this path (Matroska)")
+    p.add_argument("--timeout", type=float, default=10.0, help="live sources: seconds without data = stalled")
 
 
 def _add_int8(p) -> None:

@@ -10,7 +10,10 @@ is reported as stalled, never waited on forever; one that ends, ends the iterati
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +23,7 @@ import av
 import numpy as np
 
 from vidrec.errors import VideoError
+from vidrec.utils import temp_beside
 
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
@@ -28,6 +32,111 @@ def is_live_source(source: str) -> bool:
     """Whether `source` names a live source rather than a video file."""
     s = str(source)
     return s == "-" or s.startswith(LIVE_SCHEMES) or s.startswith("/dev/video")
+
+
+def open_live(source: str, *, timeout: float, options: dict | None = None):
+    """The PyAV input container of a live source (`VideoError` when it cannot be opened)."""
+    # Start after half a second of probing, not the default 5 MB / 5 s: a live source sends
+    # slowly, and the wait is latency.
+    options = {"probesize": "65536", "analyzeduration": "500000", **(options or {})}
+    try:
+        if source == "-":
+            return av.open("pipe:0", options=options)  # FFmpeg reads what has come, no 32 KB wait
+        if source.startswith("/dev/video"):
+            return av.open(source, format="v4l2", options=options)
+        if source.startswith("rtsp"):
+            options["rtsp_transport"] = "tcp"  # no lost UDP packets on a busy network
+        return av.open(source, options=options, timeout=(timeout, timeout))
+    except (av.FFmpegError, OSError) as e:
+        raise VideoError(f"{source}: cannot open the live source ({e})") from None
+
+
+def record_live(source: str, out: str, *, seconds: float, timeout: float = 10.0) -> dict:
+    """Copy the first `seconds` of a live source's video (and its first audio stream) into `out`
+    (Matroska, packets as sent: no re-encoding), written beside and renamed into place, so that
+    commands that need a whole video (predict's clip sampling, a highlight reel) can read a live
+    source. Ends early when the source ends; a source silent for `timeout` seconds raises
+    `VideoError` and leaves no file. Returns `{"seconds", "video_packets", "audio"}`."""
+    if seconds <= 0:
+        raise VideoError(f"{source}: record a positive number of seconds, not {seconds:g}")
+    container = open_live(source, timeout=timeout)
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{source}: no video stream in the live source")
+    video = container.streams.video[0]
+    audio = container.streams.audio[0] if container.streams.audio else None
+    progress: queue.Queue = queue.Queue()
+    tmp = temp_beside(out)
+    result = {"seconds": 0.0, "video_packets": 0, "audio": audio is not None}
+
+    def copy() -> None:  # in a thread: a demuxer blocked on a silent source cannot be interrupted
+        try:
+            with av.open(tmp, "w", format="matroska") as sink:
+                streams = {video.index: sink.add_stream_from_template(video)}
+                if audio is not None:
+                    streams[audio.index] = sink.add_stream_from_template(audio)
+                start = None
+                for packet in container.demux(*(s for s in (video, audio) if s is not None)):
+                    if packet.dts is None or packet.size == 0:
+                        continue  # the demuxer's flush packets
+                    if packet.stream.index == video.index and packet.pts is not None:
+                        t = float(packet.pts * packet.time_base)
+                        start = t if start is None else start
+                        if t - start >= seconds:
+                            break
+                        result["seconds"] = t - start
+                        result["video_packets"] += 1
+                    packet.stream = streams[packet.stream.index]
+                    sink.mux(packet)
+                    progress.put(True)
+            progress.put(None)
+        except (av.FFmpegError, OSError) as e:
+            progress.put(e)
+        finally:
+            container.close()
+
+    threading.Thread(target=copy, daemon=True).start()
+    while (item := _next(progress, timeout)) is True:
+        pass
+    problem = None
+    if item is False:
+        problem = f"stalled, nothing for {timeout:g} s while recording"
+    elif isinstance(item, Exception):
+        problem = f"recording failed ({item})"
+    elif not result["video_packets"]:
+        problem = "the live source ended before sending a frame"
+    if problem:
+        os.unlink(tmp)
+        raise VideoError(f"{source}: {problem}")
+    os.replace(tmp, out)
+    return result
+
+
+@contextlib.contextmanager
+def as_file(source: str, *, seconds: float, timeout: float = 10.0, keep: str | None = None) -> Iterator[str]:
+    """A video file for `source`: a file is itself; a live source is recorded for `seconds`
+    (`record_live`) into `keep`, or into a temporary file removed afterwards."""
+    source = str(source)
+    if not is_live_source(source):
+        if keep:
+            raise VideoError(f"{source} is a file, not a live source: there is nothing to record")
+        yield source
+        return
+    if keep:
+        record_live(source, keep, seconds=seconds, timeout=timeout)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="vidrec-live-") as folder:
+        path = os.path.join(folder, "live.mkv")
+        record_live(source, path, seconds=seconds, timeout=timeout)
+        yield path
+
+
+def _next(q: queue.Queue, timeout: float):
+    try:
+        return q.get(timeout=timeout)
+    except queue.Empty:
+        return False
 
 
 @dataclass
@@ -46,9 +155,7 @@ class LiveReader:
         self, source: str, *, realtime: bool = True, timeout: float = 10.0, options: dict | None = None
     ):
         self.source, self.realtime, self.timeout = str(source), realtime, timeout
-        # Start after half a second of probing, not the default 5 MB / 5 s: a live source sends
-        # slowly, and the wait is latency.
-        self.options = {"probesize": "65536", "analyzeduration": "500000", **(options or {})}
+        self.options = options
         self.decoded = self.dropped = self.taken = 0
         self.latencies: list[float] = []
         self._queue: queue.Queue = queue.Queue(maxsize=1 if realtime else 64)
@@ -57,17 +164,7 @@ class LiveReader:
         self._thread: threading.Thread | None = None
 
     def _open(self):
-        try:
-            if self.source == "-":
-                return av.open("pipe:0", options=self.options)  # FFmpeg reads what has come, no 32 KB wait
-            if self.source.startswith("/dev/video"):
-                return av.open(self.source, format="v4l2", options=self.options)
-            options = dict(self.options)
-            if self.source.startswith("rtsp"):
-                options["rtsp_transport"] = "tcp"  # no lost UDP packets on a busy network
-            return av.open(self.source, options=options, timeout=(self.timeout, self.timeout))
-        except (av.FFmpegError, OSError) as e:
-            raise VideoError(f"{self.source}: cannot open the live source ({e})") from None
+        return open_live(self.source, timeout=self.timeout, options=self.options)
 
     def _decode(self, container) -> None:
         try:
@@ -167,4 +264,13 @@ def sample_live(reader: LiveReader, fps: float | None) -> Iterator[tuple[float, 
         yield t, f, look
 
 
-__all__ = ["LIVE_SCHEMES", "LiveFrame", "LiveReader", "is_live_source", "sample_live"]
+__all__ = [
+    "LIVE_SCHEMES",
+    "LiveFrame",
+    "LiveReader",
+    "as_file",
+    "is_live_source",
+    "open_live",
+    "record_live",
+    "sample_live",
+]
