@@ -154,42 +154,29 @@ def cmd_highlights(args) -> int:
 
 
 def _highlights(args, video: str, model, labels: list[str] | None) -> int:
-    import numpy as np
-
-    from vidrec.engine.highlights import choose, cut_reel
-    from vidrec.engine.segments import SegmentConfig, Segmenter, plot_timeline
+    from vidrec.engine.highlights import make_reel
+    from vidrec.engine.segments import ScoreTimeline, SegmentConfig
     from vidrec.engine.stream import stream_video
     from vidrec.io import probe
-    from vidrec.utils import atomic_write_text
 
     info = probe(video)
     config = SegmentConfig(on=args.on, off=min(args.off, args.on))
-    segmenter = Segmenter(model.labels or [str(i) for i in range(model.num_classes)], config)
-    segments, times, rows = [], [], []
+    timeline = ScoreTimeline(model.labels or [str(i) for i in range(model.num_classes)], config)
     for report in stream_video(model, video, every=args.every, window=args.window, probs=True):
         if not report.get("final"):
-            probs = report["probs"].numpy()
-            segments += segmenter.update(report["time"], probs)
-            times.append(report["time"])
-            rows.append({int(i): float(probs[i]) for i in np.flatnonzero(probs >= 0.05)})
-    segments += segmenter.finish(info.duration)
-    stem = os.path.splitext(args.out)[0]
-    atomic_write_text(stem + ".segments.jsonl", "".join(json.dumps(s) + "\n" for s in segments))
-    scores = np.zeros((len(times), len(segmenter.labels)), np.float32)
-    for r, sparse in enumerate(rows):
-        scores[r, list(sparse)] = list(sparse.values())
-    plot_timeline(stem + ".timeline.png", times, scores, segmenter.labels, segments)
-    spans = choose(segments, labels=labels, top=args.top, pad=args.pad, duration=info.duration)
-    reel = cut_reel(video, spans, args.out)
-    chosen = [s for s in segments if any(a <= s["start"] and s["end"] <= b for a, b in spans)]
-    chosen = [s for s in chosen if labels is None or s["label"] in labels]
+            timeline.update(report["time"], report["probs"].numpy())
+    timeline.finish(info.duration)
+    reel = make_reel(
+        video, timeline, args.out, labels=labels, top=args.top, pad=args.pad, duration=info.duration
+    )
     if args.json:
-        for s in chosen:
+        for s in reel["segments"]:
             print(json.dumps(s), flush=True)
+    sound = " with audio" if reel["audio"] else ""
     print(
-        f"{args.out}: {len(spans)} cuts, {reel['seconds']:.1f} s{' with audio' if reel['audio'] else ''} "
-        f"({', '.join(f'{a:g}-{b:g} s' for a, b in spans)}); segments: {stem}.segments.jsonl, "
-        f"timeline: {stem}.timeline.png",
+        f"{args.out}: {len(reel['spans'])} cuts, {reel['seconds']:.1f} s{sound} "
+        f"({', '.join(f'{a:g}-{b:g} s' for a, b in reel['spans'])}); segments: {reel['segments_file']}, "
+        f"timeline: {reel['timeline_file']}",
         file=sys.stderr,
     )
     return 0

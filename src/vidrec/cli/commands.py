@@ -7,8 +7,6 @@ import json
 import os
 import sys
 
-import numpy as np
-
 from vidrec.errors import ConfigError, VidrecError
 
 
@@ -244,15 +242,15 @@ def cmd_stream(args) -> int:
     import time
 
     from vidrec.engine.predict import format_predictions
-    from vidrec.engine.segments import Segmenter, plot_timeline, statistics
+    from vidrec.engine.segments import ScoreTimeline, statistics
     from vidrec.engine.stream import stream_video
     from vidrec.utils import atomic_write_text, resolve_device
 
     device = resolve_device(args.device)
     model = _inference_model(args, device)
     segmenting = bool(args.segments or args.timeline)
-    segmenter = Segmenter(model.labels or [str(i) for i in range(model.num_classes)]) if segmenting else None
-    segments, times, shown = [], [], []  # shown: scores >= 0.05 per report (sparse, for the plot)
+    labels = model.labels or [str(i) for i in range(model.num_classes)]
+    timeline = ScoreTimeline(labels) if segmenting else None
     start = time.perf_counter()
     reports = stream_video(
         model,
@@ -269,9 +267,7 @@ def cmd_stream(args) -> int:
         if segmenting:
             probs = report.pop("probs").numpy()
             if not report.get("final"):
-                segments += segmenter.update(report["time"], probs)
-                times.append(report["time"])
-                shown.append({int(i): float(probs[i]) for i in np.flatnonzero(probs >= 0.05)})
+                timeline.update(report["time"], probs)
         if args.json:
             print(json.dumps(report), flush=True)
             continue
@@ -296,14 +292,12 @@ def cmd_stream(args) -> int:
         else:
             print(f"{report['time']:7.1f} s  {best}", flush=True)
     if segmenting:
-        segments += segmenter.finish()
+        timeline.finish()
+        segments = timeline.segments
         if args.segments:
             atomic_write_text(args.segments, "".join(json.dumps(s) + "\n" for s in segments))
         if args.timeline:
-            scores = np.zeros((len(times), len(segmenter.labels)), np.float32)
-            for row, sparse in enumerate(shown):
-                scores[row, list(sparse)] = list(sparse.values())
-            plot_timeline(args.timeline, times, scores, segmenter.labels, segments)
+            timeline.plot(args.timeline)
         per_label = statistics(segments)["labels"]
         summary = ", ".join(f"{k} {v['count']}x {v['seconds']:g} s" for k, v in per_label.items())
         print(f"{len(segments)} segments: {summary or 'none'}", file=sys.stderr)

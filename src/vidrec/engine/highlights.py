@@ -4,14 +4,16 @@ could only cut at keyframes)."""
 
 from __future__ import annotations
 
+import json
 import os
 from fractions import Fraction
 
 import av
 import numpy as np
 
+from vidrec.engine.segments import ScoreTimeline
 from vidrec.errors import ConfigError
-from vidrec.utils import atomic_write
+from vidrec.utils import atomic_write, atomic_write_text
 
 
 def choose(
@@ -94,4 +96,36 @@ def cut_reel(source: str | os.PathLike, spans: list[tuple[float, float]], out: s
     return stats
 
 
-__all__ = ["choose", "cut_reel"]
+def make_reel(
+    source: str | os.PathLike,
+    timeline: ScoreTimeline,
+    out: str | os.PathLike,
+    *,
+    labels: list[str] | None,
+    top: int,
+    pad: float,
+    duration: float,
+) -> dict:
+    """The reel of `source`'s best segments in `timeline` (`choose`, then `cut_reel` into `out`),
+    with OUT.segments.jsonl (every segment) and OUT.timeline.png beside it. Returns the reel's
+    `{"frames", "seconds", "audio", "spans", "segments"}` (segments: the reel's, of `labels`) and
+    the two files' paths."""
+    out = os.fspath(out)
+    stem = os.path.splitext(out)[0]
+    segments = timeline.segments
+    atomic_write_text(stem + ".segments.jsonl", "".join(json.dumps(s) + "\n" for s in segments))
+    timeline.plot(stem + ".timeline.png")
+    spans = choose(segments, labels=labels, top=top, pad=pad, duration=duration)
+    reel = cut_reel(source, spans, out)
+    chosen = [s for s in segments if any(a <= s["start"] and s["end"] <= b for a, b in spans)]
+    chosen = [s for s in chosen if labels is None or s["label"] in labels]
+    return {
+        **reel,
+        "spans": spans,
+        "segments": chosen,
+        "segments_file": stem + ".segments.jsonl",
+        "timeline_file": stem + ".timeline.png",
+    }
+
+
+__all__ = ["choose", "cut_reel", "make_reel"]

@@ -87,6 +87,40 @@ class Segmenter:
         return out
 
 
+class ScoreTimeline:
+    """A whole frame's scores over time: its `Segmenter`, the segments so far, and a sparse
+    history of the scores (those >= 0.05; enough for the plot) for `plot(path)`."""
+
+    def __init__(self, labels: list[str], config: SegmentConfig = SegmentConfig()):
+        self.segmenter = Segmenter(labels, config)
+        self.labels = self.segmenter.labels
+        self.segments: list[dict] = []
+        self.times: list[float] = []
+        self.rows: list[dict[int, float]] = []
+
+    def update(self, time: float, probs) -> list[dict]:
+        """Scores `(labels,)` at `time`: the segments that closed now."""
+        probs = np.asarray(probs, dtype=np.float32)
+        new = self.segmenter.update(time, probs)
+        self.segments += new
+        self.times.append(time)
+        self.rows.append({int(i): float(probs[i]) for i in np.flatnonzero(probs >= 0.05)})
+        return new
+
+    def finish(self, end: float | None = None) -> list[dict]:
+        """Close what is open (at `end`, default the last time): the segments that closed now."""
+        new = self.segmenter.finish(end)
+        self.segments += new
+        return new
+
+    def plot(self, path: str) -> None:
+        """The timeline PNG (`plot_timeline`) of the scores and segments so far."""
+        scores = np.zeros((len(self.times), len(self.labels)), np.float32)
+        for row, sparse in enumerate(self.rows):
+            scores[row, list(sparse)] = list(sparse.values())
+        plot_timeline(path, self.times, scores, self.labels, self.segments)
+
+
 class TrackSegments:
     """One `Segmenter` per person: `update(time, tracks, alive)` with a look's tracks (each with
     `"id"` and `"probs"`) and the ids still tracked; a person's open segments close where the
