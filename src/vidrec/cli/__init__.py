@@ -1,5 +1,5 @@
 """`vidrec` command line: synth, synth-ava, train, pretrain, reconstruct, eval, predict, stream,
-detect, highlights, convert, flow, two-stream, ava-eval, models, info, demo.
+detect, highlights, serve, convert, flow, two-stream, ava-eval, models, info, demo.
 
 User errors (bad files, unknown names, bad settings, bad flags) print one `error: ...` line and
 exit non-zero; tracebacks are for bugs only.
@@ -28,6 +28,7 @@ from vidrec.cli.commands import (
     cmd_two_stream,
 )
 from vidrec.cli.parser import build_parser
+from vidrec.cli.serve import cmd_serve
 from vidrec.errors import VidrecError
 
 COMMANDS = {
@@ -41,6 +42,7 @@ COMMANDS = {
     "stream": cmd_stream,
     "detect": cmd_detect,
     "highlights": cmd_highlights,
+    "serve": cmd_serve,
     "convert": cmd_convert,
     "flow": cmd_flow,
     "two-stream": cmd_two_stream,

@@ -53,7 +53,7 @@ def cmd_detect(args) -> int:
                 s = seen.setdefault(t["id"], {"first": report["time"], "looks": 0})
                 s["last"], s["looks"], s["best"] = report["time"], s["looks"] + 1, t["actions"][0]
             if args.segments or args.timeline:
-                per_person.update(report["time"], report["tracks"], alive=set(recognizer.states))
+                per_person.update(report["time"], report["tracks"], alive=recognizer.alive)
                 for t in report["tracks"]:
                     del t["probs"]
             if args.json:
@@ -89,30 +89,21 @@ def cmd_detect(args) -> int:
 def _people_models(args, tile: int | None):
     """The person detector (or a CSV's boxes) and the per-person action recogniser `vidrec detect`
     was asked for."""
-    from vidrec.engine.people import CSVPersons, SSDPersons
-    from vidrec.engine.who import BoxRecognizer, TrackRecognizer
+    from vidrec.engine.people import CSVPersons
+    from vidrec.engine.who import person_detector, person_recognizer
     from vidrec.io.live import is_live_source
     from vidrec.loader import load_model
-    from vidrec.models.base import DetectionModel
-    from vidrec.models.ssd import SSDMobileNetV1
 
+    recognizer = person_recognizer(
+        load_model(args.model, weights_dir=args.weights), window=args.window, fps=args.fps
+    )
     if args.boxes:
         if is_live_source(args.video) and not args.video_id:
             raise ConfigError("--boxes on a live source needs --video-id")
         video_id = args.video_id or os.path.splitext(os.path.basename(args.video))[0]
-        detector = CSVPersons(args.boxes, video_id=video_id, min_score=args.min_score)
-    else:
-        detector_model = load_model(args.detector, weights_dir=args.weights)
-        if not isinstance(detector_model, SSDMobileNetV1):
-            raise ConfigError(f"--detector {args.detector} is a {detector_model.arch}, not a person detector")
-        detector = SSDPersons(detector_model, min_score=args.min_score, tile=tile)
-    action_model = load_model(args.model, weights_dir=args.weights)
-    if isinstance(action_model, DetectionModel):  # an AVA detector scores every box on one clip
-        recognizer = BoxRecognizer(action_model)
-    else:
-        window = args.window if args.window and args.window > 0 else None
-        recognizer = TrackRecognizer(action_model, window=window, fps=args.fps)
-    return detector, recognizer
+        return CSVPersons(args.boxes, video_id=video_id, min_score=args.min_score), recognizer
+    detector = load_model(args.detector, weights_dir=args.weights)
+    return person_detector(detector, min_score=args.min_score, tile=tile), recognizer
 
 
 def _tile(value: str, width: int, height: int) -> int | None:

@@ -270,6 +270,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record(p, 60.0)
 
     p = sub.add_parser(
+        "serve", help="an HTTP service and web page for recognition (pip install 'vidrec[serve]')"
+    )
+    p.add_argument(
+        "--model", action="append", help="a model offered (repeat for several; the first is the default; "
+        "default: movinet_a0_stream)",
+    )  # fmt: skip
+    p.add_argument(
+        "--detector", default="ssd_mobilenet_v1.coco_uint8", help="person detector for detect jobs"
+    )
+    p.add_argument("--weights", help=WEIGHTS_HELP)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--token", help="bearer token required by the API (else $VIDREC_SERVE_TOKEN; needed off loopback)"
+    )
+    p.add_argument(
+        "--allow-paths", action="append", help="a folder whose files clients may name (repeatable)"
+    )
+    p.add_argument(
+        "--allow-schemes", default="rtsp,rtsps,http,https", help="live source URL schemes clients may give"
+    )
+    p.add_argument("--cors-origin", action="append", help="a web origin allowed to call the API (repeatable)")
+    p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload (MB)")
+    p.add_argument("--max-seconds", type=float, default=600.0, help="longest uploaded video (s)")
+    p.add_argument("--max-pixels", type=int, default=3840 * 2160, help="largest frame (width x height)")
+    p.add_argument("--workers", type=_positive, default=1, help="inference threads")
+    p.add_argument("--queue", type=_positive, default=4, help="jobs waiting before the service answers 503")
+    p.add_argument("--work-dir", help="folder for uploads and outputs (default: a temporary one)")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+
+    p = sub.add_parser(
         "convert", help="write any loadable model (checkpoint, .tflite, hub name) as a vidrec directory"
     )
     p.add_argument("source", help="anything vidrec.load_model reads")

@@ -131,13 +131,17 @@ class TrackSegments:
         self.segmenters: dict[int, Segmenter] = {}
         self.segments: list[dict] = []
 
-    def update(self, time: float, tracks: list[dict], alive: set[int]) -> None:
-        """One look: each track's probabilities into its segmenter; people no longer tracked closed."""
+    def update(self, time: float, tracks: list[dict], alive: set[int]) -> list[dict]:
+        """One look: each track's probabilities into its segmenter; people no longer tracked
+        closed. Returns the segments that closed now."""
+        new = []
         for t in tracks:
             seg = self.segmenters.setdefault(t["id"], Segmenter(self.labels, self.config, track=t["id"]))
-            self.segments += seg.update(time, np.asarray(t["probs"]))
+            new += seg.update(time, np.asarray(t["probs"]))
         for i in [i for i in self.segmenters if i not in alive]:
-            self.segments += self.segmenters.pop(i).finish()
+            new += self.segmenters.pop(i).finish()
+        self.segments += new
+        return new
 
     def finish(self) -> list[dict]:
         """Every segment, the open ones closed, in time order."""

@@ -77,6 +77,7 @@ class TrackRecognizer:
         self.size = self.prep.test_crop_size or self.prep.crop_size
         self.window = None if window is None else max(1, round(window * fps))
         self.states: dict[int, dict] = {}
+        self.alive: set[int] = set()  # ids the tracker still follows (`keep`)
         self.recent: dict[int, deque] = {}  # per track, its last `window` frames' features (1, P)
 
     @torch.inference_mode()
@@ -99,6 +100,7 @@ class TrackRecognizer:
 
     def keep(self, ids: set[int]) -> None:
         """Forget the states of tracks not in `ids` (they ended)."""
+        self.alive = set(ids)
         self.states = {i: s for i, s in self.states.items() if i in ids}
         self.recent = {i: r for i, r in self.recent.items() if i in ids}
 
@@ -127,6 +129,7 @@ class BoxRecognizer:
         self.prep = model.preprocessing
         self.frames: deque = deque(maxlen=self.prep.num_frames * self.prep.sampling_rate)
         self.scale = 1.0
+        self.alive: set[int] = set()  # ids the tracker still follows (`keep`)
 
     def observe(self, rgb: np.ndarray) -> None:
         """Keep the frame, at the model's test size (short side `test_crop_size`)."""
@@ -135,7 +138,8 @@ class BoxRecognizer:
         self.frames.append(clip)
 
     def keep(self, ids: set[int]) -> None:
-        """Nothing per person to forget: the clip is shared."""
+        """Nothing per person to forget (the clip is shared); `alive` says who is tracked."""
+        self.alive = set(ids)
 
     @torch.inference_mode()
     def recognize(self, rgb: np.ndarray, tracks: list, *, context: float) -> list[torch.Tensor]:
@@ -149,6 +153,30 @@ class BoxRecognizer:
         boxes = torch.tensor([[0.0, *(float(v) * self.scale for v in t.box)] for t in tracks])
         device = next(self.model.parameters()).device
         return list(torch.sigmoid(self.model(x.to(device), boxes.to(device)).float().cpu()))
+
+
+def person_detector(model, *, min_score: float = 0.5, tile: int | None = None) -> PersonDetector:
+    """People from an image detector model (SSD MobileNet): class person, scored >= `min_score`,
+    on `tile`-pixel tiles too for wide shots."""
+    from vidrec.engine.people import SSDPersons
+    from vidrec.models.ssd import SSDMobileNetV1
+
+    if not isinstance(model, SSDMobileNetV1):
+        raise ConfigError(f"{model.arch} is not a person detector (e.g. ssd_mobilenet_v1.coco_uint8)")
+    return SSDPersons(model, min_score=min_score, tile=tile)
+
+
+def person_recognizer(
+    model, *, window: float | None = 2.0, fps: float = 5.0
+) -> TrackRecognizer | BoxRecognizer:
+    """Per-person actions from `model`: a stream model holds one state per person (pooling its
+    last `window` seconds; None or 0: since first seen); an AVA detector (`*_ava`) scores every
+    box at once."""
+    from vidrec.models.base import DetectionModel
+
+    if isinstance(model, DetectionModel):
+        return BoxRecognizer(model)
+    return TrackRecognizer(model, window=window if window else None, fps=fps)
 
 
 def people_actions(
@@ -233,4 +261,13 @@ def draw_tracks(image: np.ndarray, tracks: list[dict]) -> np.ndarray:
     return np.asarray(out)
 
 
-__all__ = ["BoxRecognizer", "PeopleConfig", "TrackRecognizer", "draw_tracks", "people_actions", "square_crop"]
+__all__ = [
+    "BoxRecognizer",
+    "PeopleConfig",
+    "TrackRecognizer",
+    "draw_tracks",
+    "people_actions",
+    "person_detector",
+    "person_recognizer",
+    "square_crop",
+]
