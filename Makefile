@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-.PHONY: setup demo test test-slow lint bench
+.PHONY: setup demo test test-slow lint bench browser serve
 setup: $(STAMP)
 
 # Real weights and footage live beside the project on its machines (never committed).
@@ -23,7 +23,16 @@ demo: $(STAMP)  ## the main job: MoViNet-A0 on a real clip, then synth -> train 
 test: $(STAMP)  ## fast tests
 	$(BIN)/python -m pytest -q
 
-test-slow: $(STAMP)  ## slow tests (CI runs both)
+# The page's browser test drives Debian's Chromium with Playwright (its own browser download needs
+# the internet); where neither apt-get nor sudo can install it, that test skips and says why.
+browser:  ## Debian's chromium, for tests/test_serve_browser.py
+	@command -v chromium >/dev/null || (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium) \
+	  || sudo apt-get install -y -q chromium) >/dev/null 2>&1 || echo "chromium could not be installed: the browser test will skip"
+
+serve: $(STAMP)  ## the HTTP service and its page on http://127.0.0.1:8000/
+	$(BIN)/vidrec serve $(if $(DEMO_WEIGHTS),--weights $(DEMO_WEIGHTS))
+
+test-slow: $(STAMP) browser  ## slow tests (CI runs both)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)  ## ruff (lint + format) and the import layers

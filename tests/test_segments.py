@@ -73,7 +73,10 @@ def test_window_pools_the_last_frames_only(tmp_path):
     whole = list(stream_video(model, tmp_path / "v.mp4", every=None, probs=True))[-1]["probs"]
     long = list(stream_video(model, tmp_path / "v.mp4", every=None, window=100.0, probs=True))[-1]["probs"]
     torch.testing.assert_close(long, whole)  # a window longer than the video is the whole stream
-    last = list(stream_video(model, tmp_path / "v.mp4", every=None, window=0.2, probs=True))[-1]["probs"]
+    final = list(stream_video(model, tmp_path / "v.mp4", every=None, window=0.2, probs=True, top_k=3))[-1]
+    last = final["probs"]
+    overall = {p["label"]: p["score"] for p in final["overall"]}  # the windowed stream's whole-video view
+    assert overall == pytest.approx({label: float(whole[i]) for i, label in enumerate("abc")}, abs=1e-5)
     from vidrec.engine.stream import model_frames
 
     clip = torch.cat([f for _, f in model_frames(tmp_path / "v.mp4", model.preprocessing, fps=5.0)], 1)[None]

@@ -280,6 +280,8 @@ def cmd_stream(args) -> int:
                 f"{f'{fps:g} fps' if fps else 'its own frame rate'}, processed in {took:.1f} s)",
                 flush=True,
             )
+            if "overall" in report:  # with a window the line above is the last seconds
+                print(f"  whole video: {format_predictions(report['overall'])}", flush=True)
             if "live" in report:
                 live = report["live"]
                 print(

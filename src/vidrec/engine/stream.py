@@ -91,6 +91,7 @@ def stream_video(
             raise ConfigError(f"--window needs a model with a frame rate and > 0 seconds, got {window}")
         if not hasattr(model, "step_features"):
             raise ConfigError(f"{model.arch} cannot pool over a window (it has no step_features)")
+    whole = [0.0, 0]  # with a window: every frame's features summed, and how many (the whole-stream pool)
     recent = deque(maxlen=max(1, round(window * prep.target_fps)) if window else 1)  # (1, P) per frame
     state, logits, chunk, count, time = None, None, [], 0, 0.0
     next_report = every
@@ -105,6 +106,7 @@ def stream_video(
         else:
             feats, state = model.step_features(x, state)  # (1, t, P)
             recent.extend(feats[0].split(1))
+            whole[0], whole[1] = whole[0] + feats[0].sum(0), whole[1] + feats.shape[1]
             logits = model.forward_head(torch.cat(list(recent)).mean(0, keepdim=True))
         chunk = []
 
@@ -131,6 +133,10 @@ def stream_video(
         raise ConfigError(f"{path}: no frames to stream")
     end = time if reader is not None or not prep.target_fps else count / prep.target_fps
     extra = {}
+    if window is not None:  # what the whole stream says, beside what its last seconds say
+        with torch.inference_mode():
+            overall = model.forward_head((whole[0] / whole[1])[None]).float()[0].softmax(-1)
+        extra["overall"] = top_predictions(overall, model, top_k)
     if reader is not None:  # taken but above the model's frame rate: skipped on purpose
         stats = reader.stats()
         extra = {"live": {**stats, "processed": count, "skipped_for_rate": stats["taken"] - count}}

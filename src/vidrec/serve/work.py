@@ -144,7 +144,10 @@ def detect_events(models: Models, source: str, o: Options) -> Iterator[dict]:
         yield {"type": "people", **report}
         for s in closed:
             yield {"type": "segment", **s}
+    before = len(per_person.segments)
     segments = per_person.finish()
+    for s in per_person.segments[before:]:  # still open at the end
+        yield {"type": "segment", **s}
     yield {
         "type": "result",
         "people": list(people.values()),

@@ -76,8 +76,9 @@ function drawBoxes(look) {
     ctx.strokeStyle = ctx.fillStyle = COLOURS[p.id % COLOURS.length];
     ctx.strokeRect(dx + x1, dy + y1, x2 - x1, y2 - y1);
     const text = `${p.id} ${p.actions[0] ? p.actions[0].label : ""}`;
-    ctx.fillRect(dx + x1, dy + y1 - 16, ctx.measureText(text).width + 6, 16);
-    ctx.fillStyle = "#000"; ctx.fillText(text, dx + x1 + 3, dy + y1 - 4);
+    const top = dy + y1 >= 16 ? dy + y1 - 16 : dy + y1;  // above the box, or inside it at the top edge
+    ctx.fillRect(dx + x1, top, ctx.measureText(text).width + 6, 16);
+    ctx.fillStyle = "#000"; ctx.fillText(text, dx + x1 + 3, top + 12);
   }
 }
 
@@ -85,27 +86,31 @@ function drawTimeline() {
   const bar = $("timeline");
   bar.querySelectorAll(".segment").forEach((el) => el.remove());
   const end = Math.max(duration, ...segments.map((s) => s.end), 1);
-  const lanes = {};
-  for (const s of segments) {
+  const lanes = [];  // each lane's last end: a segment takes the first lane free at its start
+  for (const s of [...segments].sort((a, b) => a.start - b.start)) {
+    let lane = lanes.findIndex((last) => last <= s.start);
+    if (lane < 0) { lane = lanes.length; lanes.push(0); }
+    lanes[lane] = s.end;
     const el = document.createElement("button");
     el.type = "button";
     el.className = "segment";
     el.style.left = `${(100 * s.start) / end}%`;
     el.style.width = `${Math.max((100 * (s.end - s.start)) / end, 0.5)}%`;
     el.style.background = colour(s.label);
-    lanes[s.label] = true;
+    el.style.top = `${0.3 + 2.1 * lane}em`;
     el.textContent = (s.track != null ? `#${s.track} ` : "") + s.label;
     el.title = `${el.textContent}: ${s.start}-${s.end} s, peak ${s.peak}`;
     el.onclick = () => { if ($("video").src) { $("video").currentTime = s.start; $("video").play(); } };
     bar.appendChild(el);
   }
+  bar.style.height = `${Math.max(lanes.length, 1) * 2.1 + 0.3}em`;
 }
 
 function showResult(result) {
   $("final").hidden = false;
   const list = $("final-list");
   list.innerHTML = "";
-  const rows = result.predictions || (result.people || []).map((p) => ({ label: `person ${p.id}: ${p.actions[0] ? p.actions[0].label : "?"}`, score: p.actions[0] ? p.actions[0].score : 0 }))
+  const rows = result.overall || result.predictions || (result.people || []).map((p) => ({ label: `person ${p.id}: ${p.actions[0] ? p.actions[0].label : "?"}`, score: p.actions[0] ? p.actions[0].score : 0 }))
     .concat(result.segments && !result.predictions && !result.people ? result.segments.map((s) => ({ label: `${s.label} ${s.start}-${s.end} s`, score: s.peak })) : []);
   for (const p of rows) {
     const li = document.createElement("li");
