@@ -178,7 +178,9 @@ class JobManager:
             if job.status in FINISHED:
                 return
             job.status, job.finished = status, time.time()
-        job.add({"type": "end", "status": status, **({"error": job.error} if job.error else {})})
+        end = {"type": "end", "status": status, **({"error": job.error} if job.error else {})}
+        self.on_event(job, end)  # counted before a client can see it
+        job.add(end)
         job.future.set_result(status)
 
     def _forget_old(self) -> None:
