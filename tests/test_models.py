@@ -53,6 +53,18 @@ TINY.update(
     {
         "slowfast_r50_ava": {"backbone_options": {**_RES, "res5_stride": 1, "res5_dilation": 2}},
         "slow_r50_ava": {"backbone_options": {**_RES, "res5_stride": 1, "res5_dilation": 2}},
+        "slowfast_r101_ava": {  # its non-local block kept, after the second of two res4 blocks
+            "backbone_options": {
+                **_RES,
+                "stage_depths": (1, 1, 2, 1),
+                "res5_stride": 1,
+                "res5_dilation": 2,
+                "res4_temporal_blocks": 1,
+                "slow_nonlocal": ((), (), (1,), ()),
+                "nonlocal_pool": (2, 2, 2),
+                "nonlocal_instantiation": "dot_product",
+            }
+        },  # fmt: skip
         "videomae_b_ava": {"backbone_options": {**TINY["videomae_b"], "use_mean_pooling": False}},
     }
 )

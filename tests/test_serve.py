@@ -232,3 +232,39 @@ def test_token_cors_paths_and_schemes(served, tmp_path):
         assert r.status_code == 202
         assert events_of(c, r.json()["id"])[-1][1]["status"] == "done"
         assert (served / "clip.mp4").exists()  # a server file is read, never removed
+
+
+def test_a_job_on_a_stream_url(served, tmp_path):
+    """A source URL (here MPEG-TS over HTTP from a local server) is read as a live source."""
+    import functools
+    import http.server
+
+    with (
+        av.open(str(served / "clip.mp4")) as src,
+        av.open(str(tmp_path / "clip.ts"), "w", format="mpegts") as out,
+    ):
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/clip.ts"
+    try:
+        with client(served, tmp_path, limits=Limits(schemes=("http",))) as c:
+            form = {"source": url, "kind": "stream", "every": "1", "realtime": "false"}  # every frame
+            job = c.post("/v1/jobs", data=form).json()
+            events = events_of(c, job["id"])
+            assert events[-1][1]["status"] == "done", events[-1]
+            result = c.get(job["status_url"]).json()["result"]
+            assert (
+                result["frames"] >= 10 and result["live"]["decoded"] == 30
+            )  # every frame of the 3 s clip came
+            job = c.post("/v1/jobs", data={"source": url, "kind": "predict"}).json()
+            assert events_of(c, job["id"])[-1][1]["status"] == "done"  # recorded first, then predicted
+            assert c.get(job["status_url"]).json()["result"]["video"] == url
+    finally:
+        server.shutdown()

@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--weights", help=WEIGHTS_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument(
         "--token", help="bearer token required by the API (else $VIDREC_SERVE_TOKEN; needed off loopback)"
     )
@@ -298,7 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive, default=1, help="inference threads")
     p.add_argument("--queue", type=_positive, default=4, help="jobs waiting before the service answers 503")
     p.add_argument("--work-dir", help="folder for uploads and outputs (default: a temporary one)")
-    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="uvicorn's",
+    )
 
     p = sub.add_parser(
         "convert", help="write any loadable model (checkpoint, .tflite, hub name) as a vidrec directory"

@@ -101,6 +101,7 @@ class Metrics:
         self.recent: list[tuple[float, int]] = []
 
     def count_frames(self, n: int) -> None:
+        """`n` more frames through a model (the counter, and the rate over the last 10 s)."""
         if n <= 0:
             return
         self.frames.inc(n)
@@ -298,13 +299,14 @@ def create_app(config: ServeConfig = ServeConfig()) -> FastAPI:
         pad: float = Form(1.0),
         duration: float = Form(10.0),
         timeout: float = Form(10.0),
+        realtime: bool = Form(True),
     ):
         """A long job on an upload, a live `source` URL or an allowed server `path`; follow it at
         `events` (SSE), get its status and result at `status`."""
         options = Options(
             model=model, top_k=top_k, every=every, window=window, fps=fps, min_score=min_score,
             labels=tuple(x.strip() for x in labels.split(",") if x.strip()), top=top, pad=pad,
-            duration=duration, timeout=timeout,
+            duration=duration, timeout=timeout, realtime=realtime,
         )  # fmt: skip
         if model:
             _known(models, model)

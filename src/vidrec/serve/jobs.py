@@ -58,6 +58,7 @@ class Job:
         self.future: concurrent.futures.Future = concurrent.futures.Future()  # set when finished
 
     def add(self, event: dict) -> None:
+        """Append an event and wake every subscriber."""
         with self.lock:
             self.events.append((self.count, event))
             self.count += 1
@@ -92,6 +93,7 @@ class Job:
                 self.waiters.discard(waiter)
 
     def summary(self) -> dict:
+        """What GET /v1/jobs/{id} answers: id, kind, status, event count, error, result, times."""
         out = {"id": self.id, "kind": self.kind, "status": self.status, "events": self.count}
         if self.error:
             out["error"] = self.error
@@ -120,11 +122,13 @@ class JobManager:
             t.start()
 
     def new_id(self) -> str:
+        """A fresh job id: a counter and random hex (not guessable from another job's)."""
         import secrets
 
         return f"{next(self.ids)}-{secrets.token_hex(4)}"
 
     def submit(self, job: Job) -> Job:
+        """Queue `job` (raises `QueueFull` when the queue is full)."""
         try:
             self.queue.put_nowait(job)
         except queue.Full:
@@ -139,6 +143,7 @@ class JobManager:
         return self.queue.qsize()
 
     def cancel(self, job: Job) -> None:
+        """Stop `job`: a queued one never starts; a running one stops after its next event."""
         job.cancelled.set()
         if job.status == "queued":  # the worker that takes it will see the flag and skip it
             self._finish(job, "cancelled")

@@ -44,6 +44,7 @@ class Models:
         self.lock = threading.Lock()
 
     def get(self, name: str | None = None):
+        """The model `name` (default: the first), loaded now if it was not yet."""
         name = name or self.names[0]
         if name not in self.names and name != self.detector_name:
             raise ConfigError(unknown_name_message("model", name, self.names))
@@ -53,6 +54,7 @@ class Models:
             return self.loaded[name]
 
     def describe(self) -> list[dict]:
+        """Per offered model: name, default, loaded and (once loaded) arch, classes, kind."""
         out = []
         for i, name in enumerate(self.names):
             entry = {"name": name, "default": i == 0, "loaded": name in self.loaded}
@@ -85,6 +87,7 @@ class Options:
     pad: float = 1.0  # highlights: seconds around each segment
     duration: float = 10.0  # live sources, for predict and highlights: seconds recorded first
     timeout: float = 10.0  # live sources: seconds without a frame = stalled
+    realtime: bool = True  # live sources: the newest frame when busy (False: every frame, may lag)
 
     def __post_init__(self):
         if self.top_k < 1 or self.top < 1 or self.every <= 0 or self.fps <= 0 or self.duration <= 0:
@@ -98,6 +101,7 @@ def _labels(model) -> list[str]:
 
 
 def predict_events(models: Models, source: str, o: Options) -> Iterator[dict]:
+    """One "result": `predict` on the file (a live source recorded for `duration` s first)."""
     model = models.get(o.model)
     with as_file(source, seconds=o.duration, timeout=o.timeout) as path:
         result = predict(model, path, top_k=o.top_k)
@@ -105,10 +109,19 @@ def predict_events(models: Models, source: str, o: Options) -> Iterator[dict]:
 
 
 def stream_events(models: Models, source: str, o: Options) -> Iterator[dict]:
+    """The running top-k every `every` s ("topk"), segments as they close, then the "result"
+    (final and whole-video predictions, every segment, statistics)."""
     model = models.get(o.model)
     segmenter, segments = Segmenter(_labels(model)), []
     for report in stream_video(
-        model, source, every=o.every, top_k=o.top_k, window=o.window or None, probs=True, timeout=o.timeout
+        model,
+        source,
+        every=o.every,
+        top_k=o.top_k,
+        window=o.window or None,
+        probs=True,
+        realtime=o.realtime,
+        timeout=o.timeout,
     ):
         probs = report.pop("probs").numpy()
         final = report.pop("final", False)
@@ -123,6 +136,8 @@ def stream_events(models: Models, source: str, o: Options) -> Iterator[dict]:
 
 
 def detect_events(models: Models, source: str, o: Options) -> Iterator[dict]:
+    """Per look, the tracked people and their actions ("people"), per-person segments as they
+    close, then the "result" (everyone seen, every segment, statistics)."""
     recognizer = person_recognizer(models.get(o.model), window=o.window, fps=o.fps)
     detector = person_detector(models.get(models.detector_name), min_score=o.min_score)
     per_person = TrackSegments(_labels(recognizer.model))
@@ -134,6 +149,7 @@ def detect_events(models: Models, source: str, o: Options) -> Iterator[dict]:
         config=PeopleConfig(fps=o.fps, top_k=o.top_k),
         tracking=TrackerConfig(high=o.min_score, low=min(o.min_score, 0.3)),
         probs=True,
+        realtime=o.realtime,
         timeout=o.timeout,
     ):
         closed = per_person.update(report["time"], report["tracks"], alive=recognizer.alive)
@@ -157,6 +173,8 @@ def detect_events(models: Models, source: str, o: Options) -> Iterator[dict]:
 
 
 def highlights_events(models: Models, source: str, o: Options, folder: str) -> Iterator[dict]:
+    """As `stream_events` while scoring, then the reel of the best segments of `labels` cut into
+    `folder` ("result": spans, seconds, audio, its segments and files)."""
     model = models.get(o.model)
     if o.labels and model.labels and (unknown := [x for x in o.labels if x not in model.labels]):
         raise ConfigError(unknown_name_message("label", unknown[0], model.labels))
