@@ -257,3 +257,14 @@ def movinet_tflite() -> str:
 def ssd_tflite() -> str:
     """The TFLite example's COCO SSD MobileNet v1 uint8 file (never committed; see ../shared/weights)."""
     return _shared_weight(SSD_DIR, "ssd_mobilenet.tflite")
+
+
+def bench_module(name: str):
+    """A script of bench/ imported as a module (bench/ is not a package): its helpers, tested."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

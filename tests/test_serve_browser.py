@@ -5,48 +5,20 @@ detector. Screenshots go to $VIDREC_ARTIFACTS (default: the test's temporary fol
 import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from conftest import MOVINET_DIR, SSD_DIR
+from conftest import MOVINET_DIR, SSD_DIR, bench_module
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
-def serving(*args: str):
-    port = free_port()
+def serving():
+    """`vidrec serve` as a process on a free loopback port, with the real weights: its URL."""
     weights = os.pathsep.join([MOVINET_DIR, SSD_DIR])
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vidrec", "serve", "--port", str(port), "--weights", weights, *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            if process.poll() is not None:
-                raise AssertionError(f"vidrec serve exited: {process.stderr.read()[-2000:]}")
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(url + "/healthz", timeout=1)
-                break
-            time.sleep(0.5)
+    with bench_module("serve_load").serve("--weights", weights) as (url, _):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture

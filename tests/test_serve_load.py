@@ -2,7 +2,6 @@
 MoViNet, and clients that leave mid-upload and mid-stream."""
 
 import asyncio
-import importlib.util
 import os
 import socket
 import time
@@ -10,17 +9,9 @@ import urllib.request
 
 import pytest
 
-from conftest import MOVINET_DIR
+from conftest import MOVINET_DIR, bench_module
 
 pytest.importorskip("httpx")
-BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "serve_load.py")
-
-
-def bench():
-    spec = importlib.util.spec_from_file_location("serve_load", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def open_fds(pid: int) -> int:
@@ -47,7 +38,7 @@ def raw(port: int, head: str, body: bytes) -> socket.socket:
 def test_load_loses_nothing_and_leaving_clients_free_their_resources(tmp_path, shared_videos):
     if not os.path.isdir(MOVINET_DIR):
         pytest.skip(f"{MOVINET_DIR} not found")
-    load = bench()
+    load = bench_module("serve_load")
     clip = os.path.join(shared_videos, "arm_wrestling.mp4")
     work = tmp_path / "work"
     with load.serve("--weights", MOVINET_DIR, "--queue", "2", "--work-dir", str(work)) as (url, pid):
