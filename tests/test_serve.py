@@ -201,6 +201,7 @@ def test_a_full_queue_answers_503_and_a_cancel_stops_a_job(served, tmp_path, mon
         assert r.status_code == 503 and r.headers["retry-after"] == "7"
         assert c.get("/healthz").json() == {"status": "ok", "workers": 1, "queue": 1, "running": 1}
         assert c.delete(f"/v1/jobs/{queued['id']}").json()["status"] == "cancelled"  # never starts
+        assert not (tmp_path / "work" / queued["id"] / "upload.mp4").exists()  # and its upload is gone
         assert c.delete(f"/v1/jobs/{running['id']}").status_code == 200
         assert events_of(c, running["id"])[-1] == ("end", {"type": "end", "status": "cancelled"})
         assert "vidrec_rejected_total 1.0" in c.get("/metrics").text

@@ -197,41 +197,37 @@ def create_app(config: ServeConfig = ServeConfig()) -> FastAPI:
         await run_in_threadpool(check_video, target, config.limits)
         return target
 
+    def busy() -> HTTPException:
+        metrics.rejected.inc()
+        return HTTPException(503, "busy: try again later", headers={"Retry-After": str(config.retry_after)})
+
     async def submit(kind: str, options: Options, file, source, path) -> Job:
         if kind not in KINDS:
             raise InputError(400, unknown_name_message("job kind", kind, list(KINDS)))
         if manager.queue.full():  # refuse before taking the upload's copy and probe
-            metrics.rejected.inc()
-            raise HTTPException(
-                503, "busy: try again later", headers={"Retry-After": str(config.retry_after)}
-            )
+            raise busy()
         job_id = manager.new_id()
         folder = os.path.join(work_dir, job_id)
         os.makedirs(folder)
         try:
             video = await take_input(folder, file, source, path)
             name = os.path.basename(file.filename or "upload") if file else (path or source)
-            job = Job(
-                id=job_id, kind=kind, run=lambda: _run(kind, video, options, folder, name), folder=folder
-            )
-            return manager.submit(job)
+
+            def run():
+                for event in events(kind, models, video, options, folder):
+                    yield {**event, "video": name} if "video" in event else event  # the client's name
+
+            def cleanup():  # the upload goes as soon as the job ends (run or cancelled); outputs stay
+                if video.startswith(folder + os.sep) and os.path.exists(video):
+                    os.remove(video)
+
+            return manager.submit(Job(id=job_id, kind=kind, run=run, folder=folder, cleanup=cleanup))
         except QueueFull:
             shutil.rmtree(folder, ignore_errors=True)
-            metrics.rejected.inc()
-            raise HTTPException(
-                503, "busy: try again later", headers={"Retry-After": str(config.retry_after)}
-            ) from None
+            raise busy() from None
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-
-    def _run(kind: str, video: str, options: Options, folder: str, name: str):
-        try:
-            for event in events(kind, models, video, options, folder):
-                yield {**event, "video": name} if "video" in event else event  # the client's name for it
-        finally:
-            if video.startswith(folder + os.sep) and os.path.exists(video):
-                os.remove(video)  # the upload goes as soon as the job ends; its outputs stay
 
     def job_or_404(job_id: str) -> Job:
         job = manager.jobs.get(job_id)

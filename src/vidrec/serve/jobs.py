@@ -41,6 +41,7 @@ class Job:
     kind: str
     run: Callable[[], Iterator[dict]]
     folder: str | None = None
+    cleanup: Callable[[], None] | None = None  # called once when the job ends, run or not
     max_events: int = 2000
     status: str = "queued"  # queued -> running -> done | failed | cancelled
     error: str | None = None
@@ -81,7 +82,7 @@ class Job:
         try:
             while True:
                 flag.clear()
-                finished = self.status in FINISHED
+                finished = self.future.done()  # set after the "end" event is in (status is set before)
                 for n, event in self.since(start):
                     start = n + 1
                     yield n, event
@@ -153,10 +154,10 @@ class JobManager:
             job = self.queue.get()
             if job is None:
                 return
-            if job.cancelled.is_set():
-                continue
-            job.status, job.started = "running", time.time()
-            with self.lock:
+            with self.lock:  # a job cancelled while queued is finished already: never started
+                if job.cancelled.is_set() or job.status in FINISHED:
+                    continue
+                job.status, job.started = "running", time.time()
                 self.running += 1
             status = "done"
             try:
@@ -183,6 +184,8 @@ class JobManager:
             if job.status in FINISHED:
                 return
             job.status, job.finished = status, time.time()
+        if job.cleanup is not None:
+            job.cleanup()
         end = {"type": "end", "status": status, **({"error": job.error} if job.error else {})}
         self.on_event(job, end)  # counted before a client can see it
         job.add(end)
