@@ -1,5 +1,5 @@
 """`vidrec` command line: synth, synth-ava, train, pretrain, reconstruct, eval, predict, stream,
-detect, highlights, serve, convert, flow, two-stream, ava-eval, models, info, demo.
+detect, highlights, serve, export, convert, flow, two-stream, ava-eval, models, info, demo.
 
 User errors (bad files, unknown names, bad settings, bad flags) print one `error: ...` line and
 exit non-zero; tracebacks are for bugs only.
@@ -16,6 +16,7 @@ from vidrec.cli.commands import (
     cmd_convert,
     cmd_demo,
     cmd_eval,
+    cmd_export,
     cmd_flow,
     cmd_info,
     cmd_models,
@@ -43,6 +44,7 @@ COMMANDS = {
     "detect": cmd_detect,
     "highlights": cmd_highlights,
     "serve": cmd_serve,
+    "export": cmd_export,
     "convert": cmd_convert,
     "flow": cmd_flow,
     "two-stream": cmd_two_stream,

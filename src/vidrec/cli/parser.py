@@ -305,6 +305,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="uvicorn's",
     )
 
+    p = sub.add_parser("export", help="write a model as ONNX (dynamic batch), checked with ONNX Runtime")
+    p.add_argument("model", help="model directory, checkpoint or pretrained name")
+    p.add_argument("out", help="the .onnx file to write")
+    p.add_argument("--format", choices=("onnx",), default="onnx", help="export format (onnx)")
+    p.add_argument("--weights", help=WEIGHTS_HELP)
+    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
+    p.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="skip running it in ONNX Runtime against PyTorch",
+    )
+
     p = sub.add_parser(
         "convert", help="write any loadable model (checkpoint, .tflite, hub name) as a vidrec directory"
     )

@@ -124,6 +124,8 @@ class ActionDetector(DetectionModel):
         if not isinstance(boxes, torch.Tensor) or boxes.ndim != 2 or boxes.shape[1] != 5:
             shape = tuple(boxes.shape) if isinstance(boxes, torch.Tensor) else type(boxes).__name__
             raise ConfigError(f"{self.arch} expects boxes (K, 5): batch index, x1, y1, x2, y2; got {shape}")
+        if torch.compiler.is_compiling():  # traced (torch.export, ONNX): values are not known yet
+            return
         if len(boxes) and not boxes.is_meta and (boxes[:, 0].min() < 0 or boxes[:, 0].max() >= batch):
             raise ConfigError(
                 f"box batch indices must be in [0, {batch}), got {boxes[:, 0].unique().tolist()}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -53,20 +54,22 @@ class VideoMAEConfig:
 
 
 @functools.lru_cache(maxsize=16)
-def _sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
+def _sinusoid_table(num_positions: int, dim: int) -> np.ndarray:
     # angle(p, j) = p / 10000^(2 * (j // 2) / dim); sin on even j, cos on odd j (VideoMAE's table).
-    # Always on the CPU (cached), whatever default device is active: the caller moves it.
-    position = torch.arange(num_positions, dtype=torch.float64, device="cpu")[:, None]
-    exponent = 2 * (torch.arange(dim, device="cpu") // 2).to(torch.float64) / dim
-    angles = position / torch.pow(10000.0, exponent)
-    table = torch.empty(num_positions, dim, dtype=torch.float64, device="cpu")
-    table[:, 0::2], table[:, 1::2] = angles[:, 0::2].sin(), angles[:, 1::2].cos()
-    return table.float()  # (N, D)
+    # NumPy, not torch: a tensor made while torch.export or torch.compile traces is a fake one,
+    # and a cached fake tensor would break every later eager call.
+    position = np.arange(num_positions, dtype=np.float64)[:, None]
+    angles = position / np.power(10000.0, 2 * (np.arange(dim) // 2) / dim)
+    table = np.empty((num_positions, dim), dtype=np.float64)
+    table[:, 0::2], table[:, 1::2] = np.sin(angles[:, 0::2]), np.cos(angles[:, 1::2])
+    table = table.astype(np.float32)  # (N, D)
+    table.flags.writeable = False
+    return table
 
 
 def position_table(num_positions: int, dim: int, *, device, dtype) -> torch.Tensor:
     """The fixed sinusoidal position table `(N, D)` on `device` in `dtype` (cached on the CPU)."""
-    return _sinusoid_table(num_positions, dim).to(device=device, dtype=dtype)
+    return torch.tensor(_sinusoid_table(num_positions, dim), device=device, dtype=dtype)
 
 
 class Attention(nn.Module):
