@@ -10,7 +10,7 @@ from vidrec.cli import main
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 from test_models import TINY  # noqa: E402
-from vidrec.deploy.onnx import check_onnx, export_onnx  # noqa: E402
+from vidrec.deploy.onnx import check_onnx, check_onnx_stream, export_onnx, export_onnx_stream  # noqa: E402
 
 FAST = ["tsn_small", "i3d_small_ava"]
 SLOW = [
@@ -58,3 +58,22 @@ def test_export_command(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "tsn_small" in err and err.count("\n") == 1
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.slow
+def test_a_stream_step_with_its_state_as_inputs_and_outputs(tmp_path):
+    """MoViNet's step: ONNX Runtime fed its own next_* outputs gives PyTorch's logits step after step."""
+    torch.manual_seed(0)
+    model = vidrec.create_model("movinet_a0_synth", num_classes=5).eval()
+    info = export_onnx_stream(model, tmp_path / "step.onnx")
+    assert list(info["inputs"])[:2] == ["frames", "frame_count"] and len(info["inputs"]) == 29
+    single, batched = (
+        check_onnx_stream(model, tmp_path / "step.onnx", steps=5),
+        check_onnx_stream(model, tmp_path / "step.onnx", steps=3, batch=3),
+    )
+    print(
+        f"stream step: ONNX Runtime vs PyTorch max abs diff {single:.2e} (batch 1), {batched:.2e} (batch 3)"
+    )
+    assert single <= 1e-4 and batched <= 1e-4
+    with pytest.raises(vidrec.errors.ConfigError, match="not a stream model"):
+        export_onnx_stream(vidrec.create_model("tsn_small", width=8), tmp_path / "x.onnx")

@@ -322,16 +322,25 @@ def cmd_convert(args) -> int:
 def cmd_export(args) -> int:
     """`vidrec export MODEL OUT --format onnx`: the model as an ONNX graph (dynamic batch), then run
     in ONNX Runtime against PyTorch (`--no-check` skips it)."""
-    from vidrec.deploy.onnx import check_onnx, export_onnx
+    from vidrec.deploy.onnx import check_onnx, check_onnx_stream, export_onnx, export_onnx_stream
     from vidrec.loader import load_model
 
     model = load_model(args.model, weights_dir=args.weights)
-    info = export_onnx(model, args.out, opset=args.opset)
-    shapes = ", ".join(f"{name} {tuple(['N', *shape[1:]])}" for name, shape in info["inputs"].items())
+    if args.stream:
+        info = export_onnx_stream(model, args.out, opset=args.opset)
+        frames = tuple(["N", *info["inputs"]["frames"][1:]])
+        shapes = f"frames {frames} and {len(info['inputs']) - 1} state tensors"
+    else:
+        info = export_onnx(model, args.out, opset=args.opset)
+        shapes = ", ".join(f"{name} {tuple(['N', *shape[1:]])}" for name, shape in info["inputs"].items())
     print(f"{args.out}: {model.arch} as ONNX opset {info['opset']}; inputs {shapes} (N: any batch)")
     if args.check:
-        diff = check_onnx(model, args.out)
-        print(f"ONNX Runtime vs PyTorch on random clips (batches 1 and 3): max abs diff {diff:.2e}")
+        if args.stream:
+            diff = check_onnx_stream(model, args.out)
+            print(f"ONNX Runtime vs PyTorch, 4 steps with the state fed back: max abs diff {diff:.2e}")
+        else:
+            diff = check_onnx(model, args.out)
+            print(f"ONNX Runtime vs PyTorch on random clips (batches 1 and 3): max abs diff {diff:.2e}")
         if diff > 1e-4:
             raise ConfigError(f"{args.out}: ONNX Runtime differs from PyTorch by {diff:.2e} (> 1e-4)")
     return 0

@@ -312,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help=WEIGHTS_HELP)
     p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
     p.add_argument(
+        "--stream",
+        action="store_true",
+        help="stream models: export one step, its state as inputs and outputs",
+    )
+    p.add_argument(
         "--no-check",
         dest="check",
         action="store_false",

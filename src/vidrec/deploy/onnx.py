@@ -2,6 +2,8 @@
 
     classifier   video (B, C, T, H, W) float ─> logits (B, classes)
     detector     video (B, C, T, H, W), boxes (K, 5) [batch index, x1, y1, x2, y2] ─> logits (K, classes)
+    stream step  frames (B, C, t, H, W), every state tensor by name ─> logits, next_<name> for each
+                 (a stream model's `step`, the caller feeding the outputs back: `export_onnx_stream`)
 
 The batch (and a detector's box count) is dynamic; the clip's frames and size are the model's
 test input (`preprocessing`), fixed in the graph. SlowFast keeps vidrec's single input: the Slow
@@ -21,7 +23,7 @@ import torch
 
 from vidrec.deploy import fuse_conv_bn
 from vidrec.errors import ConfigError
-from vidrec.models.base import DetectionModel, ModelBase, PretrainingModel
+from vidrec.models.base import DetectionModel, ModelBase, PretrainingModel, StreamingModel
 from vidrec.utils import atomic_write
 
 
@@ -44,11 +46,6 @@ def example_inputs(model: ModelBase, *, batch: int = 1, boxes: int = 2) -> tuple
 
 def export_onnx(model: ModelBase, path: str | os.PathLike, *, opset: int | None = None) -> dict:
     """Write `model` as ONNX to `path` (atomically). Returns `{"inputs": {name: shape}, "opset"}`."""
-    try:
-        import onnx
-        import onnxscript  # noqa: F401  (torch's exporter builds the graph with it)
-    except ImportError as e:
-        raise ConfigError(f"ONNX export needs {e.name}: pip install 'vidrec[onnx]'") from None
     model = fuse_conv_bn(_copy(model).eval())
     inputs = example_inputs(model, batch=2, boxes=3)  # not 1: the exporter would fix a size-1 axis
     names = ["video", "boxes"][: len(inputs)]
@@ -57,20 +54,43 @@ def export_onnx(model: ModelBase, path: str | os.PathLike, *, opset: int | None 
         {0: torch.export.Dim("boxes", min=1, max=4096)},
     )
     shapes = shapes[: len(inputs)]  # positional: the video, then a detector's boxes
+    _export(model, inputs, path, names, ["logits"], shapes, opset)
+    return {"inputs": {n: tuple(t.shape) for n, t in zip(names, inputs)}, "opset": _opset(path)}
+
+
+def _export(module, inputs, path, input_names, output_names, shapes, opset) -> None:
+    """torch's dynamo exporter, written atomically to `path`."""
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401  (torch's exporter builds the graph with it)
+    except ImportError as e:
+        raise ConfigError(f"ONNX export needs {e.name}: pip install 'vidrec[onnx]'") from None
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals
 
         def write(tmp: str) -> None:
             program = torch.onnx.export(
-                model, inputs, None, dynamo=True, input_names=names, output_names=["logits"],
+                module, inputs, None, dynamo=True, input_names=input_names, output_names=output_names,
                 dynamic_shapes=shapes, opset_version=opset, verbose=False,
             )  # fmt: skip
             program.save(tmp)
 
         atomic_write(path, write)
+
+
+def _opset(path) -> int:
+    import onnx
+
     graph = onnx.load(os.fspath(path), load_external_data=False)
-    opset_used = next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
-    return {"inputs": {n: tuple(t.shape) for n, t in zip(names, inputs)}, "opset": opset_used}
+    return next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def _session(path):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ConfigError("checking an ONNX file needs onnxruntime: pip install 'vidrec[onnx]'") from None
+    return ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
 
 
 def _copy(model: ModelBase) -> ModelBase:
@@ -79,14 +99,65 @@ def _copy(model: ModelBase) -> ModelBase:
     return copy.deepcopy(model)
 
 
+class _StreamStep(torch.nn.Module):
+    """`model.step` with its state as flat tensors: `(frames, *state) -> (logits, *next state)`."""
+
+    def __init__(self, model: StreamingModel, names: list[str]):
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, frames: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits, new = self.model.step(frames, dict(zip(self.names, state)))
+        return (logits, *(new[n] for n in self.names))
+
+
+def _stream_inputs(model: StreamingModel, *, batch: int, frames: int) -> tuple[list[str], tuple]:
+    size = model.preprocessing.test_crop_size or model.preprocessing.crop_size
+    state = model.init_state(batch, height=size, width=size)
+    clip = torch.randn(batch, 3, frames, size, size, generator=torch.Generator().manual_seed(0))
+    return list(state), (clip, *state.values())
+
+
+def export_onnx_stream(
+    model: StreamingModel, path: str | os.PathLike, *, frames: int = 1, opset: int | None = None
+) -> dict:
+    """Write a stream model's `step` as ONNX: inputs `frames (B, C, frames, H, W)` and each state
+    tensor under its name, outputs `logits` and `next_<name>` for each (batch dynamic). A
+    runtime starts from zeros of the state inputs' shapes and feeds each `next_` back."""
+    if not isinstance(model, StreamingModel):
+        raise ConfigError(f"{model.arch} is not a stream model: export it whole (export_onnx)")
+    model = fuse_conv_bn(_copy(model).eval())
+    names, inputs = _stream_inputs(model, batch=2, frames=frames)
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    # forward(frames, *state): the state's specs nest as one tuple; the frame count is a scalar
+    shapes = ({0: batch}, tuple({0: batch} if x.ndim else {} for x in inputs[1:]))
+    outputs = ["logits", *(f"next_{n}" for n in names)]
+    _export(_StreamStep(model, names), inputs, path, ["frames", *names], outputs, shapes, opset)
+    return {"inputs": {n: tuple(x.shape) for n, x in zip(["frames", *names], inputs)}, "opset": _opset(path)}
+
+
+def check_onnx_stream(
+    model: StreamingModel, path: str | os.PathLike, *, steps: int = 4, batch: int = 1
+) -> float:
+    """Max abs difference of the logits, step after step with the state fed back, between ONNX
+    Runtime on `path` and `model.step`."""
+    session = _session(path)
+    names, (clip, *state) = _stream_inputs(model, batch=batch, frames=session.get_inputs()[0].shape[2])
+    torch_state, onnx_state = dict(zip(names, state)), [x.numpy() for x in state]
+    worst = 0.0
+    for i in range(steps):
+        frames = clip.roll(i, dims=-1)  # a different picture each step
+        with torch.no_grad():
+            expected, torch_state = model.eval().step(frames, torch_state)
+        got, *onnx_state = session.run(None, {"frames": frames.numpy(), **dict(zip(names, onnx_state))})
+        worst = max(worst, float(np.abs(got - expected.numpy()).max()))
+    return worst
+
+
 def check_onnx(model: ModelBase, path: str | os.PathLike, *, batches: tuple[int, ...] = (1, 3)) -> float:
     """Max abs difference between ONNX Runtime on `path` and `model` on random clips of each of
     `batches` (sizes other than the export's, so the dynamic axis is exercised)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ConfigError("checking an ONNX file needs onnxruntime: pip install 'vidrec[onnx]'") from None
-    session = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
+    session = _session(path)
     worst = 0.0
     for batch in batches:
         inputs = example_inputs(model, batch=batch, boxes=batch + 1)
@@ -97,4 +168,4 @@ def check_onnx(model: ModelBase, path: str | os.PathLike, *, batches: tuple[int,
     return worst
 
 
-__all__ = ["check_onnx", "example_inputs", "export_onnx"]
+__all__ = ["check_onnx", "check_onnx_stream", "example_inputs", "export_onnx", "export_onnx_stream"]
