@@ -132,8 +132,9 @@ def cmd_highlights(args) -> int:
     from vidrec.io.live import as_file, is_live_source
     from vidrec.loader import load_model
 
-    if not is_live_source(args.video):
-        probe(args.video)  # a bad file fails here, before any model loads
+    # A file's probe (it demuxes the whole file) is made once: a bad file fails here, before any
+    # model loads; a live source is probed once recorded.
+    info = None if is_live_source(args.video) else probe(args.video)
     labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
     model = load_model(args.model, weights_dir=args.weights)
     if labels and model.labels and (unknown := [x for x in labels if x not in model.labels]):
@@ -141,16 +142,14 @@ def cmd_highlights(args) -> int:
 
         raise ConfigError(unknown_name_message("label", unknown[0], model.labels))
     with as_file(args.video, seconds=args.duration, timeout=args.timeout, keep=args.record) as video:
-        return _highlights(args, video, model, labels)
+        return _highlights(args, video, model, labels, info or probe(video))
 
 
-def _highlights(args, video: str, model, labels: list[str] | None) -> int:
+def _highlights(args, video: str, model, labels: list[str] | None, info) -> int:
     from vidrec.engine.highlights import make_reel
     from vidrec.engine.segments import ScoreTimeline, SegmentConfig
     from vidrec.engine.stream import stream_video
-    from vidrec.io import probe
 
-    info = probe(video)
     config = SegmentConfig(on=args.on, off=min(args.off, args.on))
     timeline = ScoreTimeline(model.labels or [str(i) for i in range(model.num_classes)], config)
     for report in stream_video(model, video, every=args.every, window=args.window, probs=True):

@@ -15,6 +15,7 @@ PyTorch model on random clips.
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 
@@ -46,7 +47,7 @@ def example_inputs(model: ModelBase, *, batch: int = 1, boxes: int = 2) -> tuple
 
 def export_onnx(model: ModelBase, path: str | os.PathLike, *, opset: int | None = None) -> dict:
     """Write `model` as ONNX to `path` (atomically). Returns `{"inputs": {name: shape}, "opset"}`."""
-    model = fuse_conv_bn(_copy(model).eval())
+    model = fuse_conv_bn(copy.deepcopy(model).eval())
     inputs = example_inputs(model, batch=2, boxes=3)  # not 1: the exporter would fix a size-1 axis
     names = ["video", "boxes"][: len(inputs)]
     shapes = (
@@ -93,12 +94,6 @@ def _session(path):
     return ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
 
 
-def _copy(model: ModelBase) -> ModelBase:
-    import copy
-
-    return copy.deepcopy(model)
-
-
 class _StreamStep(torch.nn.Module):
     """`model.step` with its state as flat tensors: `(frames, *state) -> (logits, *next state)`."""
 
@@ -126,7 +121,7 @@ def export_onnx_stream(
     runtime starts from zeros of the state inputs' shapes and feeds each `next_` back."""
     if not isinstance(model, StreamingModel):
         raise ConfigError(f"{model.arch} is not a stream model: export it whole (export_onnx)")
-    model = fuse_conv_bn(_copy(model).eval())
+    model = fuse_conv_bn(copy.deepcopy(model).eval())
     names, inputs = _stream_inputs(model, batch=2, frames=frames)
     batch = torch.export.Dim("batch", min=1, max=1024)
     # forward(frames, *state): the state's specs nest as one tuple; the frame count is a scalar
