@@ -274,3 +274,32 @@ def test_a_job_on_a_stream_url(served, tmp_path):
             assert c.get(job["status_url"]).json()["result"]["video"] == url
     finally:
         server.shutdown()
+
+
+def test_a_follower_ends_with_the_jobs_end_event_whatever_the_timing():
+    """The worker adds the "end" event and then sets the job's future; a follower can read the
+    event in between (its wake-up came before it cleared its flag). It must stop there rather
+    than wait for a wake-up that never comes; and one that subscribes to a finished job ends."""
+    import asyncio
+
+    from vidrec.serve.jobs import Job
+
+    async def follow(job):
+        return [event["type"] async for _, event in job.subscribe()]
+
+    job = Job(id="1", kind="stream", run=lambda: iter(()))
+    job.add({"type": "topk"})
+    job.add({"type": "end", "status": "done"})  # the future is not set yet: the window
+    assert asyncio.run(asyncio.wait_for(follow(job), timeout=5)) == ["topk", "end"]
+    job.future.set_result("done")
+    assert asyncio.run(asyncio.wait_for(follow(job), timeout=5)) == ["topk", "end"]
+
+    late = Job(id="2", kind="stream", run=lambda: iter(()))
+
+    async def finish_later():  # the future set from another thread while the follower waits
+        task = asyncio.ensure_future(follow(late))
+        await asyncio.sleep(0.05)
+        threading.Thread(target=lambda: late.future.set_result("cancelled")).start()
+        return await asyncio.wait_for(task, timeout=5)
+
+    assert asyncio.run(finish_later()) == []

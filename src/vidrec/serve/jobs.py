@@ -29,6 +29,14 @@ from vidrec.errors import VidrecError
 FINISHED = ("done", "failed", "cancelled")
 
 
+def _wake(loop: asyncio.AbstractEventLoop, flag: asyncio.Event) -> None:
+    """Set `flag` from any thread; a follower whose loop has closed needs no waking."""
+    try:
+        loop.call_soon_threadsafe(flag.set)
+    except RuntimeError:  # the loop is closed
+        pass
+
+
 class QueueFull(Exception):
     """Every worker is busy and the queue holds `queue_size` jobs: try again later."""
 
@@ -65,7 +73,7 @@ class Job:
             self.count += 1
             waiters = list(self.waiters)
         for loop, flag in waiters:
-            loop.call_soon_threadsafe(flag.set)
+            _wake(loop, flag)
 
     def since(self, number: int) -> list[tuple[int, dict]]:
         """The events numbered `number` and after that are still kept."""
@@ -76,9 +84,14 @@ class Job:
         """Async iterator of `(number, event)` from `start` until the job has finished; the
         caller going away (a closed SSE connection) removes its waiter."""
         flag = asyncio.Event()
-        waiter = (asyncio.get_running_loop(), flag)
+        loop = asyncio.get_running_loop()
+        waiter = (loop, flag)
         with self.lock:
             self.waiters.add(waiter)
+        # The future wakes the waiter too: a wake-up from add() that lands just before clear() is
+        # lost, and without this a follower that read the "end" event before the future was set
+        # would sleep forever (seen on a slower machine).
+        self.future.add_done_callback(lambda _: _wake(loop, flag))
         try:
             while True:
                 flag.clear()
@@ -86,6 +99,8 @@ class Job:
                 for n, event in self.since(start):
                     start = n + 1
                     yield n, event
+                    if event.get("type") == "end":  # the job's last event: nothing follows it
+                        return
                 if finished:
                     return
                 await flag.wait()
