@@ -3,7 +3,10 @@ engine with several seeds, on one SynthMotion split, and tested on its test vide
 test top-1, accuracy within the time-reversal pairs and on oscillate fast/slow, params, MACs and
 train wall time, as mean +- std over the seeds; a plot; both confusion matrices of the I3D-vs-2D
 claim. Resumable: every (recipe, seed) run keeps its folder under --runs; a finished run is read
-back, an interrupted one resumes from its last checkpoint.
+back, an interrupted one resumes from its last checkpoint. A finished run's figures are also kept
+in --record (results/synthmotion_runs/, committed: a few KB each), so the table grows across
+machines and sessions whose run folders are gone; training is deterministic, so a recorded run
+is what retraining it would give.
 
     vidrec synth data/synthmotion --train 3600 --val 240 --test 480 --seed 0
     python bench/synthmotion.py --data data/synthmotion [--recipes i3d_small tsn_small] [--seeds 0 1 2]
@@ -42,6 +45,7 @@ RECIPES = {
 }
 DEFAULT_RECIPES = [r for r in RECIPES if r != "videomae_small_synth"]
 RESULT_NAME = "bench_result.json"
+RECORD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results", "synthmotion_runs")
 
 
 def run_dir(runs: str, recipe: str, seed: int) -> str:
@@ -49,12 +53,28 @@ def run_dir(runs: str, recipe: str, seed: int) -> str:
     return os.path.join(runs, recipe, f"seed{seed}")
 
 
-def run_one(recipe: str, seed: int, *, data: str, runs: str, overrides: list[str] = ()) -> dict:
-    """Train (or resume, or read back) one recipe with one seed; its test figures."""
+def recorded(record: str | None, recipe: str, seed: int) -> str | None:
+    """The recorded figures of a finished run (recipe, seed), if `record` holds them."""
+    path = os.path.join(record, f"{recipe}_seed{seed}.json") if record else None
+    return path if path and os.path.exists(path) else None
+
+
+def run_one(
+    recipe: str, seed: int, *, data: str, runs: str, overrides: list[str] = (), record: str | None = None
+) -> dict:
+    """Train (or resume, or read back) one recipe with one seed; its test figures, also written
+    to `record` (unless `overrides` change the recipe: then it is another experiment)."""
+    if not overrides and (path := recorded(record, recipe, seed)):
+        with open(path) as f:
+            return json.load(f)
     out = run_dir(runs, recipe, seed)
-    return train_and_test(
+    result = train_and_test(
         recipe_config(RECIPES[recipe][0], data=data, out=out, seed=seed, overrides=overrides), name=recipe
     )
+    if record and not overrides:
+        os.makedirs(record, exist_ok=True)
+        atomic_write_text(os.path.join(record, f"{recipe}_seed{seed}.json"), json.dumps(result) + "\n")
+    return result
 
 
 def recipe_config(config: str, *, data: str, out: str, seed: int, overrides: list[str] = ()) -> RunConfig:
@@ -178,6 +198,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--runs", default="runs/synthmotion_bench", help="one folder per recipe and seed")
     ap.add_argument("--results", default="results", help="where the table, plot and matrices go")
+    ap.add_argument("--record", default=RECORD, help="finished runs' figures, kept ('' for none)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override every recipe")
     ap.add_argument(
         "--finished-only",
@@ -189,11 +210,12 @@ def main() -> None:
     results: dict[str, list[dict]] = {r: [] for r in args.recipes}
     for seed in args.seeds:  # every recipe once before any twice: a cut-short run still covers all
         for recipe in args.recipes:
-            if args.finished_only and not os.path.exists(
-                os.path.join(run_dir(args.runs, recipe, seed), RESULT_NAME)
-            ):
+            finished = os.path.exists(os.path.join(run_dir(args.runs, recipe, seed), RESULT_NAME))
+            if args.finished_only and not finished and not recorded(args.record, recipe, seed):
                 continue
-            results[recipe].append(run_one(recipe, seed, data=args.data, runs=args.runs, overrides=args.set))
+            results[recipe].append(
+                run_one(recipe, seed, data=args.data, runs=args.runs, overrides=args.set, record=args.record)
+            )
             print(table({recipe: results[recipe]}).splitlines()[-1], flush=True)
             write_results({k: v for k, v in results.items() if v}, args.results)
     print(table({k: v for k, v in results.items() if v}))

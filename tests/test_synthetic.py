@@ -145,3 +145,27 @@ def test_per_frame_labels_are_the_same_videos_labelled_by_their_actor_or_count(t
     np.testing.assert_array_equal(read_video(by_action[7].path), read_video(by_shape[7].path))
     with pytest.raises(ConfigError, match="label"):
         generate_dataset(str(tmp_path / "x"), counts={"train": 1}, cfg=cfg, label="colour", progress=False)
+
+
+def test_the_synthmotion_bench_records_finished_runs_and_reads_them_back(tmp_path, monkeypatch):
+    """A run's figures go to the record when it finishes; a recorded run is read back without
+    training (run folders do not outlive a machine, the record is committed); an override of the
+    recipe is another experiment, never recorded nor read from the record."""
+    from conftest import bench_module
+
+    bench = bench_module("synthmotion")
+    trained = []
+
+    def fake_train_and_test(cfg, *, name):
+        trained.append((name, cfg.run.seed, cfg.schedule.epochs))
+        return {"recipe": name, "seed": cfg.run.seed, "top1": 50.0 + cfg.run.seed}
+
+    monkeypatch.setattr(bench, "train_and_test", fake_train_and_test)
+    record, runs = str(tmp_path / "record"), str(tmp_path / "runs")
+    first = bench.run_one("fast_small", 1, data="d", runs=runs, record=record)
+    assert first["top1"] == 51.0 and trained == [("fast_small", 1, 5)]
+    assert bench.recorded(record, "fast_small", 1) and not bench.recorded(record, "fast_small", 2)
+    assert bench.run_one("fast_small", 1, data="d", runs=runs, record=record) == first
+    assert len(trained) == 1  # read back, not trained again
+    bench.run_one("fast_small", 1, data="d", runs=runs, record=record, overrides=["schedule.epochs=1"])
+    assert trained[-1] == ("fast_small", 1, 1) and len(os.listdir(record)) == 1
