@@ -1,5 +1,5 @@
 """`vidrec` command line: synth, synth-ava, train, pretrain, reconstruct, eval, predict, stream,
-detect, highlights, serve, export, convert, flow, two-stream, ava-eval, models, info, demo.
+detect, highlights, serve, export, extract, convert, flow, two-stream, ava-eval, models, info, demo.
 
 User errors (bad files, unknown names, bad settings, bad flags) print one `error: ...` line and
 exit non-zero; tracebacks are for bugs only.
@@ -11,6 +11,7 @@ import os
 import sys
 
 from vidrec.cli.analytics import cmd_detect, cmd_highlights
+from vidrec.cli.batch import cmd_extract
 from vidrec.cli.commands import (
     cmd_ava_eval,
     cmd_convert,
@@ -40,6 +41,7 @@ COMMANDS = {
     "reconstruct": cmd_reconstruct,
     "eval": cmd_eval,
     "predict": cmd_predict,
+    "extract": cmd_extract,
     "stream": cmd_stream,
     "detect": cmd_detect,
     "highlights": cmd_highlights,

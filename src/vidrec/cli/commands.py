@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from vidrec.cli.loading import clip_model, inference_model
 from vidrec.errors import ConfigError, VidrecError
 
 
@@ -112,7 +113,7 @@ def cmd_eval(args) -> int:
     device = resolve_device(args.device)
     d = init_distributed(device)
     device = device_for(device, d)
-    model = optimize_for_inference(_clip_model(load_model(source, device=device)))
+    model = optimize_for_inference(clip_model(load_model(source, device=device)))
     records = load_labelled(data, classes=model.labels)
     result = evaluate(
         model,
@@ -175,38 +176,23 @@ def _eval_detection(cfg, args) -> int:
     return 1 if report["failed"] else 0
 
 
-def _inference_model(args, device):
-    """The model to run: loaded, then its int8 form (--int8) or optimised for float inference."""
-    from vidrec.deploy import optimize_for_inference, to_int8
-    from vidrec.loader import load_model
-
-    model = _clip_model(load_model(args.model, device=device, weights_dir=args.weights))
-    return to_int8(model) if args.int8 else optimize_for_inference(model)
-
-
-def _clip_model(model):
-    """`model`, or a one-line error if it is the image detector (frames in, boxes out)."""
-    from vidrec.models.ssd import SSDMobileNetV1
-
-    if isinstance(model, SSDMobileNetV1):
-        raise ConfigError(
-            f"{model.arch} finds people and objects in frames (boxes out); it does not classify "
-            f"clips: give a video model"
-        )
-    return model
-
-
 def cmd_predict(args) -> int:
     """`vidrec predict VIDEO...`: the top-k of each video (exit 1 if one could not be read)."""
     from vidrec.engine.predict import format_predictions, predict
     from vidrec.io.live import as_file, is_live_source
     from vidrec.utils import resolve_device
 
+    if args.video_list or args.out:  # many videos: sharded rows, resumable
+        from vidrec.cli.batch import run_batch_command
+
+        return run_batch_command(args, "predict")
+    if not args.videos:
+        raise ConfigError("no videos: give video files, or --list LIST --out DIR for many")
     live = [v for v in args.videos if is_live_source(v)]
     if args.record and len(live) != 1:
         raise ConfigError(f"--record keeps one live source's recording; {len(live)} live sources given")
     device = resolve_device(args.device)
-    model = _inference_model(args, device)
+    model = inference_model(args, device)
     status = 0
     for path in args.videos:
         try:
@@ -247,7 +233,7 @@ def cmd_stream(args) -> int:
     from vidrec.utils import atomic_write_text, resolve_device
 
     device = resolve_device(args.device)
-    model = _inference_model(args, device)
+    model = inference_model(args, device)
     segmenting = bool(args.segments or args.timeline)
     labels = model.labels or [str(i) for i in range(model.num_classes)]
     timeline = ScoreTimeline(labels) if segmenting else None

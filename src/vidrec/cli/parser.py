@@ -6,6 +6,8 @@ import argparse
 import os
 import typing
 
+from vidrec.cli.batch import BATCH_EPILOG, add_batch_args
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, with usage mistakes reported as one `error:` line like every other user error."""
@@ -158,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     _add_device(p)
 
-    p = sub.add_parser("predict", help="predict the action in video files")
-    p.add_argument("videos", nargs="+", help="video files, or live sources (recorded for --duration s first)")
+    p = sub.add_parser("predict", help="predict the action in video files", epilog=BATCH_EPILOG)
+    p.add_argument("videos", nargs="*", help="video files, or live sources (recorded for --duration s first)")
     p.add_argument(
         "--model",
         default="movinet_a0_stream",
@@ -184,6 +186,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record(p, 10.0)
     _add_int8(p)
     _add_device(p)
+    add_batch_args(p, required_out=False)
+
+    p = sub.add_parser(
+        "extract",
+        help="pooled features (the vector the classifier reads) of many videos, to sharded Parquet",
+        epilog=BATCH_EPILOG,
+    )
+    p.add_argument("videos", nargs="*", help="video files (or give --list)")
+    p.add_argument(
+        "--model", default="movinet_a0_stream", help="model directory, checkpoint or pretrained name"
+    )
+    p.add_argument("--weights", help=WEIGHTS_HELP)
+    p.add_argument("--num-clips", type=_positive, help="uniform clips per video (default 4)")
+    p.add_argument("--num-crops", type=int, choices=(1, 3), help="crops per clip (default 1)")
+    p.add_argument(
+        "--per-clip", action="store_true", help="one feature per view ('features') instead of their mean"
+    )
+    p.add_argument("--flow-dir", help="two-stream models: precomputed flow")
+    p.add_argument("--json", action="store_true", help="print the run's summary as JSON")
+    _add_int8(p)
+    _add_device(p)
+    add_batch_args(p, required_out=True)
 
     p = sub.add_parser(
         "stream", help="watch a video as a live stream: running top-k, then the clip prediction"
