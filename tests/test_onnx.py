@@ -1,6 +1,9 @@
 """ONNX export: every family's graph run by ONNX Runtime gives PyTorch's logits (<= 1e-4) at batch
 sizes other than the export's; `vidrec export` writes and checks one."""
 
+import json
+import os
+
 import pytest
 import torch
 
@@ -10,7 +13,13 @@ from vidrec.cli import main
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 from test_models import TINY  # noqa: E402
-from vidrec.deploy.onnx import check_onnx, check_onnx_stream, export_onnx, export_onnx_stream  # noqa: E402
+from vidrec.deploy.onnx import (  # noqa: E402
+    check_onnx,
+    check_onnx_stream,
+    example_inputs,
+    export_onnx,
+    export_onnx_stream,
+)
 
 FAST = ["tsn_small", "i3d_small_ava"]
 SLOW = [
@@ -77,3 +86,98 @@ def test_a_stream_step_with_its_state_as_inputs_and_outputs(tmp_path):
     assert single <= 1e-4 and batched <= 1e-4
     with pytest.raises(vidrec.errors.ConfigError, match="not a stream model"):
         export_onnx_stream(vidrec.create_model("tsn_small", width=8), tmp_path / "x.onnx")
+
+
+@pytest.fixture(scope="module")
+def on_ort(tmp_path_factory):
+    """The tiny stream model and a tiny AVA detector, with their ONNX Runtime forms (exported once
+    into a cache folder)."""
+    from test_segments import tiny_stream_model
+    from vidrec.deploy.ort import to_onnxruntime
+
+    cache = str(tmp_path_factory.mktemp("onnx_cache"))
+    torch.manual_seed(0)
+    detector = vidrec.create_model("i3d_small_ava", num_classes=5, **TINY.get("i3d_small_ava", {})).eval()
+    stream = tiny_stream_model()
+    return cache, [(m, to_onnxruntime(m, cache=cache)) for m in (stream, detector)]
+
+
+def test_backend_onnxruntime_runs_the_same_model(on_ort, tmp_path):
+    """`--backend onnxruntime`'s conversion: a stream model's step, step_features, whole-clip
+    forward and a stream over a real-shaped video; a detector's boxes; all as PyTorch's; the
+    export cached by the weights' fingerprint; a pickled copy (for workers and Ray) still runs."""
+    import pickle
+
+    import numpy as np
+
+    from vidrec.deploy.ort import to_onnxruntime
+    from vidrec.engine.stream import stream_video
+    from vidrec.errors import ConfigError
+    from vidrec.utils import write_video
+
+    cache, [(stream, stream_ort), (detector, detector_ort)] = on_ort
+    assert stream_ort.backend == "onnxruntime" and stream_ort.labels == stream.labels
+    clip = torch.randn(2, 3, 6, 32, 32)
+    state = stream.init_state(2, height=32, width=32)
+    with torch.no_grad():
+        for name in ("step", "step_features"):
+            (a, sa), (b, sb) = getattr(stream, name)(clip, state), getattr(stream_ort, name)(clip, state)
+            assert (a - b).abs().max() <= 1e-4 and all((sa[k] - sb[k]).abs().max() <= 1e-4 for k in sa)
+        assert (stream(clip) - stream_ort(clip)).abs().max() <= 1e-4
+        assert (pickle.loads(pickle.dumps(stream_ort))(clip) - stream(clip)).abs().max() <= 1e-4
+        video, boxes = example_inputs(detector, batch=2, boxes=5)
+        assert (detector(video, boxes) - detector_ort(video, boxes)).abs().max() <= 1e-4
+    frames = np.random.default_rng(0).integers(0, 255, (25, 40, 48, 3), dtype=np.uint8)
+    write_video(tmp_path / "v.mp4", frames, fps=10)
+    for window in (None, 1.0):
+        ours, theirs = (
+            list(stream_video(m, tmp_path / "v.mp4", every=1.0, window=window, probs=True))
+            for m in (stream, stream_ort)
+        )
+        assert len(ours) == len(theirs) == 3  # at 1 s, at 2 s, the end (2.4 s)
+        assert all((a["probs"] - b["probs"]).abs().max() <= 1e-5 for a, b in zip(ours, theirs))
+    exported = sorted(os.listdir(cache))
+    assert (
+        len(exported) == 2 and to_onnxruntime(stream, cache=cache) and sorted(os.listdir(cache)) == exported
+    )
+    with torch.no_grad():
+        stream.head.bias.add_(1.0)  # other weights: another export
+    to_onnxruntime(stream, cache=cache)
+    with torch.no_grad():
+        stream.head.bias.sub_(1.0)
+    assert len(os.listdir(cache)) == 3
+    with pytest.raises(ConfigError, match="ONNX Runtime: .*invalid dimensions"):
+        detector_ort(torch.randn(1, 3, 3, 32, 32), boxes[:1])  # frames the graph was not made for
+    with pytest.raises(ConfigError, match="forward_features does not run in ONNX Runtime"):
+        detector_ort.forward_features(video)
+
+
+def test_predict_and_stream_commands_on_onnxruntime(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    from test_segments import tiny_stream_model
+    from vidrec.utils import write_video
+
+    monkeypatch.setenv("VIDREC_CACHE", str(tmp_path / "cache"))
+    tiny_stream_model().save_pretrained(tmp_path / "m")
+    frames = np.random.default_rng(1).integers(0, 255, (20, 40, 48, 3), dtype=np.uint8)
+    write_video(tmp_path / "v.mp4", frames, fps=10)
+    outputs = {}
+    for backend in ("pytorch", "onnxruntime"):
+        argv = ["predict", str(tmp_path / "v.mp4"), "--model", str(tmp_path / "m"), "--json"]
+        assert main([*argv, "--backend", backend]) == 0
+        outputs[backend] = json.loads(capsys.readouterr().out)
+    ours, theirs = outputs["pytorch"]["predictions"], outputs["onnxruntime"]["predictions"]
+    assert [p["label"] for p in ours] == [p["label"] for p in theirs]
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(ours, theirs)) <= 1e-5
+    assert os.listdir(tmp_path / "cache" / "onnx")  # exported once, kept for the next command
+    argv = [
+        "predict",
+        str(tmp_path / "v.mp4"),
+        "--model",
+        str(tmp_path / "m"),
+        "--int8",
+        "--backend",
+        "onnxruntime",
+    ]
+    assert main(argv) == 2 and "--int8" in capsys.readouterr().err

@@ -11,7 +11,34 @@ def inference_model(args, device):
     from vidrec.loader import load_model
 
     model = clip_model(load_model(args.model, device=device, weights_dir=args.weights))
+    if getattr(args, "backend", "pytorch") == "onnxruntime":
+        if args.int8:
+            raise ConfigError("--int8 is a PyTorch form of the TFLite runtime; with onnxruntime leave it out")
+        return on_backend(model, args)
     return to_int8(model) if args.int8 else optimize_for_inference(model)
+
+
+def on_backend(model, args):
+    """`model` as --backend says: itself (pytorch), or run by ONNX Runtime (exported once, kept
+    in the cache folder's onnx/)."""
+    if getattr(args, "backend", "pytorch") != "onnxruntime":
+        return model
+    import os
+
+    from vidrec.deploy.ort import to_onnxruntime
+    from vidrec.download import cache_dir
+
+    return to_onnxruntime(model, cache=os.path.join(cache_dir(), "onnx"))
+
+
+def add_backend(p) -> None:
+    """--backend: who runs the model."""
+    p.add_argument(
+        "--backend",
+        choices=("pytorch", "onnxruntime"),
+        default="pytorch",
+        help="run the model in PyTorch, or in ONNX Runtime (exported once and cached; vidrec[onnx])",
+    )
 
 
 def clip_model(model):
@@ -26,4 +53,4 @@ def clip_model(model):
     return model
 
 
-__all__ = ["clip_model", "inference_model"]
+__all__ = ["add_backend", "clip_model", "inference_model", "on_backend"]

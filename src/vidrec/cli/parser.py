@@ -7,6 +7,7 @@ import os
 import typing
 
 from vidrec.cli.batch import BATCH_EPILOG, add_batch_args
+from vidrec.cli.loading import add_backend
 
 
 class _Parser(argparse.ArgumentParser):
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_record(p, 10.0)
     _add_int8(p)
+    add_backend(p)
     _add_device(p)
     add_batch_args(p, required_out=False)
 
@@ -230,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segments", help="write action segments as JSON Lines (label, start, end, peak)")
     p.add_argument("--timeline", help="write a PNG of the scores and segments over time")
     _add_int8(p)
+    add_backend(p)
     _add_device(p)
 
     p = sub.add_parser(
@@ -273,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeline", help="write a PNG of each person's action segments over time")
     _add_live(p)
     p.add_argument("--top-k", type=_positive, default=3, help="actions reported per person")
+    add_backend(p)
 
     p = sub.add_parser(
         "highlights", help="cut the best segments of some actions into one reel (mp4, with audio)"

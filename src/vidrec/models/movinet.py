@@ -410,7 +410,7 @@ class MoViNet(StreamingModel):
                 state[f"{name}_pool_sum"] = torch.zeros(batch_size, channels, **zeros)
         return state
 
-    def _pooled(self, x: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    def step_pooled(self, x: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Frames `(B, C, t, H, W)` after `state`: the pooled features over every frame seen
         `(B, P)`, each frame's features before that pool `(B, t, P)`, and the next state."""
         self.check_input(x)
@@ -436,18 +436,18 @@ class MoViNet(StreamingModel):
         """Like `step`, but each frame's features before the head's pool `(B, t, P)`: a pool over
         a window of them gives logits for the last seconds instead of the whole stream
         (`forward_head(window.mean(1))`)."""
-        _, feats, new_state = self._pooled(frames, state)
+        _, feats, new_state = self.step_pooled(frames, state)
         return feats, new_state
 
     def step(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
         """Feed `t >= 1` more frames `(B, C, t, H, W)`: the logits after the last of them (B, classes),
         i.e. for the whole stream so far, and the next state (the given one is not modified)."""
-        pooled, _, new_state = self._pooled(frames, state)
+        pooled, _, new_state = self.step_pooled(frames, state)
         return self.forward_head(pooled), new_state
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The causal pool after the clip's last frame `(B, P)`, streamed from the zero state."""
-        return self._pooled(x, self.init_state(x.shape[0], height=x.shape[-2], width=x.shape[-1]))[0]
+        return self.step_pooled(x, self.init_state(x.shape[0], height=x.shape[-2], width=x.shape[-1]))[0]
 
     def forward_head(self, x: torch.Tensor, *, pre_logits: bool = False) -> torch.Tensor:
         x = self.dropout(self.hidden_act(self.hidden(x)))

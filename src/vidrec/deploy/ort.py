@@ -1,0 +1,240 @@
+"""`to_onnxruntime(model)`: the same model, run by ONNX Runtime (`--backend onnxruntime`).
+
+A conversion like the others in `vidrec.deploy`: the model is exported (`vidrec.deploy.onnx`) and
+a copy of it gets ONNX Runtime callables in place of its methods, so every command that takes a
+model (predict, stream, detect, predict --list) takes this one unchanged:
+
+    classifier / detector   forward(video[, boxes])    the exported graph
+    stream model            step(frames, state)        the exported step (one frame a run: a chunk
+                            step_features(...)         of t frames is t runs), state as named tensors
+                            forward(clip)              the clip streamed from the zero state
+                            forward_head(pooled)       PyTorch: the classifier on a pooled vector
+                                                       (a window's mean), a few thousand MACs
+
+The PyTorch weights stay in the copy (its device and `init_state`'s shapes come from them). The
+session is rebuilt from the ONNX bytes when the model is unpickled (DataLoader workers, Ray).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+
+import numpy as np
+import torch
+
+from vidrec.deploy.onnx import _export, _stream_inputs, export_onnx
+from vidrec.errors import ConfigError
+from vidrec.models.base import ModelBase, StreamingModel
+from vidrec.models.two_stream import TwoStream
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ConfigError("--backend onnxruntime needs onnxruntime: pip install 'vidrec[onnx]'") from None
+    return onnxruntime
+
+
+class OrtGraph:
+    """An ONNX graph in an ONNX Runtime session: `graph(*arrays) -> list of arrays`; threads as
+    PyTorch's (`torch.get_num_threads()`), CUDA when asked for and present."""
+
+    def __init__(self, onnx_bytes: bytes, *, cuda: bool = False):
+        self.onnx_bytes, self.cuda = onnx_bytes, cuda
+        self._open()
+
+    def _open(self) -> None:
+        ort = _ort()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        if self.cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(self.onnx_bytes, options, providers=providers)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        try:
+            return self.session.run(None, dict(zip(self.input_names, arrays)))
+        except Exception as e:  # its own types (InvalidArgument, Fail...): one line for the user
+            if not type(e).__module__.startswith("onnxruntime"):
+                raise
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            raise ConfigError(f"ONNX Runtime: {'; '.join(lines)}") from None
+
+    def __getstate__(self) -> dict:
+        return {"onnx_bytes": self.onnx_bytes, "cuda": self.cuda}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._open()
+
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().float().cpu().numpy()
+
+
+class _Forward:
+    """`forward(*inputs)` of a classifier or detector, by its exported graph."""
+
+    def __init__(self, graph: OrtGraph):
+        self.graph = graph
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        (logits,) = self.graph(*(_numpy(x) for x in inputs))
+        return torch.from_numpy(logits).to(inputs[0].device)
+
+
+class _Step:
+    """A stream model's `step` and `step_features` by one exported graph:
+    `(frame (B, C, 1, H, W), *state) -> (logits, [features,] *next state)`."""
+
+    def __init__(self, graph: OrtGraph, names: list[str], features: bool):
+        self.graph, self.names, self.features = graph, names, features
+
+    def run(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+        arrays = [_numpy(state[n]) for n in self.names]
+        feats = []
+        for t in range(frames.shape[2]):  # the graph takes one frame: a chunk is that many runs
+            logits, *rest = self.graph(_numpy(frames[:, :, t : t + 1]), *arrays)
+            if self.features:
+                feats.append(rest[0])
+                rest = rest[1:]
+            arrays = rest
+        device = frames.device
+        new_state = {n: torch.from_numpy(a).to(device) for n, a in zip(self.names, arrays)}
+        features = torch.from_numpy(np.concatenate(feats, axis=1)).to(device) if feats else None
+        return torch.from_numpy(logits).to(device), features, new_state
+
+    def step(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        logits, _, new_state = self.run(frames, state)
+        return logits, new_state
+
+    def step_features(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        _, feats, new_state = self.run(frames, state)
+        return feats, new_state
+
+
+class _StepWithFeatures(torch.nn.Module):
+    """What the exported stream graph computes: one frame in; logits, the frame's features (when
+    the model gives them: `step_pooled`) and the next state out."""
+
+    def __init__(self, model: StreamingModel, names: list[str]):
+        super().__init__()
+        self.model, self.names = model, names
+        self.features = hasattr(model, "step_pooled")
+
+    def forward(self, frames: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        state = dict(zip(self.names, state))
+        if not self.features:
+            logits, new = self.model.step(frames, state)
+            return (logits, *(new[n] for n in self.names))
+        pooled, feats, new = self.model.step_pooled(frames, state)  # one pass of the backbone
+        return (self.model.forward_head(pooled), feats, *(new[n] for n in self.names))
+
+
+class _StreamForward:
+    """`forward(clip)` of a stream model: the clip streamed from the zero state."""
+
+    def __init__(self, step: _Step, init_state):
+        self.step, self.init_state = step, init_state
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        state = self.init_state(clip.shape[0], height=clip.shape[-2], width=clip.shape[-1])
+        return self.step.step(clip, state)[0]
+
+
+class _Refuse:
+    """A method that does not run in ONNX Runtime here: a one-line error instead of PyTorch."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, *_, **__):
+        raise ConfigError(f"{self.name} does not run in ONNX Runtime here: use --backend pytorch for it")
+
+
+def _stream_graph(model: StreamingModel, path: str) -> tuple[list[str], bool]:
+    """Export the stream step graph of `model` to `path`; its state names, and whether it gives
+    each frame's features."""
+    from vidrec.deploy import fuse_conv_bn
+
+    fused = fuse_conv_bn(copy.deepcopy(model).eval())
+    names, inputs = _stream_inputs(fused, batch=2, frames=1)
+    module = _StepWithFeatures(fused, names)
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    shapes = ({0: batch}, tuple({0: batch} if x.ndim else {} for x in inputs[1:]))
+    outputs = ["logits", *(["features"] if module.features else []), *(f"next_{n}" for n in names)]
+    _export(module, inputs, path, ["frames", *names], outputs, shapes, None)
+    return names, module.features
+
+
+def _fingerprint(model: ModelBase, kind: str) -> str:
+    """What the exported graph depends on: the model's class, config, input shape, weights and
+    torch's version (its exporter)."""
+    digest = hashlib.sha256(f"{kind} {type(model).__name__} {torch.__version__}".encode())
+    digest.update(json.dumps(model.config_json(), sort_keys=True, default=str).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _graph(model: ModelBase, kind: str, cache: str | None) -> bytes:
+    """The ONNX bytes of `model` (`kind`: "forward" or "step"), from `cache` when it holds this
+    very model's export, else exported (and kept there)."""
+    from vidrec.utils import atomic_write
+
+    cached = os.path.join(cache, f"{kind}-{_fingerprint(model, kind)}.onnx") if cache else None
+    if cached and os.path.exists(cached):
+        with open(cached, "rb") as f:
+            return f.read()
+    with tempfile.TemporaryDirectory(prefix="vidrec-onnx-") as folder:
+        path = os.path.join(folder, "model.onnx")
+        if kind == "step":
+            _stream_graph(model, path)
+        else:
+            export_onnx(model, path)
+        with open(path, "rb") as f:
+            data = f.read()
+    if cached:
+        os.makedirs(cache, exist_ok=True)
+        atomic_write(cached, lambda tmp: open(tmp, "wb").write(data))
+    return data
+
+
+def _on_cuda(model: ModelBase) -> bool:
+    return next(model.parameters()).device.type == "cuda"
+
+
+def to_onnxruntime(model: ModelBase, *, cache: str | None = None) -> ModelBase:
+    """A copy of `model` whose forward (and a stream model's step) run in ONNX Runtime; see the
+    module's docstring. The export takes seconds to a minute; with `cache` (a folder) it is done
+    once per model and read back after."""
+    if isinstance(model, TwoStream):
+        raise ConfigError("--backend onnxruntime runs one network; a two-stream model is two: use pytorch")
+    converted = copy.deepcopy(model).eval()
+    cuda = _on_cuda(model)
+    if isinstance(model, StreamingModel):
+        graph = OrtGraph(_graph(model, "step", cache), cuda=cuda)
+        names = [n for n in graph.input_names if n != "frames"]
+        step = _Step(graph, names, features="features" in graph.output_names)
+        converted.step = step.step
+        if step.features:
+            converted.step_features = step.step_features
+        converted.forward = _StreamForward(step, converted.init_state)
+    else:
+        converted.forward = _Forward(OrtGraph(_graph(model, "forward", cache), cuda=cuda))
+    converted.forward_features = _Refuse(f"{model.arch}'s forward_features")
+    converted.backend = "onnxruntime"
+    return converted
+
+
+__all__ = ["OrtGraph", "to_onnxruntime"]
