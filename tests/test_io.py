@@ -68,8 +68,8 @@ def test_seek_fallback_when_seeking_lands_late(numbered, monkeypatch):
     path = numbered("b.mp4", 50, gop=10)
     real = VideoReader._frames_from
 
-    def lands_late(self, target):  # a demuxer whose seek overshoots the keyframe
-        for i, frame in real(self, target):
+    def lands_late(self, target, *rest):  # a demuxer whose seek overshoots the keyframe
+        for i, frame in real(self, target, *rest):
             if i > target:
                 yield i, frame
 
@@ -309,3 +309,47 @@ def test_stored_times_the_decoder_disagrees_with(tmp_path):
     with VideoReader(src) as video:  # the original keeps its packet index (and seeking)
         assert video.info.num_frames_source == "packets"
         assert [read_number(f) for f in video.get_frames([39, 3, 4])] == [39, 3, 4]
+
+
+@pytest.mark.parametrize("slices", [1, 2])
+def test_skipping_unwanted_frames_gives_the_same_pixels_and_decodes_less(numbered, slices, monkeypatch):
+    """get_frames skips non-reference frames it was not asked for (x264's B-frames here): the
+    pixels are those of a full decode, bit for bit, and fewer frames come out of the decoder. A
+    sliced H.264 stream (x264 with slice threads) is found and decoded with slice threads."""
+    from vidrec.io import video as video_module
+
+    path = numbered("b.mp4", 90, gop=30, width=160, height=96, options={"bframes": "3", "slices": str(slices)})
+    everything = read_video(path)
+    decoded = []
+    real = video_module._decoded_frames
+
+    def counting(*args):
+        for frame in real(*args):
+            decoded.append(frame)
+            yield frame
+
+    monkeypatch.setattr(video_module, "_decoded_frames", counting)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        idx = np.sort(rng.choice(90, size=8, replace=False))
+        with VideoReader(path) as video:
+            assert video._index.slices == slices
+            assert video._stream.thread_type.name == ("SLICE" if slices > 1 else "AUTO")
+            np.testing.assert_array_equal(video.get_frames(idx), everything[idx])
+    skipped_run = len(decoded)
+    decoded.clear()
+    monkeypatch.setattr(VideoReader, "skip_unwanted", False)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        with VideoReader(path) as video:
+            video.get_frames(np.sort(rng.choice(90, size=8, replace=False)))
+    assert skipped_run < 0.8 * len(decoded), (skipped_run, len(decoded))
+
+
+def test_skipping_is_exact_on_a_real_clip(shared_videos):
+    path = os.path.join(shared_videos, "basketball_shooting.mp4")
+    with VideoReader(path) as video:
+        idx = np.arange(100, 164, 4)
+        sparse = video.get_frames(idx)
+        everything = np.stack([f for i, f in video.indexed_frames() if i < 164])
+    np.testing.assert_array_equal(sparse, everything[idx])
