@@ -61,3 +61,34 @@ def test_swap_modules_replaces_what_convert_returns_and_never_walks_into_it():
 
     swap_modules(model, convert)
     assert seen == ["0", "1"] and isinstance(model[1], torch.nn.Identity)
+
+
+def test_bfloat16_inference_keeps_the_answers(tmp_path):
+    """`--precision bf16`: the shipped I3D under bfloat16 autocast names the same class as in
+    float32 on fresh SynthMotion videos, with probabilities within 0.05; outputs and a stream
+    model's state stay float32; the converted model pickles (DataLoader workers, Ray)."""
+    import copy
+    import pickle
+
+    from test_segments import tiny_stream_model
+    from vidrec.data.datasets import load_csv
+    from vidrec.data.synthetic import SynthConfig, generate_dataset
+    from vidrec.deploy.precision import to_bfloat16
+    from vidrec.engine.evaluate import evaluate
+    from vidrec.loader import load_model
+
+    model = optimize_for_inference(load_model("i3d_small.synthmotion"))
+    half = to_bfloat16(copy.deepcopy(model))
+    generate_dataset(str(tmp_path / "d"), counts={"test": 12}, cfg=SynthConfig(), seed=77, progress=False)
+    records, _ = load_csv(str(tmp_path / "d" / "test.csv"), classes=model.labels)
+    ours, theirs = (evaluate(m, records, progress=False, details=True) for m in (model, half))
+    assert [p["predicted"] for p in ours["predictions"]] == [p["predicted"] for p in theirs["predictions"]]
+    x = torch.randn(2, 3, 16, 56, 56)
+    with torch.no_grad():
+        a, b = model(x).softmax(-1), half(x).softmax(-1)
+        assert b.dtype == torch.float32 and (a - b).abs().max() < 0.05
+        assert torch.equal(pickle.loads(pickle.dumps(half))(x), half(x))
+    stream = to_bfloat16(tiny_stream_model())
+    state = stream.init_state(1, height=32, width=32)
+    logits, state = stream.step(torch.randn(1, 3, 4, 32, 32), state)
+    assert logits.dtype == torch.float32 and all(v.dtype == torch.float32 for v in state.values())

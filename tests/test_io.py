@@ -318,7 +318,8 @@ def test_skipping_unwanted_frames_gives_the_same_pixels_and_decodes_less(numbere
     sliced H.264 stream (x264 with slice threads) is found and decoded with slice threads."""
     from vidrec.io import video as video_module
 
-    path = numbered("b.mp4", 90, gop=30, width=160, height=96, options={"bframes": "3", "slices": str(slices)})
+    x264 = {"bframes": "3", "slices": str(slices)}
+    path = numbered("b.mp4", 90, gop=30, width=160, height=96, options=x264)
     everything = read_video(path)
     decoded = []
     real = video_module._decoded_frames

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from vidrec.cli.loading import clip_model, inference_model
+from vidrec.cli.loading import clip_model, for_inference, inference_model
 from vidrec.errors import ConfigError, VidrecError
 
 
@@ -97,7 +97,6 @@ def _eval_target(args):
 def cmd_eval(args) -> int:
     """`vidrec eval MODEL|CONFIG`: multi-view video-level metrics, a JSON report and a confusion PNG."""
     from vidrec.data.datasets import load_labelled
-    from vidrec.deploy import optimize_for_inference
     from vidrec.engine.distributed import device_for, init_distributed
     from vidrec.engine.evaluate import evaluate
     from vidrec.loader import load_model
@@ -113,7 +112,7 @@ def cmd_eval(args) -> int:
     device = resolve_device(args.device)
     d = init_distributed(device)
     device = device_for(device, d)
-    model = optimize_for_inference(clip_model(load_model(source, device=device)))
+    model = for_inference(clip_model(load_model(source, device=device)), args)
     records = load_labelled(data, classes=model.labels)
     result = evaluate(
         model,

@@ -6,29 +6,51 @@ from vidrec.errors import ConfigError
 
 
 def inference_model(args, device):
-    """The model to run: loaded, then its int8 form (--int8) or optimised for float inference."""
-    from vidrec.deploy import optimize_for_inference, to_int8
+    """The model a command runs: loaded, then in the form its flags ask for (`for_inference`)."""
     from vidrec.loader import load_model
 
-    model = clip_model(load_model(args.model, device=device, weights_dir=args.weights))
-    if getattr(args, "backend", "pytorch") == "onnxruntime":
-        if args.int8:
-            raise ConfigError("--int8 is a PyTorch form of the TFLite runtime; with onnxruntime leave it out")
-        return on_backend(model, args)
-    return to_int8(model) if args.int8 else optimize_for_inference(model)
+    return for_inference(clip_model(load_model(args.model, device=device, weights_dir=args.weights)), args)
 
 
-def on_backend(model, args):
-    """`model` as --backend says: itself (pytorch), or run by ONNX Runtime (exported once, kept
-    in the cache folder's onnx/)."""
-    if getattr(args, "backend", "pytorch") != "onnxruntime":
-        return model
-    import os
+def for_inference(model, args):
+    """`model` in the form the flags ask for: --int8 (the TFLite runtime's arithmetic), --backend
+    onnxruntime (exported once, kept in the cache folder's onnx/), else PyTorch with batch norms
+    folded, in float32 or, with --precision bf16, bfloat16 autocast."""
+    from vidrec.deploy import optimize_for_inference, to_int8
 
-    from vidrec.deploy.ort import to_onnxruntime
-    from vidrec.download import cache_dir
+    backend, precision = getattr(args, "backend", "pytorch"), getattr(args, "precision", "fp32")
+    int8 = getattr(args, "int8", False)
+    if backend == "onnxruntime":
+        if int8 or precision != "fp32":
+            raise ConfigError(
+                "--int8 and --precision are PyTorch forms; with --backend onnxruntime leave them out"
+            )
+        import os
 
-    return to_onnxruntime(model, cache=os.path.join(cache_dir(), "onnx"))
+        from vidrec.deploy.ort import to_onnxruntime
+        from vidrec.download import cache_dir
+
+        return to_onnxruntime(model, cache=os.path.join(cache_dir(), "onnx"))
+    if int8:
+        if precision != "fp32":
+            raise ConfigError("--int8 computes as the int8 runtime does; --precision does not apply to it")
+        return to_int8(model)
+    model = optimize_for_inference(model)
+    if precision == "bf16":
+        from vidrec.deploy.precision import to_bfloat16
+
+        return to_bfloat16(model)
+    return model
+
+
+def add_precision(p) -> None:
+    """--precision: float32, or bfloat16 autocast."""
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="bf16: bfloat16 autocast, 2-3.5x faster on CPUs with native bf16 (avx512_bf16, amx)",
+    )
 
 
 def add_backend(p) -> None:
@@ -53,4 +75,4 @@ def clip_model(model):
     return model
 
 
-__all__ = ["add_backend", "clip_model", "inference_model", "on_backend"]
+__all__ = ["add_backend", "add_precision", "clip_model", "for_inference", "inference_model"]

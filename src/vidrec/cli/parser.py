@@ -7,7 +7,7 @@ import os
 import typing
 
 from vidrec.cli.batch import BATCH_EPILOG, add_batch_args
-from vidrec.cli.loading import add_backend
+from vidrec.cli.loading import add_backend, add_precision
 
 
 class _Parser(argparse.ArgumentParser):
@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--confusion", help="write the confusion matrix as a PNG")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    add_precision(p)
     _add_device(p)
 
     p = sub.add_parser("predict", help="predict the action in video files", epilog=BATCH_EPILOG)
@@ -187,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record(p, 10.0)
     _add_int8(p)
     add_backend(p)
+    add_precision(p)
     _add_device(p)
     add_batch_args(p, required_out=False)
 
@@ -208,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flow-dir", help="two-stream models: precomputed flow")
     p.add_argument("--json", action="store_true", help="print the run's summary as JSON")
     _add_int8(p)
+    add_precision(p)
     _add_device(p)
     add_batch_args(p, required_out=True)
 
@@ -233,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeline", help="write a PNG of the scores and segments over time")
     _add_int8(p)
     add_backend(p)
+    add_precision(p)
     _add_device(p)
 
     p = sub.add_parser(
@@ -277,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_live(p)
     p.add_argument("--top-k", type=_positive, default=3, help="actions reported per person")
     add_backend(p)
+    add_precision(p)
 
     p = sub.add_parser(
         "highlights", help="cut the best segments of some actions into one reel (mp4, with audio)"
