@@ -1,8 +1,9 @@
-"""Streaming MoViNet-A0 on this machine: vidrec (float32 PyTorch) against the TFLite runtime
-(ai-edge-litert, int8 with XNNPACK) on the same preprocessed frames, one frame per call as in a
-live stream, measured in the same run with interleaved repeats; vidrec in float32 and in its int8
-mode (bit-exact with the runtime). Also the whole `vidrec stream` path (decode + resize + model)
-and the real-time factors.
+"""Streaming MoViNet-A0 on this machine: vidrec (float32 PyTorch, and the same model run by ONNX
+Runtime: `--backend onnxruntime`) against the TFLite runtime (ai-edge-litert, int8 with XNNPACK)
+on the same preprocessed frames, one frame per call as in a live stream, measured in the same run
+with interleaved repeats; vidrec in float32 and in its int8 mode (bit-exact with the runtime).
+Also the whole `vidrec stream` path (decode + resize + model) on both backends and the real-time
+factors.
 
     python bench/movinet.py [--weights DIR] [--video PATH] [--repeats 5]
 """
@@ -22,6 +23,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import vidrec  # noqa: E402
 from vidrec.convert.tflite import LiteRTStream  # noqa: E402
 from vidrec.deploy import optimize_for_inference, to_int8  # noqa: E402
+from vidrec.deploy.ort import to_onnxruntime  # noqa: E402
+from vidrec.download import cache_dir  # noqa: E402
 from vidrec.engine.stream import model_frames, stream_video  # noqa: E402
 from vidrec.io import probe  # noqa: E402
 
@@ -39,6 +42,7 @@ def main() -> None:
     tflite = os.path.join(args.weights, "movinet_a0_int8.tflite")
     model = optimize_for_inference(vidrec.load_model(tflite))
     int8 = to_int8(vidrec.load_model(tflite))
+    ort = to_onnxruntime(vidrec.load_model(tflite), cache=os.path.join(cache_dir(), "onnx"))
     frames = [f for _, f in model_frames(args.video, model.preprocessing, fps=model.preprocessing.target_fps)]
     hwc = [f[:, 0].permute(1, 2, 0).numpy() for f in frames]
     runtime = LiteRTStream(tflite, num_threads=args.threads)
@@ -58,6 +62,7 @@ def main() -> None:
         "vidrec, 1 frame/step": lambda: run_vidrec(1),
         "vidrec, 5 frames/step": lambda: run_vidrec(5),
         "vidrec --int8, 1 frame/step": lambda: run_vidrec(1, int8),
+        "vidrec ONNX Runtime, 1 frame/step": lambda: run_vidrec(1, ort),
         "TFLite int8 (XNNPACK), 1 frame/call": run_tflite,
     }
     times = {name: [] for name in runs}
@@ -70,11 +75,12 @@ def main() -> None:
             runs[name]()
             times[name].append(time.perf_counter() - t0)
 
-    end_to_end = []
+    end_to_end = {"pytorch": [], "onnxruntime": []}
     for _ in range(max(2, args.repeats // 2)):
-        t0 = time.perf_counter()
-        list(stream_video(model, args.video, every=1.0))
-        end_to_end.append(time.perf_counter() - t0)
+        for backend, net in (("pytorch", model), ("onnxruntime", ort)):
+            t0 = time.perf_counter()
+            list(stream_video(net, args.video, every=1.0))
+            end_to_end[backend].append(time.perf_counter() - t0)
 
     info = probe(args.video)
     n = len(frames)
@@ -91,12 +97,13 @@ def main() -> None:
             f"{name:38} {fps:9.1f} {ref / statistics.median(ts):8.2f}x {fps / 5:17.1f}x "
             f"{fps / info.fps:11.1f}x"
         )
-    fps = n / statistics.median(end_to_end)
-    video_s = info.duration / statistics.median(end_to_end)
-    print(
-        f"{'vidrec stream (decode+resize+model)':38} {fps:9.1f} {'':>9} {video_s:17.1f}x"
-        "  (seconds of video per second)"
-    )
+    for backend, ts in end_to_end.items():
+        seconds = statistics.median(ts)
+        print(
+            f"{'vidrec stream --backend ' + backend:38} {n / seconds:9.1f} {'':>9} "
+            f"{info.duration / seconds:17.1f}x  (seconds of video per second: "
+            f"{info.num_frames / seconds:.0f} input frames/s)"
+        )
 
 
 if __name__ == "__main__":

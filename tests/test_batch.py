@@ -60,6 +60,8 @@ def test_lists_folders_and_globs(tmp_path, videos):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "l.csv").write_text("label,video\n1,../a.mp4\n2,/abs/b.mp4\n")
     assert list_videos(str(tmp_path / "sub" / "l.csv")) == [str(tmp_path / "a.mp4"), "/abs/b.mp4"]
+    (tmp_path / "sub" / "train.csv").write_text("path,label\nv/a.mp4,jump\n")  # a vidrec dataset CSV
+    assert list_videos(str(tmp_path / "sub" / "train.csv")) == [str(tmp_path / "sub" / "v" / "a.mp4")]
     with pytest.raises(ConfigError, match="no such list file, folder or glob"):
         list_videos(str(tmp_path / "nothing.txt"))
     with pytest.raises(ConfigError, match="no videos in it"):

@@ -38,7 +38,7 @@ FEATURE_COLUMNS = ("feature", "features")
 
 def list_videos(spec: str) -> list[str]:
     """The videos `spec` names: a folder (every video file under it), a list file (.txt: one path
-    per line, '#' comments; .csv: its "video" column, else its first), or a glob. Relative paths
+    per line, '#' comments; .csv: its "video" or "path" column, else its first), or a glob. Relative paths
     in a list are relative to the list's folder. Duplicates are kept once, in order."""
     if os.path.isdir(spec):
         found = [
@@ -52,9 +52,11 @@ def list_videos(spec: str) -> list[str]:
         with open(spec, newline="") as f:
             if spec.lower().endswith(".csv"):
                 rows = list(csv.reader(f))
-                column = rows[0].index("video") if rows and "video" in rows[0] else 0
-                body = rows[1:] if rows and "video" in rows[0] else rows
-                names = [r[column].strip() for r in body if r and r[column].strip()]
+                header = [c.strip().lower() for c in rows[0]] if rows else []
+                named = next((c for c in ("video", "path") if c in header), None)  # vidrec's CSVs: path
+                column = header.index(named) if named else 0
+                body = rows[1:] if named else rows
+                names = [r[column].strip() for r in body if len(r) > column and r[column].strip()]
             else:
                 names = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
         base = os.path.dirname(spec)
