@@ -12,7 +12,6 @@ Coordinates are image coordinates: x to the right, y down, angles clockwise on s
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -23,6 +22,7 @@ from tqdm import tqdm
 
 from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError, VidrecError, unknown_name_message
+from vidrec.io.folders import claim_folder
 from vidrec.utils import atomic_write_text, write_video
 
 CLASSES = (
@@ -307,16 +307,13 @@ def generate_dataset(
     if label not in LABELS:
         raise ConfigError(unknown_name_message("label", label, LABELS))
     os.makedirs(out, exist_ok=True)
-    meta_path = os.path.join(out, "synth.json")
     meta = {"seed": seed, "config": asdict(cfg), **({"label": label} if label != "action" else {})}
-    if os.path.exists(meta_path):
-        with open(meta_path) as f:
-            old = json.load(f)
-        if old != meta:
-            raise ConfigError(
-                f"{out} holds a SynthMotion set made with other settings ({old}); use another directory"
-            )
-    atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+    claim_folder(
+        out,
+        "synth.json",
+        meta,
+        lambda old: f"{out} holds a SynthMotion set made with other settings ({old}); use another directory",
+    )
     count_names = [object_count_name(n) for n in range(1, cfg.max_objects + 1)]
     classes = {"action": CLASSES, "shape": SHAPES, "objects": count_names}[label]
     atomic_write_text(os.path.join(out, "classes.txt"), "\n".join(classes) + "\n")

@@ -15,7 +15,6 @@ sees actors of the same size and motion; a SynthMotion clip of 16 frames spans h
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -37,7 +36,8 @@ from vidrec.data.synthetic import (
     textured_background,
 )
 from vidrec.errors import ConfigError
-from vidrec.utils import atomic_write_text, write_video
+from vidrec.io.folders import claim_folder
+from vidrec.utils import write_video
 
 STILL = "stand still"
 AVA_CLASSES = (*CLASSES, STILL)  # label id = index + 1
@@ -212,15 +212,12 @@ def generate_ava_dataset(
     (jittered "detected" person boxes with scores) and `out/labels.pbtxt`. Resumable: complete
     videos are kept (their annotations are drawn again, identically)."""
     os.makedirs(out, exist_ok=True)
-    meta_path = os.path.join(out, "synth_ava.json")
-    meta = {"seed": seed, "config": asdict(cfg)}
-    if os.path.exists(meta_path):
-        with open(meta_path) as f:
-            if json.load(f) != meta:
-                raise ConfigError(
-                    f"{out} holds a SynthMotion-AVA set made with other settings; use another directory"
-                )
-    atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+    claim_folder(
+        out,
+        "synth_ava.json",
+        {"seed": seed, "config": asdict(cfg)},
+        lambda _: f"{out} holds a SynthMotion-AVA set made with other settings; use another directory",
+    )
     write_label_map(os.path.join(out, "labels.pbtxt"), LABEL_MAP)
     jobs = []
     for split, count in counts.items():

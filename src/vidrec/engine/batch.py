@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -28,6 +27,7 @@ from tqdm import tqdm
 from vidrec.engine.batch_ray import ray_rows
 from vidrec.engine.videowork import BatchOptions, Decoder, Runner, Videos, model_features
 from vidrec.errors import ConfigError
+from vidrec.io.folders import claim_folder
 from vidrec.io.shards import ShardWriter
 from vidrec.models.base import ModelBase
 
@@ -88,24 +88,6 @@ def local_rows(
         yield runner.rows(items)
 
 
-def _check_meta(out: str, meta: dict) -> None:
-    """A folder holds one model's one kind of output: refuse to mix in another's."""
-    path = os.path.join(out, META)
-    if os.path.exists(path):
-        with open(path) as f:
-            before = json.load(f)
-        if before != meta:
-            raise ConfigError(
-                f"{out} holds {before.get('task')} rows of {before.get('model')} with other settings "
-                f"({before}); use another --out"
-            )
-    else:
-        from vidrec.utils import atomic_write_text
-
-        os.makedirs(out, exist_ok=True)
-        atomic_write_text(path, json.dumps(meta, indent=1) + "\n")
-
-
 def run_batch(
     model: ModelBase,
     videos: list[str],
@@ -125,7 +107,15 @@ def run_batch(
     videos, done before, processed now, failed (all runs), shards."""
     if batch_size < 1 or workers < 0:
         raise ConfigError(f"--batch-size must be >= 1 and --workers >= 0, got {batch_size} and {workers}")
-    _check_meta(out, {"task": options.task, "model": model.arch, **asdict(options)})
+    claim_folder(  # a folder holds one model's one kind of rows
+        out,
+        META,
+        {"task": options.task, "model": model.arch, **asdict(options)},
+        lambda old: (
+            f"{out} holds {old.get('task')} rows of {old.get('model')} with other settings ({old}); "
+            "use another --out"
+        ),
+    )
     with ShardWriter(out, shard_size=shard_size, float32=FEATURE_COLUMNS) as writer:
         if retry_failed:
             writer.forget([v for v, error in writer.done.items() if error])
