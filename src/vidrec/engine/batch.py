@@ -107,15 +107,13 @@ def run_batch(
     videos, done before, processed now, failed (all runs), shards."""
     if batch_size < 1 or workers < 0:
         raise ConfigError(f"--batch-size must be >= 1 and --workers >= 0, got {batch_size} and {workers}")
-    claim_folder(  # a folder holds one model's one kind of rows
-        out,
-        META,
-        {"task": options.task, "model": model.arch, **asdict(options)},
-        lambda old: (
-            f"{out} holds {old.get('task')} rows of {old.get('model')} with other settings ({old}); "
-            "use another --out"
-        ),
-    )
+    meta = {"task": options.task, "model": model.arch, **asdict(options)}
+
+    def refusal(old: dict) -> str:
+        changed = ", ".join(f"{k} {old.get(k)} (now {v})" for k, v in meta.items() if old.get(k) != v)
+        return f"{out} holds {old.get('task')} rows made with other settings: {changed}; use another --out"
+
+    claim_folder(out, META, meta, refusal)  # a folder holds one model's one kind of rows
     with ShardWriter(out, shard_size=shard_size, float32=FEATURE_COLUMNS) as writer:
         if retry_failed:
             writer.forget([v for v, error in writer.done.items() if error])

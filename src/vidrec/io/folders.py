@@ -13,6 +13,8 @@ from vidrec.utils import atomic_write_text
 def claim_folder(folder: str, name: str, meta: dict, refusal: Callable[[dict], str]) -> None:
     """`folder/name` holds the settings `meta` the folder's contents are made with: written when
     absent (the folder made too); if it holds other settings, `ConfigError(refusal(theirs))`."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ConfigError(f"{folder}: exists and is not a folder")
     path = os.path.join(folder, name)
     if os.path.exists(path):
         with open(path) as f:
