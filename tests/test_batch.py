@@ -147,8 +147,12 @@ def test_extract_gives_the_vector_the_classifier_reads(videos, tmp_path):
     table = read_shards(tmp_path / "clips")
     assert str(table.schema.field("features").type) == "list<element: list<element: float>>"  # float32
     assert np.allclose(np.array(table.to_pylist()[0]["features"]), per_view.numpy(), atol=1e-6)
-    with pytest.raises(ConfigError, match="use another --out"):  # one folder, one kind of rows
+    with pytest.raises(ConfigError, match="task extract .now predict.*use another --out"):  # one kind of rows
         run_batch(model, videos, str(tmp_path / "pooled"), workers=0)
+    with torch.no_grad():
+        model.head.bias.add_(1.0)  # another training of the same architecture
+    with pytest.raises(ConfigError, match="weights [0-9a-f]+ .now [0-9a-f]+"):
+        run_batch(model, videos, str(tmp_path / "pooled"), options=options, workers=0)
 
 
 def test_shards_are_written_atomically_and_a_journal_copy_of_a_shard_row_is_dropped(tmp_path):

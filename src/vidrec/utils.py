@@ -172,3 +172,15 @@ def resolve_device(device: str | None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def state_fingerprint(module: torch.nn.Module, *extra: str) -> str:
+    """A short hash of a module's state (every tensor's name and bytes) and of `extra` strings:
+    the same weights give the same fingerprint, in any process."""
+    import hashlib
+
+    digest = hashlib.sha256(" ".join(extra).encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:32]

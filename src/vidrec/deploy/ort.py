@@ -18,7 +18,6 @@ session is rebuilt from the ONNX bytes when the model is unpickled (DataLoader w
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import tempfile
@@ -30,6 +29,7 @@ from vidrec.deploy.onnx import _export, _stream_inputs, export_onnx
 from vidrec.errors import ConfigError
 from vidrec.models.base import ModelBase, StreamingModel
 from vidrec.models.two_stream import TwoStream
+from vidrec.utils import state_fingerprint
 
 
 def _ort():
@@ -179,12 +179,8 @@ def _stream_graph(model: StreamingModel, path: str) -> tuple[list[str], bool]:
 def _fingerprint(model: ModelBase, kind: str) -> str:
     """What the exported graph depends on: the model's class, config, input shape, weights and
     torch's version (its exporter)."""
-    digest = hashlib.sha256(f"{kind} {type(model).__name__} {torch.__version__}".encode())
-    digest.update(json.dumps(model.config_json(), sort_keys=True, default=str).encode())
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:32]
+    config = json.dumps(model.config_json(), sort_keys=True, default=str)
+    return state_fingerprint(model, kind, type(model).__name__, torch.__version__, config)
 
 
 def _graph(model: ModelBase, kind: str, cache: str | None) -> bytes:

@@ -30,6 +30,7 @@ from vidrec.errors import ConfigError
 from vidrec.io.folders import claim_folder
 from vidrec.io.shards import ShardWriter
 from vidrec.models.base import ModelBase
+from vidrec.utils import state_fingerprint
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
 META = "_meta.json"
@@ -107,7 +108,9 @@ def run_batch(
     videos, done before, processed now, failed (all runs), shards."""
     if batch_size < 1 or workers < 0:
         raise ConfigError(f"--batch-size must be >= 1 and --workers >= 0, got {batch_size} and {workers}")
-    meta = {"task": options.task, "model": model.arch, **asdict(options)}
+    # The weights' fingerprint too: rows of another training of the same architecture are not
+    # these rows, and a re-run must not skip over them.
+    meta = {"task": options.task, "model": model.arch, "weights": state_fingerprint(model), **asdict(options)}
 
     def refusal(old: dict) -> str:
         changed = ", ".join(f"{k} {old.get(k)} (now {v})" for k, v in meta.items() if old.get(k) != v)
