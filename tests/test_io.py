@@ -354,3 +354,14 @@ def test_skipping_is_exact_on_a_real_clip(shared_videos):
         sparse = video.get_frames(idx)
         everything = np.stack([f for i, f in video.indexed_frames() if i < 164])
     np.testing.assert_array_equal(sparse, everything[idx])
+
+
+def test_h264_slices_are_counted_in_both_framings():
+    from vidrec.io.video import _h264_slices
+
+    idr, p, sei = b"\x65\x88\x84", b"\x41\x9a", b"\x06\x05"
+    annex_b = b"".join(b"\x00\x00\x01" + nal for nal in (sei, idr, idr))  # MPEG-TS
+    avcc = b"".join(len(nal).to_bytes(4, "big") + nal for nal in (sei, idr, p))  # MP4, Matroska
+    assert _h264_slices(annex_b, None) == 2
+    assert _h264_slices(avcc, bytes([1, 100, 0, 30, 0xFF])) == 2  # 0xFF: 4-byte lengths
+    assert _h264_slices(b"\x00\x00\x01" + idr, None) == 1

@@ -86,8 +86,11 @@ def _h264_slices(packet: bytes, extradata: bytes | None) -> int:
             count += packet[i + size] & 31 in (1, 5)
             i += size + length
         return count
-    starts = [m for m in range(len(packet) - 3) if packet[m : m + 3] == b"\x00\x00\x01"][:64]
-    return sum(packet[m + 3] & 31 in (1, 5) for m in starts)
+    count, m = 0, packet.find(b"\x00\x00\x01")
+    while 0 <= m < len(packet) - 3:
+        count += packet[m + 3] & 31 in (1, 5)
+        m = packet.find(b"\x00\x00\x01", m + 3)
+    return count
 
 
 CHECKED_FRAMES = 16  # frames decoded at indexing to check the stored timestamps against the decoder
@@ -217,9 +220,8 @@ class VideoReader:
     ...     clip = video.get_frames([0, 4, 8, 12])  # (4, H, W, 3) uint8
     """
 
-    thread_type: str | None = (
-        None  # FFmpeg's decoder threads (None: slice threads for sliced H.264, else AUTO)
-    )
+    # FFmpeg's decoder threads; None: slice threads for sliced H.264, else "AUTO" (frame threads)
+    thread_type: str | None = None
     skip_unwanted = True  # get_frames: skip non-reference frames that were not asked for
 
     def __init__(self, path: str | os.PathLike):
@@ -379,12 +381,10 @@ class VideoReader:
             last = i
             yield i, frame
 
-    def _sequential_frames(
-        self, *, strict: bool = True, keep: frozenset | None = None
-    ) -> Iterator[tuple[int, av.VideoFrame]]:
+    def _sequential_frames(self, *, strict: bool = True) -> Iterator[tuple[int, av.VideoFrame]]:
         self._container = _rewind(self._container, self.path)
         self._stream = self._container.streams.video[0]
-        yield from self._indexed(_decoded_frames(self._container, self.decode_errors, keep), strict=strict)
+        yield from self._indexed(_decoded_frames(self._container, self.decode_errors), strict=strict)
 
     def _frames_from(self, target: int, keep: frozenset | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
         """Seek to the keyframe at or before `target`, then yield (index, frame) in order (with
