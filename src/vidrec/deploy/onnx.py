@@ -95,15 +95,22 @@ def _session(path):
 
 
 class _StreamStep(torch.nn.Module):
-    """`model.step` with its state as flat tensors: `(frames, *state) -> (logits, *next state)`."""
+    """`model.step` with its state as flat tensors: `(frames, *state) -> (logits, *next state)`;
+    with `features` (for models with `step_pooled`), each frame's features after the logits, from
+    the same pass of the backbone."""
 
-    def __init__(self, model: StreamingModel, names: list[str]):
+    def __init__(self, model: StreamingModel, names: list[str], *, features: bool = False):
         super().__init__()
         self.model, self.names = model, names
+        self.features = features and hasattr(model, "step_pooled")
 
     def forward(self, frames: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits, new = self.model.step(frames, dict(zip(self.names, state)))
-        return (logits, *(new[n] for n in self.names))
+        state = dict(zip(self.names, state))
+        if not self.features:
+            logits, new = self.model.step(frames, state)
+            return (logits, *(new[n] for n in self.names))
+        pooled, feats, new = self.model.step_pooled(frames, state)
+        return (self.model.forward_head(pooled), feats, *(new[n] for n in self.names))
 
 
 def _stream_inputs(model: StreamingModel, *, batch: int, frames: int) -> tuple[list[str], tuple]:

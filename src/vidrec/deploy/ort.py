@@ -25,7 +25,7 @@ import tempfile
 import numpy as np
 import torch
 
-from vidrec.deploy.onnx import _export, _stream_inputs, export_onnx
+from vidrec.deploy.onnx import _export, _stream_inputs, _StreamStep, export_onnx
 from vidrec.errors import ConfigError
 from vidrec.models.base import ModelBase, StreamingModel
 from vidrec.models.two_stream import TwoStream
@@ -122,24 +122,6 @@ class _Step:
         return feats, new_state
 
 
-class _StepWithFeatures(torch.nn.Module):
-    """What the exported stream graph computes: one frame in; logits, the frame's features (when
-    the model gives them: `step_pooled`) and the next state out."""
-
-    def __init__(self, model: StreamingModel, names: list[str]):
-        super().__init__()
-        self.model, self.names = model, names
-        self.features = hasattr(model, "step_pooled")
-
-    def forward(self, frames: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        state = dict(zip(self.names, state))
-        if not self.features:
-            logits, new = self.model.step(frames, state)
-            return (logits, *(new[n] for n in self.names))
-        pooled, feats, new = self.model.step_pooled(frames, state)  # one pass of the backbone
-        return (self.model.forward_head(pooled), feats, *(new[n] for n in self.names))
-
-
 class _StreamForward:
     """`forward(clip)` of a stream model: the clip streamed from the zero state."""
 
@@ -168,7 +150,7 @@ def _stream_graph(model: StreamingModel, path: str) -> tuple[list[str], bool]:
 
     fused = fuse_conv_bn(copy.deepcopy(model).eval())
     names, inputs = _stream_inputs(fused, batch=2, frames=1)
-    module = _StepWithFeatures(fused, names)
+    module = _StreamStep(fused, names, features=True)
     batch = torch.export.Dim("batch", min=1, max=1024)
     shapes = ({0: batch}, tuple({0: batch} if x.ndim else {} for x in inputs[1:]))
     outputs = ["logits", *(["features"] if module.features else []), *(f"next_{n}" for n in names)]
