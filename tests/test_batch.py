@@ -78,6 +78,7 @@ def test_batch_predictions_are_vidrec_predicts(make, workers, videos, tmp_path):
         "done_before": 0,
         "processed": 9,
         "failed": 2,
+        "first_error": f"{videos[7]}: cannot open as a video (Invalid data found when processing input)",
         "shards": 3,
     }
     rows = rows_by_video(tmp_path / "out")

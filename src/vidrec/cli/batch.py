@@ -93,6 +93,8 @@ def run_batch_command(args, task: str) -> int:
         f"{summary['shards']} shards",
         file=sys.stderr,
     )
+    if summary["failed"] and summary["failed"] == summary["videos"]:
+        print(f"every video failed; the first: {summary['first_error']}", file=sys.stderr)
     if getattr(args, "json", False):
         print(json.dumps(summary))
     return 0

@@ -105,7 +105,7 @@ def run_batch(
 ) -> dict:
     """Predict or extract every video of `videos` not yet in `out` (see the module's docstring);
     with `ray_address` ("local" starts a local Ray) on a Ray cluster. Returns a summary:
-    videos, done before, processed now, failed (all runs), shards."""
+    videos, done before, processed now, failed (all runs) and the first failure, shards."""
     if batch_size < 1 or workers < 0:
         raise ConfigError(f"--batch-size must be >= 1 and --workers >= 0, got {batch_size} and {workers}")
     # The weights' fingerprint too: rows of another training of the same architecture are not
@@ -133,13 +133,14 @@ def run_batch(
                 for rows in batches:
                     writer.add(rows)
                     bar.update(len(rows))
-        failed = sum(1 for v in videos if writer.done.get(v))
+        errors = [(v, writer.done[v]) for v in videos if writer.done.get(v)]
     return {
         "out": out,
         "videos": len(videos),
         "done_before": before,
         "processed": len(todo),
-        "failed": failed,
+        "failed": len(errors),
+        "first_error": f"{errors[0][0]}: {errors[0][1]}" if errors else None,
         "shards": writer.next_shard,
     }
 
