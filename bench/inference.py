@@ -1,8 +1,9 @@
 """Inference speed of the three big families against their peers, in float32 and bfloat16, on the
-path `vidrec predict` and `vidrec eval` take (`for_inference`: batch norms folded, channels-last
-3D weights; `--precision bf16`: bfloat16 autocast). Batch 1, 2 threads, random weights (speed does
-not depend on them), medians of interleaved runs; each ratio is against the peer measured in the
-same run, and the peers get the same bfloat16 autocast for the bf16 rows.
+paths `vidrec predict` and `vidrec eval` take (`for_inference`: batch norms folded, channels-last
+3D weights; `--precision bf16`: bfloat16 autocast; `--backend onnxruntime`: the exported graph in
+ONNX Runtime, float32). Batch 1, 2 threads, random weights (speed does not depend on them),
+medians of interleaved runs; each ratio is against the peer measured in the same run, and the
+peers get the same bfloat16 autocast for the bf16 rows.
 
     python bench/inference.py [--repeats 3] [--only slowfast i3d videomae]
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import os
 import platform
 import statistics
 import tempfile
@@ -23,7 +26,9 @@ import torch
 
 import vidrec
 from vidrec.deploy import optimize_for_inference
+from vidrec.deploy.ort import to_onnxruntime
 from vidrec.deploy.precision import native_bfloat16, to_bfloat16
+from vidrec.download import cache_dir
 
 
 def bf16(fn):
@@ -36,17 +41,21 @@ def bf16(fn):
     return run
 
 
-def ours(name: str):
-    """vidrec's model in float32 (inference form) and in bfloat16."""
-    model = optimize_for_inference(vidrec.create_model(name).eval())
-    return model, to_bfloat16(copy.deepcopy(model))
+def ours(name: str, **prep):
+    """vidrec's model in float32 (inference form), in bfloat16, and run by ONNX Runtime (`prep`:
+    the input the graph is exported for, when not the model's test input)."""
+    model = vidrec.create_model(name).eval()
+    model.preprocessing = dataclasses.replace(model.preprocessing, **prep)
+    ort = to_onnxruntime(model, cache=os.path.join(cache_dir(), "onnx"))
+    model = optimize_for_inference(model)
+    return model, to_bfloat16(copy.deepcopy(model)), ort
 
 
 def slowfast() -> dict:
     from pytorchvideo.models.hub import slowfast_r50
 
     peer = slowfast_r50(pretrained=False).eval()
-    fp32, half = ours("slowfast_r50_8x8")
+    fp32, half, ort = ours("slowfast_r50_8x8", test_crop_size=224)
     fast = torch.randn(1, 3, 32, 224, 224)
     slow = fast[:, :, torch.linspace(0, 31, 8).long()]
     return {
@@ -54,6 +63,7 @@ def slowfast() -> dict:
         "PyTorchVideo slowfast_r50 bf16": bf16(lambda: peer([slow, fast])),
         "vidrec slowfast_r50_8x8 fp32": lambda: fp32(fast),
         "vidrec slowfast_r50_8x8 bf16": lambda: half(fast),
+        "vidrec slowfast_r50_8x8 onnxruntime fp32": lambda: ort(fast),
     }
 
 
@@ -61,7 +71,7 @@ def i3d() -> dict:
     import torchvision
 
     eager = vidrec.create_model("i3d_inception_rgb").eval()
-    fp32, half = ours("i3d_inception_rgb")
+    fp32, half, ort = ours("i3d_inception_rgb", num_frames=16)
     s3d = torchvision.models.video.s3d(weights=None).eval()
     x = torch.randn(1, 3, 16, 224, 224)
     return {
@@ -70,13 +80,14 @@ def i3d() -> dict:
         "torchvision s3d bf16": bf16(lambda: s3d(x)),
         "vidrec i3d_inception_rgb fp32": lambda: fp32(x),
         "vidrec i3d_inception_rgb bf16": lambda: half(x),
+        "vidrec i3d_inception_rgb onnxruntime fp32": lambda: ort(x),
     }
 
 
 def videomae() -> dict:
     from transformers import VideoMAEForVideoClassification
 
-    fp32, half = ours("videomae_b")
+    fp32, half, ort = ours("videomae_b")
     with tempfile.TemporaryDirectory() as d:
         vidrec.save_model(fp32, d, format="transformers")
         peer = VideoMAEForVideoClassification.from_pretrained(d, attn_implementation="sdpa").eval()
@@ -87,6 +98,7 @@ def videomae() -> dict:
         "transformers VideoMAE-B sdpa bf16": bf16(lambda: peer(pixel_values=xt)),
         "vidrec videomae_b fp32": lambda: fp32(x),
         "vidrec videomae_b bf16": lambda: half(x),
+        "vidrec videomae_b onnxruntime fp32": lambda: ort(x),
     }
 
 
@@ -131,7 +143,7 @@ def main() -> None:
         peer = next(iter(times))  # the first run of each family is its reference
         print(f"\n{family}: seconds per clip, ratio against {peer}")
         for name, seconds in times.items():
-            print(f"  {name:<40}{seconds:8.3f} s {times[peer] / seconds:6.2f}x")
+            print(f"  {name:<44}{seconds:8.3f} s {times[peer] / seconds:6.2f}x")
 
 
 if __name__ == "__main__":

@@ -92,3 +92,26 @@ def test_bfloat16_inference_keeps_the_answers(tmp_path):
     state = stream.init_state(1, height=32, width=32)
     logits, state = stream.step(torch.randn(1, 3, 4, 32, 32), state)
     assert logits.dtype == torch.float32 and all(v.dtype == torch.float32 for v in state.values())
+
+
+def test_onednn_linear_layers_give_the_same_results_and_keep_the_state():
+    """`to_onednn_linear`: VideoMAE's linear layers and its q, k, v products by oneDNN's inner
+    product (2x MKL's sgemm on AMD EPYC): the same logits up to float32 rounding, the same state
+    dict; gradients and autocast take F.linear, and the converted model still trains."""
+    from vidrec.deploy import OneDNNLinear, onednn_available, to_onednn_linear
+
+    assert onednn_available()
+    torch.manual_seed(0)
+    model = vidrec.create_model("videomae_tiny", num_classes=5).eval()
+    keys = list(model.state_dict())
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        expected = model(x)
+    converted = to_onednn_linear(copy.deepcopy(model))
+    assert list(converted.state_dict()) == keys
+    assert any(isinstance(m, OneDNNLinear) for m in converted.modules())
+    assert converted.encoder.blocks[0].attn.linear is not torch.nn.functional.linear
+    with torch.no_grad():
+        assert (converted(x) - expected).abs().max() < 1e-5
+    converted.train()(x).sum().backward()  # with gradients: F.linear, differentiable
+    assert converted.head.weight.grad is not None

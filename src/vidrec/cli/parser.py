@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--confusion", help="write the confusion matrix as a PNG")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    add_backend(p)
     add_precision(p)
     _add_device(p)
 

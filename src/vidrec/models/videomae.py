@@ -73,6 +73,10 @@ def position_table(num_positions: int, dim: int, *, device, dtype) -> torch.Tens
 
 
 class Attention(nn.Module):
+    # The q, k, v products are made with `self.linear` (F.linear): a deployable form may put
+    # another implementation of the same product there (vidrec.deploy.to_onednn_linear).
+    linear = staticmethod(F.linear)
+
     def __init__(self, dim: int, num_heads: int, *, qkv_bias: bool):
         super().__init__()
         if dim % num_heads:
@@ -89,9 +93,9 @@ class Attention(nn.Module):
         # Three products on views of the one qkv matrix: contiguous q, k, v outputs let SDPA run
         # without copies (measurably faster on CPU than slicing one (B, N, 3D) product).
         wq, wk, wv = self.qkv.weight.chunk(3)
-        q = F.linear(x, wq, self.q_bias).view(b, n, self.num_heads, -1).transpose(1, 2)  # (B, h, N, d)
-        k = F.linear(x, wk).view(b, n, self.num_heads, -1).transpose(1, 2)
-        v = F.linear(x, wv, self.v_bias).view(b, n, self.num_heads, -1).transpose(1, 2)
+        q = self.linear(x, wq, self.q_bias).view(b, n, self.num_heads, -1).transpose(1, 2)  # (B, h, N, d)
+        k = self.linear(x, wk).view(b, n, self.num_heads, -1).transpose(1, 2)
+        v = self.linear(x, wv, self.v_bias).view(b, n, self.num_heads, -1).transpose(1, 2)
         x = F.scaled_dot_product_attention(q, k, v)  # (B, h, N, d)
         return self.proj(x.transpose(1, 2).reshape(b, n, dim))
 
