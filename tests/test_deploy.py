@@ -115,3 +115,27 @@ def test_onednn_linear_layers_give_the_same_results_and_keep_the_state():
         assert (converted(x) - expected).abs().max() < 1e-5
     converted.train()(x).sum().backward()  # with gradients: F.linear, differentiable
     assert converted.head.weight.grad is not None
+
+
+def test_onednn_conv3d_takes_the_small_convolutions_too():
+    """`to_onednn_conv3d`: every zero-padded Conv3d (SlowFast's 8-channel Fast pathway included,
+    which PyTorch would give its naive kernel) by oneDNN: the same outputs; padding of its own
+    (I3D's TF 'SAME') still applied; gradients take the usual path."""
+    from vidrec.deploy import to_onednn_conv3d
+
+    torch.manual_seed(0)
+    for name, kwargs, shape in [
+        ("slowfast_small", {}, (1, 3, 16, 56, 56)),
+        ("i3d_inception_small", {}, (1, 3, 8, 64, 64)),
+    ]:
+        model = vidrec.create_model(name, num_classes=4, **kwargs).eval()
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            expected = model(x)
+            converted = to_onednn_conv3d(copy.deepcopy(model))
+            assert (converted(x) - expected).abs().max() < 1e-5, name
+        with torch.profiler.profile() as prof, torch.no_grad():
+            converted(x)
+        names = {e.name for e in prof.events()}
+        assert "aten::mkldnn_convolution" in names and "aten::slow_conv3d_forward" not in names
+    converted.train()(x).sum().backward()
