@@ -4,8 +4,9 @@
       ─map_batches(model actors, an actor pool)─> rows as JSON ─> this process: the same ShardWriter
 
 Decoding spreads over the cluster's CPUs; the model is put in the object store once and loaded by
-each actor of the pool; Ray retries a failed task and restarts a dead actor. The rows come back
-to the driver, which writes the same resumable shards as a local run (`vidrec.engine.batch`).
+each actor of the pool; Ray Data retries a task lost with its node and restarts a dead actor. The
+rows come back to the driver, which writes the same resumable shards as a local run
+(`vidrec.engine.batch`).
 Ray is imported only when called: `pip install 'vidrec[ray]'`.
 """
 
@@ -90,6 +91,8 @@ def ray_rows(
     """Rows batch by batch from a Ray cluster at `address` ("local": start one here; "auto": the
     cluster this machine belongs to)."""
     ray = _ray()
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # this command shows its own (tqdm, in rows written)
     if not ray.is_initialized():
         ray.init(
             address=None if address == "local" else address, include_dashboard=False, log_to_driver=False
@@ -99,15 +102,15 @@ def ray_rows(
     ds = ray.data.from_items(
         [{"video": v} for v in videos], override_num_blocks=max(1, len(videos) // batch_size)
     )
-    retried = functools.partial(dict, max_retries=3)  # a task lost with its node runs again
-    ds = ds.map(functools.partial(_decode, decoder=decoder), num_cpus=1, ray_remote_args_fn=retried)
+    # Ray Data's defaults already retry a task lost with its node and restart a dead actor
+    # (max_retries, max_restarts and max_task_retries all -1): nothing to set here.
+    ds = ds.map(functools.partial(_decode, decoder=decoder), num_cpus=1)
     ds = ds.map_batches(
         _Model,
         fn_constructor_args=(model_ref, options, actor_cpus),
         batch_size=batch_size,
         concurrency=actors,
         num_cpus=actor_cpus,
-        ray_remote_args_fn=functools.partial(dict, max_restarts=2, max_task_retries=2),
         batch_format="numpy",
     )
     for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
