@@ -16,15 +16,21 @@ from vidrec.models.two_stream import TwoStream
 Views = torch.Tensor | tuple[torch.Tensor, ...]  # (B, V, C, T, H, W), or one such per input stream
 
 
+def per_view(fn, views: Views, *, max_clips: int = 32) -> torch.Tensor:
+    """`fn` on every view of `views` `(B, V, C, T, H, W)` (a tuple of them for a multi-input
+    model), at most `max_clips` at a time -> `(B, V, ...)` float."""
+    streams = views if isinstance(views, tuple) else (views,)
+    b, v = streams[0].shape[:2]
+    chunks = zip(*(s.flatten(0, 1).split(max_clips) for s in streams))  # (<=max_clips, C, T, H, W) each
+    out = torch.cat([fn(chunk if isinstance(views, tuple) else chunk[0]) for chunk in chunks])
+    return out.float().view(b, v, *out.shape[1:])
+
+
 @torch.no_grad()
 def video_scores(model: ModelBase, views: Views, *, max_clips: int = 32) -> torch.Tensor:
     """Views `(B, V, C, T, H, W)` (a tuple of them for a multi-input model) -> class
     probabilities averaged over the views `(B, num_classes)`."""
-    streams = views if isinstance(views, tuple) else (views,)
-    b, v = streams[0].shape[:2]
-    chunks = zip(*(s.flatten(0, 1).split(max_clips) for s in streams))  # (<=max_clips, C, T, H, W) each
-    logits = torch.cat([model(chunk if isinstance(views, tuple) else chunk[0]) for chunk in chunks])
-    return logits.float().softmax(-1).view(b, v, -1).mean(1)
+    return per_view(model, views, max_clips=max_clips).softmax(-1).mean(1)
 
 
 def eval_dataset(

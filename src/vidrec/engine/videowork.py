@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vidrec.data.datasets import Failed
-from vidrec.engine.evaluate import eval_dataset, video_scores
+from vidrec.engine.evaluate import eval_dataset, per_view, video_scores
 from vidrec.engine.predict import DEFAULT_CLIPS, result
 from vidrec.engine.stream import model_frames
 from vidrec.engine.topk import top_predictions
@@ -130,13 +130,9 @@ class Runner:
             return tuple(torch.stack(s).to(self.device) for s in zip(*decoded))
         return torch.stack(decoded).to(self.device)  # (B, V, C, T, H, W)
 
-    def _features(self, views, max_clips: int = 32) -> torch.Tensor:
+    def _features(self, views) -> torch.Tensor:
         """`(B, V, D)` float32: each view's pooled features."""
-        streams = views if isinstance(views, tuple) else (views,)
-        b, v = streams[0].shape[:2]
-        chunks = zip(*(s.flatten(0, 1).split(max_clips) for s in streams))
-        feats = [model_features(self.model, c if isinstance(views, tuple) else c[0]) for c in chunks]
-        return torch.cat(feats).float().view(b, v, -1).cpu()
+        return per_view(lambda clips: model_features(self.model, clips), views).cpu()
 
     def _feature_row(self, path: str, f: torch.Tensor) -> dict:
         row = {"video": path, "error": None, "model": self.model.arch, "num_views": f.shape[0]}
