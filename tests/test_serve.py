@@ -303,3 +303,14 @@ def test_a_follower_ends_with_the_jobs_end_event_whatever_the_timing():
         return await asyncio.wait_for(task, timeout=5)
 
     assert asyncio.run(finish_later()) == []
+
+
+def test_serve_limits_on_the_command_line(capsys):
+    from vidrec.cli.parser import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["serve", "--max-pixels", "1920x1080"]).max_pixels == 1920 * 1080  # as the README writes it
+    assert parse(["serve", "--max-pixels", "4096"]).max_pixels == 4096
+    with pytest.raises(SystemExit) as e:
+        parse(["serve", "--max-pixels", "big"])
+    assert e.value.code == 2 and "expected WIDTHxHEIGHT" in capsys.readouterr().err

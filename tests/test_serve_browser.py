@@ -89,6 +89,8 @@ def test_the_page_predicts_an_uploaded_clip_and_draws_people(browser, tmp_path, 
         )
         assert drawn > 500  # box outlines and label tags
         assert "#" in page.inner_text("#topk")  # per-person lines: "#id action score"
+        first = page.inner_text("#final-list").splitlines()[0]  # the person seen longest: a wrestler
+        assert first.startswith("person ") and "arm wrestling" in first
         lanes = page.locator("#timeline .segment").all_inner_texts()
         assert any(t.endswith(" arm wrestling") for t in lanes)  # the wrestler's segment, to the end
         page.screenshot(path=os.path.join(shots, "serve_detect.png"), full_page=True)

@@ -37,6 +37,19 @@ def _count(text: str) -> int:
     return value
 
 
+def _pixels(text: str) -> int:
+    """A frame size as `WIDTHxHEIGHT` (3840x2160) or a count of pixels."""
+    try:
+        parts = [int(x) for x in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT (e.g. 3840x2160) or a pixel count, got {text!r}"
+        )
+    return parts[0] * (parts[1] if len(parts) == 2 else 1)
+
+
 def _add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device", default="auto", help="cpu, cuda, cuda:1 ... (default: CUDA when available, else CPU)"
@@ -328,7 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cors-origin", action="append", help="a web origin allowed to call the API (repeatable)")
     p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload (MB)")
     p.add_argument("--max-seconds", type=float, default=600.0, help="longest uploaded video (s)")
-    p.add_argument("--max-pixels", type=int, default=3840 * 2160, help="largest frame (width x height)")
+    p.add_argument(
+        "--max-pixels", type=_pixels, default=3840 * 2160, help="largest frame, WIDTHxHEIGHT (3840x2160)"
+    )
     p.add_argument("--workers", type=_positive, default=1, help="inference threads")
     p.add_argument("--queue", type=_positive, default=4, help="jobs waiting before the service answers 503")
     p.add_argument("--work-dir", help="folder for uploads and outputs (default: a temporary one)")

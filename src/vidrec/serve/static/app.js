@@ -110,7 +110,7 @@ function showResult(result) {
   $("final").hidden = false;
   const list = $("final-list");
   list.innerHTML = "";
-  const rows = result.overall || result.predictions || (result.people || []).map((p) => ({ label: `person ${p.id}: ${p.actions[0] ? p.actions[0].label : "?"}`, score: p.actions[0] ? p.actions[0].score : 0 }))
+  const rows = result.overall || result.predictions || [...(result.people || [])].sort((a, b) => b.looks - a.looks).map((p) => ({ label: `person ${p.id} (${p.first.toFixed(1)}-${p.last.toFixed(1)} s): ${p.actions[0] ? p.actions[0].label : "?"}`, score: p.actions[0] ? p.actions[0].score : 0 }))
     .concat(result.segments && !result.predictions && !result.people ? result.segments.map((s) => ({ label: `${s.label} ${s.start}-${s.end} s`, score: s.peak })) : []);
   for (const p of rows) {
     const li = document.createElement("li");
