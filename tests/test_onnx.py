@@ -181,3 +181,22 @@ def test_predict_and_stream_commands_on_onnxruntime(tmp_path, capsys, monkeypatc
         "onnxruntime",
     ]
     assert main(argv) == 2 and "--int8" in capsys.readouterr().err
+
+
+def test_the_person_detector_on_onnxruntime(tmp_path):
+    """The SSD's network as ONNX (images in, box encodings and logits out; decoding and NMS stay in
+    PyTorch): the same outputs and detections (the real weights: tests/test_ssd.py)."""
+    from vidrec.deploy.ort import to_onnxruntime
+    from vidrec.models.ssd import ssd_mobilenet_v1
+
+    torch.manual_seed(0)
+    model = ssd_mobilenet_v1(depth_multiplier=0.25, image_size=96).eval()
+    info = export_onnx(model, tmp_path / "ssd.onnx")
+    assert list(info["inputs"]) == ["images"] and info["inputs"]["images"][1:] == (3, 96, 96)
+    assert check_onnx(model, tmp_path / "ssd.onnx") <= 1e-4
+    on_ort = to_onnxruntime(model)
+    (images,) = example_inputs(model, batch=3)
+    ours, theirs = model.detect(images), on_ort.detect(images)
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a["classes"], b["classes"]) and (a["scores"] - b["scores"]).abs().max() <= 1e-5
+        assert (a["boxes"] - b["boxes"]).abs().max() <= 1e-4

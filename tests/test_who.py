@@ -185,3 +185,31 @@ def test_an_ava_detector_scores_every_tracked_box_on_the_latest_frames(tmp_path)
     assert all(0 < s < 1 for s in scores)  # independent sigmoids, one per action
     with pytest.raises(vidrec.errors.ConfigError, match="not an action detector"):
         BoxRecognizer(vidrec.create_model("fast_small"))
+
+
+@pytest.mark.slow
+def test_detect_on_onnxruntime_finds_the_same_people(tmp_path, capsys, monkeypatch, shared_videos):
+    """`--backend onnxruntime` runs the person detector's network and MoViNet's step there: the same
+    tracks, boxes and top actions as PyTorch on real footage; `vidrec export` writes the detector."""
+    for folder in (SSD_DIR, MOVINET_DIR):
+        if not os.path.isdir(folder):
+            pytest.skip(f"{folder} not found")
+    monkeypatch.setenv("VIDREC_WEIGHTS", os.pathsep.join([SSD_DIR, MOVINET_DIR]))
+    monkeypatch.setenv("VIDREC_CACHE", str(tmp_path / "cache"))
+    video = os.path.join(shared_videos, "arm_wrestling.mp4")
+    runs = {}
+    for backend in ("pytorch", "onnxruntime"):
+        assert main(["detect", video, "--fps", "2", "--json", "--backend", backend]) == 0
+        runs[backend] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(runs["pytorch"]) == len(runs["onnxruntime"]) == 20
+    people = 0
+    for ours, theirs in zip(runs["pytorch"], runs["onnxruntime"]):
+        assert [t["id"] for t in ours["tracks"]] == [t["id"] for t in theirs["tracks"]]
+        for a, b in zip(ours["tracks"], theirs["tracks"]):
+            assert max(abs(x - y) for x, y in zip(a["box"], b["box"])) <= 0.5
+            assert a["actions"][0]["label"] == b["actions"][0]["label"]
+            people += 1
+    assert people >= 20
+    assert main(["export", "ssd_mobilenet_v1.coco_uint8", str(tmp_path / "ssd.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "inputs images ('N', 3, 300, 300)" in out and "max abs diff" in out

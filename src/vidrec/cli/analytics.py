@@ -89,7 +89,7 @@ def cmd_detect(args) -> int:
 def _people_models(args, tile: int | None):
     """The person detector (or a CSV's boxes) and the per-person action recogniser `vidrec detect`
     was asked for."""
-    from vidrec.cli.loading import for_inference
+    from vidrec.cli.loading import for_inference, on_onnxruntime
     from vidrec.engine.people import CSVPersons
     from vidrec.engine.who import person_detector, person_recognizer
     from vidrec.io.live import is_live_source
@@ -103,6 +103,8 @@ def _people_models(args, tile: int | None):
         video_id = args.video_id or os.path.splitext(os.path.basename(args.video))[0]
         return CSVPersons(args.boxes, video_id=video_id, min_score=args.min_score), recognizer
     detector = load_model(args.detector, weights_dir=args.weights)
+    if args.backend == "onnxruntime":  # its network too: one runtime, no contention between two
+        detector = on_onnxruntime(detector)
     return person_detector(detector, min_score=args.min_score, tile=tile), recognizer
 
 

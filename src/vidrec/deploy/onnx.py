@@ -2,6 +2,8 @@
 
     classifier   video (B, C, T, H, W) float ─> logits (B, classes)
     detector     video (B, C, T, H, W), boxes (K, 5) [batch index, x1, y1, x2, y2] ─> logits (K, classes)
+    image        images (B, 3, S, S) ─> box_encodings (B, A, 4), logits (B, A, 1 + classes)
+    detector     (SSD: the network; anchor decoding and NMS stay in PyTorch, a few ms)
     stream step  frames (B, C, t, H, W), every state tensor by name ─> logits, next_<name> for each
                  (a stream model's `step`, the caller feeding the outputs back: `export_onnx_stream`)
 
@@ -25,16 +27,21 @@ import torch
 from vidrec.deploy import fuse_conv_bn
 from vidrec.errors import ConfigError
 from vidrec.models.base import DetectionModel, ModelBase, PretrainingModel, StreamingModel
+from vidrec.models.ssd import SSDMobileNetV1
 from vidrec.utils import atomic_write
 
 
 def example_inputs(model: ModelBase, *, batch: int = 1, boxes: int = 2) -> tuple[torch.Tensor, ...]:
-    """Random inputs of the model's test shape: `(video,)`, or `(video, boxes)` for a detector."""
+    """Random inputs of the model's test shape: `(video,)`, `(video, boxes)` for a detector,
+    `(images,)` for an image detector."""
     if isinstance(model, PretrainingModel):
         raise ConfigError(f"{model.arch} is a pretraining model: export its fine-tuned classifier instead")
+    generator = torch.Generator().manual_seed(0)
+    if isinstance(model, SSDMobileNetV1):
+        size = model.config.image_size
+        return (torch.rand(batch, 3, size, size, generator=generator) * 2 - 1,)  # its [-1, 1] input
     p = model.preprocessing
     size = p.test_crop_size or p.crop_size
-    generator = torch.Generator().manual_seed(0)
     video = torch.randn(batch, 3, p.num_frames, size, size, generator=generator)
     if not isinstance(model, DetectionModel):
         return (video,)
@@ -49,14 +56,19 @@ def export_onnx(model: ModelBase, path: str | os.PathLike, *, opset: int | None 
     """Write `model` as ONNX to `path` (atomically). Returns `{"inputs": {name: shape}, "opset"}`."""
     model = fuse_conv_bn(copy.deepcopy(model).eval())
     inputs = example_inputs(model, batch=2, boxes=3)  # not 1: the exporter would fix a size-1 axis
-    names = ["video", "boxes"][: len(inputs)]
+    names = ["images"] if isinstance(model, SSDMobileNetV1) else ["video", "boxes"][: len(inputs)]
     shapes = (
         {0: torch.export.Dim("batch", min=1, max=1024)},
         {0: torch.export.Dim("boxes", min=1, max=4096)},
     )
     shapes = shapes[: len(inputs)]  # positional: the video, then a detector's boxes
-    _export(model, inputs, path, names, ["logits"], shapes, opset)
+    _export(model, inputs, path, names, output_names(model), shapes, opset)
     return {"inputs": {n: tuple(t.shape) for n, t in zip(names, inputs)}, "opset": _opset(path)}
+
+
+def output_names(model: ModelBase) -> list[str]:
+    """The names of the exported graph's outputs, in `forward`'s order."""
+    return ["box_encodings", "logits"] if isinstance(model, SSDMobileNetV1) else ["logits"]
 
 
 def _export(module, inputs, path, input_names, output_names, shapes, opset) -> None:
@@ -163,10 +175,12 @@ def check_onnx(model: ModelBase, path: str | os.PathLike, *, batches: tuple[int,
     worst = 0.0
     for batch in batches:
         inputs = example_inputs(model, batch=batch, boxes=batch + 1)
-        (got,) = session.run(None, {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs)})
+        got = session.run(None, {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs)})
         with torch.no_grad():
-            expected = model.eval()(*inputs).float().numpy()
-        worst = max(worst, float(np.abs(got - expected).max()))
+            expected = model.eval()(*inputs)
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        for g, e in zip(got, expected, strict=True):
+            worst = max(worst, float(np.abs(g - e.float().numpy()).max()))
     return worst
 
 
