@@ -57,10 +57,12 @@ def make_video(width: int, height: int, seconds: int = 60, fps: int = 30, slices
 
 
 class EarlierReader(VideoReader):
-    """The reader's settings before the skipping of unwanted frames and slice threads."""
+    """The reader's settings before the skipping of unwanted frames, slice threads and the probe
+    that decodes nothing."""
 
     thread_type = "AUTO"  # frame and slice threads allowed: FFmpeg takes frame threads for H.264
     skip_unwanted = False
+    full_probe = True
 
 
 def vidrec_clips(path: str, clips: int, rng: np.random.Generator, reader=VideoReader) -> float:

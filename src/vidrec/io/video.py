@@ -74,6 +74,7 @@ class _FrameIndex:
     rotation: int  # display rotation, degrees counter-clockwise (from the first frame's matrix)
     counted_by_decoding: bool = False  # timestamps missing or wrong: frames were counted by decoding
     slices: int = 1  # H.264 slices in the first keyframe (encoders with slice threads write several)
+    pix_fmt: str | None = None  # the first decoded frame's pixel format
 
 
 def _h264_slices(packet: bytes, extradata: bytes | None) -> int:
@@ -104,7 +105,19 @@ def _decoder_agrees(decoded: list, packet_pts: set) -> bool:
     )
 
 
-def _open_container(path: str) -> av.container.InputContainer:
+_PROBE = {"skip_frame": "nonkey"}
+_PROBED_STREAMS = 16  # streams past these are probed in full
+
+
+def _open_container(path: str, *, full_probe: bool = False) -> av.container.InputContainer:
+    """`path` opened, with a one-line VideoError for anything that is not a readable video.
+
+    Unless `full_probe`, FFmpeg's stream probe decodes no frames (its own decoder skips all but
+    keyframes, and then stops at the headers): it otherwise decodes up to a dozen frames of a file
+    with B-frames only to learn the pixel format, 34 ms per 720p file opened, more than a whole
+    clip's decoding (bench/decode.py). The decoder vidrec reads with is a fresh one made from the
+    headers: the same frames, bit for bit (tests/test_io.py). What only the full probe gives (the
+    pixel format, and the display rotation on decoded frames) is read once per file, by the index."""
     if not os.path.exists(path):
         raise VideoError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -112,7 +125,11 @@ def _open_container(path: str) -> av.container.InputContainer:
     if os.path.getsize(path) == 0:
         raise VideoError(f"{path}: empty file (0 bytes)")
     try:
-        container = av.open(path, metadata_errors="ignore")
+        try:
+            options = None if full_probe else [_PROBE] * _PROBED_STREAMS
+            container = av.open(path, metadata_errors="ignore", stream_options=options)
+        except ValueError:  # a format whose streams appear only while probing (MPEG-TS): in full
+            container = av.open(path, metadata_errors="ignore")
     except av.FFmpegError as e:
         raise VideoError(f"{path}: cannot open as a video ({_reason(e)})") from None
     if container.format.name in _NOT_VIDEO_FORMATS:
@@ -140,7 +157,7 @@ def _rewind(container: av.container.InputContainer, path: str) -> av.container.I
         return container
     except av.FFmpegError:
         container.close()
-        return _open_container(path)
+        return _open_container(path, full_probe=True)
 
 
 def _decoded_frames(
@@ -170,7 +187,7 @@ def _decoded_frames(
 
 
 def _build_index(path: str) -> _FrameIndex:
-    container = _open_container(path)
+    container = _open_container(path, full_probe=True)
     try:
         pts, keys, slices = [], [], 1
         context = container.streams.video[0].codec_context
@@ -190,10 +207,11 @@ def _build_index(path: str) -> _FrameIndex:
         # the decoder agrees with the stored timestamps.
         head = [f for _, f in zip(range(CHECKED_FRAMES), frames)]
         rotation = int(round(head[0].rotation or 0)) % 360 if head else 0
+        pix_fmt = head[0].format.name if head else None
         if not pts or any(t is None for t in pts) or not _decoder_agrees([f.pts for f in head], set(pts)):
             n = len(head) + sum(1 for _ in frames)  # frame k = the k-th frame out of the decoder
             return _FrameIndex(
-                np.arange(n, dtype=np.int64), np.zeros(1, np.int64), False, rotation, True, slices
+                np.arange(n, dtype=np.int64), np.zeros(1, np.int64), False, rotation, True, slices, pix_fmt
             )
     finally:
         container.close()
@@ -205,7 +223,9 @@ def _build_index(path: str) -> _FrameIndex:
     keyframes = np.flatnonzero(key_flags)
     if len(keyframes) == 0 or keyframes[0] != 0:
         keyframes = np.concatenate([[0], keyframes])
-    return _FrameIndex(sorted_pts, keyframes.astype(np.int64), unique, rotation, slices=slices)
+    return _FrameIndex(
+        sorted_pts, keyframes.astype(np.int64), unique, rotation, slices=slices, pix_fmt=pix_fmt
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -223,10 +243,11 @@ class VideoReader:
     # FFmpeg's decoder threads; None: slice threads for sliced H.264, else "AUTO" (frame threads)
     thread_type: str | None = None
     skip_unwanted = True  # get_frames: skip non-reference frames that were not asked for
+    full_probe = False  # FFmpeg's stream probe decoding frames at open (see _open_container)
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
-        self._container = _open_container(self.path)
+        self._container = _open_container(self.path, full_probe=self.full_probe)
         st = os.stat(self.path)
         self._index = _cached_index(self.path, st.st_mtime_ns, st.st_size)
         self._stream = self._container.streams.video[0]
@@ -279,7 +300,7 @@ class VideoReader:
             time_base=tb,
             rotation=self._rotation,
             codec=s.codec_context.name,
-            pix_fmt=s.codec_context.pix_fmt,
+            pix_fmt=s.codec_context.pix_fmt or idx.pix_fmt,
             has_audio=bool(self._container.streams.audio),
             num_frames_source="decoded" if idx.counted_by_decoding else "packets",
             fps_source=fps_source,
