@@ -325,7 +325,7 @@ def cmd_export(args) -> int:
             print(f"ONNX Runtime vs PyTorch, 4 steps with the state fed back: max abs diff {diff:.2e}")
         else:
             diff = check_onnx(model, args.out)
-            print(f"ONNX Runtime vs PyTorch on random clips (batches 1 and 3): max abs diff {diff:.2e}")
+            print(f"ONNX Runtime vs PyTorch on random inputs (batches 1 and 3): max abs diff {diff:.2e}")
         if diff > 1e-4:
             raise ConfigError(f"{args.out}: ONNX Runtime differs from PyTorch by {diff:.2e} (> 1e-4)")
     return 0
