@@ -77,6 +77,19 @@ def test_bad_inputs_are_clear_errors():
         model.detect_frames(torch.zeros(2, 300, 300, 3))
 
 
+def test_a_saved_detector_loads_back(tmp_path):
+    """`vidrec convert ssd.tflite DIR` writes a directory that loads (and `--detector DIR` takes):
+    the SSD is built by name although `list_models` lists only the video architectures."""
+    torch.manual_seed(0)
+    model = ssd_mobilenet_v1(depth_multiplier=0.25, image_size=96).eval()
+    model.save_pretrained(tmp_path / "ssd")
+    again = vidrec.load_model(tmp_path / "ssd").eval()
+    images = torch.rand(2, 3, 96, 96) * 2 - 1
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(model(images), again(images)))
+    assert "ssd_mobilenet_v1" not in vidrec.list_models()
+
+
 def _runtime(path: str):
     litert = pytest.importorskip("ai_edge_litert.interpreter")
     runtime = litert.Interpreter(model_path=path, num_threads=2, experimental_preserve_all_tensors=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vidrec.errors import ConfigError, unknown_name_message
-from vidrec.models import detection, i3d, movinet, slowfast, tsn, videomae, videomae_pretrain
+from vidrec.models import detection, i3d, movinet, slowfast, ssd, tsn, videomae, videomae_pretrain
 from vidrec.models.base import ModelBase
 
 _FAMILIES = (i3d, slowfast, videomae, videomae_pretrain, movinet, tsn, detection)
@@ -24,6 +24,9 @@ def _collect() -> dict[str, Callable[..., ModelBase]]:
 
 
 BUILDERS = _collect()
+# Image models (the person detector): built and loaded by name like the rest (a converted SSD
+# directory loads back), but not video architectures, so `list_models` leaves them out.
+IMAGE_BUILDERS: dict[str, Callable[..., ModelBase]] = {"ssd_mobilenet_v1": ssd.ssd_mobilenet_v1}
 
 
 def list_models() -> list[str]:
@@ -33,7 +36,10 @@ def list_models() -> list[str]:
 
 
 def get_builder(name: str) -> Callable[..., ModelBase]:
-    """The builder of `name`; unknown names raise with the closest one."""
+    """The builder of `name` (a video architecture, or an image model); unknown names raise with
+    the closest video architecture."""
+    if name in IMAGE_BUILDERS:
+        return IMAGE_BUILDERS[name]
     if name not in BUILDERS:
         raise ConfigError(unknown_name_message("model", name, list(BUILDERS)))
     return BUILDERS[name]
@@ -45,4 +51,4 @@ def create_model(name: str, **overrides) -> ModelBase:
     return get_builder(name)(**overrides)
 
 
-__all__ = ["BUILDERS", "create_model", "get_builder", "list_models"]
+__all__ = ["BUILDERS", "IMAGE_BUILDERS", "create_model", "get_builder", "list_models"]

@@ -335,7 +335,7 @@ def cmd_models(args) -> int:
     """`vidrec models`: every architecture with its parameter count, and its pretrained weights."""
     import torch
 
-    from vidrec.registry import create_model, list_models
+    from vidrec.registry import IMAGE_BUILDERS, create_model, list_models
     from vidrec.weights import weights_for
 
     def count(name: str, **options) -> int:
@@ -343,13 +343,16 @@ def cmd_models(args) -> int:
             return sum(p.numel() for p in create_model(name, **options).parameters())
 
     print(f"{'architecture':<30} {'parameters':>14}  pretrained weights (their parameters)")
-    for name in list_models():
-        options = {} if name.endswith(("_pretrain", "_ava")) else {"num_classes": 400}
+    for name in [*list_models(), *IMAGE_BUILDERS]:
+        options = (
+            {} if name.endswith(("_pretrain", "_ava")) or name in IMAGE_BUILDERS else {"num_classes": 400}
+        )
         tags = [f"{w.name} ({count(name, **w.model_options):,})" for w in weights_for(name)]
         print(f"{name:<30} {count(name, **options):>14,}  {', '.join(tags) or '-'}")
     print(
         "(classifiers counted with 400 classes; *_ava detectors with their own: 80 for AVA, 13 for"
-        " SynthMotion-AVA; *_pretrain: encoder + decoder, no classifier)"
+        " SynthMotion-AVA; *_pretrain: encoder + decoder, no classifier; ssd_mobilenet_v1, the person"
+        " detector: COCO's 90)"
     )
     return 0
 
