@@ -314,3 +314,21 @@ def test_serve_limits_on_the_command_line(capsys):
     with pytest.raises(SystemExit) as e:
         parse(["serve", "--max-pixels", "big"])
     assert e.value.code == 2 and "expected WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_the_service_runs_its_models_in_onnxruntime(served, tmp_path, monkeypatch):
+    """`vidrec serve --backend onnxruntime`: the same answer as PyTorch's, the export cached."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("VIDREC_CACHE", str(tmp_path / "cache"))
+    answers = {}
+    for backend in ("pytorch", "onnxruntime"):
+        with client(served, tmp_path, backend=backend) as c:
+            r = c.post("/v1/predict", files=upload(served / "clip.mp4"), data={"top_k": "3"})
+            assert r.status_code == 200, r.text
+            answers[backend] = r.json()["predictions"]
+    ours, theirs = answers["pytorch"], answers["onnxruntime"]
+    assert [p["label"] for p in ours] == [p["label"] for p in theirs]
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(ours, theirs)) <= 1e-5
+    assert os.listdir(tmp_path / "cache" / "onnx")
+    with pytest.raises(vidrec.errors.ConfigError, match="unknown backend"):
+        client(served, tmp_path, backend="tensorrt")

@@ -327,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--detector", default="ssd_mobilenet_v1.coco_uint8", help="person detector for detect jobs"
     )
     p.add_argument("--weights", help=WEIGHTS_HELP)
+    add_backend(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument(

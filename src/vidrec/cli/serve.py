@@ -32,6 +32,7 @@ def cmd_serve(args) -> int:
         models=tuple(args.model or ["movinet_a0_stream"]),
         detector=args.detector,
         weights=args.weights,
+        backend=args.backend,
         host=args.host,
         token=args.token or os.environ.get("VIDREC_SERVE_TOKEN") or None,
         cors_origins=tuple(args.cors_origin or ()),

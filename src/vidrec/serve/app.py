@@ -53,6 +53,7 @@ class ServeConfig:
     models: tuple[str, ...] = ("movinet_a0_stream",)  # offered models; the first is the default
     detector: str = "ssd_mobilenet_v1.coco_uint8"  # person detector for detect jobs
     weights: str | None = None  # --weights folders
+    backend: str = "pytorch"  # or "onnxruntime": every model (and the detector's network) run there
     host: str = "127.0.0.1"
     token: str | None = None  # bearer token for /v1 and /metrics (required off loopback)
     cors_origins: tuple[str, ...] = ()  # closed by default
@@ -114,7 +115,9 @@ def create_app(config: ServeConfig = ServeConfig()) -> FastAPI:
     """The service as an ASGI app (run it with uvicorn; `vidrec serve` does)."""
     work_dir = config.work_dir or tempfile.mkdtemp(prefix="vidrec-serve-")
     os.makedirs(work_dir, exist_ok=True)
-    models = Models(list(config.models), detector=config.detector, weights=config.weights)
+    models = Models(
+        list(config.models), detector=config.detector, weights=config.weights, backend=config.backend
+    )
     frames_seen: dict[str, int] = {}
 
     def on_event(job: Job, event: dict) -> None:

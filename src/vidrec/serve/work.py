@@ -17,6 +17,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from vidrec.deploy.ort import to_onnxruntime
+from vidrec.download import cache_dir
 from vidrec.engine.highlights import make_reel
 from vidrec.engine.predict import predict
 from vidrec.engine.segments import ScoreTimeline, SegmentConfig, Segmenter, TrackSegments, statistics
@@ -36,10 +38,15 @@ class Models:
     """The models this service offers, by name (the first is the default), each loaded on first
     use, once, and shared; the person detector likewise."""
 
-    def __init__(self, names: list[str], *, detector: str, weights: str | None = None):
+    def __init__(
+        self, names: list[str], *, detector: str, weights: str | None = None, backend: str = "pytorch"
+    ):
         if not names:
             raise ConfigError("serve needs at least one --model")
+        if backend not in ("pytorch", "onnxruntime"):
+            raise ConfigError(f"unknown backend {backend!r} (valid: pytorch, onnxruntime)")
         self.names, self.detector_name, self.weights = list(names), detector, weights
+        self.backend = backend
         self.loaded: dict[str, object] = {}
         self.lock = threading.Lock()
 
@@ -50,7 +57,10 @@ class Models:
             raise ConfigError(unknown_name_message("model", name, self.names))
         with self.lock:  # two first requests load it once
             if name not in self.loaded:
-                self.loaded[name] = load_model(name, weights_dir=self.weights)
+                model = load_model(name, weights_dir=self.weights)
+                if self.backend == "onnxruntime":  # exported once per set of weights, then cached
+                    model = to_onnxruntime(model, cache=os.path.join(cache_dir(), "onnx"))
+                self.loaded[name] = model
             return self.loaded[name]
 
     def describe(self) -> list[dict]:
