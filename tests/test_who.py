@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -210,6 +212,14 @@ def test_detect_on_onnxruntime_finds_the_same_people(tmp_path, capsys, monkeypat
             assert a["actions"][0]["label"] == b["actions"][0]["label"]
             people += 1
     assert people >= 20
-    assert main(["export", "ssd_mobilenet_v1.coco_uint8", str(tmp_path / "ssd.onnx")]) == 0
-    out = capsys.readouterr().out
-    assert "inputs images ('N', 3, 300, 300)" in out and "max abs diff" in out
+    # In a fresh interpreter, as a user runs it: CPython 3.11's ast.parse (which torch's exporter
+    # calls through onnxscript) can fail with "AST constructor recursion depth mismatch" in a
+    # process whose earlier tests left its recursion bookkeeping off (seen once in the slow suite).
+    done = subprocess.run(
+        [sys.executable, "-m", "vidrec", "export", "ssd_mobilenet_v1.coco_uint8", str(tmp_path / "ssd.onnx")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "inputs images ('N', 3, 300, 300)" in done.stdout and "max abs diff" in done.stdout
