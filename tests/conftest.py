@@ -259,6 +259,13 @@ def ssd_tflite() -> str:
     return _shared_weight(SSD_DIR, "ssd_mobilenet.tflite")
 
 
+def run_vidrec(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """`python -m vidrec ARGS` in a fresh interpreter, as a user runs it; its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "vidrec", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
 def bench_module(name: str):
     """A script of bench/ imported as a module (bench/ is not a package): its helpers, tested."""
     import importlib.util

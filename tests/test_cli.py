@@ -9,6 +9,8 @@ import pytest
 
 from vidrec.cli import main
 
+from conftest import run_vidrec
+
 # The tiny training every test here shares: 4 frames of 32 px through an 8-wide TSN, on the CPU.
 TINY_TRAIN = "--batch-size 8 --workers 0 --num-frames 4 --sampling-rate 2 --crop-size 32 --set width=8"
 TINY_TRAIN += " --device cpu --quiet"
@@ -320,12 +322,7 @@ def test_training_survives_broken_videos(trained, tmp_path, capsys):
 @pytest.mark.slow
 def test_demo_main_job(tmp_path):
     """The README's main job, end to end, as a user runs it."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "vidrec", "demo", "--out", str(tmp_path / "demo")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    proc = run_vidrec("demo", "--out", str(tmp_path / "demo"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     top1 = {
         m.group(1): (float(m.group(2)), float(m.group(3)))

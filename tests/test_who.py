@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from vidrec.engine.people import Persons
 from vidrec.engine.who import PeopleConfig, TrackRecognizer, draw_tracks, people_actions, square_crop
 from vidrec.utils import write_video
 
-from conftest import MOVINET_DIR, SSD_DIR
+from conftest import MOVINET_DIR, SSD_DIR, run_vidrec
 
 
 def test_square_crop_centres_the_person_and_pads_with_black():
@@ -215,11 +213,6 @@ def test_detect_on_onnxruntime_finds_the_same_people(tmp_path, capsys, monkeypat
     # In a fresh interpreter, as a user runs it: CPython 3.11's ast.parse (which torch's exporter
     # calls through onnxscript) can fail with "AST constructor recursion depth mismatch" in a
     # process whose earlier tests left its recursion bookkeeping off (seen once in the slow suite).
-    done = subprocess.run(
-        [sys.executable, "-m", "vidrec", "export", "ssd_mobilenet_v1.coco_uint8", str(tmp_path / "ssd.onnx")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_vidrec("export", "ssd_mobilenet_v1.coco_uint8", str(tmp_path / "ssd.onnx"), timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "inputs images ('N', 3, 300, 300)" in done.stdout and "max abs diff" in done.stdout
