@@ -109,3 +109,28 @@ def test_every_pretraining_model_trains_every_parameter(name):
     model(torch.randn(2, 3, 4, 32, 32)).backward()
     silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not silent, silent
+
+
+def test_the_tubelet_mlp_embeds_each_tubelet_alone():
+    # Masked pretraining is only exact if a hidden tubelet leaks into no visible token: change one
+    # tubelet's pixels and only its own token may move.
+    model = vidrec.create_model("videomae_tiny_pretrain", patch_embed="mlp").eval()
+    assert [n for n, _ in model.encoder.patch_embed.named_children()] == ["embed", "act", "fc"]
+    x = torch.randn(1, 3, 4, 32, 32)
+    y = x.clone()
+    y[:, :, 2:4, 8:16, 16:24] += 1.0  # tubelet (t 1, h 1, w 2): token 1*16 + 1*4 + 2 = 22
+    with torch.no_grad():
+        a = model.encoder.patch_embed(x).flatten(2)  # (1, D, N)
+        b = model.encoder.patch_embed(y).flatten(2)
+    moved = ((a - b).abs().amax(dim=1) > 1e-6).nonzero()[:, 1].tolist()
+    assert moved == [22]
+    classifier, report = model.to_classifier(5)
+    assert classifier.config.patch_embed == "mlp" and "encoder.patch_embed.fc.weight" in report["loaded"]
+    from vidrec.convert.videomae import is_original_videomae
+
+    assert not is_original_videomae(classifier.state_dict())  # vidrec's own keys, not the original's
+
+
+def test_an_unknown_patch_embedding_is_refused():
+    with pytest.raises(vidrec.errors.ConfigError, match="patch_embed"):
+        vidrec.create_model("videomae_tiny", patch_embed="conv")

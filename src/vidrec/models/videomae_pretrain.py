@@ -306,6 +306,7 @@ def videomae_small_synth_pretrain(**overrides) -> VideoMAEPretrain:
         "depth": 4,
         "num_heads": 4,
         "mlp_dim": 256,
+        "patch_embed": "mlp",
         "num_frames": 16,
         "image_size": 56,
         "patch_size": 8,
