@@ -153,7 +153,7 @@ class TubeletMLP(nn.Sequential):
     def __init__(self, in_channels: int, dim: int, kernel: tuple[int, int, int]):
         super().__init__()
         # Not named "proj": `patch_embed.proj.weight` is how original VideoMAE checkpoints are told
-        # apart (vidrec.convert.videomae.is_original_videomae).
+        # apart (is_original_videomae, in the VideoMAE converter).
         self.add_module("embed", nn.Conv3d(in_channels, dim, kernel, stride=kernel))
         self.add_module("act", nn.GELU())
         self.add_module("fc", nn.Conv3d(dim, dim, 1))
