@@ -43,7 +43,7 @@ RECIPES = {
     "slow_small": ("slow_small_synth.yaml", "Slow pathway alone (all 16 frames)"),
     "fast_small": ("fast_small_synth.yaml", "Fast pathway alone (1/4 of the channels)"),
     "movinet_a0_synth": ("movinet_a0_synth.yaml", "MoViNet-A0 Stream's network, causal, from scratch"),
-    "videomae_small_synth": ("videomae_small_synth.yaml", "VideoMAE ViT, 4 blocks, MLP tubelets, from scratch"),
+    "videomae_small_synth": ("videomae_small_synth.yaml", "VideoMAE ViT, 4 blocks, MLP tubelets"),
 }
 DEFAULT_RECIPES = list(RECIPES)
 RESULT_NAME = "bench_result.json"
