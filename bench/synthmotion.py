@@ -45,7 +45,6 @@ RECIPES = {
     "movinet_a0_synth": ("movinet_a0_synth.yaml", "MoViNet-A0 Stream's network, causal, from scratch"),
     "videomae_small_synth": ("videomae_small_synth.yaml", "VideoMAE ViT, 4 blocks, MLP tubelets"),
 }
-DEFAULT_RECIPES = list(RECIPES)
 RESULT_NAME = "bench_result.json"
 RECORD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results", "synthmotion_runs")
 
@@ -210,7 +209,7 @@ def write_results(results: dict[str, list[dict]], folder: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="data/synthmotion", help="a SynthMotion folder (vidrec synth)")
-    ap.add_argument("--recipes", nargs="+", default=DEFAULT_RECIPES, choices=list(RECIPES))
+    ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--runs", default="runs/synthmotion_bench", help="one folder per recipe and seed")
     ap.add_argument("--results", default="results", help="where the table, plot and matrices go")
