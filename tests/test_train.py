@@ -182,6 +182,33 @@ def test_a_setting_added_since_the_checkpoint_does_not_strand_the_run():
     assert _changed_settings(saved, other) == ["model.inflation", "optimizer.lr"]
 
 
+def _loss_steps(out) -> list[int]:
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    return [r["step"] for r in rows if "loss" in r]
+
+
+def test_resume_auto_starts_a_run_killed_before_its_first_checkpoint(bright_dark, tmp_path):
+    # One command both launches a run and continues it: nothing to resume yet means start it,
+    # and the rows the killed attempt logged are not kept twice.
+    cfg = tiny(bright_dark, tmp_path / "n", run={"log_every": 1, "checkpoint_every": 0})
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False, on_step=_crash_at(3))
+    assert not CheckpointManager(str(tmp_path / "n" / "checkpoints")).exists()
+    assert _loss_steps(tmp_path / "n") == [1, 2, 3]
+    train(cfg, progress=False, resume="auto")
+    steps = _loss_steps(tmp_path / "n")
+    assert steps == sorted(set(steps)) and steps[0] == 1 and len(steps) > 3
+
+
+def test_resumed_run_logs_each_step_once(bright_dark, tmp_path):
+    cfg = tiny(bright_dark, tmp_path / "r", run={"log_every": 1, "checkpoint_every": 2})
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False, on_step=_crash_at(5))  # rows 1-5 logged, checkpoint at 4
+    train(cfg, progress=False, resume="auto")
+    steps = _loss_steps(tmp_path / "r")
+    assert steps == sorted(set(steps)) and 5 in steps
+
+
 def test_corrupt_checkpoint_falls_back(bright_dark, tmp_path, capsys):
     cfg = tiny(bright_dark, tmp_path / "c", run={"checkpoint_every": 2})
     with pytest.raises(KeyboardInterrupt):

@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--resume",
             nargs="?",
             const="auto",
-            help="continue the run in run.out: 'auto' (newest valid checkpoint) or a checkpoint path",
+            help="continue the run in run.out: 'auto' (newest valid checkpoint; starts the run if it "
+            "has none) or a checkpoint path",
         )
         p.add_argument(
             "--data", help="quick form: data.train (CSV, folder per class, or a directory with train.csv)"

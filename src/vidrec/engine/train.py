@@ -78,6 +78,14 @@ class _Metrics:
                 if isinstance(v, (int, float)) and k not in ("step", "epoch"):
                     self.tb.add_scalar(k, v, step)
 
+    def keep_until(self, step: int) -> None:
+        """Drop the rows logged after `step`: a run resumed there logs them again."""
+        if not self.writer or not os.path.exists(self.path):
+            return
+        with open(self.path) as f:
+            rows = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
+        atomic_write_text(self.path, "".join(rows))
+
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
@@ -332,7 +340,12 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
 
 def _restore(run: _Run, resume: str) -> None:
     """Model, optimizer, scaler, EMA, position and RNG state from a checkpoint (the newest valid one
-    for "auto"); the run's settings must be the checkpoint's."""
+    for "auto"); the run's settings must be the checkpoint's. "auto" on a run with no checkpoint yet
+    starts it, so one command both launches a run and continues it after a crash."""
+    if resume == "auto" and not run.checkpoints.exists():
+        tqdm.write(f"--resume auto: no checkpoint in {run.checkpoints.directory} yet; starting the run")
+        run.metrics.keep_until(0)
+        return
     if resume == "auto":
         found = run.checkpoints.latest()
     else:
@@ -355,6 +368,7 @@ def _restore(run: _Run, resume: str) -> None:
     if run.ema is not None:
         run.ema.load_state_dict(state["ema"])
     run.pos = Position(state["step"], state["epoch"], state["batch_in_epoch"])
+    run.metrics.keep_until(run.pos.step)
     run.seconds_before = state.get("seconds")
     _set_rng_state(state["rng"][min(run.d.rank, len(state["rng"]) - 1)], run.device)
     if run.d.main:
