@@ -159,3 +159,12 @@ def _load_tag(name: str, weights_dir: str | None) -> ModelBase:
 
 
 __all__ = ["SAVE_FORMATS", "load_model", "save_model"]
+
+
+def on_onnxruntime(model: ModelBase) -> ModelBase:
+    """`model` run by ONNX Runtime (vidrec[onnx]), its graph exported once per set of weights and
+    kept in the cache folder's onnx/, so every command and the service share one export."""
+    from vidrec.deploy.ort import to_onnxruntime
+    from vidrec.download import cache_dir
+
+    return to_onnxruntime(model, cache=os.path.join(cache_dir(), "onnx"))

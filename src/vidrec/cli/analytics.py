@@ -89,11 +89,11 @@ def cmd_detect(args) -> int:
 def _people_models(args, tile: int | None):
     """The person detector (or a CSV's boxes) and the per-person action recogniser `vidrec detect`
     was asked for."""
-    from vidrec.cli.loading import for_inference, on_onnxruntime
+    from vidrec.cli.loading import for_inference
     from vidrec.engine.people import CSVPersons
     from vidrec.engine.who import person_detector, person_recognizer
     from vidrec.io.live import is_live_source
-    from vidrec.loader import load_model
+    from vidrec.loader import load_model, on_onnxruntime
 
     model = for_inference(load_model(args.model, weights_dir=args.weights), args)
     recognizer = person_recognizer(model, window=args.window, fps=args.fps)

@@ -12,16 +12,6 @@ def inference_model(args, device):
     return for_inference(clip_model(load_model(args.model, device=device, weights_dir=args.weights)), args)
 
 
-def on_onnxruntime(model):
-    """`model` run by ONNX Runtime, its graph exported once and kept in the cache folder's onnx/."""
-    import os
-
-    from vidrec.deploy.ort import to_onnxruntime
-    from vidrec.download import cache_dir
-
-    return to_onnxruntime(model, cache=os.path.join(cache_dir(), "onnx"))
-
-
 def for_inference(model, args):
     """`model` in the form the flags ask for: --int8 (the TFLite runtime's arithmetic), --backend
     onnxruntime (exported once, kept in the cache folder's onnx/), else PyTorch with batch norms
@@ -35,6 +25,8 @@ def for_inference(model, args):
             raise ConfigError(
                 "--int8 and --precision are PyTorch forms; with --backend onnxruntime leave them out"
             )
+        from vidrec.loader import on_onnxruntime
+
         return on_onnxruntime(model)
     if int8:
         if precision != "fp32":

@@ -17,8 +17,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from vidrec.deploy.ort import to_onnxruntime
-from vidrec.download import cache_dir
 from vidrec.engine.highlights import make_reel
 from vidrec.engine.predict import predict
 from vidrec.engine.segments import ScoreTimeline, SegmentConfig, Segmenter, TrackSegments, statistics
@@ -28,7 +26,7 @@ from vidrec.engine.who import PeopleConfig, people_actions, person_detector, per
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.io import probe
 from vidrec.io.live import as_file
-from vidrec.loader import load_model
+from vidrec.loader import load_model, on_onnxruntime
 from vidrec.models.base import DetectionModel, StreamingModel
 
 KINDS = ("predict", "stream", "detect", "highlights")
@@ -59,7 +57,7 @@ class Models:
             if name not in self.loaded:
                 model = load_model(name, weights_dir=self.weights)
                 if self.backend == "onnxruntime":  # exported once per set of weights, then cached
-                    model = to_onnxruntime(model, cache=os.path.join(cache_dir(), "onnx"))
+                    model = on_onnxruntime(model)
                 self.loaded[name] = model
             return self.loaded[name]
 
