@@ -17,7 +17,11 @@ SHIPPED = [w for w in WEIGHTS.values() if w.url.startswith("package://")]
 
 
 def test_shipped_files_are_in_the_package_and_small():
-    assert [w.name for w in SHIPPED] == ["i3d_small.synthmotion", "fast_small.synthmotion"]
+    assert [w.name for w in SHIPPED] == [
+        "i3d_small.synthmotion",
+        "fast_small.synthmotion",
+        "videomae_small_synth.synthmotion",
+    ]
     total = 0
     for w in SHIPPED:
         path = fetch_weights(w)
@@ -37,7 +41,8 @@ def test_shipped_model_recognises_fresh_synthmotion(entry, tmp_path, monkeypatch
     generate_dataset(str(tmp_path / "d"), counts={"test": 24}, cfg=SynthConfig(), seed=4242, progress=False)
     records, _ = load_csv(str(tmp_path / "d" / "test.csv"), classes=model.labels)
     result = evaluate(model, records, progress=False)
-    assert result["top1"] >= 60, result  # measured on 480 such videos: see the entry's metrics
+    # 24 videos: within 25 points (2.7 standard errors) of the entry's figure on 240 such videos
+    assert result["top1"] >= entry.metrics["synthmotion_seed7_top1"] - 25, result
     fresh = create_model(entry.arch, **entry.model_options).eval()  # untrained: near chance
     assert evaluate(fresh, records, progress=False)["top1"] < result["top1"] - 30
 
