@@ -134,3 +134,30 @@ def test_the_tubelet_mlp_embeds_each_tubelet_alone():
 def test_an_unknown_patch_embedding_is_refused():
     with pytest.raises(vidrec.errors.ConfigError, match="patch_embed"):
         vidrec.create_model("videomae_tiny", patch_embed="conv")
+
+
+def test_the_reconstruction_picture_keeps_the_clip_colour_under_clip_centering(tmp_path):
+    """A clip-centred model sees every clip in the dataset's average colour; the picture must show
+    the video's own colour in all three rows, not that average."""
+    import dataclasses
+
+    import numpy as np
+    from PIL import Image
+
+    from vidrec.engine.reconstruct import reconstruct_video
+    from vidrec.utils import write_video
+
+    frames = np.zeros((8, 32, 32, 3), np.uint8)
+    frames[...] = (200, 40, 40)  # red, far from the dataset mean (about 115 per channel)
+    for t in range(8):
+        frames[t, 8:16, 2 + 2 * t : 10 + 2 * t] = (240, 240, 240)  # a moving white square
+    write_video(str(tmp_path / "red.mp4"), frames, fps=8)
+    model = vidrec.create_model("videomae_tiny_pretrain")
+    model.preprocessing = dataclasses.replace(model.preprocessing, centering="clip")
+    model.save_pretrained(str(tmp_path / "pt"))
+    reconstruct_video(str(tmp_path / "pt"), str(tmp_path / "red.mp4"), str(tmp_path / "r.png"))
+    image = np.asarray(Image.open(tmp_path / "r.png")).astype(float)  # 3 rows of 32 px
+    original, reconstruction = image[:32].mean((0, 1)), image[64:].mean((0, 1))
+    assert original[0] > 180 and original[1] < 80, original
+    # untrained, the decoder guesses about the mean: the hidden patches keep the clip's colour
+    assert reconstruction[0] - reconstruction[1] > 80, reconstruction

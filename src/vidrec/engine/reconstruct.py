@@ -19,6 +19,21 @@ from vidrec.models.videomae_pretrain import VideoMAEPretrain, patchify
 from vidrec.utils import atomic_write
 
 
+def _displayed_pixels(video: str, x: torch.Tensor, p) -> torch.Tensor:
+    """The clip's pixels in [0, 1] (unclamped) as a person sees them. A model with clip or frame
+    centering saw each clip (frame) with its own mean colour removed, so `x` undone with the dataset
+    mean is the clip in the dataset's average colour; the picture reads the clip again with dataset
+    centering (the same frames and crop: evaluation sampling is deterministic)."""
+    mean = torch.tensor(p.mean, device=x.device).view(1, -1, 1, 1, 1)
+    std = torch.tensor(p.std, device=x.device).view(1, -1, 1, 1, 1)
+    if p.centering == "dataset":
+        return x * std + mean
+    raw = VideoClipDataset(
+        [VideoRecord(video, -1)], prep=dataclasses.replace(p, centering="dataset"), train=False
+    )
+    return raw[0]["video"][:1].to(x.device) * std + mean
+
+
 @torch.no_grad()
 def reconstruct_video(
     model_source: str,
@@ -47,8 +62,8 @@ def reconstruct_video(
     p = model.preprocessing
     mean = torch.tensor(p.mean, device=x.device).view(1, -1, 1, 1, 1)
     std = torch.tensor(p.std, device=x.device).view(1, -1, 1, 1, 1)
-    pixels = (x * std + mean).clamp(0, 1)  # (1, C, T, H, W) in [0, 1]
-    patches = patchify(pixels, c.tubelet_size, c.patch_size)  # (1, N, P, C)
+    patches = patchify(x * std + mean, c.tubelet_size, c.patch_size)  # (1, N, P, C): the targets' pixels
+    shown = patchify(_displayed_pixels(video, x, p), c.tubelet_size, c.patch_size)
     guess = pred.reshape(1, -1, patches.shape[2], patches.shape[3])
     loss = torch.mean((guess - model.targets(x)[predict].reshape(guess.shape)) ** 2).item()
     if c.norm_pix_loss:
@@ -56,8 +71,9 @@ def reconstruct_video(
         guess = guess * truth.var(dim=-2, unbiased=True, keepdim=True).sqrt() + truth.mean(
             dim=-2, keepdim=True
         )
-    recon, masked = patches.clone(), patches.clone()
-    recon[predict] = guess.reshape(-1, *guess.shape[2:])
+    recon, masked = shown.clone(), shown.clone()
+    # The same colour shift as the original row (none under dataset centering).
+    recon[predict] = guess.reshape(-1, *guess.shape[2:]) + (shown - patches)[predict]
     masked[mask] = 0.5  # hidden tubelets in grey
     grid = model.encoder.grid(x)
 
@@ -78,7 +94,7 @@ def reconstruct_video(
             (torch.cat(list(chosen), dim=1).cpu().numpy() * 255).round().astype(np.uint8)
         )  # (H, frames*W, C)
 
-    rows = [frames(patches), frames(masked), frames(recon)]
+    rows = [frames(shown), frames(masked), frames(recon)]
     image = Image.fromarray(np.concatenate(rows, axis=0))
     atomic_write(png, lambda tmp: image.save(tmp, format="PNG"))
     return {
