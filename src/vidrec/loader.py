@@ -158,9 +158,6 @@ def _load_tag(name: str, weights_dir: str | None) -> ModelBase:
     return model
 
 
-__all__ = ["SAVE_FORMATS", "load_model", "save_model"]
-
-
 def on_onnxruntime(model: ModelBase) -> ModelBase:
     """`model` run by ONNX Runtime (vidrec[onnx]), its graph exported once per set of weights and
     kept in the cache folder's onnx/, so every command and the service share one export."""
@@ -168,3 +165,6 @@ def on_onnxruntime(model: ModelBase) -> ModelBase:
     from vidrec.download import cache_dir
 
     return to_onnxruntime(model, cache=os.path.join(cache_dir(), "onnx"))
+
+
+__all__ = ["SAVE_FORMATS", "load_model", "on_onnxruntime", "save_model"]

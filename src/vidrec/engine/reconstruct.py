@@ -19,19 +19,17 @@ from vidrec.models.videomae_pretrain import VideoMAEPretrain, patchify
 from vidrec.utils import atomic_write
 
 
-def _displayed_pixels(video: str, x: torch.Tensor, p) -> torch.Tensor:
-    """The clip's pixels in [0, 1] (unclamped) as a person sees them. A model with clip or frame
-    centering saw each clip (frame) with its own mean colour removed, so `x` undone with the dataset
-    mean is the clip in the dataset's average colour; the picture reads the clip again with dataset
-    centering (the same frames and crop: evaluation sampling is deterministic)."""
-    mean = torch.tensor(p.mean, device=x.device).view(1, -1, 1, 1, 1)
-    std = torch.tensor(p.std, device=x.device).view(1, -1, 1, 1, 1)
+def _displayed_pixels(video: str, pixels: torch.Tensor, p, mean: torch.Tensor, std: torch.Tensor):
+    """The clip's pixels (unclamped) as a person sees them. A model with clip or frame centering saw
+    each clip (frame) with its own mean colour removed, so its input undone with the dataset mean,
+    `pixels`, is the clip in the dataset's average colour; the picture reads the clip again with
+    dataset centering (the same frames and crop: evaluation sampling is deterministic)."""
     if p.centering == "dataset":
-        return x * std + mean
+        return pixels
     raw = VideoClipDataset(
         [VideoRecord(video, -1)], prep=dataclasses.replace(p, centering="dataset"), train=False
     )
-    return raw[0]["video"][:1].to(x.device) * std + mean
+    return raw[0]["video"][:1].to(pixels.device) * std + mean
 
 
 @torch.no_grad()
@@ -62,8 +60,9 @@ def reconstruct_video(
     p = model.preprocessing
     mean = torch.tensor(p.mean, device=x.device).view(1, -1, 1, 1, 1)
     std = torch.tensor(p.std, device=x.device).view(1, -1, 1, 1, 1)
-    patches = patchify(x * std + mean, c.tubelet_size, c.patch_size)  # (1, N, P, C): the targets' pixels
-    shown = patchify(_displayed_pixels(video, x, p), c.tubelet_size, c.patch_size)
+    pixels = x * std + mean  # (1, C, T, H, W): what the targets are made of
+    patches = patchify(pixels, c.tubelet_size, c.patch_size)  # (1, N, P, C)
+    shown = patchify(_displayed_pixels(video, pixels, p, mean, std), c.tubelet_size, c.patch_size)
     guess = pred.reshape(1, -1, patches.shape[2], patches.shape[3])
     loss = torch.mean((guess - model.targets(x)[predict].reshape(guess.shape)) ** 2).item()
     if c.norm_pix_loss:
