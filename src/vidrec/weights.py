@@ -123,37 +123,34 @@ def shipped_synthmotion(arch: str, *, sha256: str, num_params: int, metrics: dic
 # Trained on this project's CPUs, all on the same videos, made with
 # `vidrec synth D --train 7200 --val 240 --test 480 --seed 1 --noise 4 --jitter 1`. Test top-1 on
 # sets they never saw: bench/synthmotion_generalise.py, results/synthmotion.md.
-# I3D: `vidrec train --data D --model i3d_small --epochs 4 --batch-size 16 --lr 0.002` (40 min on 2 cores).
-register_weights(
-    shipped_synthmotion(
-        "i3d_small",
-        sha256="b727db7f5a37d483b8d6d6fa7688b1a5c9270a031a1ca8b0ffc247d82f24cc0f",
-        num_params=723_692,
-        metrics={"synthmotion_test_top1": 83.75, "synthmotion_seed7_top1": 86.3},
-    )
-)
-# SlowFast: its Fast pathway alone, `vidrec train configs/fast_small_synth.yaml --set data.train=D
-# --set schedule.epochs=4` (33 min). slowfast_small scored higher on clean SynthMotion (96.0
-# against 93.5%) but is 13 MB; this is 0.65 MB.
-register_weights(
-    shipped_synthmotion(
-        "fast_small",
-        sha256="5bedc9781dfb9b0498776d88d1608394d661e2ebeb89ee38ebd79aa3d3f2900e",
-        num_params=157_812,
-        metrics={"synthmotion_test_top1": 84.17, "synthmotion_seed7_top1": 84.2},
-    )
-)
-
-# VideoMAE: `vidrec train configs/videomae_small_synth.yaml --set data.train=D --set schedule.epochs=12`
-# (46 min on 2 cores): the ViT with its tubelet MLP, 2.4 MB. Below the CNNs on this noisy set
-# (66.5% against 84%): pixel noise and camera shake slow the ViT far more than them.
-register_weights(
-    shipped_synthmotion(
+# (arch, sha256, parameters, top-1 % on D's test split, on SynthMotion drawn with seed 7)
+_SHIPPED_SYNTHMOTION = (
+    # I3D: `vidrec train --data D --model i3d_small --epochs 4 --batch-size 16 --lr 0.002` (40 min
+    # on 2 cores).
+    ("i3d_small", "b727db7f5a37d483b8d6d6fa7688b1a5c9270a031a1ca8b0ffc247d82f24cc0f", 723_692, 83.75, 86.3),
+    # SlowFast: its Fast pathway alone, `vidrec train configs/fast_small_synth.yaml --set
+    # data.train=D --set schedule.epochs=4` (33 min). slowfast_small scored higher on clean
+    # SynthMotion (96.0 against 93.5%) but is 13 MB; this is 0.65 MB.
+    ("fast_small", "5bedc9781dfb9b0498776d88d1608394d661e2ebeb89ee38ebd79aa3d3f2900e", 157_812, 84.17, 84.2),
+    # VideoMAE: `vidrec train configs/videomae_small_synth.yaml --set data.train=D --set
+    # schedule.epochs=12` (46 min): the ViT with its tubelet MLP, 2.4 MB. Below the CNNs on this
+    # noisy set: pixel noise and camera shake slow the ViT far more than them.
+    (
         "videomae_small_synth",
-        sha256="515203e35cda20f1d9fa0e9a163a3efff187fe4346574854ed2aaee81821da13",
-        num_params=597_004,
-        metrics={"synthmotion_test_top1": 66.46, "synthmotion_seed7_top1": 70.4},
-    )
+        "515203e35cda20f1d9fa0e9a163a3efff187fe4346574854ed2aaee81821da13",
+        597_004,
+        66.46,
+        70.4,
+    ),
 )
+for _arch, _sha256, _params, _test, _seed7 in _SHIPPED_SYNTHMOTION:
+    register_weights(
+        shipped_synthmotion(
+            _arch,
+            sha256=_sha256,
+            num_params=_params,
+            metrics={"synthmotion_test_top1": _test, "synthmotion_seed7_top1": _seed7},
+        )
+    )
 
 __all__ = ["WEIGHTS", "WeightEntry", "get_weights", "register_weights", "weights_for"]
