@@ -192,10 +192,17 @@ def normalize(
     s = torch.tensor(std, dtype=torch.float32).view(shape)
     x = clip.float() / 255.0
     if centering != "dataset":
-        dims = (-3, -2, -1) if centering == "clip" else (-2, -1)
-        return (x - x.mean(dim=dims, keepdim=True)) / s
+        return remove_own_mean(x, centering) / s
     m = torch.tensor(mean, dtype=torch.float32).view(shape)
     return (x - m) / s
+
+
+def remove_own_mean(x: torch.Tensor, centering: str) -> torch.Tensor:
+    """`(..., C, T, H, W)` less each clip's own mean per channel ('clip', over `(T, H, W)`) or each
+    frame's ('frame', over `(H, W)`). It commutes with the per-channel scaling, so a clip normalised
+    with dataset centering becomes the same clip with clip or frame centering."""
+    dims = (-3, -2, -1) if centering == "clip" else (-2, -1)
+    return x - x.mean(dim=dims, keepdim=True)
 
 
 @dataclass

@@ -13,23 +13,11 @@ from einops import rearrange
 from PIL import Image
 
 from vidrec.data.datasets import Failed, VideoClipDataset, VideoRecord
+from vidrec.data.transforms import remove_own_mean
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.loader import load_model
 from vidrec.models.videomae_pretrain import VideoMAEPretrain, patchify
 from vidrec.utils import atomic_write
-
-
-def _displayed_pixels(video: str, pixels: torch.Tensor, p, mean: torch.Tensor, std: torch.Tensor):
-    """The clip's pixels (unclamped) as a person sees them. A model with clip or frame centering saw
-    each clip (frame) with its own mean colour removed, so its input undone with the dataset mean,
-    `pixels`, is the clip in the dataset's average colour; the picture reads the clip again with
-    dataset centering (the same frames and crop: evaluation sampling is deterministic)."""
-    if p.centering == "dataset":
-        return pixels
-    raw = VideoClipDataset(
-        [VideoRecord(video, -1)], prep=dataclasses.replace(p, centering="dataset"), train=False
-    )
-    return raw[0]["video"][:1].to(pixels.device) * std + mean
 
 
 @torch.no_grad()
@@ -51,18 +39,23 @@ def reconstruct_video(
     c = model.config
     if mask_ratio is not None:
         model.config = c = dataclasses.replace(c, mask_ratio=mask_ratio)
-    item = VideoClipDataset([VideoRecord(video, -1)], prep=model.preprocessing, train=False)[0]
+    p = model.preprocessing
+    # Read once with dataset centering: that clip is the picture (a clip- or frame-centred model
+    # sees every clip in the dataset's average colour), and the model's input follows from it.
+    item = VideoClipDataset(
+        [VideoRecord(video, -1)], prep=dataclasses.replace(p, centering="dataset"), train=False
+    )[0]
     if isinstance(item, Failed):
         raise VidrecError(f"{video}: {item.reason}")
-    x = item["video"][:1].to(device)  # (1, C, T, H, W), normalised
+    seen = item["video"][:1].to(device)  # (1, C, T, H, W), normalised with the dataset mean
+    x = seen if p.centering == "dataset" else remove_own_mean(seen, p.centering)
     mask, _ = model.draw_masks(x, torch.Generator().manual_seed(seed))
     pred, predict = model.reconstruct(x, mask)  # (1, N_pred, P*C); the decoder predicts every hidden token
-    p = model.preprocessing
     mean = torch.tensor(p.mean, device=x.device).view(1, -1, 1, 1, 1)
     std = torch.tensor(p.std, device=x.device).view(1, -1, 1, 1, 1)
     pixels = x * std + mean  # (1, C, T, H, W): what the targets are made of
     patches = patchify(pixels, c.tubelet_size, c.patch_size)  # (1, N, P, C)
-    shown = patchify(_displayed_pixels(video, pixels, p, mean, std), c.tubelet_size, c.patch_size)
+    shown = patchify(seen * std + mean, c.tubelet_size, c.patch_size)  # as a person sees the clip
     guess = pred.reshape(1, -1, patches.shape[2], patches.shape[3])
     loss = torch.mean((guess - model.targets(x)[predict].reshape(guess.shape)) ** 2).item()
     if c.norm_pix_loss:
