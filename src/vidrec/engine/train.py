@@ -342,11 +342,11 @@ def _restore(run: _Run, resume: str) -> None:
     """Model, optimizer, scaler, EMA, position and RNG state from a checkpoint (the newest valid one
     for "auto"); the run's settings must be the checkpoint's. "auto" on a run with no checkpoint yet
     starts it, so one command both launches a run and continues it after a crash."""
-    if resume == "auto" and not run.checkpoints.exists():
-        tqdm.write(f"--resume auto: no checkpoint in {run.checkpoints.directory} yet; starting the run")
-        run.metrics.keep_until(0)
-        return
     if resume == "auto":
+        if not run.checkpoints.exists():
+            tqdm.write(f"--resume auto: no checkpoint in {run.checkpoints.directory} yet; starting the run")
+            run.metrics.keep_until(0)
+            return
         found = run.checkpoints.latest()
     else:
         try:
