@@ -201,12 +201,22 @@ def test_resume_auto_starts_a_run_killed_before_its_first_checkpoint(bright_dark
 
 
 def test_resumed_run_logs_each_step_once(bright_dark, tmp_path):
-    cfg = tiny(bright_dark, tmp_path / "r", run={"log_every": 1, "checkpoint_every": 2})
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = {"log_every": 1, "checkpoint_every": 2, "tensorboard": True}
+    cfg = tiny(bright_dark, tmp_path / "r", run=run)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, progress=False, on_step=_crash_at(5))  # rows 1-5 logged, checkpoint at 4
     train(cfg, progress=False, resume="auto")
     steps = _loss_steps(tmp_path / "r")
     assert steps == sorted(set(steps)) and 5 in steps
+    # TensorBoard as its UI reads the run: each step once, with the resumed run's value
+    board = EventAccumulator(str(tmp_path / "r" / "tb"))
+    board.Reload()
+    events = board.Scalars("loss")
+    assert [e.step for e in events] == steps
+    rows = [json.loads(line) for line in open(tmp_path / "r" / "metrics.jsonl")]
+    assert [e.value for e in events] == pytest.approx([r["loss"] for r in rows if "loss" in r])
 
 
 def test_corrupt_checkpoint_falls_back(bright_dark, tmp_path, capsys):

@@ -62,24 +62,28 @@ class _Metrics:
     """JSONL rows (and TensorBoard scalars) written by rank 0."""
 
     def __init__(self, out: str, *, writer: bool, tensorboard: bool):
-        self.path, self.writer, self.tb = os.path.join(out, METRICS_NAME), writer, None
-        if writer and tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(os.path.join(out, "tb"))
+        self.path, self.writer = os.path.join(out, METRICS_NAME), writer
+        self.tb_dir = os.path.join(out, "tb") if writer and tensorboard else None
+        self.tb, self.purge_step = None, None
 
     def write(self, row: dict, step: int) -> None:
         if not self.writer:
             return
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
-        if self.tb is not None:
+        if self.tb_dir is not None:
+            if self.tb is None:  # opened on the first row, once keep_until has said what to purge
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(self.tb_dir, purge_step=self.purge_step)
             for k, v in row.items():
                 if isinstance(v, (int, float)) and k not in ("step", "epoch"):
                     self.tb.add_scalar(k, v, step)
 
     def keep_until(self, step: int) -> None:
-        """Drop the rows logged after `step`: a run resumed there logs them again."""
+        """Drop the rows logged after `step`: a run resumed there logs them again. TensorBoard's
+        event files are append-only; its `purge_step` hides their events from `step + 1` on."""
+        self.purge_step = step + 1
         if not self.writer or not os.path.exists(self.path):
             return
         with open(self.path) as f:
