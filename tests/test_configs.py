@@ -91,3 +91,10 @@ def test_every_preprocessing_field_is_a_data_key_and_a_flag():
     args = build_parser().parse_args(["train", "--pad", "loop", "--no-flip", "--mean", "0.1", "0.2", "0.3"])
     assert (args.pad, args.flip, args.mean) == ("loop", False, [0.1, 0.2, 0.3])
     assert {f.name for f in PREPROCESSING_FIELDS} >= {"pad", "modality", "test_crop_size", "train_scale"}
+
+
+def test_a_key_without_a_section_is_a_model_option_on_every_command():
+    # `vidrec eval run.yaml --set width=16` reads the config as `vidrec train run.yaml --set width=16` does
+    path = next(p for p in CONFIGS if p.endswith("i3d_small_synth.yaml"))
+    cfg = load_config(path, ["width=16", "optimizer.lr=0.5"])
+    assert cfg.model.options["width"] == 16 and cfg.optimizer.lr == 0.5

@@ -325,6 +325,8 @@ def config_from_dict(tree: dict, overrides: list[str] = ()) -> RunConfig:
     """A RunConfig from nested dicts and `key=value` overrides (strict keys and types)."""
     tree = dict(tree or {})
     for key, value in parse_overrides(list(overrides)):
+        if "." not in key:  # a key without a section is a model option (width=16), on every command
+            key = f"model.options.{key}"
         if key.startswith("model.options."):  # free-form: the architecture checks its own options
             tree.setdefault("model", {}).setdefault("options", {})[key.removeprefix("model.options.")] = value
         else:

@@ -29,7 +29,7 @@ def _run_config(args):
     sets = [
         f"{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in quick.items() if v is not None
     ]
-    sets += [s if "." in s.split("=", 1)[0] else f"model.options.{s}" for s in args.set]
+    sets += args.set
     if args.device != "auto":
         sets.append(f"run.device={args.device}")
     if args.model:
