@@ -1,5 +1,6 @@
 """Streaming MoViNet-A0 on this machine: vidrec (float32 PyTorch, and the same model run by ONNX
-Runtime: `--backend onnxruntime`) against the TFLite runtime (ai-edge-litert, int8 with XNNPACK)
+Runtime, `--backend onnxruntime`, or as its own float32 TFLite graph by the TFLite runtime,
+`--backend litert`) against the TFLite runtime (ai-edge-litert, int8 with XNNPACK)
 on the same preprocessed frames, one frame per call as in a live stream, measured in the same run
 with interleaved repeats; vidrec in float32 and in its int8 mode (bit-exact with the runtime).
 Also the whole `vidrec stream` path (decode + resize + model) on both backends and the real-time
@@ -23,6 +24,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import vidrec  # noqa: E402
 from vidrec.convert.tflite import LiteRTStream  # noqa: E402
 from vidrec.deploy import optimize_for_inference, to_int8  # noqa: E402
+from vidrec.deploy.litert import to_litert  # noqa: E402
 from vidrec.deploy.ort import to_onnxruntime  # noqa: E402
 from vidrec.download import cache_dir  # noqa: E402
 from vidrec.engine.stream import model_frames, stream_video  # noqa: E402
@@ -43,6 +45,7 @@ def main() -> None:
     model = optimize_for_inference(vidrec.load_model(tflite))
     int8 = to_int8(vidrec.load_model(tflite))
     ort = to_onnxruntime(vidrec.load_model(tflite), cache=os.path.join(cache_dir(), "onnx"))
+    litert = to_litert(vidrec.load_model(tflite), cache=os.path.join(cache_dir(), "tflite"))
     frames = [f for _, f in model_frames(args.video, model.preprocessing, fps=model.preprocessing.target_fps)]
     hwc = [f[:, 0].permute(1, 2, 0).numpy() for f in frames]
     runtime = LiteRTStream(tflite, num_threads=args.threads)
@@ -63,6 +66,7 @@ def main() -> None:
         "vidrec, 5 frames/step": lambda: run_vidrec(5),
         "vidrec --int8, 1 frame/step": lambda: run_vidrec(1, int8),
         "vidrec ONNX Runtime, 1 frame/step": lambda: run_vidrec(1, ort),
+        "vidrec LiteRT fp32, 1 frame/step": lambda: run_vidrec(1, litert),
         "TFLite int8 (XNNPACK), 1 frame/call": run_tflite,
     }
     times = {name: [] for name in runs}
@@ -75,9 +79,9 @@ def main() -> None:
             runs[name]()
             times[name].append(time.perf_counter() - t0)
 
-    end_to_end = {"pytorch": [], "onnxruntime": []}
+    end_to_end = {"pytorch": [], "onnxruntime": [], "litert": []}
     for _ in range(max(2, args.repeats // 2)):
-        for backend, net in (("pytorch", model), ("onnxruntime", ort)):
+        for backend, net in (("pytorch", model), ("onnxruntime", ort), ("litert", litert)):
             t0 = time.perf_counter()
             list(stream_video(net, args.video, every=1.0))
             end_to_end[backend].append(time.perf_counter() - t0)

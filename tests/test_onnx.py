@@ -88,6 +88,18 @@ def test_a_stream_step_with_its_state_as_inputs_and_outputs(tmp_path):
         export_onnx_stream(vidrec.create_model("tsn_small", width=8), tmp_path / "x.onnx")
 
 
+def assert_same_stream(model, other, video) -> None:
+    """`vidrec stream` of a 2.4 s video by both, whole-stream and 1 s windows: the same reports."""
+    from vidrec.engine.stream import stream_video
+
+    for window in (None, 1.0):
+        ours, theirs = (
+            list(stream_video(m, video, every=1.0, window=window, probs=True)) for m in (model, other)
+        )
+        assert len(ours) == len(theirs) == 3  # at 1 s, at 2 s, the end (2.4 s)
+        assert all((a["probs"] - b["probs"]).abs().max() <= 1e-5 for a, b in zip(ours, theirs))
+
+
 @pytest.fixture(scope="module")
 def on_ort(tmp_path_factory):
     """The tiny stream model and a tiny AVA detector, with their ONNX Runtime forms (exported once
@@ -111,7 +123,6 @@ def test_backend_onnxruntime_runs_the_same_model(on_ort, tmp_path):
     import numpy as np
 
     from vidrec.deploy.ort import to_onnxruntime
-    from vidrec.engine.stream import stream_video
     from vidrec.errors import ConfigError
     from vidrec.utils import write_video
 
@@ -129,13 +140,7 @@ def test_backend_onnxruntime_runs_the_same_model(on_ort, tmp_path):
         assert (detector(video, boxes) - detector_ort(video, boxes)).abs().max() <= 1e-4
     frames = np.random.default_rng(0).integers(0, 255, (25, 40, 48, 3), dtype=np.uint8)
     write_video(tmp_path / "v.mp4", frames, fps=10)
-    for window in (None, 1.0):
-        ours, theirs = (
-            list(stream_video(m, tmp_path / "v.mp4", every=1.0, window=window, probs=True))
-            for m in (stream, stream_ort)
-        )
-        assert len(ours) == len(theirs) == 3  # at 1 s, at 2 s, the end (2.4 s)
-        assert all((a["probs"] - b["probs"]).abs().max() <= 1e-5 for a, b in zip(ours, theirs))
+    assert_same_stream(stream, stream_ort, tmp_path / "v.mp4")
     exported = sorted(os.listdir(cache))
     assert (
         len(exported) == 2 and to_onnxruntime(stream, cache=cache) and sorted(os.listdir(cache)) == exported

@@ -167,4 +167,13 @@ def on_onnxruntime(model: ModelBase) -> ModelBase:
     return to_onnxruntime(model, cache=os.path.join(cache_dir(), "onnx"))
 
 
-__all__ = ["SAVE_FORMATS", "load_model", "on_onnxruntime", "save_model"]
+def on_litert(model: ModelBase) -> ModelBase:
+    """A MoViNet stream model whose step runs in the TFLite runtime (vidrec[litert]), its graph
+    converted once per set of weights and kept in the cache folder's tflite/."""
+    from vidrec.deploy.litert import to_litert
+    from vidrec.download import cache_dir
+
+    return to_litert(model, cache=os.path.join(cache_dir(), "tflite"))
+
+
+__all__ = ["SAVE_FORMATS", "load_model", "on_litert", "on_onnxruntime", "save_model"]

@@ -306,11 +306,14 @@ def cmd_convert(args) -> int:
 
 def cmd_export(args) -> int:
     """`vidrec export MODEL OUT --format onnx`: the model as an ONNX graph (dynamic batch), then run
-    in ONNX Runtime against PyTorch (`--no-check` skips it)."""
+    in ONNX Runtime against PyTorch (`--no-check` skips it); `--format tflite`: a MoViNet's stream
+    step for the TFLite runtime, checked there."""
     from vidrec.deploy.onnx import check_onnx, check_onnx_stream, export_onnx, export_onnx_stream
     from vidrec.loader import load_model
 
     model = load_model(args.model, weights_dir=args.weights)
+    if args.format == "tflite":
+        return _export_tflite(model, args)
     if args.stream:
         info = export_onnx_stream(model, args.out, opset=args.opset)
         frames = tuple(["N", *info["inputs"]["frames"][1:]])
@@ -328,6 +331,25 @@ def cmd_export(args) -> int:
             print(f"ONNX Runtime vs PyTorch on random inputs (batches 1 and 3): max abs diff {diff:.2e}")
         if diff > 1e-4:
             raise ConfigError(f"{args.out}: ONNX Runtime differs from PyTorch by {diff:.2e} (> 1e-4)")
+    return 0
+
+
+def _export_tflite(model, args) -> int:
+    from vidrec.deploy.litert import check_tflite_stream, export_tflite_stream
+
+    if args.opset is not None:
+        raise ConfigError("--opset is for ONNX; a TFLite export has none")
+    info = export_tflite_stream(model, args.out)
+    frame = info["inputs"]["frame"]
+    print(
+        f"{args.out}: {model.arch}'s stream step as TFLite; inputs frame {frame} (batch 1) "
+        f"and {len(info['inputs']) - 1} state tensors (zeros to start; feed each output back)"
+    )
+    if args.check:
+        diff = check_tflite_stream(model, args.out)
+        print(f"TFLite runtime vs PyTorch, 4 steps with the state fed back: max abs diff {diff:.2e}")
+        if diff > 1e-4:
+            raise ConfigError(f"{args.out}: the TFLite runtime differs from PyTorch by {diff:.2e} (> 1e-4)")
     return 0
 
 

@@ -14,20 +14,20 @@ def inference_model(args, device):
 
 def for_inference(model, args):
     """`model` in the form the flags ask for: --int8 (the TFLite runtime's arithmetic), --backend
-    onnxruntime (exported once, kept in the cache folder's onnx/), else PyTorch with batch norms
-    folded, in float32 or, with --precision bf16, bfloat16 autocast."""
+    onnxruntime or litert (exported once, kept in the cache folder's onnx/ or tflite/), else
+    PyTorch with batch norms folded, in float32 or, with --precision bf16, bfloat16 autocast."""
     from vidrec.deploy import optimize_for_inference, to_int8
 
     backend, precision = getattr(args, "backend", "pytorch"), getattr(args, "precision", "fp32")
     int8 = getattr(args, "int8", False)
-    if backend == "onnxruntime":
+    if backend != "pytorch":
         if int8 or precision != "fp32":
             raise ConfigError(
-                "--int8 and --precision are PyTorch forms; with --backend onnxruntime leave them out"
+                f"--int8 and --precision are PyTorch forms; with --backend {backend} leave them out"
             )
-        from vidrec.loader import on_onnxruntime
+        from vidrec.loader import on_litert, on_onnxruntime
 
-        return on_onnxruntime(model)
+        return on_onnxruntime(model) if backend == "onnxruntime" else on_litert(model)
     if int8:
         if precision != "fp32":
             raise ConfigError("--int8 computes as the int8 runtime does; --precision does not apply to it")
@@ -54,9 +54,10 @@ def add_backend(p) -> None:
     """--backend: who runs the model."""
     p.add_argument(
         "--backend",
-        choices=("pytorch", "onnxruntime"),
+        choices=("pytorch", "onnxruntime", "litert"),
         default="pytorch",
-        help="run the model in PyTorch, or in ONNX Runtime (exported once and cached; vidrec[onnx])",
+        help="run the model in PyTorch, in ONNX Runtime (exported once and cached; vidrec[onnx]), or, "
+        "for MoViNet streams, in the TFLite runtime (the fastest on CPU; vidrec[litert])",
     )
 
 

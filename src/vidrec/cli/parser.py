@@ -356,10 +356,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="uvicorn's",
     )
 
-    p = sub.add_parser("export", help="write a model as ONNX (dynamic batch), checked with ONNX Runtime")
+    p = sub.add_parser(
+        "export",
+        help="write a model as ONNX (dynamic batch) or a MoViNet step as TFLite, checked against PyTorch",
+    )
     p.add_argument("model", help="model directory, checkpoint or pretrained name")
-    p.add_argument("out", help="the .onnx file to write")
-    p.add_argument("--format", choices=("onnx",), default="onnx", help="export format (onnx)")
+    p.add_argument("out", help="the .onnx or .tflite file to write")
+    p.add_argument(
+        "--format",
+        choices=("onnx", "tflite"),
+        default="onnx",
+        help="onnx (any model), or tflite: a MoViNet's stream step, batch 1, for the TFLite runtime "
+        "(vidrec[litert])",
+    )
     p.add_argument("--weights", help=WEIGHTS_HELP)
     p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
     p.add_argument(

@@ -372,23 +372,19 @@ class LiteRTStream:
     its signature wants: `image` (1, 1, H, W, 3) RGB in [0, 1] plus every state, fed back each call."""
 
     def __init__(self, path: str, *, num_threads: int = 2):
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            raise VidrecError(
-                "running .tflite files needs ai-edge-litert: pip install 'vidrec[tflite]'"
-            ) from None
-        self.interpreter = Interpreter(model_path=os.fspath(path), num_threads=num_threads)
-        self.runner = self.interpreter.get_signature_runner()
-        self.inputs = self.runner.get_input_details()
+        from vidrec.deploy.litert import LiteRTGraph
+
+        with open(path, "rb") as f:
+            self.graph = LiteRTGraph(f.read(), num_threads=num_threads)
         self.reset()
 
     def reset(self) -> None:
         """Back to the zero state (a new stream)."""
-        self.state = {n: np.zeros(d["shape"], d["dtype"]) for n, d in self.inputs.items() if n != "image"}
+        details = self.graph.input_details
+        self.state = {n: np.zeros(d["shape"], d["dtype"]) for n, d in details.items() if n != "image"}
 
     def step(self, frame: np.ndarray) -> np.ndarray:
         """`frame` (H, W, 3) float32 in [0, 1] -> logits (classes,) for the stream so far."""
-        out = self.runner(image=frame[None, None].astype(np.float32), **self.state)
+        out = self.graph.run({"image": frame[None, None].astype(np.float32), **self.state})
         self.state = {n: out[n] for n in self.state}
         return out["logits"][0]

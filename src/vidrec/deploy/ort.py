@@ -101,7 +101,20 @@ class _Forward:
         return outputs if len(outputs) > 1 else outputs[0]
 
 
-class _Step:
+class GraphStep:
+    """`step` and `step_features` of a stream model from one `run(frames, state) -> (logits,
+    features, next state)` of an exported graph."""
+
+    def step(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        logits, _, new_state = self.run(frames, state)
+        return logits, new_state
+
+    def step_features(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        _, feats, new_state = self.run(frames, state)
+        return feats, new_state
+
+
+class _Step(GraphStep):
     """A stream model's `step` and `step_features` by one exported graph:
     `(frame (B, C, 1, H, W), *state) -> (logits, [features,] *next state)`."""
 
@@ -122,14 +135,6 @@ class _Step:
         features = torch.from_numpy(np.concatenate(feats, axis=1)).to(device) if feats else None
         return torch.from_numpy(logits).to(device), features, new_state
 
-    def step(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
-        logits, _, new_state = self.run(frames, state)
-        return logits, new_state
-
-    def step_features(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
-        _, feats, new_state = self.run(frames, state)
-        return feats, new_state
-
 
 class _StreamForward:
     """`forward(clip)` of a stream model: the clip streamed from the zero state."""
@@ -142,14 +147,14 @@ class _StreamForward:
         return self.step.step(clip, state)[0]
 
 
-class _Refuse:
-    """A method that does not run in ONNX Runtime here: a one-line error instead of PyTorch."""
+class Refuse:
+    """A method that does not run in the exported graph's runtime: a one-line error instead of PyTorch."""
 
-    def __init__(self, name: str):
-        self.name = name
+    def __init__(self, name: str, runtime: str = "ONNX Runtime"):
+        self.name, self.runtime = name, runtime
 
     def __call__(self, *_, **__):
-        raise ConfigError(f"{self.name} does not run in ONNX Runtime here: use --backend pytorch for it")
+        raise ConfigError(f"{self.name} does not run in {self.runtime} here: use --backend pytorch for it")
 
 
 def _stream_graph(model: StreamingModel, path: str) -> tuple[list[str], bool]:
@@ -219,7 +224,7 @@ def to_onnxruntime(model: ModelBase, *, cache: str | None = None) -> ModelBase:
         converted.forward = _StreamForward(step, converted.init_state)
     else:
         converted.forward = _Forward(OrtGraph(_graph(model, "forward", cache), cuda=cuda))
-    converted.forward_features = _Refuse(f"{model.arch}'s forward_features")
+    converted.forward_features = Refuse(f"{model.arch}'s forward_features")
     converted.backend = "onnxruntime"
     return converted
 
