@@ -106,10 +106,12 @@ class GraphStep:
     features, next state)` of an exported graph."""
 
     def step(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """The logits after the last of `frames`, and the next state (as `StreamingModel.step`)."""
         logits, _, new_state = self.run(frames, state)
         return logits, new_state
 
     def step_features(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """Each frame's features `(B, t, P)`, and the next state (as MoViNet's `step_features`)."""
         _, feats, new_state = self.run(frames, state)
         return feats, new_state
 
