@@ -216,17 +216,22 @@ class LiteRTGraph:
         self.inputs = sorted(self.input_details, key=order)
         self.outputs = sorted(self.output_details, key=order)
 
+    def _invoke(self, inputs) -> None:
+        for name, value in inputs:
+            self.interpreter.set_tensor(self.input_details[name]["index"], value)
+        self.interpreter.invoke()
+
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every output by name, after one invoke on `inputs` (every input, by name)."""
-        interpreter = self.interpreter
-        for name, value in inputs.items():
-            interpreter.set_tensor(self.input_details[name]["index"], value)
-        interpreter.invoke()
-        return {name: interpreter.get_tensor(d["index"]) for name, d in self.output_details.items()}
+        self._invoke(inputs.items())
+        return {name: self.interpreter.get_tensor(d["index"]) for name, d in self.output_details.items()}
 
-    def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
-        out = self.run(dict(zip(self.inputs, arrays)))
-        return [out[n] for n in self.outputs]
+    def __call__(self, *arrays: np.ndarray, skip: frozenset[int] = frozenset()) -> list[np.ndarray | None]:
+        """The outputs in order after one invoke on `arrays` (in order); None for those in `skip`,
+        which are not copied out."""
+        self._invoke(zip(self.inputs, arrays))
+        get, details = self.interpreter.get_tensor, self.output_details
+        return [None if i in skip else get(details[n]["index"]) for i, n in enumerate(self.outputs)]
 
     def __getstate__(self) -> dict:
         return {"data": self.data, "num_threads": self.num_threads}
@@ -243,6 +248,14 @@ class _Step(GraphStep):
     def __init__(self, graph: LiteRTGraph, model: MoViNet):
         self.graph, self.names = graph, [n for n, _, _ in state_layout(model)]
         self.zeros = dict(zip(self.names, zero_state(model)))
+        # a buffer's older frames come out as they went in, one place on: reuse them, no copy
+        layout = state_layout(model)
+        self.carried = {
+            i: i + 1
+            for i, (_, owner, j) in enumerate(layout[:-1])
+            if j >= 0 and layout[i + 1][1:] == (owner, j + 1)
+        }
+        self.skip = frozenset(2 + i for i in self.carried)  # outputs: logits, features, then the state
         size = model.preprocessing.test_crop_size or model.preprocessing.crop_size
         self.frame_size = (size, size)
 
@@ -265,7 +278,8 @@ class _Step(GraphStep):
         feats = []
         for t in range(frames.shape[2]):  # one frame a run
             frame = frames[:, :, t].float().numpy()  # (1, C, H, W)
-            logits, feat, *arrays = self.graph(np.ascontiguousarray(frame), *arrays)
+            logits, feat, *new = self.graph(np.ascontiguousarray(frame), *arrays, skip=self.skip)
+            arrays = [arrays[self.carried[i]] if i in self.carried else a for i, a in enumerate(new)]
             feats.append(feat)
         new_state = {n: torch.from_numpy(np.asarray(a)) for n, a in zip(self.names, arrays)}
         return torch.from_numpy(logits), torch.from_numpy(np.stack(feats, axis=1)), new_state
