@@ -246,10 +246,10 @@ class _Step(GraphStep):
     graph's: named tensors in `state_layout`'s order (buffers as channels-last frames)."""
 
     def __init__(self, graph: LiteRTGraph, model: MoViNet):
-        self.graph, self.names = graph, [n for n, _, _ in state_layout(model)]
+        layout = state_layout(model)
+        self.graph, self.names = graph, [n for n, _, _ in layout]
         self.zeros = dict(zip(self.names, zero_state(model)))
         # a buffer's older frames come out as they went in, one place on: reuse them, no copy
-        layout = state_layout(model)
         self.carried = {
             i: i + 1
             for i, (_, owner, j) in enumerate(layout[:-1])
