@@ -1,6 +1,5 @@
 """MoViNet's stream step as a TFLite graph: `vidrec export --format tflite` and `--backend litert`."""
 
-import json
 import os
 import pickle
 
@@ -102,7 +101,7 @@ def test_backend_litert_runs_the_same_model(on_litert, tmp_path):
 
 
 def test_export_and_predict_commands(tmp_path, capsys, monkeypatch):
-    from vidrec.utils import write_video
+    from test_onnx import assert_same_predictions
 
     monkeypatch.setenv("VIDREC_CACHE", str(tmp_path / "cache"))
     tiny(32).save_pretrained(tmp_path / "m")
@@ -117,16 +116,7 @@ def test_export_and_predict_commands(tmp_path, capsys, monkeypatch):
     assert err.startswith("error: ") and "MoViNet" in err and err.count("\n") == 1
     assert not (tmp_path / "x.tflite").exists()
 
-    frames = np.random.default_rng(1).integers(0, 255, (20, 40, 48, 3), dtype=np.uint8)
-    write_video(tmp_path / "v.mp4", frames, fps=10)
-    outputs = {}
-    for backend in ("pytorch", "litert"):
-        argv = ["predict", str(tmp_path / "v.mp4"), "--model", str(tmp_path / "m"), "--json"]
-        assert main([*argv, "--backend", backend]) == 0
-        outputs[backend] = json.loads(capsys.readouterr().out)["predictions"]
-    ours, theirs = outputs["pytorch"], outputs["litert"]
-    assert [p["label"] for p in ours] == [p["label"] for p in theirs]
-    assert max(abs(a["score"] - b["score"]) for a, b in zip(ours, theirs)) <= 1e-5
+    assert_same_predictions(tmp_path / "m", "litert", tmp_path, capsys)
     assert os.listdir(tmp_path / "cache" / "tflite")  # converted once, kept for the next command
     argv = ["predict", str(tmp_path / "v.mp4"), "--model", str(tmp_path / "tsn"), "--backend", "litert"]
     assert main(argv) == 2 and "runs MoViNet stream models" in capsys.readouterr().err

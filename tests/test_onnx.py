@@ -100,6 +100,25 @@ def assert_same_stream(model, other, video) -> None:
         assert all((a["probs"] - b["probs"]).abs().max() <= 1e-5 for a, b in zip(ours, theirs))
 
 
+def assert_same_predictions(model_dir, backend: str, tmp_path, capsys) -> None:
+    """`vidrec predict` of a 2 s video with `model_dir` on PyTorch and on `backend`: the same labels,
+    scores within 1e-5."""
+    import numpy as np
+
+    from vidrec.utils import write_video
+
+    frames = np.random.default_rng(1).integers(0, 255, (20, 40, 48, 3), dtype=np.uint8)
+    write_video(tmp_path / "v.mp4", frames, fps=10)
+    outputs = {}
+    for name in ("pytorch", backend):
+        argv = ["predict", str(tmp_path / "v.mp4"), "--model", str(model_dir), "--json", "--backend", name]
+        assert main(argv) == 0
+        outputs[name] = json.loads(capsys.readouterr().out)["predictions"]
+    ours, theirs = outputs["pytorch"], outputs[backend]
+    assert [p["label"] for p in ours] == [p["label"] for p in theirs]
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(ours, theirs)) <= 1e-5
+
+
 @pytest.fixture(scope="module")
 def on_ort(tmp_path_factory):
     """The tiny stream model and a tiny AVA detector, with their ONNX Runtime forms (exported once
@@ -158,23 +177,11 @@ def test_backend_onnxruntime_runs_the_same_model(on_ort, tmp_path):
 
 
 def test_predict_and_stream_commands_on_onnxruntime(tmp_path, capsys, monkeypatch):
-    import numpy as np
-
     from test_segments import tiny_stream_model
-    from vidrec.utils import write_video
 
     monkeypatch.setenv("VIDREC_CACHE", str(tmp_path / "cache"))
     tiny_stream_model().save_pretrained(tmp_path / "m")
-    frames = np.random.default_rng(1).integers(0, 255, (20, 40, 48, 3), dtype=np.uint8)
-    write_video(tmp_path / "v.mp4", frames, fps=10)
-    outputs = {}
-    for backend in ("pytorch", "onnxruntime"):
-        argv = ["predict", str(tmp_path / "v.mp4"), "--model", str(tmp_path / "m"), "--json"]
-        assert main([*argv, "--backend", backend]) == 0
-        outputs[backend] = json.loads(capsys.readouterr().out)
-    ours, theirs = outputs["pytorch"]["predictions"], outputs["onnxruntime"]["predictions"]
-    assert [p["label"] for p in ours] == [p["label"] for p in theirs]
-    assert max(abs(a["score"] - b["score"]) for a, b in zip(ours, theirs)) <= 1e-5
+    assert_same_predictions(tmp_path / "m", "onnxruntime", tmp_path, capsys)
     assert os.listdir(tmp_path / "cache" / "onnx")  # exported once, kept for the next command
     argv = [
         "predict",

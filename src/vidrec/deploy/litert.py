@@ -27,7 +27,6 @@ TFLite graph has static shapes), the size being the model's input size.
 from __future__ import annotations
 
 import copy
-import json
 import os
 
 import numpy as np
@@ -35,12 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidrec.deploy.ort import GraphStep, Refuse
+from vidrec.deploy.ort import GraphStep, Refuse, cached_graph
 from vidrec.deploy.swap import swap_modules
 from vidrec.errors import ConfigError
 from vidrec.models.layers import same_padding
 from vidrec.models.movinet import CausalTemporalConv, MoViNet, SkipPool, SpatialMean
-from vidrec.utils import atomic_write, state_fingerprint
+from vidrec.utils import atomic_write
 
 _FORM = "1"  # the graph's interface: a new one is a new cache entry
 
@@ -288,21 +287,6 @@ class _Step(GraphStep):
         return self.step(clip, self.init_state(clip.shape[0], height=clip.shape[-2], width=clip.shape[-1]))[0]
 
 
-def _graph(model: MoViNet, cache: str | None) -> bytes:
-    """The TFLite bytes of `model`'s step, from `cache` when it holds this very model's export."""
-    config = json.dumps(model.config_json(), sort_keys=True, default=str)
-    key = state_fingerprint(model, "tflite-step", _FORM, torch.__version__, config)
-    cached = os.path.join(cache, f"step-{key}.tflite") if cache else None
-    if cached and os.path.exists(cached):
-        with open(cached, "rb") as f:
-            return f.read()
-    data = tflite_bytes(model)
-    if cached:
-        os.makedirs(cache, exist_ok=True)
-        atomic_write(cached, lambda tmp: open(tmp, "wb").write(data))
-    return data
-
-
 def to_litert(model: MoViNet, *, cache: str | None = None) -> MoViNet:
     """A copy of `model` whose `step`, `step_features` and `forward` (the clip streamed) run its
     TFLite graph in the TFLite runtime; exported once per set of weights when `cache` is a folder."""
@@ -311,7 +295,8 @@ def to_litert(model: MoViNet, *, cache: str | None = None) -> MoViNet:
     if next(model.parameters()).device.type != "cpu":
         raise ConfigError("--backend litert runs on the CPU: leave out --device")
     converted = copy.deepcopy(model).eval()
-    step = _Step(LiteRTGraph(_graph(model, cache)), model)
+    data = cached_graph(model, f"step-v{_FORM}", cache, lambda: tflite_bytes(model), suffix=".tflite")
+    step = _Step(LiteRTGraph(data), model)
     converted.step, converted.step_features, converted.init_state = (
         step.step,
         step.step_features,

@@ -181,15 +181,24 @@ def _fingerprint(model: ModelBase, kind: str) -> str:
     return state_fingerprint(model, kind, type(model).__name__, torch.__version__, config)
 
 
-def _graph(model: ModelBase, kind: str, cache: str | None) -> bytes:
-    """The ONNX bytes of `model` (`kind`: "forward" or "step"), from `cache` when it holds this
-    very model's export, else exported (and kept there)."""
+def cached_graph(model: ModelBase, kind: str, cache: str | None, build, *, suffix: str = ".onnx") -> bytes:
+    """The exported graph of `model` (`kind`: what was exported; `build()` exports it, giving its
+    bytes), from the folder `cache` when it holds this very model's export, else built and kept there."""
     from vidrec.utils import atomic_write
 
-    cached = os.path.join(cache, f"{kind}-{_fingerprint(model, kind)}.onnx") if cache else None
+    cached = os.path.join(cache, f"{kind}-{_fingerprint(model, kind)}{suffix}") if cache else None
     if cached and os.path.exists(cached):
         with open(cached, "rb") as f:
             return f.read()
+    data = build()
+    if cached:
+        os.makedirs(cache, exist_ok=True)
+        atomic_write(cached, lambda tmp: open(tmp, "wb").write(data))
+    return data
+
+
+def _onnx_bytes(model: ModelBase, kind: str) -> bytes:
+    """The ONNX bytes of `model`'s forward (`kind` "forward") or stream step ("step")."""
     with tempfile.TemporaryDirectory(prefix="vidrec-onnx-") as folder:
         path = os.path.join(folder, "model.onnx")
         if kind == "step":
@@ -197,11 +206,11 @@ def _graph(model: ModelBase, kind: str, cache: str | None) -> bytes:
         else:
             export_onnx(model, path)
         with open(path, "rb") as f:
-            data = f.read()
-    if cached:
-        os.makedirs(cache, exist_ok=True)
-        atomic_write(cached, lambda tmp: open(tmp, "wb").write(data))
-    return data
+            return f.read()
+
+
+def _graph(model: ModelBase, kind: str, cache: str | None) -> bytes:
+    return cached_graph(model, kind, cache, lambda: _onnx_bytes(model, kind))
 
 
 def _on_cuda(model: ModelBase) -> bool:
@@ -231,4 +240,4 @@ def to_onnxruntime(model: ModelBase, *, cache: str | None = None) -> ModelBase:
     return converted
 
 
-__all__ = ["OrtGraph", "to_onnxruntime"]
+__all__ = ["GraphStep", "OrtGraph", "Refuse", "cached_graph", "to_onnxruntime"]
