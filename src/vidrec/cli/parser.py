@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stream",
         action="store_true",
-        help="stream models: export one step, its state as inputs and outputs",
+        help="stream models: export one step, its state as inputs and outputs (--format tflite always does)",
     )
     p.add_argument(
         "--no-check",
