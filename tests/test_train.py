@@ -8,11 +8,11 @@ import torch
 
 import vidrec
 from vidrec.config import ScheduleSection, config_from_dict
-from vidrec.engine.checkpoint import CheckpointManager
+from vidrec.engine.checkpoint import CheckpointManager, changed_settings, resumable_settings
 from vidrec.engine.distributed import Dist, ShardedBatchSampler
 from vidrec.engine.evaluate import accuracy_metrics, confusion_matrix
 from vidrec.engine.optim import lr_at, param_groups
-from vidrec.engine.train import Stopped, _changed_settings, _resumable_settings, train
+from vidrec.engine.train import Stopped, train
 from vidrec.errors import ConfigError
 from vidrec.utils import write_video
 
@@ -174,12 +174,12 @@ def test_killed_run_resumes_to_the_same_weights(bright_dark, tmp_path):
 
 def test_a_setting_added_since_the_checkpoint_does_not_strand_the_run():
     cfg = config_from_dict({"model": {"name": "tsn_small"}, "data": {"train": "x"}})
-    saved = _resumable_settings(cfg)
+    saved = resumable_settings(cfg)
     del saved["model"]["inflation"]  # a checkpoint written before vidrec had this field
-    assert _changed_settings(saved, cfg) == []
+    assert changed_settings(saved, cfg) == []
     model = {"name": "tsn_small", "inflation": "centre"}
     other = config_from_dict({"model": model, "data": {"train": "x"}, "optimizer": {"lr": 0.5}})
-    assert _changed_settings(saved, other) == ["model.inflation", "optimizer.lr"]
+    assert changed_settings(saved, other) == ["model.inflation", "optimizer.lr"]
 
 
 def _loss_steps(out) -> list[int]:

@@ -1,9 +1,11 @@
 """Training checkpoints that survive kills: each is written to a temp file and renamed, its
 sha256 is recorded in `index.json` (also written atomically), the last K are kept plus the best.
-Resuming takes the newest checkpoint that verifies; a corrupt one is reported and skipped."""
+Resuming takes the newest checkpoint that verifies; a corrupt one is reported and skipped. What a
+checkpoint carries besides the weights: the RNG state, and the settings a resumed run must share."""
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -13,6 +15,7 @@ import sys
 import torch
 from tqdm import tqdm
 
+from vidrec.config import RunConfig
 from vidrec.download import sha256_of
 from vidrec.utils import atomic_write, atomic_write_text
 
@@ -95,3 +98,55 @@ class CheckpointManager:
                     file=sys.stderr,
                 )
         return None
+
+
+def rng_state(device: torch.device) -> dict:
+    """The global RNG state (and this device's CUDA one), to save in a checkpoint."""
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    """Restore what `rng_state` saved."""
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def resumable_settings(cfg: RunConfig) -> dict:
+    """What must not change between a run and its resumption (epochs, logging and eval may)."""
+    d = cfg.to_dict()
+    d["schedule"].pop("epochs")
+    d["data"].pop("workers")
+    d["data"].pop("val")
+    d["data"].pop("test")
+    for key in ("log_every", "checkpoint_every", "keep_last", "tensorboard", "device", "out"):
+        d["run"].pop(key)
+    d.pop("eval")
+    return _as_saved(d)
+
+
+def _as_saved(tree: dict) -> dict:
+    """`tree` as it comes back from a checkpoint: tuples as lists."""
+    return json.loads(json.dumps(tree))
+
+
+def changed_settings(saved: dict, cfg: RunConfig) -> list[str]:
+    """The settings ("section.key") in which this run differs from the checkpoint's. A key the
+    checkpoint lacks is a field added to vidrec since it was written: it counts as unchanged while
+    it keeps its default, so upgrading vidrec does not strand a half-trained run."""
+    now = resumable_settings(cfg)
+    changed = []
+    for section, values in now.items():
+        if not isinstance(values, dict):  # a top-level setting (task)
+            if saved.get(section, RunConfig.__dataclass_fields__[section].default) != values:
+                changed.append(section)
+            continue
+        before = saved.get(section, {})
+        defaults = _as_saved(dataclasses.asdict(type(getattr(cfg, section))()))
+        for key, value in values.items():
+            if before.get(key, defaults.get(key)) != value:
+                changed.append(f"{section}.{key}")
+    return changed

@@ -1,5 +1,5 @@
-"""Pictures of a run: training curves from metrics.jsonl and a confusion matrix, as PNG files
-(matplotlib, headless)."""
+"""The record of a run: its metrics.jsonl (and TensorBoard scalars) as it trains, and pictures of
+it, training curves and a confusion matrix, as PNG files (matplotlib, headless)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,48 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from vidrec.utils import atomic_write  # noqa: E402
+from vidrec.utils import atomic_write, atomic_write_text  # noqa: E402
+
+METRICS_NAME = "metrics.jsonl"
+
+
+class MetricsLog:
+    """JSONL rows (and TensorBoard scalars) written by rank 0."""
+
+    def __init__(self, out: str, *, writer: bool, tensorboard: bool):
+        self.path, self.writer = os.path.join(out, METRICS_NAME), writer
+        self.tb_dir = os.path.join(out, "tb") if writer and tensorboard else None
+        self.tb, self.purge_step = None, None
+
+    def write(self, row: dict, step: int) -> None:
+        """Append `row` (rank 0 only), and its numbers to TensorBoard at `step` when asked for."""
+        if not self.writer:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb_dir is not None:
+            if self.tb is None:  # opened on the first row, once keep_until has said what to purge
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(self.tb_dir, purge_step=self.purge_step)
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k not in ("step", "epoch"):
+                    self.tb.add_scalar(k, v, step)
+
+    def keep_until(self, step: int) -> None:
+        """Drop the rows logged after `step`: a run resumed there logs them again. TensorBoard's
+        event files are append-only; its `purge_step` hides their events from `step + 1` on."""
+        self.purge_step = step + 1
+        if not self.writer or not os.path.exists(self.path):
+            return
+        with open(self.path) as f:
+            rows = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
+        atomic_write_text(self.path, "".join(rows))
+
+    def close(self) -> None:
+        """Close the TensorBoard writer, if one was opened."""
+        if self.tb is not None:
+            self.tb.close()
 
 
 def _save(fig, path: str) -> None:

@@ -10,7 +10,6 @@ resumed from its last checkpoint ends with the same weights as an uninterrupted 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import os
@@ -32,7 +31,13 @@ from vidrec.config import RunConfig
 from vidrec.data.ava_dataset import collate_keyframes
 from vidrec.data.datasets import VideoClipDataset, collate_clips
 from vidrec.engine import distributed as D
-from vidrec.engine.checkpoint import CheckpointManager
+from vidrec.engine.checkpoint import (
+    CheckpointManager,
+    changed_settings,
+    resumable_settings,
+    rng_state,
+    set_rng_state,
+)
 from vidrec.engine.detection import (
     DetectionData,
     detection_loss,
@@ -43,13 +48,12 @@ from vidrec.engine.detection import (
 from vidrec.engine.evaluate import evaluate
 from vidrec.engine.mix import mix_batch
 from vidrec.engine.optim import build_optimizer, lr_at, set_lr
-from vidrec.engine.report import plot_confusion, plot_curves
+from vidrec.engine.report import METRICS_NAME, MetricsLog, plot_confusion, plot_curves
 from vidrec.engine.setup import build_model, fit_clip_length, keep_norms_in_eval, load_splits
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.models.base import DetectionModel
 from vidrec.utils import atomic_write_text, resolve_device
 
-METRICS_NAME = "metrics.jsonl"
 TEST_REPORT_NAME = "test_report.json"  # the final multi-view test: metrics, per class, confusion matrix
 CONFIG_NAME = "config.yaml"
 
@@ -58,97 +62,10 @@ class Stopped(VidrecError):
     """SIGTERM: a checkpoint was saved; the run resumes with --resume auto."""
 
 
-class _Metrics:
-    """JSONL rows (and TensorBoard scalars) written by rank 0."""
-
-    def __init__(self, out: str, *, writer: bool, tensorboard: bool):
-        self.path, self.writer = os.path.join(out, METRICS_NAME), writer
-        self.tb_dir = os.path.join(out, "tb") if writer and tensorboard else None
-        self.tb, self.purge_step = None, None
-
-    def write(self, row: dict, step: int) -> None:
-        if not self.writer:
-            return
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        if self.tb_dir is not None:
-            if self.tb is None:  # opened on the first row, once keep_until has said what to purge
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(self.tb_dir, purge_step=self.purge_step)
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k not in ("step", "epoch"):
-                    self.tb.add_scalar(k, v, step)
-
-    def keep_until(self, step: int) -> None:
-        """Drop the rows logged after `step`: a run resumed there logs them again. TensorBoard's
-        event files are append-only; its `purge_step` hides their events from `step + 1` on."""
-        self.purge_step = step + 1
-        if not self.writer or not os.path.exists(self.path):
-            return
-        with open(self.path) as f:
-            rows = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
-        atomic_write_text(self.path, "".join(rows))
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
 def _autocast(device: torch.device, precision: str):
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
-def _rng_state(device: torch.device) -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def _resumable_settings(cfg: RunConfig) -> dict:
-    """What must not change between a run and its resumption (epochs, logging and eval may)."""
-    d = cfg.to_dict()
-    d["schedule"].pop("epochs")
-    d["data"].pop("workers")
-    d["data"].pop("val")
-    d["data"].pop("test")
-    for key in ("log_every", "checkpoint_every", "keep_last", "tensorboard", "device", "out"):
-        d["run"].pop(key)
-    d.pop("eval")
-    return _as_saved(d)
-
-
-def _as_saved(tree: dict) -> dict:
-    """`tree` as it comes back from a checkpoint: tuples as lists."""
-    return json.loads(json.dumps(tree))
-
-
-def _changed_settings(saved: dict, cfg: RunConfig) -> list[str]:
-    """The settings ("section.key") in which this run differs from the checkpoint's. A key the
-    checkpoint lacks is a field added to vidrec since it was written: it counts as unchanged while
-    it keeps its default, so upgrading vidrec does not strand a half-trained run."""
-    now = _resumable_settings(cfg)
-    changed = []
-    for section, values in now.items():
-        if not isinstance(values, dict):  # a top-level setting (task)
-            if saved.get(section, RunConfig.__dataclass_fields__[section].default) != values:
-                changed.append(section)
-            continue
-        before = saved.get(section, {})
-        defaults = _as_saved(dataclasses.asdict(type(getattr(cfg, section))()))
-        for key, value in values.items():
-            if before.get(key, defaults.get(key)) != value:
-                changed.append(f"{section}.{key}")
-    return changed
 
 
 @dataclass
@@ -176,7 +93,7 @@ class _Run:
     dataset: VideoClipDataset
     sampler: D.ShardedBatchSampler
     checkpoints: CheckpointManager
-    metrics: _Metrics
+    metrics: MetricsLog
     val_records: list | None
     test_records: list | None
     detection: DetectionData | None  # task detection: keyframes, ground truth, label maps
@@ -331,7 +248,7 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         dataset=dataset,
         sampler=sampler,
         checkpoints=checkpoints,
-        metrics=_Metrics(out, writer=d.main, tensorboard=cfg.run.tensorboard),
+        metrics=MetricsLog(out, writer=d.main, tensorboard=cfg.run.tensorboard),
         val_records=val_records,
         test_records=test_records,
         detection=detection,
@@ -360,7 +277,7 @@ def _restore(run: _Run, resume: str) -> None:
     if found is None:
         raise ConfigError(f"--resume {resume}: no usable checkpoint in {run.checkpoints.directory}")
     state, path = found
-    changed = _changed_settings(state["settings"], run.cfg)
+    changed = changed_settings(state["settings"], run.cfg)
     if changed:
         raise ConfigError(
             f"{path} was made with other settings ({', '.join(changed)} differ); "
@@ -374,13 +291,13 @@ def _restore(run: _Run, resume: str) -> None:
     run.pos = Position(state["step"], state["epoch"], state["batch_in_epoch"])
     run.metrics.keep_until(run.pos.step)
     run.seconds_before = state.get("seconds")
-    _set_rng_state(state["rng"][min(run.d.rank, len(state["rng"]) - 1)], run.device)
+    set_rng_state(state["rng"][min(run.d.rank, len(state["rng"]) - 1)], run.device)
     if run.d.main:
         tqdm.write(f"resuming from {path} at epoch {run.pos.epoch + 1}, step {run.pos.step}")
 
 
 def _save(run: _Run, metric: float | None = None) -> None:
-    rng = D.gather_objects(_rng_state(run.device), run.d)
+    rng = D.gather_objects(rng_state(run.device), run.d)
     run.checkpoints.save(
         {
             "model": run.model.state_dict(),
@@ -391,7 +308,7 @@ def _save(run: _Run, metric: float | None = None) -> None:
             "epoch": run.pos.epoch,
             "batch_in_epoch": run.pos.batch_in_epoch,
             "rng": rng,
-            "settings": _resumable_settings(run.cfg),
+            "settings": resumable_settings(run.cfg),
             "arch": run.model.arch,
             "seconds": run.seconds(),
         },
