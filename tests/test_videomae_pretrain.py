@@ -155,9 +155,15 @@ def test_the_reconstruction_picture_keeps_the_clip_colour_under_clip_centering(t
     model = vidrec.create_model("videomae_tiny_pretrain")
     model.preprocessing = dataclasses.replace(model.preprocessing, centering="clip")
     model.save_pretrained(str(tmp_path / "pt"))
-    reconstruct_video(str(tmp_path / "pt"), str(tmp_path / "red.mp4"), str(tmp_path / "r.png"))
-    image = np.asarray(Image.open(tmp_path / "r.png")).astype(float)  # 3 rows of 32 px
-    original, reconstruction = image[:32].mean((0, 1)), image[64:].mean((0, 1))
+    shown = reconstruct_video(str(tmp_path / "pt"), str(tmp_path / "red.mp4"), str(tmp_path / "r.png"))
+    assert shown["rows"] == ["original", "masked", "reconstruction", "decoder output"]  # norm_pix_loss
+    image = np.asarray(Image.open(tmp_path / "r.png")).astype(float)  # 4 rows of 32 px
+    assert image.shape[0] == 4 * 32
+    original, reconstruction = image[:32].mean((0, 1)), image[64:96].mean((0, 1))
+    masked, raw = image[32:64], image[96:]
+    grey = (np.abs(masked - 128) < 1).all(-1)  # the hidden tubelets: the decoder's output there
+    assert (np.abs(raw[~grey] - 128) < 1).all()  # nothing drawn where the encoder saw the clip
+    assert (raw[grey].max(-1) == raw[grey].min(-1)).all()  # one grey level a pixel: no colour leaks
     assert original[0] > 180 and original[1] < 80, original
     # untrained, the decoder guesses about the mean: the hidden patches keep the clip's colour
     assert reconstruction[0] - reconstruction[1] > 80, reconstruction

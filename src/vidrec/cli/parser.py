@@ -144,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
         "model", help="a pretraining model (vidrec pretrain's run.out, or a transformers directory)"
     )
     p.add_argument("video", help="a video file (its first clip is shown)")
-    p.add_argument("--out", required=True, help="PNG: original, masked and reconstructed frames")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="PNG: original, masked and reconstructed frames (and the decoder's normalised output)",
+    )
     p.add_argument("--mask-ratio", type=float, help="share of tubelets hidden (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the mask")
     _add_device(p)

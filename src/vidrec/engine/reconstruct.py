@@ -1,7 +1,9 @@
 """`vidrec reconstruct`: one clip through a VideoMAE pretraining model, drawn as three rows of
 frames (original, what the encoder saw, the reconstruction) so a user can see what pretraining
 learned. With `norm_pix_loss` the decoder predicts per-patch normalised pixels; they are shown
-with each patch's true mean and spread restored, as VideoMAE's own visualisation does."""
+with each patch's true mean and spread restored, as VideoMAE's own visualisation does, and in a
+fourth row as the decoder gave them (grey where nothing was predicted), since the true statistics
+alone already draw where the actor is."""
 
 from __future__ import annotations
 
@@ -58,7 +60,16 @@ def reconstruct_video(
     shown = patchify(seen * std + mean, c.tubelet_size, c.patch_size)  # as a person sees the clip
     guess = pred.reshape(1, -1, patches.shape[2], patches.shape[3])
     loss = torch.mean((guess - model.targets(x)[predict].reshape(guess.shape)) ** 2).item()
+    raw = None
     if c.norm_pix_loss:
+        # Un-normalising takes each hidden patch's true mean and spread, which alone draws where the
+        # actor is; the decoder's own output (grey = 0, +-2.5 std to black/white) shows what it knows.
+        raw = torch.full_like(shown, 0.5)
+        raw[predict] = (
+            (0.5 + guess.reshape(-1, *guess.shape[2:]) / 5)
+            .mean(-1, keepdim=True)
+            .expand(-1, -1, shown.shape[-1])
+        )
         truth = patches[predict].reshape(guess.shape)
         guess = guess * truth.var(dim=-2, unbiased=True, keepdim=True).sqrt() + truth.mean(
             dim=-2, keepdim=True
@@ -86,7 +97,7 @@ def reconstruct_video(
             (torch.cat(list(chosen), dim=1).cpu().numpy() * 255).round().astype(np.uint8)
         )  # (H, frames*W, C)
 
-    rows = [frames(shown), frames(masked), frames(recon)]
+    rows = [frames(shown), frames(masked), frames(recon)] + ([frames(raw)] if raw is not None else [])
     image = Image.fromarray(np.concatenate(rows, axis=0))
     atomic_write(png, lambda tmp: image.save(tmp, format="PNG"))
     return {
@@ -94,5 +105,5 @@ def reconstruct_video(
         "mask_ratio": c.mask_ratio,
         "hidden_tokens": int(mask.sum()),
         "masked_mse": loss,
-        "rows": ["original", "masked", "reconstruction"],
+        "rows": ["original", "masked", "reconstruction"] + (["decoder output"] if raw is not None else []),
     }
