@@ -16,9 +16,7 @@ Pretraining saves a checkpoint every 25 epochs and resumes from it.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import math
 import os
 import time
 
@@ -28,6 +26,9 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from vidrec.config import ScheduleSection
+from vidrec.data.datasets import load_csv
+from vidrec.engine.optim import lr_at, set_lr
 from vidrec.engine.reconstruct import reconstruct_video
 from vidrec.io import open_video
 from vidrec.models.videomae import videomae_small_synth
@@ -35,34 +36,31 @@ from vidrec.models.videomae_pretrain import videomae_small_synth_pretrain
 from vidrec.utils import atomic_write, atomic_write_text
 
 FRAMES, STRIDE, CROP, CLASSES = 4, 4, 56, 12
+FT_STD = 0.25  # the fine-tuning loops' input scale (pretraining takes the model's 0.225), as measured
 
 
 def load_split(data: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Every video of a split, decoded: uint8 `(N, 3, 16, H, W)` and labels `(N,)`."""
-    classes = [line.strip() for line in open(os.path.join(data, "classes.txt")) if line.strip()]
-    with open(os.path.join(data, f"{split}.csv")) as f:
-        rows = list(csv.DictReader(f))
+    records, _ = load_csv(os.path.join(data, f"{split}.csv"))
     clips = []
-    for r in tqdm(rows, desc=f"decoding {split}", leave=False):
-        with open_video(os.path.join(data, r["path"])) as video:
+    for r in tqdm(records, desc=f"decoding {split}", leave=False):
+        with open_video(r.path) as video:
             clips.append(video.get_frames(range(len(video))))
     x = torch.from_numpy(np.stack(clips)).permute(0, 4, 1, 2, 3).contiguous()
-    return x, torch.tensor([classes.index(r["label"]) for r in rows])
+    return x, torch.tensor([r.label for r in records])
 
 
-def prep(x: torch.Tensor, *, train: bool, std: float = 0.25) -> torch.Tensor:
+def prep(x: torch.Tensor, *, train: bool, std: float) -> torch.Tensor:
     """uint8 clips -> the model's input: FRAMES at STRIDE, a CROP (random or central), each clip
-    minus its own mean (SynthMotion's `centering: clip`), over the preprocessing's std."""
+    minus its own mean (SynthMotion's `centering: clip`), over `std`."""
     i, j = np.random.randint(0, 9, 2) if train else (4, 4)
     x = x[:, :, ::STRIDE, i : i + CROP, j : j + CROP].float() / 255
     return (x - x.mean((2, 3, 4), keepdim=True)) / std
 
 
 def cosine(step: int, *, lr: float, warm: int, total: int) -> float:
-    """Linear warm-up, then cosine to 0."""
-    if step < warm:
-        return lr * (step + 1) / warm
-    return lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
+    """The engine's schedule with its defaults: linear warm-up from 0, then cosine to 0."""
+    return lr_at(step, total=total, warmup=warm, peak=lr, s=ScheduleSection())
 
 
 def adamw(model: torch.nn.Module, lr: float, **kw) -> torch.optim.AdamW:
@@ -82,6 +80,7 @@ def pretrain(
         norm_pix_loss=True, mask_ratio=0.9, masking="tube", num_frames=FRAMES
     )
     opt = adamw(model, lr, betas=(0.9, 0.95), fused=True)
+    std = model.preprocessing.std[0]  # 0.225, as the recorded run
     per_epoch, ckpt, epoch, before = len(x) // batch, os.path.join(work, "pretrain.ckpt"), 0, 0.0
     if os.path.exists(ckpt):
         state = torch.load(ckpt, weights_only=False)  # our own file: RNG states are numpy objects
@@ -96,9 +95,8 @@ def pretrain(
     while epoch < epochs:
         order, losses = torch.randperm(len(x)), []
         for k in range(per_epoch):
-            for g in opt.param_groups:
-                g["lr"] = cosine(epoch * per_epoch + k, lr=lr, warm=per_epoch, total=epochs * per_epoch)
-            loss = model(prep(x[order[k * batch : (k + 1) * batch]], train=True))
+            set_lr(opt, cosine(epoch * per_epoch + k, lr=lr, warm=per_epoch, total=epochs * per_epoch))
+            loss = model(prep(x[order[k * batch : (k + 1) * batch]], train=True, std=std))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -128,10 +126,9 @@ def fine_tune(x, y, test, *, seed: int, init: dict | None, epochs: int, lr: floa
     for step in range(total):
         if step % per_epoch == 0:
             order = torch.randperm(len(x))
-        for g in opt.param_groups:
-            g["lr"] = cosine(step, lr=lr, warm=per_epoch, total=total)
+        set_lr(opt, cosine(step, lr=lr, warm=per_epoch, total=total))
         idx = order[(step % per_epoch) * batch : (step % per_epoch + 1) * batch]
-        loss = F.cross_entropy(model(prep(x[idx], train=True)), y[idx])
+        loss = F.cross_entropy(model(prep(x[idx], train=True, std=FT_STD)), y[idx])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -140,14 +137,15 @@ def fine_tune(x, y, test, *, seed: int, init: dict | None, epochs: int, lr: floa
 
 
 @torch.no_grad()
+def run_central(fn, x: torch.Tensor) -> torch.Tensor:
+    """`fn` (a model or its `forward_features`) on central crops of `x`, 64 clips at a time."""
+    return torch.cat([fn(prep(x[k : k + 64], train=False, std=FT_STD)) for k in range(0, len(x), 64)])
+
+
 def top1(model, x, y) -> float:
     """Test top-1 of a classifier on central crops."""
     model.eval()
-    hits = sum(
-        (model(prep(x[k : k + 64], train=False)).argmax(1) == y[k : k + 64]).sum().item()
-        for k in range(0, len(x), 64)
-    )
-    return hits / len(x)
+    return (run_central(model, x).argmax(1) == y).float().mean().item()
 
 
 @torch.no_grad()
@@ -157,10 +155,7 @@ def linear_probe(init: dict | None, x, y, test) -> float:
     model = videomae_small_synth(num_classes=CLASSES, num_frames=FRAMES).eval()
     if init is not None:
         model.load_state_dict(init)
-    feats = [
-        torch.cat([model.forward_features(prep(v[k : k + 64], train=False)) for k in range(0, len(v), 64)])
-        for v in (x, test[0])
-    ]
+    feats = [run_central(model.forward_features, v) for v in (x, test[0])]
     mu, sd = feats[0].mean(0), feats[0].std(0) + 1e-6
     f_train, f_test = ((f - mu) / sd for f in feats)
     w = torch.zeros(f_train.shape[1], CLASSES, requires_grad=True)
@@ -183,8 +178,7 @@ def reconstruction(model, *, data: str, work: str) -> tuple[str, float]:
     model.preprocessing = dataclasses.replace(model.preprocessing, num_frames=FRAMES, sampling_rate=STRIDE)
     model_dir = os.path.join(work, "videomae_small_synth_pretrain")
     model.save_pretrained(model_dir)
-    with open(os.path.join(data, "test.csv")) as f:
-        video = os.path.join(data, next(csv.DictReader(f))["path"])
+    video = load_csv(os.path.join(data, "test.csv"))[0][0].path
     png = os.path.join(work, "reconstruction.png")
     shown = reconstruct_video(model_dir, video, png, mask_ratio=0.9, max_frames=FRAMES)
     image = Image.open(png)
