@@ -2,9 +2,10 @@
 Runtime, `--backend onnxruntime`, or as its own float32 TFLite graph by the TFLite runtime,
 `--backend litert`) against the TFLite runtime (ai-edge-litert, int8 with XNNPACK)
 on the same preprocessed frames, one frame per call as in a live stream, measured in the same run
-with interleaved repeats; vidrec in float32 and in its int8 mode (bit-exact with the runtime).
-Also the whole `vidrec stream` path (decode + resize + model) on both backends and the real-time
-factors.
+with interleaved repeats; vidrec in float32 and in its int8 mode (bit-exact with the runtime);
+both TFLite graphs' `invoke()` alone too (the runtime's work, no state moved). Also the whole
+`vidrec stream` path (decode + resize + model) on every backend, as the command runs it (with
+--backend litert, PyTorch on one thread), and the real-time factors.
 
     python bench/movinet.py [--weights DIR] [--video PATH] [--repeats 5]
 """
@@ -49,12 +50,20 @@ def main() -> None:
     frames = [f for _, f in model_frames(args.video, model.preprocessing, fps=model.preprocessing.target_fps)]
     hwc = [f[:, 0].permute(1, 2, 0).numpy() for f in frames]
     runtime = LiteRTStream(tflite, num_threads=args.threads)
+    litert_graph = litert.step.__self__.graph.interpreter
+
+    # each side's inputs are made before the clock starts, as the runtime's HWC frames are: a
+    # torch.cat per step wakes PyTorch's OpenMP threads, whose spinning takes a core from the
+    # runtime's own threads (0.2 ms a step on 2 cores)
+    chunks = {
+        n: [torch.cat(frames[i : i + n], dim=1)[None] for i in range(0, len(frames), n)] for n in (1, 5)
+    }
 
     @torch.inference_mode()
     def run_vidrec(chunk: int, net=model) -> None:
         state = net.init_state(1)
-        for i in range(0, len(frames), chunk):
-            _, state = net.step(torch.cat(frames[i : i + chunk], dim=1)[None], state)
+        for clip in chunks[chunk]:
+            _, state = net.step(clip, state)
 
     def run_tflite() -> None:
         runtime.reset()
@@ -68,6 +77,9 @@ def main() -> None:
         "vidrec ONNX Runtime, 1 frame/step": lambda: run_vidrec(1, ort),
         "vidrec LiteRT fp32, 1 frame/step": lambda: run_vidrec(1, litert),
         "TFLite int8 (XNNPACK), 1 frame/call": run_tflite,
+        # the runtime's own work alone, no inputs or outputs moved: float32 against int8 in XNNPACK
+        "vidrec LiteRT graph, invoke() only": lambda: [litert_graph.invoke() for _ in frames],
+        "TFLite int8 file, invoke() only": lambda: [runtime.graph.interpreter.invoke() for _ in frames],
     }
     times = {name: [] for name in runs}
     for fn in runs.values():
@@ -75,6 +87,7 @@ def main() -> None:
     for r in range(args.repeats):
         order = list(runs) if r % 2 == 0 else list(reversed(runs))
         for name in order:
+            time.sleep(0.2)  # the previous run's idle threads (PyTorch's OpenMP spin) go quiet first
             t0 = time.perf_counter()
             runs[name]()
             times[name].append(time.perf_counter() - t0)
@@ -82,9 +95,13 @@ def main() -> None:
     end_to_end = {"pytorch": [], "onnxruntime": [], "litert": []}
     for _ in range(max(2, args.repeats // 2)):
         for backend, net in (("pytorch", model), ("onnxruntime", ort), ("litert", litert)):
+            # as `vidrec stream` runs: with --backend litert, PyTorch (left the resizing) on one thread
+            torch.set_num_threads(1 if backend == "litert" else args.threads)
+            time.sleep(0.2)
             t0 = time.perf_counter()
             list(stream_video(net, args.video, every=1.0))
             end_to_end[backend].append(time.perf_counter() - t0)
+        torch.set_num_threads(args.threads)
 
     info = probe(args.video)
     n = len(frames)

@@ -21,6 +21,17 @@ BITS = 10  # frame numbers up to 1023
 BLOCK = 8
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """Each test starts with the process's thread count: a command run in-process may lower it
+    (`--backend litert` leaves PyTorch one thread)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def numbered_frame(i: int, width: int, height: int) -> np.ndarray:
     """A frame whose index is written as BITS black/white blocks along the top edge."""
     yy, xx = np.mgrid[0:height, 0:width]

@@ -9,7 +9,7 @@ import torch
 
 import vidrec
 from vidrec.cli import main
-from vidrec.deploy.litert import SamePool, export_form, to_litert, zero_state
+from vidrec.deploy.litert import SamePool, export_form, state_layout, to_litert, zero_state
 from vidrec.errors import ConfigError
 from vidrec.models.movinet import SkipPool
 
@@ -83,6 +83,11 @@ def test_backend_litert_runs_the_same_model(on_litert, tmp_path):
         assert (pickle.loads(pickle.dumps(lit))(clip) - model(clip)).abs().max() <= 1e-4
         # the state is the caller's: stepping on from the same state twice gives the same answer
         assert (lit.step(clip[:, :, :1], state)[0] - lit.step(clip[:, :, :1], state)[0]).abs().max() == 0
+        # it reads as {name: tensor}, and a plain dict of it (or of PyTorch's own) steps the same
+        assert list(state) == [name for name, _, _ in state_layout(model)]
+        assert all(isinstance(v, torch.Tensor) for v in state.values()) and "nope" not in state
+        again = lit.step(clip[:, :, :1], {k: v.clone() for k, v in state.items()})[0]
+        assert (again - lit.step(clip[:, :, :1], state)[0]).abs().max() == 0
     frames = np.random.default_rng(0).integers(0, 255, (25, 50, 60, 3), dtype=np.uint8)
     write_video(tmp_path / "v.mp4", frames, fps=10)
     assert_same_stream(model, lit, tmp_path / "v.mp4")
@@ -117,6 +122,7 @@ def test_export_and_predict_commands(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "x.tflite").exists()
 
     assert_same_predictions(tmp_path / "m", "litert", tmp_path, capsys)
+    assert torch.get_num_threads() == 1  # PyTorch only resizes frames: the runtime has the cores
     assert os.listdir(tmp_path / "cache" / "tflite")  # converted once, kept for the next command
     argv = ["predict", str(tmp_path / "v.mp4"), "--model", str(tmp_path / "tsn"), "--backend", "litert"]
     assert main(argv) == 2 and "runs MoViNet stream models" in capsys.readouterr().err

@@ -385,6 +385,6 @@ class LiteRTStream:
 
     def step(self, frame: np.ndarray) -> np.ndarray:
         """`frame` (H, W, 3) float32 in [0, 1] -> logits (classes,) for the stream so far."""
-        out = self.graph.run({"image": frame[None, None].astype(np.float32), **self.state})
+        out = self.graph.run({"image": frame[None, None].astype(np.float32, copy=False), **self.state})
         self.state = {n: out[n] for n in self.state}
         return out["logits"][0]

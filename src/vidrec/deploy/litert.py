@@ -3,14 +3,16 @@
 
 A conversion like the others in `vidrec.deploy`: a copy of the model with batch norms folded and
 three kinds of module swapped for forms TFLite's kernels take whole, then one step (one frame) of
-it converted by litert-torch (`vidrec[litert]`). On 2 cores that step runs at 0.93x the official
-int8 file in the same runtime, in float32, where ONNX Runtime runs the same step at 0.4-0.56x
-(`bench/movinet.py`). The swapped forms compute the same numbers (within 1e-5 of the logits):
+it converted by litert-torch (`vidrec[litert]`). On 2 cores that step, in float32, runs as fast as
+the official int8 file in the same runtime (0.97-1.16x through `model.step`, `bench/movinet.py`),
+where ONNX Runtime runs it at 0.4x. The swapped forms compute the same numbers (within 1e-5 of
+the logits):
 
-    CausalTemporalConv   k-tap sum over a buffer `(B, k-1, C, H, W)`  ->  over k-1 separate
-                         channels-last frames `(B, H, W, C)`, the step's state. TFLite is
-                         channels-last: the 5D buffer cost 30 transposes and 39 slices a step,
-                         a third of its time; channels-last 4D slots cost none.
+    CausalTemporalConv   k-tap sum over a buffer `(B, k-1, C, H, W)`  ->  k-1 separate
+                         channels-last frames `(B, H, W, C)`, the step's state, concatenated
+                         with the new frame along H and convolved by one depthwise conv dilated
+                         by H. TFLite is channels-last: the 5D buffer cost 30 transposes and 39
+                         slices a step, a third of its time; k MULs and ADDs a tap, 10% more.
     SkipPool             pool of the zero-padded map divided by a count map computed from the
                          input  ->  a pool TFLite has: 'SAME' with (0, 1) padding is PyTorch's
                          ceil_mode; with (1, 1), a pool that counts the padding times a constant
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -41,7 +44,7 @@ from vidrec.models.layers import same_padding
 from vidrec.models.movinet import CausalTemporalConv, MoViNet, SkipPool, SpatialMean
 from vidrec.utils import atomic_write
 
-_FORM = "1"  # the graph's interface: a new one is a new cache entry
+_FORM = "2"  # the graph's interface: a new one is a new cache entry
 
 
 class SlotTemporalConv(nn.Module):
@@ -52,17 +55,20 @@ class SlotTemporalConv(nn.Module):
         super().__init__()
         if not isinstance(conv.bn, nn.Identity):
             raise ConfigError("fold the batch norms first (fuse_conv_bn)")
-        self.register_buffer(
-            "taps", conv.conv.weight.detach().reshape(conv.conv.weight.shape[0], -1)
-        )  # (C, k)
+        weight = conv.conv.weight.detach()  # (C, 1, k, 1): depthwise taps over time
         bias = conv.conv.bias
-        self.register_buffer("bias", torch.zeros(self.taps.shape[0]) if bias is None else bias.detach())
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", torch.zeros(weight.shape[0]) if bias is None else bias.detach())
         self.act, self.buffer_size = conv.act, conv.buffer_size
 
     def forward(self, x: torch.Tensor, frames: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple]:
-        seen = [f.permute(0, 3, 1, 2) for f in frames] + [x]  # oldest first, (B, C, H, W) each
-        y = sum(f * self.taps[:, i, None, None] for i, f in enumerate(seen)) + self.bias[:, None, None]
-        return self.act(y), (*frames[1:], x.permute(0, 2, 3, 1))
+        newest = x.permute(0, 2, 3, 1)  # (B, H, W, C)
+        # the k frames stacked along H, concatenated channels-last (a transpose-free CONCATENATION in
+        # TFLite), then the k taps as one depthwise conv dilated by H: one kernel with its bias and
+        # activation fused, where k MULs and k ADDs cost 10% more of the step
+        seen = torch.cat([*frames, newest], dim=1).permute(0, 3, 1, 2)  # (B, C, k*H, W), oldest first
+        y = F.conv2d(seen, self.weight, self.bias, dilation=(x.shape[-2], 1), groups=x.shape[1])
+        return self.act(y), (*frames[1:], newest)
 
 
 def _window_counts(size: int, before: int) -> np.ndarray:
@@ -214,23 +220,27 @@ class LiteRTGraph:
 
         self.inputs = sorted(self.input_details, key=order)
         self.outputs = sorted(self.output_details, key=order)
+        # tensor indices in traced order, looked up once: a stream step sets and gets ~30 of them
+        self._in_index = [self.input_details[n]["index"] for n in self.inputs]
+        self._out_index = [self.output_details[n]["index"] for n in self.outputs]
 
-    def _invoke(self, inputs) -> None:
-        for name, value in inputs:
-            self.interpreter.set_tensor(self.input_details[name]["index"], value)
+    def _invoke(self, indices, arrays) -> None:
+        set_tensor = self.interpreter.set_tensor
+        for index, value in zip(indices, arrays):
+            set_tensor(index, value)
         self.interpreter.invoke()
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every output by name, after one invoke on `inputs` (every input, by name)."""
-        self._invoke(inputs.items())
+        self._invoke((self.input_details[n]["index"] for n in inputs), inputs.values())
         return {name: self.interpreter.get_tensor(d["index"]) for name, d in self.output_details.items()}
 
     def __call__(self, *arrays: np.ndarray, skip: frozenset[int] = frozenset()) -> list[np.ndarray | None]:
         """The outputs in order after one invoke on `arrays` (in order); None for those in `skip`,
         which are not copied out."""
-        self._invoke(zip(self.inputs, arrays))
-        get, details = self.interpreter.get_tensor, self.output_details
-        return [None if i in skip else get(details[n]["index"]) for i, n in enumerate(self.outputs)]
+        self._invoke(self._in_index, arrays)
+        get = self.interpreter.get_tensor
+        return [None if i in skip else get(index) for i, index in enumerate(self._out_index)]
 
     def __getstate__(self) -> dict:
         return {"data": self.data, "num_threads": self.num_threads}
@@ -240,6 +250,27 @@ class LiteRTGraph:
         self._open()
 
 
+class GraphState(Mapping):
+    """A stream state as the graph's own arrays (in `state_layout`'s order), read as `{name: tensor}`
+    with each tensor made on access: a state handed straight back to the next step is not converted
+    to tensors and back, 31 of each a frame (4% of a step)."""
+
+    def __init__(self, names: list[str], arrays: list[np.ndarray]):
+        self.names, self.arrays = names, arrays
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        try:
+            return torch.from_numpy(np.asarray(self.arrays[self.names.index(name)]))  # 0-d: a NumPy scalar
+        except ValueError:
+            raise KeyError(name) from None
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
 class _Step(GraphStep):
     """`step` / `step_features` / `init_state` of a MoViNet by its TFLite graph. The state is the
     graph's: named tensors in `state_layout`'s order (buffers as channels-last frames)."""
@@ -247,7 +278,7 @@ class _Step(GraphStep):
     def __init__(self, graph: LiteRTGraph, model: MoViNet):
         layout = state_layout(model)
         self.graph, self.names = graph, [n for n, _, _ in layout]
-        self.zeros = dict(zip(self.names, zero_state(model)))
+        self.zeros = [z.numpy() for z in zero_state(model)]
         # a buffer's older frames come out as they went in, one place on: reuse them, no copy
         self.carried = {
             i: i + 1
@@ -265,7 +296,7 @@ class _Step(GraphStep):
                 f"the TFLite step takes batch 1 at {self.frame_size[0]}x{self.frame_size[1]} "
                 f"(asked: batch {batch_size} at {size[0]}x{size[1]}): use --backend pytorch for others"
             )
-        return dict(self.zeros)
+        return GraphState(self.names, list(self.zeros))
 
     def run(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
         if frames.shape[0] != 1 or tuple(frames.shape[-2:]) != self.frame_size:
@@ -273,15 +304,18 @@ class _Step(GraphStep):
                 f"the TFLite step takes batch 1 at {self.frame_size[0]}x{self.frame_size[1]}, "
                 f"got frames {tuple(frames.shape)}"
             )
-        arrays = [state[n].numpy() for n in self.names]
+        if isinstance(state, GraphState) and state.names is self.names:
+            arrays = state.arrays  # this graph's own: no conversion
+        else:
+            arrays = [state[n].float().contiguous().numpy() for n in self.names]
         feats = []
         for t in range(frames.shape[2]):  # one frame a run
             frame = frames[:, :, t].float().numpy()  # (1, C, H, W)
             logits, feat, *new = self.graph(np.ascontiguousarray(frame), *arrays, skip=self.skip)
             arrays = [arrays[self.carried[i]] if i in self.carried else a for i, a in enumerate(new)]
             feats.append(feat)
-        new_state = {n: torch.from_numpy(np.asarray(a)) for n, a in zip(self.names, arrays)}
-        return torch.from_numpy(logits), torch.from_numpy(np.stack(feats, axis=1)), new_state
+        feats = torch.from_numpy(np.stack(feats, axis=1))
+        return torch.from_numpy(logits), feats, GraphState(self.names, arrays)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         return self.step(clip, self.init_state(clip.shape[0], height=clip.shape[-2], width=clip.shape[-1]))[0]
