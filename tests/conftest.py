@@ -13,6 +13,13 @@ import av
 import numpy as np
 import pytest
 
+try:  # onnxscript parses its op library's source (ast.parse) the first time it is imported; done
+    # lazily, deep inside torch.onnx.export's call stack, it once failed in CI with CPython 3.11's
+    # "SystemError: AST constructor recursion depth mismatch". Imported here, at the top level.
+    import onnxscript.function_libs.torch_lib.ops  # noqa: F401
+except ImportError:  # the base install: no ONNX tests run
+    pass
+
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 SHARED_VIDEOS = os.path.abspath(os.path.join(SHARED, "videos"))
 MOVINET_DIR = os.path.abspath(os.path.join(SHARED, "weights", "movinet_a0_stream_int8_k600"))
