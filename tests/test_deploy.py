@@ -137,5 +137,38 @@ def test_onednn_conv3d_takes_the_small_convolutions_too():
         with torch.profiler.profile() as prof, torch.no_grad():
             converted(x)
         names = {e.name for e in prof.events()}
-        assert "aten::mkldnn_convolution" in names and "aten::slow_conv3d_forward" not in names
+        assert "mkldnn::_convolution_pointwise" in names and "aten::slow_conv3d_forward" not in names
     converted.train()(x).sum().backward()
+
+
+def test_onednn_bottlenecks_fuse_relu_and_residual_and_follow_weight_changes():
+    """`optimize_for_inference` on SlowFast: each folded bottleneck's ReLUs and residual add run
+    inside its convolutions (no add left), the same logits; the weights kept in oneDNN's layout
+    follow an in-place change of the weights; copies and pickles (the packed weights left out)
+    give the same answer."""
+    import pickle
+
+    torch.manual_seed(0)
+    model = vidrec.create_model("slowfast_small", num_classes=4)
+    randomize_bn(model)
+    model.eval()
+    x = torch.randn(1, 3, 16, 56, 56)
+    with torch.no_grad():
+        expected = model(x)
+        fast = optimize_for_inference(copy.deepcopy(model))
+        assert (fast(x) - expected).abs().max() < 1e-5
+        with torch.profiler.profile() as prof:
+            fast(x)
+        names = [e.name for e in prof.events()]
+        assert "aten::add" not in names and "aten::add_" not in names
+        assert names.count("mkldnn::_convolution_pointwise") == sum(
+            isinstance(m, torch.nn.Conv3d) for m in fast.modules()
+        )
+        for copied in (copy.deepcopy(fast), pickle.loads(pickle.dumps(fast))):
+            assert (copied(x) - expected).abs().max() < 1e-5
+        block = fast.slow.layer1[0]  # weights changed in place: repacked, not stale
+        block.conv_b.weight.mul_(2)
+        changed = fast(x)
+        for m in fast.modules():  # back to PyTorch's own path, the same (changed) weights
+            vars(m).pop("_conv_forward", None), vars(m).pop("forward", None)
+        assert (changed - fast(x)).abs().max() < 1e-5 and (changed - expected).abs().max() > 1e-3

@@ -8,7 +8,8 @@ swapped (never a branch inside a model's `forward`):
   inner product instead of the BLAS sgemm (MKL's runs at half speed on AMD EPYC: 210 against
   460 GFLOP/s on 2 threads here), for float32 CPU inference;
 - `to_onednn_conv3d(model)`: every 3D convolution by oneDNN, small ones included (PyTorch sends
-  those to a naive kernel);
+  those to a naive kernel), weights in oneDNN's layout, and ResNet bottlenecks' ReLUs and
+  residual adds inside their convolutions (`vidrec.deploy.onednn`);
 - `optimize_for_inference(model)`: all four, in eval mode (what `vidrec eval` and `predict` run);
 - `to_int8(model, grids)`: a copy that computes as the int8 TFLite runtime of the file the weights
   came from does, bit for bit (MoViNet imported from an int8 .tflite file);
@@ -19,11 +20,17 @@ swapped (never a branch inside a model's `forward`):
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from vidrec.deploy.grid import on_uint8_grids
+from vidrec.deploy.onednn import (
+    OneDNNLinear,
+    onednn_available,
+    onednn_linear,
+    to_onednn_conv3d,
+    to_onednn_linear,
+)
 from vidrec.deploy.swap import swap_modules
 from vidrec.errors import ConfigError
 from vidrec.models.base import ModelBase
@@ -73,87 +80,6 @@ def to_channels_last(model: nn.Module) -> nn.Module:
         if isinstance(module, nn.Conv3d):
             module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last_3d)
         return None
-
-    return swap_modules(model, convert)
-
-
-def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """`F.linear(x, weight, bias)` by oneDNN's inner product for float32 CPU inference; anything
-    else (gradients, autocast, another dtype or device, tracing and export) takes F.linear."""
-    if not _fast_path(x, weight):
-        return F.linear(x, weight, bias)
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-
-
-class OneDNNLinear(nn.Module):
-    """An nn.Linear's parameters (the same tensors, the same state-dict keys) computed by
-    `onednn_linear`."""
-
-    def __init__(self, linear: nn.Linear):
-        super().__init__()
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.weight, self.bias = linear.weight, linear.bias
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return onednn_linear(x, self.weight, self.bias)
-
-
-def _fast_path(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """float32 CPU inference outside tracing, export and autocast: where oneDNN's kernels are used."""
-    return (
-        x.device.type == "cpu"
-        and x.dtype == weight.dtype == torch.float32
-        and not torch.is_grad_enabled()
-        and not torch.is_autocast_enabled("cpu")
-        and not torch.jit.is_tracing()
-        and not torch.compiler.is_compiling()
-        and not torch.compiler.is_exporting()
-    )
-
-
-class _OneDNNConv:
-    """A Conv3d's convolution (`_conv_forward`, after any padding of its own) by oneDNN. PyTorch
-    sends small 3D convolutions (the Fast pathway's 8 channels) to its naive `slow_conv3d`: a
-    heuristic written for 2D inputs (N*C*H*W <= 20480) reads T as H."""
-
-    def __init__(self, conv: nn.Conv3d):
-        self.conv = conv
-
-    def __call__(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        c = self.conv
-        if not _fast_path(x, weight):
-            return type(c)._conv_forward(c, x, weight, bias)
-        return torch.ops.aten.mkldnn_convolution(x, weight, bias, c.padding, c.stride, c.dilation, c.groups)
-
-
-def to_onednn_conv3d(model: nn.Module) -> nn.Module:
-    """Every zero-padded Conv3d computes its convolution with oneDNN (`torch.ops.aten.
-    mkldnn_convolution`) in float32 CPU inference, in place: SlowFast's Fast pathway spent 14% of
-    the model's time in PyTorch's naive kernel. The same results (1e-7)."""
-    for module in model.modules():
-        if (
-            isinstance(module, nn.Conv3d)
-            and module.padding_mode == "zeros"
-            and not isinstance(module.padding, str)
-        ):
-            module._conv_forward = _OneDNNConv(module)
-    return model
-
-
-def onednn_available() -> bool:
-    """Whether this PyTorch has oneDNN's linear op (x86 and ARM builds do)."""
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-
-
-def to_onednn_linear(model: nn.Module) -> nn.Module:
-    """Every nn.Linear swapped for a `OneDNNLinear` on the same parameters, and every module that
-    makes products with a `linear` function (VideoMAE's attention) given `onednn_linear`, in
-    place. The same results up to rounding (float32 sums in another order: about 1e-6)."""
-
-    def convert(path: str, module: nn.Module) -> nn.Module | None:
-        if getattr(type(module), "linear", None) is F.linear:  # its own products, made by F.linear
-            module.linear = onednn_linear
-        return OneDNNLinear(module) if type(module) is nn.Linear else None
 
     return swap_modules(model, convert)
 
