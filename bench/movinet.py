@@ -1,11 +1,13 @@
 """Streaming MoViNet-A0 on this machine: vidrec (float32 PyTorch, and the same model run by ONNX
 Runtime, `--backend onnxruntime`, or as its own float32 TFLite graph by the TFLite runtime,
 `--backend litert`) against the TFLite runtime (ai-edge-litert, int8 with XNNPACK)
-on the same preprocessed frames, one frame per call as in a live stream, measured in the same run
-with interleaved repeats; vidrec in float32 and in its int8 mode (bit-exact with the runtime);
+on the same preprocessed frames, each side's in its own layout made before the clock (vidrec's
+(1, 3, 1, H, W) tensors, the runtime's contiguous HWC arrays), one frame per call as in a live
+stream, measured in the same run with interleaved repeats, each after an untimed one; vidrec in
+float32 and in its int8 mode (bit-exact with the runtime);
 both TFLite graphs' `invoke()` alone too (the runtime's work, no state moved). Also the whole
-`vidrec stream` path (decode + resize + model) on every backend, as the command runs it (with
---backend litert, PyTorch on one thread), and the real-time factors.
+`vidrec stream` path (decode + resize + model) on every backend, as the command runs it (on
+onnxruntime and litert, PyTorch on one thread), and the real-time factors.
 
     python bench/movinet.py [--weights DIR] [--video PATH] [--repeats 5]
 """
@@ -18,6 +20,7 @@ import statistics
 import sys
 import time
 
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -48,13 +51,13 @@ def main() -> None:
     ort = to_onnxruntime(vidrec.load_model(tflite), cache=os.path.join(cache_dir(), "onnx"))
     litert = to_litert(vidrec.load_model(tflite), cache=os.path.join(cache_dir(), "tflite"))
     frames = [f for _, f in model_frames(args.video, model.preprocessing, fps=model.preprocessing.target_fps)]
-    hwc = [f[:, 0].permute(1, 2, 0).numpy() for f in frames]
+    hwc = [np.ascontiguousarray(f[:, 0].permute(1, 2, 0).numpy()) for f in frames]  # its layout, made ahead
     runtime = LiteRTStream(tflite, num_threads=args.threads)
     litert_graph = litert.step.__self__.graph.interpreter
 
-    # each side's inputs are made before the clock starts, as the runtime's HWC frames are: a
-    # torch.cat per step wakes PyTorch's OpenMP threads, whose spinning takes a core from the
-    # runtime's own threads (0.2 ms a step on 2 cores)
+    # each side's inputs are made before the clock starts, as the runtime's HWC frames are (a
+    # torch.cat per step woke PyTorch's OpenMP threads, whose spinning took a core from the
+    # runtime's own threads: 0.2 ms a step on 2 cores)
     chunks = {
         n: [torch.cat(frames[i : i + n], dim=1)[None] for i in range(0, len(frames), n)] for n in (1, 5)
     }
@@ -88,6 +91,7 @@ def main() -> None:
         order = list(runs) if r % 2 == 0 else list(reversed(runs))
         for name in order:
             time.sleep(0.2)  # the previous run's idle threads (PyTorch's OpenMP spin) go quiet first
+            runs[name]()  # and its weights back in the caches the other runs used, as in a stream
             t0 = time.perf_counter()
             runs[name]()
             times[name].append(time.perf_counter() - t0)
@@ -95,8 +99,8 @@ def main() -> None:
     end_to_end = {"pytorch": [], "onnxruntime": [], "litert": []}
     for _ in range(max(2, args.repeats // 2)):
         for backend, net in (("pytorch", model), ("onnxruntime", ort), ("litert", litert)):
-            # as `vidrec stream` runs: with --backend litert, PyTorch (left the resizing) on one thread
-            torch.set_num_threads(1 if backend == "litert" else args.threads)
+            # as `vidrec stream` runs: on another runtime, PyTorch (left the resizing) on one thread
+            torch.set_num_threads(args.threads if backend == "pytorch" else 1)
             time.sleep(0.2)
             t0 = time.perf_counter()
             list(stream_video(net, args.video, every=1.0))

@@ -121,6 +121,7 @@ def test_export_and_predict_commands(tmp_path, capsys, monkeypatch):
     assert err.startswith("error: ") and "MoViNet" in err and err.count("\n") == 1
     assert not (tmp_path / "x.tflite").exists()
 
+    torch.set_num_threads(2)
     assert_same_predictions(tmp_path / "m", "litert", tmp_path, capsys)
     assert torch.get_num_threads() == 1  # PyTorch only resizes frames: the runtime has the cores
     assert os.listdir(tmp_path / "cache" / "tflite")  # converted once, kept for the next command

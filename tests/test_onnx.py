@@ -181,8 +181,10 @@ def test_predict_and_stream_commands_on_onnxruntime(tmp_path, capsys, monkeypatc
 
     monkeypatch.setenv("VIDREC_CACHE", str(tmp_path / "cache"))
     tiny_stream_model().save_pretrained(tmp_path / "m")
+    torch.set_num_threads(2)
     assert_same_predictions(tmp_path / "m", "onnxruntime", tmp_path, capsys)
     assert os.listdir(tmp_path / "cache" / "onnx")  # exported once, kept for the next command
+    assert torch.get_num_threads() == 1  # a stream model's runtime has the cores; PyTorch resizes
     argv = [
         "predict",
         str(tmp_path / "v.mp4"),
