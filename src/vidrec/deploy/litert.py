@@ -5,8 +5,8 @@ A conversion like the others in `vidrec.deploy`: a copy of the model with batch 
 three kinds of module swapped for forms TFLite's kernels take whole, then one step (one frame) of
 it converted by litert-torch (`vidrec[litert]`). On 2 cores that step, in float32, runs within
 2-12% of the official int8 file in the same runtime (0.88-0.98x through `model.step`, each fed its
-own layout; `bench/movinet.py`), where ONNX Runtime runs it at 0.4x. The swapped forms compute the same numbers (within 1e-5 of
-the logits):
+own layout; `bench/movinet.py`), where ONNX Runtime runs it at 0.4x. The swapped forms compute
+the same numbers (within 1e-5 of the logits):
 
     CausalTemporalConv   k-tap sum over a buffer `(B, k-1, C, H, W)`  ->  k-1 separate
                          channels-last frames `(B, H, W, C)`, the step's state, concatenated
