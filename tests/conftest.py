@@ -31,7 +31,7 @@ BLOCK = 8
 @pytest.fixture(autouse=True)
 def _torch_threads():
     """Each test starts with the process's thread count: a command run in-process may lower it
-    (`--backend litert` leaves PyTorch one thread)."""
+    (a stream model on `--backend litert` or `onnxruntime` leaves PyTorch one thread)."""
     import torch
 
     threads = torch.get_num_threads()

@@ -83,7 +83,7 @@ def test_backend_litert_runs_the_same_model(on_litert, tmp_path):
         assert (pickle.loads(pickle.dumps(lit))(clip) - model(clip)).abs().max() <= 1e-4
         # the state is the caller's: stepping on from the same state twice gives the same answer
         assert (lit.step(clip[:, :, :1], state)[0] - lit.step(clip[:, :, :1], state)[0]).abs().max() == 0
-        # it reads as {name: tensor}, and a plain dict of it (or of PyTorch's own) steps the same
+        # it reads as {name: tensor}, and a plain dict copy of it steps the same
         assert list(state) == [name for name, _, _ in state_layout(model)]
         assert all(isinstance(v, torch.Tensor) for v in state.values()) and "nope" not in state
         again = lit.step(clip[:, :, :1], {k: v.clone() for k, v in state.items()})[0]
