@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidrec.deploy.ort import GraphStep, Refuse, cached_graph
+from vidrec.deploy.graph import GraphStep, Refuse, cached_graph
 from vidrec.deploy.swap import swap_modules
 from vidrec.errors import ConfigError
 from vidrec.models.layers import same_padding

@@ -20,18 +20,17 @@ session is rebuilt from the ONNX bytes when the model is unpickled (DataLoader w
 from __future__ import annotations
 
 import copy
-import json
 import os
 import tempfile
 
 import numpy as np
 import torch
 
+from vidrec.deploy.graph import GraphStep, Refuse, cached_graph
 from vidrec.deploy.onnx import _export, _stream_inputs, _StreamStep, export_onnx
 from vidrec.errors import ConfigError
 from vidrec.models.base import ModelBase, StreamingModel
 from vidrec.models.two_stream import TwoStream
-from vidrec.utils import state_fingerprint
 
 
 def _ort():
@@ -101,21 +100,6 @@ class _Forward:
         return outputs if len(outputs) > 1 else outputs[0]
 
 
-class GraphStep:
-    """`step` and `step_features` of a stream model from one `run(frames, state) -> (logits,
-    features, next state)` of an exported graph."""
-
-    def step(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
-        """The logits after the last of `frames`, and the next state (as `StreamingModel.step`)."""
-        logits, _, new_state = self.run(frames, state)
-        return logits, new_state
-
-    def step_features(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
-        """Each frame's features `(B, t, P)`, and the next state (as MoViNet's `step_features`)."""
-        _, feats, new_state = self.run(frames, state)
-        return feats, new_state
-
-
 class _Step(GraphStep):
     """A stream model's `step` and `step_features` by one exported graph:
     `(frame (B, C, 1, H, W), *state) -> (logits, [features,] *next state)`."""
@@ -149,16 +133,6 @@ class _StreamForward:
         return self.step.step(clip, state)[0]
 
 
-class Refuse:
-    """A method that does not run in the exported graph's runtime: a one-line error instead of PyTorch."""
-
-    def __init__(self, name: str, runtime: str = "ONNX Runtime"):
-        self.name, self.runtime = name, runtime
-
-    def __call__(self, *_, **__):
-        raise ConfigError(f"{self.name} does not run in {self.runtime} here: use --backend pytorch for it")
-
-
 def _stream_graph(model: StreamingModel, path: str) -> tuple[list[str], bool]:
     """Export the stream step graph of `model` to `path`; its state names, and whether it gives
     each frame's features."""
@@ -172,29 +146,6 @@ def _stream_graph(model: StreamingModel, path: str) -> tuple[list[str], bool]:
     outputs = ["logits", *(["features"] if module.features else []), *(f"next_{n}" for n in names)]
     _export(module, inputs, path, ["frames", *names], outputs, shapes, None)
     return names, module.features
-
-
-def _fingerprint(model: ModelBase, kind: str) -> str:
-    """What the exported graph depends on: the model's class, config, input shape, weights and
-    torch's version (its exporter)."""
-    config = json.dumps(model.config_json(), sort_keys=True, default=str)
-    return state_fingerprint(model, kind, type(model).__name__, torch.__version__, config)
-
-
-def cached_graph(model: ModelBase, kind: str, cache: str | None, build, *, suffix: str = ".onnx") -> bytes:
-    """The exported graph of `model` (`kind`: what was exported; `build()` exports it, giving its
-    bytes), from the folder `cache` when it holds this very model's export, else built and kept there."""
-    from vidrec.utils import atomic_write
-
-    cached = os.path.join(cache, f"{kind}-{_fingerprint(model, kind)}{suffix}") if cache else None
-    if cached and os.path.exists(cached):
-        with open(cached, "rb") as f:
-            return f.read()
-    data = build()
-    if cached:
-        os.makedirs(cache, exist_ok=True)
-        atomic_write(cached, lambda tmp: open(tmp, "wb").write(data))
-    return data
 
 
 def _onnx_bytes(model: ModelBase, kind: str) -> bytes:

@@ -1,0 +1,64 @@
+"""What running an exported graph needs whatever the runtime (ONNX Runtime, `vidrec.deploy.ort`;
+the TFLite runtime, `vidrec.deploy.litert`): the graph kept in a cache folder by the fingerprint
+of the model it was exported from, a stream model's `step`/`step_features` from one `run`, and the
+one-line refusal of a method the runtime does not run."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+
+from vidrec.errors import ConfigError
+from vidrec.models.base import ModelBase
+from vidrec.utils import atomic_write, state_fingerprint
+
+
+def _fingerprint(model: ModelBase, kind: str) -> str:
+    """What the exported graph depends on: the model's class, config, input shape, weights and
+    torch's version (its exporter)."""
+    config = json.dumps(model.config_json(), sort_keys=True, default=str)
+    return state_fingerprint(model, kind, type(model).__name__, torch.__version__, config)
+
+
+def cached_graph(model: ModelBase, kind: str, cache: str | None, build, *, suffix: str = ".onnx") -> bytes:
+    """The exported graph of `model` (`kind`: what was exported; `build()` exports it, giving its
+    bytes), from the folder `cache` when it holds this very model's export, else built and kept there."""
+    cached = os.path.join(cache, f"{kind}-{_fingerprint(model, kind)}{suffix}") if cache else None
+    if cached and os.path.exists(cached):
+        with open(cached, "rb") as f:
+            return f.read()
+    data = build()
+    if cached:
+        os.makedirs(cache, exist_ok=True)
+        atomic_write(cached, lambda tmp: open(tmp, "wb").write(data))
+    return data
+
+
+class GraphStep:
+    """`step` and `step_features` of a stream model from one `run(frames, state) -> (logits,
+    features, next state)` of an exported graph."""
+
+    def step(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """The logits after the last of `frames`, and the next state (as `StreamingModel.step`)."""
+        logits, _, new_state = self.run(frames, state)
+        return logits, new_state
+
+    def step_features(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """Each frame's features `(B, t, P)`, and the next state (as MoViNet's `step_features`)."""
+        _, feats, new_state = self.run(frames, state)
+        return feats, new_state
+
+
+class Refuse:
+    """A method that does not run in the exported graph's runtime: a one-line error instead of PyTorch."""
+
+    def __init__(self, name: str, runtime: str = "ONNX Runtime"):
+        self.name, self.runtime = name, runtime
+
+    def __call__(self, *_, **__):
+        raise ConfigError(f"{self.name} does not run in {self.runtime} here: use --backend pytorch for it")
+
+
+__all__ = ["GraphStep", "Refuse", "cached_graph"]
