@@ -153,6 +153,9 @@ def test_backend_onnxruntime_runs_the_same_model(on_ort, tmp_path):
         for name in ("step", "step_features"):
             (a, sa), (b, sb) = getattr(stream, name)(clip, state), getattr(stream_ort, name)(clip, state)
             assert (a - b).abs().max() <= 1e-4 and all((sa[k] - sb[k]).abs().max() <= 1e-4 for k in sa)
+        # its next state, the graph's own arrays, steps on as PyTorch's does, as often as asked
+        (a, _), (b, _), (c, _) = stream.step(clip, sa), stream_ort.step(clip, sb), stream_ort.step(clip, sb)
+        assert (a - b).abs().max() <= 1e-4 and (b - c).abs().max() == 0 and sorted(sb) == sorted(sa)
         assert (stream(clip) - stream_ort(clip)).abs().max() <= 1e-4
         assert (pickle.loads(pickle.dumps(stream_ort))(clip) - stream(clip)).abs().max() <= 1e-4
         video, boxes = example_inputs(detector, batch=2, boxes=5)

@@ -4,7 +4,7 @@
 A conversion like the others in `vidrec.deploy`: a copy of the model with batch norms folded and
 three kinds of module swapped for forms TFLite's kernels take whole, then one step (one frame) of
 it converted by litert-torch (`vidrec[litert]`). On 2 cores that step, in float32, runs within
-2-12% of the official int8 file in the same runtime (0.88-0.98x through `model.step`, each fed its
+1-12% of the official int8 file in the same runtime (0.88-0.99x through `model.step`, each fed its
 own layout; `bench/movinet.py`), where ONNX Runtime runs it at 0.4x. The swapped forms compute
 the same numbers (within 1e-5 of the logits):
 
@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidrec.deploy.graph import GraphStep, Refuse, cached_graph
+from vidrec.deploy.graph import GraphState, GraphStep, Refuse, cached_graph
 from vidrec.deploy.swap import swap_modules
 from vidrec.errors import ConfigError
 from vidrec.models.layers import same_padding
@@ -248,27 +247,6 @@ class LiteRTGraph:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._open()
-
-
-class GraphState(Mapping):
-    """A stream state as the graph's own arrays (in `state_layout`'s order), read as `{name: tensor}`
-    with each tensor made on access: a state handed straight back to the next step is not converted
-    to tensors and back, 31 of each a frame (4% of a step)."""
-
-    def __init__(self, names: list[str], arrays: list[np.ndarray]):
-        self.names, self.arrays = names, arrays
-
-    def __getitem__(self, name: str) -> torch.Tensor:
-        try:
-            return torch.from_numpy(np.asarray(self.arrays[self.names.index(name)]))  # 0-d: a NumPy scalar
-        except ValueError:
-            raise KeyError(name) from None
-
-    def __iter__(self):
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 class _Step(GraphStep):

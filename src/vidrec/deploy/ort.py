@@ -26,7 +26,7 @@ import tempfile
 import numpy as np
 import torch
 
-from vidrec.deploy.graph import GraphStep, Refuse, cached_graph
+from vidrec.deploy.graph import GraphState, GraphStep, Refuse, cached_graph
 from vidrec.deploy.onnx import _export, _stream_inputs, _StreamStep, export_onnx
 from vidrec.errors import ConfigError
 from vidrec.models.base import ModelBase, StreamingModel
@@ -108,7 +108,10 @@ class _Step(GraphStep):
         self.graph, self.names, self.features = graph, names, features
 
     def run(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
-        arrays = [_numpy(state[n]) for n in self.names]
+        if isinstance(state, GraphState) and state.names is self.names:
+            arrays = state.arrays  # this graph's own: no conversion
+        else:
+            arrays = [_numpy(state[n]) for n in self.names]
         feats = []
         for t in range(frames.shape[2]):  # the graph takes one frame: a chunk is that many runs
             logits, *rest = self.graph(_numpy(frames[:, :, t : t + 1]), *arrays)
@@ -117,7 +120,10 @@ class _Step(GraphStep):
                 rest = rest[1:]
             arrays = rest
         device = frames.device
-        new_state = {n: torch.from_numpy(a).to(device) for n, a in zip(self.names, arrays)}
+        if device.type == "cpu":
+            new_state = GraphState(self.names, arrays)
+        else:  # the caller's device (CUDA): tensors there, as PyTorch's step gives
+            new_state = {n: torch.from_numpy(a).to(device) for n, a in zip(self.names, arrays)}
         features = torch.from_numpy(np.concatenate(feats, axis=1)).to(device) if feats else None
         return torch.from_numpy(logits).to(device), features, new_state
 
