@@ -59,6 +59,14 @@ class GraphState(Mapping):
         return len(self.names)
 
 
+def state_arrays(state, names: list[str]) -> list[np.ndarray]:
+    """`state`'s tensors as float32 NumPy arrays in the graph's order `names`: a `GraphState` of
+    this very graph (its `names` list) as it is, anything else converted."""
+    if isinstance(state, GraphState) and state.names is names:
+        return state.arrays
+    return [state[n].detach().float().cpu().contiguous().numpy() for n in names]
+
+
 class GraphStep:
     """`step` and `step_features` of a stream model from one `run(frames, state) -> (logits,
     features, next state)` of an exported graph."""
@@ -84,4 +92,4 @@ class Refuse:
         raise ConfigError(f"{self.name} does not run in {self.runtime} here: use --backend pytorch for it")
 
 
-__all__ = ["GraphState", "GraphStep", "Refuse", "cached_graph"]
+__all__ = ["GraphState", "GraphStep", "Refuse", "cached_graph", "state_arrays"]

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidrec.deploy.graph import GraphState, GraphStep, Refuse, cached_graph
+from vidrec.deploy.graph import GraphState, GraphStep, Refuse, cached_graph, state_arrays
 from vidrec.deploy.swap import swap_modules
 from vidrec.errors import ConfigError
 from vidrec.models.layers import same_padding
@@ -282,10 +282,7 @@ class _Step(GraphStep):
                 f"the TFLite step takes batch 1 at {self.frame_size[0]}x{self.frame_size[1]}, "
                 f"got frames {tuple(frames.shape)}"
             )
-        if isinstance(state, GraphState) and state.names is self.names:
-            arrays = state.arrays  # this graph's own: no conversion
-        else:
-            arrays = [state[n].float().contiguous().numpy() for n in self.names]
+        arrays = state_arrays(state, self.names)  # this graph's own state: no conversion
         feats = []
         for t in range(frames.shape[2]):  # one frame a run
             frame = frames[:, :, t].float().numpy()  # (1, C, H, W)

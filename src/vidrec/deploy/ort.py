@@ -26,7 +26,7 @@ import tempfile
 import numpy as np
 import torch
 
-from vidrec.deploy.graph import GraphState, GraphStep, Refuse, cached_graph
+from vidrec.deploy.graph import GraphState, GraphStep, Refuse, cached_graph, state_arrays
 from vidrec.deploy.onnx import _export, _stream_inputs, _StreamStep, export_onnx
 from vidrec.errors import ConfigError
 from vidrec.models.base import ModelBase, StreamingModel
@@ -108,10 +108,7 @@ class _Step(GraphStep):
         self.graph, self.names, self.features = graph, names, features
 
     def run(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
-        if isinstance(state, GraphState) and state.names is self.names:
-            arrays = state.arrays  # this graph's own: no conversion
-        else:
-            arrays = [_numpy(state[n]) for n in self.names]
+        arrays = state_arrays(state, self.names)  # this graph's own state: no conversion
         feats = []
         for t in range(frames.shape[2]):  # the graph takes one frame: a chunk is that many runs
             logits, *rest = self.graph(_numpy(frames[:, :, t : t + 1]), *arrays)
