@@ -26,9 +26,9 @@ import torch
 
 import vidrec
 from vidrec.deploy import optimize_for_inference
-from vidrec.deploy.ort import to_onnxruntime
 from vidrec.deploy.precision import native_bfloat16, to_bfloat16
-from vidrec.download import cache_dir
+from vidrec.models.download import cache_dir
+from vidrec.runtime.onnxruntime import to_onnxruntime
 
 
 def bf16(fn):

@@ -26,13 +26,15 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 
 import vidrec  # noqa: E402
-from vidrec.convert.tflite import LiteRTStream  # noqa: E402
 from vidrec.deploy import optimize_for_inference, to_int8  # noqa: E402
-from vidrec.deploy.litert import to_litert  # noqa: E402
-from vidrec.deploy.ort import to_onnxruntime  # noqa: E402
-from vidrec.download import cache_dir  # noqa: E402
-from vidrec.engine.stream import model_frames, stream_video  # noqa: E402
 from vidrec.io import probe  # noqa: E402
+from vidrec.models.download import cache_dir  # noqa: E402
+from vidrec.recognize.stream import model_frames, stream_video  # noqa: E402
+from vidrec.runtime.litert import (
+    LiteRTStream,  # noqa: E402
+    to_litert,  # noqa: E402
+)
+from vidrec.runtime.onnxruntime import to_onnxruntime  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 

@@ -19,12 +19,13 @@ import numpy as np
 import torch
 
 from vidrec.deploy import on_uint8_grids
-from vidrec.deploy.ort import to_onnxruntime
-from vidrec.engine.people import SSDPersons
-from vidrec.engine.tracking import Tracker
-from vidrec.engine.who import PeopleConfig, TrackRecognizer, people_actions, square_crop
 from vidrec.io import VideoReader
-from vidrec.loader import load_model
+from vidrec.models.loader import load_model
+from vidrec.people.detectors import SSDPersons
+from vidrec.people.pipeline import PeopleConfig, people_actions
+from vidrec.people.recognizers import TrackRecognizer, square_crop
+from vidrec.people.tracker import Tracker
+from vidrec.runtime.onnxruntime import to_onnxruntime
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared")
 

@@ -21,10 +21,10 @@ import torch
 
 from vidrec.data.sampling import resample_timeline
 from vidrec.data.transforms import crop, frames_to_clip, resize_short_side
-from vidrec.engine.segments import SegmentConfig, Segmenter, plot_timeline, statistics
-from vidrec.engine.stream import stream_video
 from vidrec.io import VideoReader
-from vidrec.loader import load_model
+from vidrec.models.loader import load_model
+from vidrec.recognize.stream import stream_video
+from vidrec.timeline.segments import SegmentConfig, Segmenter, plot_timeline, statistics
 from vidrec.utils import VideoWriter, atomic_write_text
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared")

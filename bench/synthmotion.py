@@ -24,13 +24,13 @@ import statistics
 
 import torch
 
-from vidrec.config import RunConfig, load_config
 from vidrec.data.synthetic import CLASSES, PACE_PAIR, pair_accuracy, reversal_pair_accuracy
-from vidrec.engine.checkpoint import CheckpointManager
-from vidrec.engine.report import plot_confusion
-from vidrec.engine.train import TEST_REPORT_NAME, train
 from vidrec.flops import count_macs, count_params
-from vidrec.loader import load_model
+from vidrec.models.loader import load_model
+from vidrec.train.checkpoint import CheckpointManager
+from vidrec.train.config import RunConfig, load_config
+from vidrec.train.loop import TEST_REPORT_NAME, train
+from vidrec.train.report import plot_confusion
 from vidrec.utils import atomic_write_text
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")

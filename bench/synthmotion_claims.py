@@ -26,8 +26,8 @@ import shutil
 import torch
 
 from synthmotion import mean_std, recipe_config, train_and_test
-from vidrec.config import config_from_dict
 from vidrec.data.synthetic import SynthConfig, generate_dataset, reversal_pair_accuracy
+from vidrec.train.config import config_from_dict
 from vidrec.utils import atomic_write_text
 
 # Shared by every run of a claim: the i3d_small recipe's optimiser, the same learning rate in every
@@ -143,9 +143,9 @@ def two_stream(args) -> str:
     """RGB-only and flow-only i3d_small, and their late fusion, on the same split and seeds."""
     from vidrec.data.datasets import load_csv
     from vidrec.data.flow import extract_flow
-    from vidrec.engine.evaluate import evaluate
-    from vidrec.loader import load_model
+    from vidrec.models.loader import load_model
     from vidrec.models.two_stream import TwoStream
+    from vidrec.recognize.evaluate import evaluate
 
     flows = {}
     for split in ("train", "test"):  # DIS flow: TV-L1 takes ~5 s per 16-frame video here, DIS 0.09 s

@@ -25,8 +25,8 @@ from vidrec.data.synthetic import (
     pair_accuracy,
     reversal_pair_accuracy,
 )
-from vidrec.engine.evaluate import evaluate
-from vidrec.loader import load_model
+from vidrec.models.loader import load_model
+from vidrec.recognize.evaluate import evaluate
 from vidrec.utils import atomic_write_text
 
 # name -> (SynthConfig, seed): every set differs from the training draws (seed 0 or 1, 64 px).

@@ -1,4 +1,4 @@
-"""Training throughput through the engine (`vidrec.engine.train.train`): clips/s and the share of
+"""Training throughput through the engine (`vidrec.train.loop.train`): clips/s and the share of
 time spent waiting for data, at the papers' input sizes, batch 2, on the real Kinetics clips in
 ../shared/videos (decoded, sampled, jittered and cropped by the real pipeline).
 
@@ -15,8 +15,8 @@ import tempfile
 
 import torch
 
-from vidrec.config import config_from_dict
-from vidrec.engine.train import train
+from vidrec.train.config import config_from_dict
+from vidrec.train.loop import train
 
 VIDEOS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "videos")
 SETTINGS = {  # the K400 configs' inputs

@@ -26,13 +26,13 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from vidrec.config import ScheduleSection
 from vidrec.data.datasets import load_csv
-from vidrec.engine.optim import lr_at, set_lr
-from vidrec.engine.reconstruct import reconstruct_video
 from vidrec.io import open_video
 from vidrec.models.videomae import videomae_small_synth
 from vidrec.models.videomae_pretrain import videomae_small_synth_pretrain
+from vidrec.recognize.reconstruct import reconstruct_video
+from vidrec.train.config import ScheduleSection
+from vidrec.train.optim import lr_at, set_lr
 from vidrec.utils import atomic_write, atomic_write_text
 
 FRAMES, STRIDE, CROP, CLASSES = 4, 4, 56, 12

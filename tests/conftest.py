@@ -13,6 +13,8 @@ import av
 import numpy as np
 import pytest
 
+from vidrec.utils import write_video
+
 try:  # onnxscript parses its op library's source (ast.parse) the first time it is imported; done
     # lazily, deep inside torch.onnx.export's call stack, it once failed in CI with CPython 3.11's
     # "SystemError: AST constructor recursion depth mismatch". Imported here, at the top level.
@@ -293,3 +295,23 @@ def bench_module(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bright_dark(tmp_path_factory) -> str:
+    """Two classes a frame model can tell apart (a bright or a dark square on noise), as
+    train.csv / val.csv in a directory."""
+    root = tmp_path_factory.mktemp("bd")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(48):
+        label = i % 2
+        frames = rng.integers(60, 196, (8, 32, 32, 3)).astype(np.uint8)
+        y, x = rng.integers(0, 16, 2)
+        frames[:, y : y + 16, x : x + 16] = 250 if label else 5
+        write_video(str(root / f"v{i}.mp4"), frames, fps=8)
+        rows.append(f"v{i}.mp4,{['dark', 'bright'][label]}")
+    (root / "classes.txt").write_text("dark\nbright\n")
+    (root / "train.csv").write_text("\n".join(rows[:32]) + "\n")
+    (root / "val.csv").write_text("\n".join(rows[32:]) + "\n")
+    return str(root)

@@ -11,15 +11,15 @@ import torch
 pytest.importorskip("pyarrow")
 
 import vidrec  # noqa: E402
-from test_segments import tiny_stream_model  # noqa: E402
+import vidrec.recognize.batch as batch_engine  # noqa: E402
+from helpers import tiny_stream_model  # noqa: E402
 from vidrec.cli import main  # noqa: E402
 from vidrec.data.transforms import Preprocessing  # noqa: E402
-from vidrec.engine import batch as batch_engine  # noqa: E402
-from vidrec.engine.batch import BatchOptions, list_videos, model_features, run_batch  # noqa: E402
-from vidrec.engine.evaluate import eval_dataset  # noqa: E402
-from vidrec.engine.predict import predict  # noqa: E402
 from vidrec.errors import ConfigError  # noqa: E402
 from vidrec.io.shards import JOURNAL, ShardWriter, read_shards  # noqa: E402
+from vidrec.recognize.batch import BatchOptions, list_videos, model_features, run_batch  # noqa: E402
+from vidrec.recognize.evaluate import eval_dataset  # noqa: E402
+from vidrec.recognize.predict import predict  # noqa: E402
 from vidrec.utils import write_video  # noqa: E402
 
 

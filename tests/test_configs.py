@@ -7,9 +7,9 @@ import os
 import pytest
 import torch
 
-from vidrec.config import load_config
-from vidrec.engine.setup import preprocessing_for
-from vidrec.registry import create_model
+from vidrec.models.registry import create_model
+from vidrec.train.config import load_config
+from vidrec.train.setup import preprocessing_for
 
 CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "*.yaml")))
 
@@ -61,8 +61,8 @@ def test_shipped_config_builds(path):
 def test_what_the_user_did_not_set_follows_what_they_did():
     """The quick form `--model fast_r50 --resize 64 --crop-size 56`: SlowFast tests on the whole
     short side (256 of 256), so a 64 resize tests on 64; a crop that cannot fit names its setting."""
-    from vidrec.config import config_from_dict
     from vidrec.errors import ConfigError
+    from vidrec.train.config import config_from_dict
 
     model = create_model("fast_r50", num_classes=3)
     cfg = config_from_dict({"model": {"name": "fast_r50"}, "data": {"resize": 64, "crop_size": 56}})
@@ -83,7 +83,7 @@ def test_what_the_user_did_not_set_follows_what_they_did():
 def test_every_preprocessing_field_is_a_data_key_and_a_flag():
     """pad and modality too: the run config and the CLI are derived from one list."""
     from vidrec.cli import build_parser
-    from vidrec.config import PREPROCESSING_FIELDS, config_from_dict
+    from vidrec.train.config import PREPROCESSING_FIELDS, config_from_dict
 
     cfg = config_from_dict({"model": {"name": "tsn_small"}, "data": {"pad": "loop", "modality": "flow"}})
     prep = preprocessing_for(create_model("tsn_small", num_classes=3, in_channels=2).preprocessing, cfg)

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 import vidrec
-from vidrec.convert import pytorch_i3d_key, read_checkpoint
 from vidrec.errors import VidrecError
+from vidrec.models.convert import pytorch_i3d_key, read_checkpoint
 
 from conftest import randomize_bn
 

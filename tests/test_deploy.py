@@ -8,8 +8,8 @@ import torch
 
 import vidrec
 from vidrec.deploy import fuse_conv_bn, optimize_for_inference, swap_modules, to_channels_last
-from vidrec.engine.evaluate import video_scores
 from vidrec.errors import ConfigError
+from vidrec.recognize.evaluate import video_scores
 
 from conftest import randomize_bn
 
@@ -70,12 +70,12 @@ def test_bfloat16_inference_keeps_the_answers(tmp_path):
     import copy
     import pickle
 
-    from test_segments import tiny_stream_model
+    from helpers import tiny_stream_model
     from vidrec.data.datasets import load_csv
     from vidrec.data.synthetic import SynthConfig, generate_dataset
     from vidrec.deploy.precision import to_bfloat16
-    from vidrec.engine.evaluate import evaluate
-    from vidrec.loader import load_model
+    from vidrec.models.loader import load_model
+    from vidrec.recognize.evaluate import evaluate
 
     model = optimize_for_inference(load_model("i3d_small.synthmotion"))
     half = to_bfloat16(copy.deepcopy(model))

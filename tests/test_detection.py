@@ -4,11 +4,11 @@ import pytest
 import torch
 
 import vidrec
-from test_slowfast import _randomized, pyslowfast_names
-from vidrec.convert import pyslowfast_key
-from vidrec.convert.common import detector_key
+from helpers import pyslowfast_names, randomized
 from vidrec.errors import ConfigError, VidrecError
-from vidrec.models.detection import RoIHead
+from vidrec.models.ava_detector import RoIHead
+from vidrec.models.convert import pyslowfast_key
+from vidrec.models.convert.common import detector_key
 
 ptv = pytest.importorskip("pytorchvideo.models.hub")
 
@@ -26,7 +26,7 @@ def test_parameter_counts_equal_pytorchvideos_detectors(arch, params):
     ],
 )
 def test_pytorchvideo_detector_parity(tmp_path, hub, arch, frames):
-    reference = _randomized(getattr(ptv, hub)(pretrained=False))
+    reference = randomized(getattr(ptv, hub)(pretrained=False))
     torch.save(reference.state_dict(), tmp_path / "ref.pt")
     model = vidrec.load_model(tmp_path / "ref.pt", arch=arch).eval()
     assert model.num_classes == 80 and model.config.aligned is False
@@ -141,8 +141,8 @@ def test_caffe2_model_zoo_pickles_load_one_to_one(tmp_path):
 
     import numpy as np
 
-    from vidrec.convert.caffe2 import caffe2_to_pyslowfast
-    from vidrec.convert.common import load_exact
+    from vidrec.models.convert.caffe2 import caffe2_to_pyslowfast
+    from vidrec.models.convert.common import load_exact
 
     arch = "slowfast_small_ava"  # one block per stage: a small pickle
     model = vidrec.create_model(arch, backbone_options={"slow_nonlocal": [[], [], [0], []]})

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from vidrec.cli import main
-from vidrec.config import config_from_dict
 from vidrec.data.ava import read_boxes
 from vidrec.data.ava_dataset import KeyframeDataset, build_keyframes, find_videos, keyframe_indices
 from vidrec.data.synthetic_ava import SynthAvaConfig, generate_ava_dataset
-from vidrec.engine.train import train
 from vidrec.errors import ConfigError
 from vidrec.metrics.ava import frame_map
-from vidrec.models.detection import SYNTH_AVA_PREP
+from vidrec.models.ava_detector import SYNTH_AVA_PREP
+from vidrec.train.config import config_from_dict
+from vidrec.train.loop import train
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_detector_starts_from_a_classifier_and_reports_the_keys(sava, tmp_path, 
     classifier = create_model("tsn_small", num_classes=12)
     classifier.save_pretrained(tmp_path / "cls")
     cfg = run_config(sava, tmp_path / "run", model={"init": str(tmp_path / "cls")}, schedule={"epochs": 1})
-    from vidrec.engine.setup import build_model
+    from vidrec.train.setup import build_model
 
     lines = []
     model = build_model(cfg, num_classes=13, log=lines.append)
@@ -138,8 +138,8 @@ def test_frame_folders_and_proposal_pickles(sava, tmp_path):
 
     from PIL import Image
 
-    from vidrec.engine.detection import read_person_boxes
     from vidrec.io import read_video
+    from vidrec.train.ava import read_person_boxes
 
     frames_dir = tmp_path / "frames" / "train_00000"
     frames_dir.mkdir(parents=True)
@@ -176,7 +176,7 @@ def test_two_processes_train_and_score_detector_boxes_once(sava, tmp_path):
     import os
     import sys
 
-    from test_distributed import _run, torchrun
+    from helpers import run_checked, torchrun
 
     cfg = run_config(
         sava,
@@ -186,7 +186,7 @@ def test_two_processes_train_and_score_detector_boxes_once(sava, tmp_path):
         run={"device": "cpu", "seed": 3},
     )
     (tmp_path / "cfg.yaml").write_text(cfg.to_yaml())
-    _run([*torchrun(2, 29533), "-m", "vidrec", "train", str(tmp_path / "cfg.yaml"), "--quiet"])
+    run_checked([*torchrun(2, 29533), "-m", "vidrec", "train", str(tmp_path / "cfg.yaml"), "--quiet"])
     out = tmp_path / "run"
     report = json.loads((out / "test_report.json").read_text())
     rows = read_boxes(out / "detections.csv", kind="detections")
@@ -195,5 +195,5 @@ def test_two_processes_train_and_score_detector_boxes_once(sava, tmp_path):
     assert rounded(r for r in rows if r.action_id == 1) == rounded(person)
     assert len(rows) == 13 * len(person)  # every detector box once, every class, across both ranks
     assert not os.path.exists(out / "rank1")
-    single = _run([sys.executable, "-m", "vidrec", "eval", str(tmp_path / "cfg.yaml"), "--json"])
+    single = run_checked([sys.executable, "-m", "vidrec", "eval", str(tmp_path / "cfg.yaml"), "--json"])
     assert json.loads(single.stdout.strip().splitlines()[-1])["mAP"] == pytest.approx(report["mAP"], abs=1e-6)

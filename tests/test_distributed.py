@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -10,7 +9,7 @@ import torch
 import yaml
 
 import vidrec
-from test_train import bright_dark  # noqa: F401 (fixture)
+from helpers import run_checked, torchrun
 
 
 def _config(root: str, out, batch_size: int) -> dict:
@@ -32,32 +31,12 @@ def _config(root: str, out, batch_size: int) -> dict:
     }
 
 
-def torchrun(nproc: int, port: int) -> list[str]:
-    """The command prefix that starts `nproc` local processes (gloo on CPU)."""
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        str(nproc),
-        "--master_port",
-        str(port),
-    ]
-
-
-def _run(args: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
 @pytest.mark.slow
 def test_two_processes_match_one(bright_dark, tmp_path):  # noqa: F811
     for name, batch in (("one", 4), ("two", 2)):
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(_config(bright_dark, tmp_path / name, batch)))
-    _run([sys.executable, "-m", "vidrec", "train", str(tmp_path / "one.yaml"), "--quiet"])
-    _run(
+    run_checked([sys.executable, "-m", "vidrec", "train", str(tmp_path / "one.yaml"), "--quiet"])
+    run_checked(
         [
             *torchrun(2, 29531),
             "-m",
@@ -91,8 +70,8 @@ def test_distributed_eval_counts_every_video_once(bright_dark, tmp_path):  # noq
     model.save_pretrained(tmp_path / "m")
     val = os.path.join(bright_dark, "val.csv")  # 16 videos: uneven shards would drop or repeat some
     evaluate = f"-m vidrec eval {tmp_path / 'm'} --data {val} --json --workers 0 --batch-size 3".split()
-    single = _run([sys.executable, *evaluate])
-    multi = _run([*torchrun(3, 29532), *evaluate, "--report", str(tmp_path / "report.json")])
+    single = run_checked([sys.executable, *evaluate])
+    multi = run_checked([*torchrun(3, 29532), *evaluate, "--report", str(tmp_path / "report.json")])
     one, three = json.loads(single.stdout), json.loads(multi.stdout)
     assert one["num_videos"] == three["num_videos"] == 16 and one["top1"] == three["top1"]
     report = json.loads((tmp_path / "report.json").read_text())

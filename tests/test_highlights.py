@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import vidrec
-from test_segments import tiny_stream_model
+from helpers import tiny_stream_model
 from vidrec.cli import main
-from vidrec.engine.highlights import choose, cut_reel
 from vidrec.errors import ConfigError
+from vidrec.timeline.highlights import choose, cut_reel
 
 
 def video_with_audio(path, seconds=6, fps=10, rate=16000):

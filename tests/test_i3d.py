@@ -158,8 +158,8 @@ def test_i3d_small_is_tsn_small_inflated():
 def test_training_starts_from_a_trained_tsn_small_inflated(tmp_path, mode):
     """`model.init: inflate:DIR` with a saved tsn_small: i3d_small gets its kernels inflated (the
     head, for another class count, starts new)."""
-    from vidrec.config import config_from_dict
-    from vidrec.engine.setup import build_model
+    from vidrec.train.config import config_from_dict
+    from vidrec.train.setup import build_model
 
     torch.manual_seed(0)
     tsn = vidrec.create_model("tsn_small", num_classes=5, width=8)

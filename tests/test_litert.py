@@ -9,9 +9,10 @@ import torch
 
 import vidrec
 from vidrec.cli import main
-from vidrec.deploy.litert import SamePool, export_form, state_layout, to_litert, zero_state
 from vidrec.errors import ConfigError
+from vidrec.export.tflite import SamePool, export_form, state_layout, zero_state
 from vidrec.models.movinet import SkipPool
+from vidrec.runtime.litert import to_litert
 
 
 def tiny(size: int = 44, **options):
@@ -65,7 +66,7 @@ def on_litert(tmp_path_factory):
 def test_backend_litert_runs_the_same_model(on_litert, tmp_path):
     """`--backend litert`: step, step_features and the whole clip as PyTorch's, a stream over a
     video too; the graph cached by the weights' fingerprint; a pickled copy still runs."""
-    from test_onnx import assert_same_stream
+    from helpers import assert_same_stream
     from vidrec.utils import write_video
 
     cache, model, lit = on_litert
@@ -106,7 +107,7 @@ def test_backend_litert_runs_the_same_model(on_litert, tmp_path):
 
 
 def test_export_and_predict_commands(tmp_path, capsys, monkeypatch):
-    from test_onnx import assert_same_predictions
+    from helpers import assert_same_predictions
 
     monkeypatch.setenv("VIDREC_CACHE", str(tmp_path / "cache"))
     tiny(32).save_pretrained(tmp_path / "m")
@@ -133,8 +134,8 @@ def test_export_and_predict_commands(tmp_path, capsys, monkeypatch):
 def test_the_official_a0_as_vidrecs_tflite_step(movinet_tflite, shared_videos):
     """The official int8 file's weights, converted by vidrec to a float32 TFLite step: within 1e-4 of
     PyTorch, and the same top-1 as the official int8 file in the same runtime on the real clips."""
-    from vidrec.convert.tflite import LiteRTStream
-    from vidrec.engine.stream import model_frames
+    from vidrec.recognize.stream import model_frames
+    from vidrec.runtime.litert import LiteRTStream
 
     model = vidrec.load_model(movinet_tflite)
     lit = to_litert(model)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import vidrec
-from test_segments import tiny_stream_model
+from helpers import tiny_stream_model
 from vidrec.io.live import as_file, is_live_source
 
 PRODUCER = """

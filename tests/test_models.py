@@ -6,68 +6,17 @@ import pytest
 import torch
 
 import vidrec
+from helpers import TINY
 from vidrec.errors import ConfigError, VidrecError
-from vidrec.loader import load_model
 from vidrec.models import PretrainingModel, StreamingModel, VideoModel
 from vidrec.models.base import DetectionModel
+from vidrec.models.loader import load_model
 
 from conftest import randomize_bn
-
-# Tiny settings keep every registered model fast here (depth, width); the rest run as built.
-_RES = {"stage_depths": (1, 1, 1, 1), "width": 16}
-TINY = {
-    "tsn_small": {"width": 8},
-    "i3d_small": {"width": 8},
-    "i3d_r50": _RES,
-    "slowfast_r50_4x16": _RES,
-    "slowfast_r50_8x8": _RES,
-    "slowfast_r101_8x8": _RES,
-    "slowfast_r101_16x8": {**_RES, "res4_temporal_blocks": 0},
-    "slow_r50_8x8": _RES,
-    "fast_r50": _RES,
-    **{
-        f"videomae_{s}": {"depth": 1, "dim": 64, "num_heads": 2, "mlp_dim": 128, "patch_size": 8}
-        for s in "sblh"
-    },
-    **{
-        f"videomae_{s}_pretrain": {
-            "depth": 1,
-            "dim": 64,
-            "num_heads": 2,
-            "mlp_dim": 128,
-            "patch_size": 8,
-            "decoder_dim": 32,
-            "decoder_depth": 1,
-            "decoder_heads": 2,
-            "decoder_mlp_dim": 64,
-        }
-        for s in "sbl"
-    },
-}
-
 
 CLASSIFIERS = [n for n in vidrec.list_models() if not n.endswith(("_pretrain", "_ava"))]
 PRETRAINING = [n for n in vidrec.list_models() if n.endswith("_pretrain")]
 DETECTORS = [n for n in vidrec.list_models() if n.endswith("_ava")]
-TINY.update(
-    {
-        "slowfast_r50_ava": {"backbone_options": {**_RES, "res5_stride": 1, "res5_dilation": 2}},
-        "slow_r50_ava": {"backbone_options": {**_RES, "res5_stride": 1, "res5_dilation": 2}},
-        "slowfast_r101_ava": {  # its non-local block kept, after the second of two res4 blocks
-            "backbone_options": {
-                **_RES,
-                "stage_depths": (1, 1, 2, 1),
-                "res5_stride": 1,
-                "res5_dilation": 2,
-                "res4_temporal_blocks": 1,
-                "slow_nonlocal": ((), (), (1,), ()),
-                "nonlocal_pool": (2, 2, 2),
-                "nonlocal_instantiation": "dot_product",
-            }
-        },  # fmt: skip
-        "videomae_b_ava": {"backbone_options": {**TINY["videomae_b"], "use_mean_pooling": False}},
-    }
-)
 
 
 def test_the_contract_covers_every_architecture():
@@ -253,8 +202,8 @@ def test_load_errors(tmp_path):
 
 
 def test_fetch_weights_offline_message(tmp_path, monkeypatch):
-    from vidrec.download import fetch_weights
-    from vidrec.weights import WeightEntry
+    from vidrec.models.download import fetch_weights
+    from vidrec.models.weights import WeightEntry
 
     monkeypatch.setenv("VIDREC_CACHE", str(tmp_path / "cache"))
     entry = WeightEntry(

@@ -15,10 +15,9 @@ import torch
 import vidrec
 from vidrec.cli import main
 from vidrec.deploy import to_int8
-from vidrec.deploy.movinet_int8 import int8_points
-from vidrec.engine.stream import model_frames, stream_video
 from vidrec.errors import ConfigError, VidrecError
-from vidrec.models.movinet import kinetics600_labels, make_divisible
+from vidrec.models.movinet import int8_points, kinetics600_labels, make_divisible
+from vidrec.recognize.stream import model_frames, stream_video
 
 from conftest import randomize_bn
 
@@ -83,7 +82,7 @@ def test_parameter_counts_match_the_paper():
             count = sum(p.numel() for p in vidrec.create_model(name, se_type="3d").parameters())
         print(f"\n{name}: {count:,} parameters (paper {paper / 1e6:.1f}M)")
         assert count == exact and round(count / 1e5) / 10 == paper / 1e6
-    entry = vidrec.weights.get_weights("movinet_a0_stream.k600_int8")
+    entry = vidrec.models.weights.get_weights("movinet_a0_stream.k600_int8")
     with torch.device("meta"):
         assert (
             sum(p.numel() for p in vidrec.create_model(entry.arch, **entry.model_options).parameters())
@@ -125,10 +124,10 @@ def test_tflite_import_is_exact_op_by_op(movinet_tflite, imported, shared_videos
     pytest.importorskip("ai_edge_litert")
     from ai_edge_litert.interpreter import Interpreter
 
-    from vidrec.convert.tflite import _layer_of
-    from vidrec.convert.tflite_graph import TFLiteGraph
-    from vidrec.engine.stream import model_frames
+    from vidrec.models.convert.tflite import _layer_of
+    from vidrec.models.convert.tflite_graph import TFLiteGraph
     from vidrec.models.movinet import SkipPool
+    from vidrec.recognize.stream import model_frames
 
     graph = TFLiteGraph(movinet_tflite)
     interpreter = Interpreter(model_path=movinet_tflite, experimental_preserve_all_tensors=True)
@@ -196,8 +195,8 @@ def imported_int8(movinet_tflite):
 def _runtime_vs_vidrec(models, path, tflite_path):
     """Softmax of the runtime streaming the clip's frames, the logits it gave after each frame, and
     for each vidrec model (fed the same frames whole) its softmax and its top-5 overlap with the runtime."""
-    from vidrec.convert.tflite import LiteRTStream
-    from vidrec.engine.stream import model_frames
+    from vidrec.recognize.stream import model_frames
+    from vidrec.runtime.litert import LiteRTStream
 
     frames = [
         f for _, f in model_frames(path, models[0].preprocessing, fps=models[0].preprocessing.target_fps)
@@ -219,8 +218,8 @@ def test_int8_form_matches_the_runtime_on_a_real_clip(movinet_tflite, imported_i
     """The fast real-clip check: the first 10 frames of the pancake clip, streamed one at a time,
     give the runtime's logits bit for bit after every frame (the slow tests do whole clips)."""
     pytest.importorskip("ai_edge_litert")
-    from vidrec.convert.tflite import LiteRTStream
-    from vidrec.engine.stream import model_frames
+    from vidrec.recognize.stream import model_frames
+    from vidrec.runtime.litert import LiteRTStream
 
     frames = model_frames(
         os.path.join(shared_videos, "flipping_a_pancake.mkv"), imported_int8.preprocessing, fps=5.0
@@ -324,8 +323,8 @@ def test_tflite_labels_preprocessing_and_round_trip(imported, tmp_path):
     with torch.no_grad():
         assert torch.equal(again(x), imported(x))
         # the int8 grids travel beside the weights: the converted model's int8 form is the runtime's too
-        assert os.path.exists(tmp_path / "m" / "int8_grids.json")
-        assert len(again.int8_grids) == len(int8_points(again)) == 104
+        assert os.path.exists(tmp_path / "m" / "quant_grids.json")
+        assert len(again.quant_grids) == len(int8_points(again)) == 104
         assert torch.equal(to_int8(again)(x), to_int8(imported)(x))
         assert not torch.equal(to_int8(again)(x), again(x))
     assert again.labels == imported.labels
@@ -394,7 +393,7 @@ def test_stream_and_predict_commands(movinet_tflite, shared_videos, capsys, tmp_
     assert main(["stream", os.path.join(shared_videos, "missing.mp4"), "--weights", weights]) == 2
     assert capsys.readouterr().err == f"error: {os.path.join(shared_videos, 'missing.mp4')}: no such file\n"
     assert main(["stream", pancake, "--weights", weights, "--every", "0"]) == 2
-    assert capsys.readouterr().err == "error: --every must be > 0 seconds, got 0.0\n"
+    assert capsys.readouterr().err == "error: every must be > 0, got 0.0\n"
     # --int8 where there is nothing to simulate: one line, exit 2
     for model in (_model(), vidrec.create_model("tsn_small", num_classes=7)):
         model.save_pretrained(tmp_path / model.arch)
@@ -407,8 +406,8 @@ def test_stream_and_predict_commands(movinet_tflite, shared_videos, capsys, tmp_
 def test_predict_int8_gives_the_runtime_probabilities(movinet_tflite, shared_videos, capsys):
     """--int8: the runtime's own numbers (0.890 on the pancake clip, where float32 says 0.982)."""
     pytest.importorskip("ai_edge_litert")
-    from vidrec.convert.tflite import LiteRTStream
-    from vidrec.engine.stream import model_frames
+    from vidrec.recognize.stream import model_frames
+    from vidrec.runtime.litert import LiteRTStream
 
     pancake = os.path.join(shared_videos, "flipping_a_pancake.mkv")
     runtime = LiteRTStream(movinet_tflite)

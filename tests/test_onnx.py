@@ -1,7 +1,6 @@
 """ONNX export: every family's graph run by ONNX Runtime gives PyTorch's logits (<= 1e-4) at batch
 sizes other than the export's; `vidrec export` writes and checks one."""
 
-import json
 import os
 
 import pytest
@@ -12,8 +11,8 @@ from vidrec.cli import main
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
-from test_models import TINY  # noqa: E402
-from vidrec.deploy.onnx import (  # noqa: E402
+from helpers import TINY, assert_same_predictions, assert_same_stream  # noqa: E402
+from vidrec.export.onnx import (  # noqa: E402
     check_onnx,
     check_onnx_stream,
     example_inputs,
@@ -88,43 +87,12 @@ def test_a_stream_step_with_its_state_as_inputs_and_outputs(tmp_path):
         export_onnx_stream(vidrec.create_model("tsn_small", width=8), tmp_path / "x.onnx")
 
 
-def assert_same_stream(model, other, video) -> None:
-    """`vidrec stream` of a 2.4 s video by both, whole-stream and 1 s windows: the same reports."""
-    from vidrec.engine.stream import stream_video
-
-    for window in (None, 1.0):
-        ours, theirs = (
-            list(stream_video(m, video, every=1.0, window=window, probs=True)) for m in (model, other)
-        )
-        assert len(ours) == len(theirs) == 3  # at 1 s, at 2 s, the end (2.4 s)
-        assert all((a["probs"] - b["probs"]).abs().max() <= 1e-5 for a, b in zip(ours, theirs))
-
-
-def assert_same_predictions(model_dir, backend: str, tmp_path, capsys) -> None:
-    """`vidrec predict` of a 2 s video with `model_dir` on PyTorch and on `backend`: the same labels,
-    scores within 1e-5."""
-    import numpy as np
-
-    from vidrec.utils import write_video
-
-    frames = np.random.default_rng(1).integers(0, 255, (20, 40, 48, 3), dtype=np.uint8)
-    write_video(tmp_path / "v.mp4", frames, fps=10)
-    outputs = {}
-    for name in ("pytorch", backend):
-        argv = ["predict", str(tmp_path / "v.mp4"), "--model", str(model_dir), "--json", "--backend", name]
-        assert main(argv) == 0
-        outputs[name] = json.loads(capsys.readouterr().out)["predictions"]
-    ours, theirs = outputs["pytorch"], outputs[backend]
-    assert [p["label"] for p in ours] == [p["label"] for p in theirs]
-    assert max(abs(a["score"] - b["score"]) for a, b in zip(ours, theirs)) <= 1e-5
-
-
 @pytest.fixture(scope="module")
 def on_ort(tmp_path_factory):
     """The tiny stream model and a tiny AVA detector, with their ONNX Runtime forms (exported once
     into a cache folder)."""
-    from test_segments import tiny_stream_model
-    from vidrec.deploy.ort import to_onnxruntime
+    from helpers import tiny_stream_model
+    from vidrec.runtime.onnxruntime import to_onnxruntime
 
     cache = str(tmp_path_factory.mktemp("onnx_cache"))
     torch.manual_seed(0)
@@ -141,8 +109,8 @@ def test_backend_onnxruntime_runs_the_same_model(on_ort, tmp_path):
 
     import numpy as np
 
-    from vidrec.deploy.ort import to_onnxruntime
     from vidrec.errors import ConfigError
+    from vidrec.runtime.onnxruntime import to_onnxruntime
     from vidrec.utils import write_video
 
     cache, [(stream, stream_ort), (detector, detector_ort)] = on_ort
@@ -180,7 +148,7 @@ def test_backend_onnxruntime_runs_the_same_model(on_ort, tmp_path):
 
 
 def test_predict_and_stream_commands_on_onnxruntime(tmp_path, capsys, monkeypatch):
-    from test_segments import tiny_stream_model
+    from helpers import tiny_stream_model
 
     monkeypatch.setenv("VIDREC_CACHE", str(tmp_path / "cache"))
     tiny_stream_model().save_pretrained(tmp_path / "m")
@@ -203,8 +171,8 @@ def test_predict_and_stream_commands_on_onnxruntime(tmp_path, capsys, monkeypatc
 def test_the_person_detector_on_onnxruntime(tmp_path):
     """The SSD's network as ONNX (images in, box encodings and logits out; decoding and NMS stay in
     PyTorch): the same outputs and detections (the real weights: tests/test_ssd.py)."""
-    from vidrec.deploy.ort import to_onnxruntime
     from vidrec.models.ssd import ssd_mobilenet_v1
+    from vidrec.runtime.onnxruntime import to_onnxruntime
 
     torch.manual_seed(0)
     model = ssd_mobilenet_v1(depth_multiplier=0.25, image_size=96).eval()

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import vidrec
-from vidrec.engine.people import CSVPersons, SSDPersons, merge_tiles, tile_grid
 from vidrec.errors import ConfigError
+from vidrec.people.detectors import CSVPersons, SSDPersons, merge_tiles, tile_grid
 
 
 def test_tiles_cover_the_frame_with_overlap():

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-import vidrec
+from helpers import tiny_stream_model
 from vidrec.cli import main
-from vidrec.data.transforms import Preprocessing
-from vidrec.engine.segments import SegmentConfig, Segmenter, plot_timeline, statistics
-from vidrec.engine.stream import stream_video
 from vidrec.errors import ConfigError
+from vidrec.recognize.stream import stream_video
+from vidrec.timeline.segments import SegmentConfig, Segmenter, plot_timeline, statistics
 from vidrec.utils import write_video
 
 
@@ -56,16 +55,6 @@ def test_smoothing_bridges_a_one_report_drop():
     assert closed == [] and len(seg.finish()) == 1
 
 
-def tiny_stream_model():
-    torch.manual_seed(0)
-    model = vidrec.create_model("movinet_a0_stream", num_classes=3, dropout=0.0).eval()
-    model.preprocessing = Preprocessing(
-        num_frames=8, sampling_rate=1, target_fps=5.0, resize=32, crop_size=32
-    )
-    model.set_labels(["a", "b", "c"])
-    return model
-
-
 def test_window_pools_the_last_frames_only(tmp_path):
     frames = np.random.default_rng(0).integers(0, 255, (30, 40, 40, 3), dtype=np.uint8)
     write_video(tmp_path / "v.mp4", frames, fps=10)  # 3 s: 15 frames at the model's 5 fps
@@ -77,7 +66,7 @@ def test_window_pools_the_last_frames_only(tmp_path):
     last = final["probs"]
     overall = {p["label"]: p["score"] for p in final["overall"]}  # the windowed stream's whole-video view
     assert overall == pytest.approx({label: float(whole[i]) for i, label in enumerate("abc")}, abs=1e-5)
-    from vidrec.engine.stream import model_frames
+    from vidrec.recognize.stream import model_frames
 
     clip = torch.cat([f for _, f in model_frames(tmp_path / "v.mp4", model.preprocessing, fps=5.0)], 1)[None]
     with torch.no_grad():

@@ -1,7 +1,6 @@
 """`vidrec serve`: the API on a tiny stream model (FastAPI's test client, no sockets), its refusals,
 its queue, its safety settings."""
 
-import json
 import os
 import threading
 from fractions import Fraction
@@ -15,7 +14,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 import vidrec  # noqa: E402
-from test_segments import tiny_stream_model  # noqa: E402
+from helpers import events_of, tiny_stream_model, upload  # noqa: E402
 from vidrec.serve import Limits, ServeConfig, create_app  # noqa: E402
 from vidrec.utils import write_video  # noqa: E402
 
@@ -44,23 +43,6 @@ def leftovers(tmp_path) -> list[str]:
     return [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "work") for f in files]
 
 
-def upload(path, name="clip.mp4"):
-    return {"file": (name, open(path, "rb"), "video/mp4")}
-
-
-def events_of(c: TestClient, job_id: str) -> list[tuple[str, dict]]:
-    out = []
-    with c.stream("GET", f"/v1/jobs/{job_id}/events") as r:
-        assert r.headers["content-type"].startswith("text/event-stream")
-        kind = None
-        for line in r.iter_lines():
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: "):
-                out.append((kind, json.loads(line[6:])))
-    return out
-
-
 def test_predict_an_upload_and_leave_nothing_behind(served, tmp_path):
     with client(served, tmp_path) as c:
         assert c.get("/healthz").json()["status"] == "ok"
@@ -69,7 +51,7 @@ def test_predict_an_upload_and_leave_nothing_behind(served, tmp_path):
         body = r.json()
         assert body["video"] == "clip.mp4" and body["mode"] == "stream" and body["frames"] == 15
         assert [p["label"] for p in body["predictions"]][0] in "abc" and len(body["predictions"]) == 2
-        expected = vidrec.engine.predict.predict(
+        expected = vidrec.recognize.predict.predict(
             vidrec.load_model(served / "m"), served / "clip.mp4", top_k=2
         )
         assert body["predictions"] == expected["predictions"]  # the same as `vidrec predict`
@@ -180,7 +162,7 @@ class Gate:
         self.open = threading.Event()
         self.started = threading.Semaphore(0)
 
-    def __call__(self, kind, models, source, options, folder):
+    def __call__(self, kind, models, source, options, *, model=None):
         self.started.release()
         for i in range(100):
             if self.open.wait(0.05):
@@ -191,7 +173,7 @@ class Gate:
 
 def test_a_full_queue_answers_503_and_a_cancel_stops_a_job(served, tmp_path, monkeypatch):
     gate = Gate()
-    monkeypatch.setattr("vidrec.serve.app.events", gate)
+    monkeypatch.setattr("vidrec.serve.service.events", gate)
     with client(served, tmp_path, workers=1, queue_size=1, retry_after=7) as c:
         send = lambda: c.post("/v1/jobs", files=upload(served / "clip.mp4"))  # noqa: E731
         running = send().json()

@@ -6,12 +6,12 @@ import pytest
 
 from vidrec.data.datasets import load_csv
 from vidrec.data.synthetic import CLASSES, SYNTHMOTION_PREP, SynthConfig, generate_dataset
-from vidrec.download import PACKAGED_DIR, fetch_weights, sha256_of
-from vidrec.engine.evaluate import evaluate
 from vidrec.errors import VidrecError
-from vidrec.loader import load_model
-from vidrec.registry import create_model
-from vidrec.weights import WEIGHTS, WeightEntry
+from vidrec.models.download import PACKAGED_DIR, fetch_weights, sha256_of
+from vidrec.models.loader import load_model
+from vidrec.models.registry import create_model
+from vidrec.models.weights import WEIGHTS, WeightEntry
+from vidrec.recognize.evaluate import evaluate
 
 SHIPPED = [w for w in WEIGHTS.values() if w.url.startswith("package://")]
 

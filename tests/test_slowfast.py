@@ -2,8 +2,9 @@ import pytest
 import torch
 
 import vidrec
-from vidrec.convert import load_exact, pyslowfast_key
+from helpers import pyslowfast_names, randomized
 from vidrec.flops import count_macs, count_params
+from vidrec.models.convert import load_exact, pyslowfast_key
 
 from conftest import randomize_bn
 
@@ -55,19 +56,11 @@ def test_slow_input_is_pyslowfast_linspace_and_caller_tensor_untouched():
         model([x, x, x])
 
 
-def _randomized(module):
-    torch.manual_seed(0)
-    for p in module.parameters():
-        p.data.normal_(0, 0.02)
-    randomize_bn(module)
-    return module.eval()
-
-
 @pytest.mark.parametrize(
     "hub,arch,frames", [("slowfast_r50", "slowfast_r50_8x8", 32), ("slow_r50", "slow_r50_8x8", 8)]
 )
 def test_pytorchvideo_parity(tmp_path, hub, arch, frames):
-    reference = _randomized(getattr(ptv, hub)(pretrained=False))
+    reference = randomized(getattr(ptv, hub)(pretrained=False))
     torch.save({"model_state": reference.state_dict()}, tmp_path / "ref.pyth")
     model = vidrec.load_model(tmp_path / "ref.pyth", arch=arch)
     assert model.labels[0] == "abseiling" and model.preprocessing.test_crop_size == 256
@@ -89,41 +82,13 @@ def test_pytorchvideo_parity(tmp_path, hub, arch, frames):
     [("slowfast_r101", "slowfast_r101_8x8", 32), ("slowfast_16x8_r101_50_50", "slowfast_r101_16x8", 64)],
 )
 def test_pytorchvideo_parity_r101(tmp_path, hub, arch, frames):
-    reference = _randomized(getattr(ptv, hub)(pretrained=False))
+    reference = randomized(getattr(ptv, hub)(pretrained=False))
     torch.save(reference.state_dict(), tmp_path / "ref.pt")
     model = vidrec.load_model(tmp_path / "ref.pt", arch=arch)
     fast = torch.randn(1, 3, frames, 224, 224)
     slow = fast[:, :, torch.linspace(0, frames - 1, frames // 4).long()]
     with torch.no_grad():
         assert (model(fast) - reference([slow, fast])).abs().max() <= 1e-4
-
-
-def pyslowfast_names(depths=(3, 4, 6, 3), pathways=2, fuse=True, nonlocal_blocks=None) -> list[str]:
-    """PySlowFast's state-dict names for a ResNet SlowFast, written out from its naming scheme;
-    `nonlocal_blocks` {stage: block indices} adds the Slow pathway's non-local blocks."""
-    bn = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
-    names = [f"s1.pathway{p}_stem.conv.weight" for p in range(pathways)]
-    names += [f"s1.pathway{p}_stem.bn.{b}" for p in range(pathways) for b in bn]
-    for stage, depth in zip(range(2, 6), depths):
-        for p in range(pathways):
-            for j in range(depth):
-                res = f"s{stage}.pathway{p}_res{j}"
-                if j == 0:
-                    names += [f"{res}.branch1.weight"] + [f"{res}.branch1_bn.{b}" for b in bn]
-                for part in "abc":
-                    names += [f"{res}.branch2.{part}.weight"] + [f"{res}.branch2.{part}_bn.{b}" for b in bn]
-                if p == 0 and j in (nonlocal_blocks or {}).get(stage, ()):
-                    nl = f"s{stage}.pathway0_nonlocal{j}"
-                    names += [
-                        f"{nl}.{c}.{w}"
-                        for c in ("conv_theta", "conv_phi", "conv_g", "conv_out")
-                        for w in ("weight", "bias")
-                    ]
-                    names += [f"{nl}.bn.{b}" for b in bn]
-    if fuse:
-        for stage in range(1, 5):
-            names += [f"s{stage}_fuse.conv_f2s.weight"] + [f"s{stage}_fuse.bn.{b}" for b in bn]
-    return names + ["head.projection.weight", "head.projection.bias"]
 
 
 @pytest.mark.parametrize("arch,pathways", [("slowfast_r50_8x8", 2), ("slow_r50_8x8", 1)])

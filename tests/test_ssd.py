@@ -158,8 +158,8 @@ def test_tflite_import_matches_the_runtime(ssd_tflite, shared_videos):
 
 def test_weights_from_several_folders(monkeypatch, tmp_path, capsys):
     """VIDREC_WEIGHTS may name several folders (os.pathsep): the detector and MoViNet sit apart."""
-    from vidrec.download import fetch_weights
-    from vidrec.weights import get_weights
+    from vidrec.models.download import fetch_weights
+    from vidrec.models.weights import get_weights
 
     for folder in (SSD_DIR, MOVINET_DIR):
         if not os.path.isdir(folder):
@@ -169,7 +169,7 @@ def test_weights_from_several_folders(monkeypatch, tmp_path, capsys):
     assert fetch_weights(get_weights("ssd_mobilenet_v1.coco_uint8")).startswith(SSD_DIR)
     assert fetch_weights(get_weights("movinet_a0_stream.k600_int8")).startswith(MOVINET_DIR)
     detector = vidrec.load_model("ssd_mobilenet_v1.coco_uint8")
-    assert detector.uint8_grids and detector.config.max_detections == 10
+    assert detector.quant_grids and detector.config.max_detections == 10
     video = os.path.join(os.path.dirname(SSD_DIR), "..", "videos", "arm_wrestling.mp4")
     assert main(["predict", video, "--model", "ssd_mobilenet_v1.coco_uint8"]) == 2
     err = capsys.readouterr().err
@@ -177,7 +177,7 @@ def test_weights_from_several_folders(monkeypatch, tmp_path, capsys):
 
 
 def test_a_movinet_file_is_not_an_ssd(movinet_tflite):
-    from vidrec.convert.tflite_ssd import is_tflite_ssd, load_tflite_ssd
+    from vidrec.models.convert.tflite_ssd import is_tflite_ssd, load_tflite_ssd
 
     assert not is_tflite_ssd(movinet_tflite)
     with pytest.raises(VidrecError, match="not an SSD detector"):

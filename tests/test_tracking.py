@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vidrec.engine.tracking import KalmanBox, Tracker, TrackerConfig
+from vidrec.people.tracker import KalmanBox, Tracker, TrackerConfig
 
 
 def walker(x0: float, y0: float, vx: float, frame: int, size=(40.0, 100.0)) -> list[float]:

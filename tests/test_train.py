@@ -7,37 +7,16 @@ import pytest
 import torch
 
 import vidrec
-from vidrec.config import ScheduleSection, config_from_dict
-from vidrec.engine.checkpoint import CheckpointManager, changed_settings, resumable_settings
-from vidrec.engine.distributed import Dist, ShardedBatchSampler
-from vidrec.engine.evaluate import accuracy_metrics, confusion_matrix
-from vidrec.engine.optim import lr_at, param_groups
-from vidrec.engine.train import Stopped, train
+from vidrec.distributed import Dist, ShardedBatchSampler
 from vidrec.errors import ConfigError
-from vidrec.utils import write_video
+from vidrec.recognize.evaluate import accuracy_metrics, confusion_matrix
+from vidrec.train.checkpoint import CheckpointManager, changed_settings, resumable_settings
+from vidrec.train.config import ScheduleSection, config_from_dict
+from vidrec.train.loop import Stopped, train
+from vidrec.train.optim import lr_at, param_groups
 
 
-@pytest.fixture(scope="module")
-def bright_dark(tmp_path_factory) -> str:
-    """Two classes a frame model can tell apart (a bright or a dark square on noise), as
-    train.csv / val.csv in a directory."""
-    root = tmp_path_factory.mktemp("bd")
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(48):
-        label = i % 2
-        frames = rng.integers(60, 196, (8, 32, 32, 3)).astype(np.uint8)
-        y, x = rng.integers(0, 16, 2)
-        frames[:, y : y + 16, x : x + 16] = 250 if label else 5
-        write_video(str(root / f"v{i}.mp4"), frames, fps=8)
-        rows.append(f"v{i}.mp4,{['dark', 'bright'][label]}")
-    (root / "classes.txt").write_text("dark\nbright\n")
-    (root / "train.csv").write_text("\n".join(rows[:32]) + "\n")
-    (root / "val.csv").write_text("\n".join(rows[32:]) + "\n")
-    return str(root)
-
-
-def tiny(root: str, out, **sections) -> "vidrec.config.RunConfig":
+def tiny(root: str, out, **sections) -> "vidrec.train.config.RunConfig":
     tree = {
         "model": {"name": "tsn_small", "options": {"width": 8}},
         "data": {
@@ -124,7 +103,7 @@ def test_config_errors_name_the_key(tmp_path):
     assert config_from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # what is saved reads back the same
     (tmp_path / "bad.yaml").write_text("model: {name: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        vidrec.config.load_config(str(tmp_path / "bad.yaml"))
+        vidrec.train.config.load_config(str(tmp_path / "bad.yaml"))
 
 
 def test_sharded_sampler_splits_each_global_batch():

@@ -9,8 +9,8 @@ from vidrec.cli import main
 from vidrec.data.datasets import VideoRecord
 from vidrec.data.flow import extract_flow
 from vidrec.data.transforms import Preprocessing
-from vidrec.engine.evaluate import eval_dataset, evaluate
 from vidrec.models.two_stream import TwoStream
+from vidrec.recognize.evaluate import eval_dataset, evaluate
 
 from conftest import write_numbered
 

@@ -126,7 +126,7 @@ def test_the_tubelet_mlp_embeds_each_tubelet_alone():
     assert moved == [22]
     classifier, report = model.to_classifier(5)
     assert classifier.config.patch_embed == "mlp" and "encoder.patch_embed.fc.weight" in report["loaded"]
-    from vidrec.convert.videomae import is_original_videomae
+    from vidrec.models.convert.videomae import is_original_videomae
 
     assert not is_original_videomae(classifier.state_dict())  # vidrec's own keys, not the original's
 
@@ -144,7 +144,7 @@ def test_the_reconstruction_picture_keeps_the_clip_colour_under_clip_centering(t
     import numpy as np
     from PIL import Image
 
-    from vidrec.engine.reconstruct import reconstruct_video
+    from vidrec.recognize.reconstruct import reconstruct_video
     from vidrec.utils import write_video
 
     frames = np.zeros((8, 32, 32, 3), np.uint8)

@@ -9,8 +9,10 @@ import torch
 
 import vidrec
 from vidrec.cli import main
-from vidrec.engine.people import Persons
-from vidrec.engine.who import PeopleConfig, TrackRecognizer, draw_tracks, people_actions, square_crop
+from vidrec.people.detectors import Persons
+from vidrec.people.drawing import draw_tracks
+from vidrec.people.pipeline import PeopleConfig, people_actions
+from vidrec.people.recognizers import TrackRecognizer, square_crop
 from vidrec.utils import write_video
 
 from conftest import MOVINET_DIR, SSD_DIR, run_vidrec
@@ -91,7 +93,7 @@ def test_detect_needs_a_stream_model_and_a_video(tmp_path, capsys):
     assert err.startswith("error: ") and err.count("\n") == 1
     moving_square_video(tmp_path / "v.mp4")
     assert main(["detect", str(tmp_path / "v.mp4"), "--tile", "big"]) == 2
-    assert "--tile must be a number of pixels" in capsys.readouterr().err
+    assert "tile must be a number of pixels" in capsys.readouterr().err
 
 
 def test_detect_takes_people_from_a_csv_and_draws_each_ones_timeline(tmp_path, capsys):
@@ -159,7 +161,7 @@ def test_detect_on_real_footage(tmp_path, capsys, monkeypatch, shared_videos):
 
 
 def test_an_ava_detector_scores_every_tracked_box_on_the_latest_frames(tmp_path):
-    from vidrec.engine.who import BoxRecognizer
+    from vidrec.people.recognizers import BoxRecognizer
 
     moving_square_video(tmp_path / "v.mp4", frames=25)  # the square stays in view
     torch.manual_seed(0)

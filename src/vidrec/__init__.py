@@ -7,8 +7,8 @@ vidrec.create_model("slowfast_r50_8x8", num_classes=10)
 """
 
 from vidrec._version import __version__
-from vidrec.engine.predict import predict
-from vidrec.loader import load_model, save_model
-from vidrec.registry import create_model, list_models
+from vidrec.models.loader import load_model, save_model
+from vidrec.models.registry import create_model, list_models
+from vidrec.recognize.predict import predict
 
 __all__ = ["__version__", "create_model", "list_models", "load_model", "predict", "save_model"]

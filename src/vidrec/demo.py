@@ -10,20 +10,20 @@ import json
 import os
 import time
 
-from vidrec.config import config_from_dict
 from vidrec.data.datasets import load_csv
 from vidrec.data.synthetic import SynthConfig, generate_dataset, reversal_pair_accuracy
-from vidrec.engine.checkpoint import CheckpointManager
-from vidrec.engine.predict import format_predictions, predict
-from vidrec.engine.train import TEST_REPORT_NAME, train
 from vidrec.errors import VidrecError
-from vidrec.loader import load_model
+from vidrec.models.loader import load_model
+from vidrec.recognize.predict import format_predictions, predict
+from vidrec.train.checkpoint import CheckpointManager
+from vidrec.train.config import config_from_dict
+from vidrec.train.loop import TEST_REPORT_NAME, train
 from vidrec.utils import resolve_device
 
 
 def real_clip_demo(video: str | None, weights_dir: str | None, device) -> dict | None:
     """MoViNet-A0 Stream on a real clip, reported every 2 s of video as a live stream would be."""
-    from vidrec.engine.stream import stream_video
+    from vidrec.recognize.stream import stream_video
 
     print("[0/4] MoViNet-A0 Stream, Kinetics-600, on real footage")
     if not video or not os.path.exists(video):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 
-from vidrec.cli.analytics import cmd_detect, cmd_highlights
 from vidrec.cli.batch import cmd_extract
 from vidrec.cli.commands import (
     cmd_ava_eval,
@@ -23,7 +22,6 @@ from vidrec.cli.commands import (
     cmd_models,
     cmd_predict,
     cmd_reconstruct,
-    cmd_stream,
     cmd_synth,
     cmd_synth_ava,
     cmd_train,
@@ -31,6 +29,7 @@ from vidrec.cli.commands import (
 )
 from vidrec.cli.parser import build_parser
 from vidrec.cli.serve import cmd_serve
+from vidrec.cli.sessions import cmd_detect, cmd_highlights, cmd_stream
 from vidrec.errors import VidrecError
 
 COMMANDS = {

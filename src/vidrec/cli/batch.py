@@ -44,7 +44,7 @@ def add_batch_args(p, *, required_out: bool) -> None:
 
 def batch_videos(args) -> list[str]:
     """The videos of a batch run: the positional ones and those of --list."""
-    from vidrec.engine.batch import list_videos
+    from vidrec.recognize.batch import list_videos
 
     videos = list(args.videos)
     if args.video_list:
@@ -58,7 +58,7 @@ def run_batch_command(args, task: str) -> int:
     """Predict or extract every video into --out; a summary on stderr (and stdout with --json).
     The videos are listed before the model loads: a wrong list fails at once."""
     from vidrec.cli.loading import inference_model
-    from vidrec.engine.batch import BatchOptions, run_batch
+    from vidrec.recognize.batch import BatchOptions, run_batch
     from vidrec.utils import resolve_device
 
     videos = batch_videos(args)

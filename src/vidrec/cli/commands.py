@@ -7,13 +7,13 @@ import json
 import os
 import sys
 
-from vidrec.cli.loading import clip_model, for_inference, inference_model
+from vidrec.cli.loading import for_inference, inference_model
 from vidrec.errors import ConfigError, VidrecError
 
 
 def _run_config(args):
     """The YAML config with --set overrides, or one built from the quick flags."""
-    from vidrec.config import PREPROCESSING_FIELDS, config_from_dict, load_config
+    from vidrec.train.config import PREPROCESSING_FIELDS, config_from_dict, load_config
 
     quick = {
         "data.train": args.data,
@@ -33,7 +33,7 @@ def _run_config(args):
     if args.device != "auto":
         sets.append(f"run.device={args.device}")
     if args.model:
-        from vidrec.registry import list_models
+        from vidrec.models.registry import list_models
 
         sets.append(f"model.{'name' if args.model in list_models() else 'init'}={args.model}")
     if args.config:
@@ -46,7 +46,7 @@ def _run_config(args):
 
 def cmd_train(args) -> int:
     """`vidrec train` / `vidrec pretrain`: a run from a YAML config or the quick-form flags."""
-    from vidrec.engine.train import train
+    from vidrec.train.loop import train
 
     cfg = _run_config(args)
     metrics = train(cfg, pretrain=args.command == "pretrain", resume=args.resume, progress=not args.quiet)
@@ -56,7 +56,7 @@ def cmd_train(args) -> int:
 
 def cmd_reconstruct(args) -> int:
     """`vidrec reconstruct MODEL VIDEO --out PNG`: what a VideoMAE pretraining model reconstructs."""
-    from vidrec.engine.reconstruct import reconstruct_video
+    from vidrec.recognize.reconstruct import reconstruct_video
     from vidrec.utils import resolve_device
 
     result = reconstruct_video(
@@ -77,8 +77,8 @@ def _eval_target(args):
         if not args.data:
             raise ConfigError("--data is required (or pass a run config YAML)")
         return args.model, args.data, (args.num_clips or 1, args.num_crops or 1), args.report, args.confusion
-    from vidrec.config import load_config
-    from vidrec.engine.setup import split_path
+    from vidrec.train.config import load_config
+    from vidrec.train.setup import split_path
 
     cfg = load_config(args.model, args.set)
     data = args.data or split_path(cfg, "test") or split_path(cfg, "val")
@@ -97,13 +97,13 @@ def _eval_target(args):
 def cmd_eval(args) -> int:
     """`vidrec eval MODEL|CONFIG`: multi-view video-level metrics, a JSON report and a confusion PNG."""
     from vidrec.data.datasets import load_labelled
-    from vidrec.engine.distributed import device_for, init_distributed
-    from vidrec.engine.evaluate import evaluate
-    from vidrec.loader import load_model
+    from vidrec.distributed import device_for, init_distributed
+    from vidrec.models.loader import load_model
+    from vidrec.recognize.evaluate import evaluate
     from vidrec.utils import atomic_write_text, resolve_device
 
     if args.model.endswith((".yaml", ".yml")):
-        from vidrec.config import load_config
+        from vidrec.train.config import load_config
 
         cfg = load_config(args.model, args.set)
         if cfg.task == "detection":
@@ -112,7 +112,7 @@ def cmd_eval(args) -> int:
     device = resolve_device(args.device)
     d = init_distributed(device)
     device = device_for(device, d)
-    model = for_inference(clip_model(load_model(source, device=device)), args)
+    model = for_inference(load_model(source, device=device), args)
     records = load_labelled(data, classes=model.labels)
     result = evaluate(
         model,
@@ -132,7 +132,7 @@ def cmd_eval(args) -> int:
     if report_path:
         atomic_write_text(report_path, json.dumps(result, indent=1) + "\n")
     if confusion_path and "confusion_matrix" in result:
-        from vidrec.engine.report import plot_confusion
+        from vidrec.train.report import plot_confusion
 
         plot_confusion(result["confusion_matrix"], result["labels"], confusion_path)
     summary = {k: v for k, v in result.items() if k not in ("confusion_matrix", "predictions", "labels")}
@@ -153,7 +153,7 @@ def cmd_eval(args) -> int:
 
 def _eval_detection(cfg, args) -> int:
     """`vidrec eval CONFIG` with task detection: frame-mAP, detections CSV, AP table, PNG."""
-    from vidrec.engine.detection import AP_TABLE_NAME, DETECTIONS_NAME, PICTURE_NAME, evaluate_run
+    from vidrec.train.ava import AP_TABLE_NAME, DETECTIONS_NAME, PICTURE_NAME, evaluate_run
     from vidrec.utils import resolve_device
 
     report, out = evaluate_run(
@@ -177,8 +177,8 @@ def _eval_detection(cfg, args) -> int:
 
 def cmd_predict(args) -> int:
     """`vidrec predict VIDEO...`: the top-k of each video (exit 1 if one could not be read)."""
-    from vidrec.engine.predict import format_predictions, predict
     from vidrec.io.live import as_file, is_live_source
+    from vidrec.recognize.predict import format_predictions, predict
     from vidrec.utils import resolve_device
 
     if args.video_list or args.out:  # many videos: sharded rows, resumable
@@ -221,79 +221,9 @@ def cmd_predict(args) -> int:
     return status
 
 
-def cmd_stream(args) -> int:
-    """`vidrec stream VIDEO`: the running top-k of a stream model, as a live stream would see it;
-    with --segments / --timeline, the segments of its (windowed) scores."""
-    import time
-
-    from vidrec.engine.predict import format_predictions
-    from vidrec.engine.segments import ScoreTimeline, statistics
-    from vidrec.engine.stream import stream_video
-    from vidrec.utils import atomic_write_text, resolve_device
-
-    device = resolve_device(args.device)
-    model = inference_model(args, device)
-    segmenting = bool(args.segments or args.timeline)
-    labels = model.labels or [str(i) for i in range(model.num_classes)]
-    timeline = ScoreTimeline(labels) if segmenting else None
-    start = time.perf_counter()
-    reports = stream_video(
-        model,
-        args.video,
-        every=args.every,
-        top_k=args.top_k,
-        window=args.window,
-        device=device,
-        probs=segmenting,
-        realtime=args.realtime,
-        timeout=args.timeout,
-    )
-    for report in reports:
-        if segmenting:
-            probs = report.pop("probs").numpy()
-            if not report.get("final"):
-                timeline.update(report["time"], probs)
-        if args.json:
-            print(json.dumps(report), flush=True)
-            continue
-        best = format_predictions(report["predictions"])
-        if report.get("final"):
-            took = time.perf_counter() - start
-            fps = model.preprocessing.target_fps
-            print(
-                f"{args.video}: {best}\n  ({report['frames']} frames = {report['time']:.1f} s of video at "
-                f"{f'{fps:g} fps' if fps else 'its own frame rate'}, processed in {took:.1f} s)",
-                flush=True,
-            )
-            if "overall" in report:  # with a window the line above is the last seconds
-                print(f"  whole video: {format_predictions(report['overall'])}", flush=True)
-            if "live" in report:
-                live = report["live"]
-                print(
-                    f"  live: {live['decoded']} frames in at {live['input_fps']:g} fps, "
-                    f"{live['processed']} processed, {live['skipped_for_rate']} above the model's rate, "
-                    f"{live['dropped']} dropped while it was busy; latency median "
-                    f"{live['latency_median_s']:g} s, worst {live['latency_max_s']:g} s",
-                    flush=True,
-                )
-        else:
-            print(f"{report['time']:7.1f} s  {best}", flush=True)
-    if segmenting:
-        timeline.finish()
-        segments = timeline.segments
-        if args.segments:
-            atomic_write_text(args.segments, "".join(json.dumps(s) + "\n" for s in segments))
-        if args.timeline:
-            timeline.plot(args.timeline)
-        per_label = statistics(segments)["labels"]
-        summary = ", ".join(f"{k} {v['count']}x {v['seconds']:g} s" for k, v in per_label.items())
-        print(f"{len(segments)} segments: {summary or 'none'}", file=sys.stderr)
-    return 0
-
-
 def cmd_convert(args) -> int:
     """`vidrec convert SOURCE OUT`: any loadable model written as a vidrec (or transformers) directory."""
-    from vidrec.loader import load_model, save_model
+    from vidrec.models.loader import load_model, save_model
 
     model = load_model(args.source, arch=args.arch, weights_dir=args.weights)
     save_model(model, args.out, format=args.format)
@@ -308,8 +238,8 @@ def cmd_export(args) -> int:
     """`vidrec export MODEL OUT --format onnx`: the model as an ONNX graph (dynamic batch), then run
     in ONNX Runtime against PyTorch (`--no-check` skips it); `--format tflite`: a MoViNet's stream
     step for the TFLite runtime, checked there."""
-    from vidrec.deploy.onnx import check_onnx, check_onnx_stream, export_onnx, export_onnx_stream
-    from vidrec.loader import load_model
+    from vidrec.export.onnx import check_onnx, check_onnx_stream, export_onnx, export_onnx_stream
+    from vidrec.models.loader import load_model
 
     model = load_model(args.model, weights_dir=args.weights)
     if args.format == "tflite":
@@ -335,7 +265,8 @@ def cmd_export(args) -> int:
 
 
 def _export_tflite(model, args) -> int:
-    from vidrec.deploy.litert import check_tflite_stream, export_tflite_stream
+    from vidrec.export.tflite import export_tflite_stream
+    from vidrec.runtime.litert import check_tflite_stream
 
     if args.opset is not None:
         raise ConfigError("--opset is for ONNX; a TFLite export has none")
@@ -357,8 +288,8 @@ def cmd_models(args) -> int:
     """`vidrec models`: every architecture with its parameter count, and its pretrained weights."""
     import torch
 
-    from vidrec.registry import IMAGE_BUILDERS, create_model, list_models
-    from vidrec.weights import weights_for
+    from vidrec.models.registry import IMAGE_BUILDERS, create_model, list_models
+    from vidrec.models.weights import weights_for
 
     def count(name: str, **options) -> int:
         with torch.device("meta"):  # shapes only: no memory, no initialisation time
@@ -467,7 +398,7 @@ def cmd_synth_ava(args) -> int:
 
 def cmd_two_stream(args) -> int:
     """`vidrec two-stream`: an RGB and a flow model saved as one late-fusion model."""
-    from vidrec.loader import load_model
+    from vidrec.models.loader import load_model
     from vidrec.models.two_stream import TwoStream
 
     model = TwoStream(

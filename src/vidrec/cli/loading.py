@@ -1,54 +1,47 @@
-"""The model a command runs: loaded by name, path or tag, then put in its inference form."""
+"""The model a command runs: loaded by name, path or tag, then in the form its flags ask for, by
+the session layer's `Models` (the service loads its models the same way)."""
 
 from __future__ import annotations
 
-from vidrec.errors import ConfigError
+
+def inference_of(args, device=None):
+    """The `Inference` form the flags ask for: --backend, --precision, --int8, --device."""
+    from vidrec.sessions import Inference
+    from vidrec.utils import resolve_device
+
+    return Inference(
+        backend=getattr(args, "backend", "pytorch"),
+        precision=getattr(args, "precision", "fp32"),
+        int8=getattr(args, "int8", False),
+        device=str(device if device is not None else resolve_device(getattr(args, "device", "auto"))),
+    )
 
 
-def inference_model(args, device):
-    """The model a command runs: loaded, then in the form its flags ask for (`for_inference`)."""
-    from vidrec.loader import load_model
-    from vidrec.models.base import StreamingModel
+def command_models(args, device=None, **extra):
+    """The `Models` of a command: its --model (and --detector), with --weights, in the form its
+    flags ask for."""
+    from vidrec.sessions import Models
 
-    model = for_inference(clip_model(load_model(args.model, device=device, weights_dir=args.weights)), args)
-    if getattr(model, "backend", "pytorch") != "pytorch" and isinstance(model, StreamingModel):
-        import torch
+    return Models([args.model], weights=args.weights, inference=inference_of(args, device), **extra)
 
-        # A stream model's step runs in the other runtime on its own threads (opened above with
-        # PyTorch's count), one frame at a time between PyTorch's resizing of the next: PyTorch's
-        # OpenMP threads, spinning after each op, would take a core from the runtime's. One
-        # PyTorch thread: `vidrec stream` 27-38% faster on litert, 14-20% on onnxruntime (2 cores).
-        # Clip models decode first and run after: 2 threads stay a little faster for them.
-        torch.set_num_threads(1)
+
+def inference_model(args, device=None):
+    """The video model a command runs, loaded and in its inference form; a stream model on another
+    runtime leaves that runtime the cores (`share_cores`)."""
+    from vidrec.sessions.models import share_cores
+
+    model = command_models(args, device).get()
+    share_cores(model)
     return model
 
 
 def for_inference(model, args):
-    """`model` in the form the flags ask for: --int8 (the TFLite runtime's arithmetic), --backend
-    onnxruntime or litert (exported once, kept in the cache folder's onnx/ or tflite/), else
-    PyTorch with batch norms folded, in float32 or, with --precision bf16, bfloat16 autocast."""
-    from vidrec.deploy import optimize_for_inference, to_int8
+    """`model` (loaded already) in the form the flags ask for, or a one-line error if it is not a
+    video model."""
+    from vidrec.sessions.models import clip_model
+    from vidrec.sessions.models import for_inference as to_form
 
-    backend, precision = getattr(args, "backend", "pytorch"), getattr(args, "precision", "fp32")
-    int8 = getattr(args, "int8", False)
-    if backend != "pytorch":
-        if int8 or precision != "fp32":
-            raise ConfigError(
-                f"--int8 and --precision are PyTorch forms; with --backend {backend} leave them out"
-            )
-        from vidrec.loader import on_litert, on_onnxruntime
-
-        return on_onnxruntime(model) if backend == "onnxruntime" else on_litert(model)
-    if int8:
-        if precision != "fp32":
-            raise ConfigError("--int8 computes as the int8 runtime does; --precision does not apply to it")
-        return to_int8(model)
-    model = optimize_for_inference(model)
-    if precision == "bf16":
-        from vidrec.deploy.precision import to_bfloat16
-
-        return to_bfloat16(model)
-    return model
+    return to_form(clip_model(model), inference_of(args))
 
 
 def add_precision(p) -> None:
@@ -72,16 +65,11 @@ def add_backend(p) -> None:
     )
 
 
-def clip_model(model):
-    """`model`, or a one-line error if it is the image detector (frames in, boxes out)."""
-    from vidrec.models.ssd import SSDMobileNetV1
-
-    if isinstance(model, SSDMobileNetV1):
-        raise ConfigError(
-            f"{model.arch} finds people and objects in frames (boxes out); it does not classify "
-            f"clips: give a video model"
-        )
-    return model
-
-
-__all__ = ["add_backend", "add_precision", "clip_model", "for_inference", "inference_model"]
+__all__ = [
+    "add_backend",
+    "add_precision",
+    "command_models",
+    "for_inference",
+    "inference_model",
+    "inference_of",
+]

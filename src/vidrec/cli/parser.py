@@ -500,7 +500,7 @@ def _version() -> str:
 
 def _add_preprocessing_flags(p: argparse.ArgumentParser) -> None:
     """One flag per preprocessing field (quick form: data.FIELD), from the list the config uses."""
-    from vidrec.config import PREPROCESSING_FIELDS, PREPROCESSING_TYPES
+    from vidrec.train.config import PREPROCESSING_FIELDS, PREPROCESSING_TYPES
 
     for f in PREPROCESSING_FIELDS:
         flag, hint = "--" + f.name.replace("_", "-"), PREPROCESSING_TYPES[f.name]

@@ -350,7 +350,7 @@ def generate_dataset(
 def pair_accuracy(confusion, pairs) -> float:
     """Accuracy (%) on the videos of the classes in `pairs`, counting only the choice within each
     pair: of the videos predicted as one of its pair's two classes, the share predicted right.
-    `confusion[true][pred]` counts videos (vidrec.engine.evaluate's confusion matrix)."""
+    `confusion[true][pred]` counts videos (vidrec.recognize.evaluate's confusion matrix)."""
     right = total = 0
     for a, b in pairs:
         right += confusion[a][a] + confusion[b][b]

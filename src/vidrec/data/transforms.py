@@ -32,7 +32,7 @@ def _setting(default, text: str):
 @dataclass(frozen=True)
 class Preprocessing:
     """How a model wants its input: saved in config.json next to its weights. Every field is also
-    a `data:` key of a run config and a `vidrec train` flag (`vidrec.config.PREPROCESSING_FIELDS`)."""
+    a `data:` key of a run config and a `vidrec train` flag (`vidrec.train.config.PREPROCESSING_FIELDS`)."""
 
     num_frames: int = _setting(8, "frames per clip")
     sampling_rate: int = _setting(4, "stride between sampled frames")

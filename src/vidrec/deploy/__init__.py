@@ -93,17 +93,16 @@ def optimize_for_inference(model: nn.Module) -> nn.Module:
 
 def to_int8(model: ModelBase, grids: dict | None = None) -> ModelBase:
     """A copy of `model` computing as the int8 runtime of the file its weights came from: `grids`,
-    or the model's own `int8_grids` (set when it was loaded from an int8 .tflite file or a
+    or the model's own `quant_grids` (set when it was loaded from an int8 .tflite file or a
     directory converted from one). The grids describe the imported weights: after fine-tuning
     they no longer apply."""
     from vidrec.deploy.movinet_int8 import to_int8_movinet
-    from vidrec.models.movinet import MoViNet
 
-    if not isinstance(model, MoViNet):
+    if "int8" not in model.forms:
         raise ConfigError(
             f"{model.arch} has no int8 form (MoViNet models imported from int8 .tflite files do)"
         )
-    grids = grids if grids is not None else model.int8_grids
+    grids = grids if grids is not None else model.quant_grids
     if not grids:
         raise ConfigError(
             f"{model.arch} has no int8 grids: load it from an int8 .tflite file (or a directory "

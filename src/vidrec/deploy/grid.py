@@ -28,9 +28,9 @@ class OnGrid(nn.Module):
 
 
 def on_uint8_grids(model: nn.Module) -> nn.Module:
-    """A copy of `model` whose layers listed in `model.uint8_grids` ({module path: (scale, zero
+    """A copy of `model` whose layers listed in `model.quant_grids` ({module path: (scale, zero
     point)}, set by the TFLite importer) compute on those grids."""
-    grids = getattr(model, "uint8_grids", None)
+    grids = model.quant_grids
     if not grids:
         raise ConfigError(
             f"{type(model).__name__} has no uint8 grids (it was not imported from a uint8 file)"

@@ -2,7 +2,7 @@
 does (XNNPACK and TFLite kernels), bit for bit, in float32. The float model has no int8 code.
 
 The grids `{point: (scale, zero_point, *input grids)}` come from the int8 file the weights were
-imported from (vidrec.convert.tflite). A point is a module path (`stem`, `blocks.0.0.expansion`,
+imported from (vidrec.models.convert.tflite). A point is a module path (`stem`, `blocks.0.0.expansion`,
 `blocks.0.0.rezero`, `blocks.0.0.skip_pool`, `blocks.0.0.add`, `project`, `hidden`, `head`) or a
 rounding inside the model's pools (`input`, `frame_pool.sum`, `frame_pool.mean`, `pool.state`,
 `pool.sum`, `pool.mean`).
@@ -38,25 +38,8 @@ from vidrec.models.movinet import (
     RunningMean,
     SkipPool,
     SpatialMean,
+    int8_points,
 )
-
-POOL_POINTS = (
-    "input",
-    "frame_pool.sum",
-    "frame_pool.mean",
-    "pool.state",
-    "pool.sum",
-    "pool.mean",
-    "hidden",
-    "head",
-)
-
-
-def int8_points(model: MoViNet) -> list[str]:
-    """Every activation an int8 runtime rounds: each conv's output (by module path), per block its
-    ReZero product, skip pool (where it downsamples) and sum, and POOL_POINTS."""
-    kinds = (FrameConv, CausalTemporalConv, ReZero, SkipPool, Add)
-    return [name for name, m in model.named_modules() if isinstance(m, kinds)] + list(POOL_POINTS)
 
 
 def _folded(conv: nn.Conv2d, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,4 +203,4 @@ def to_int8_movinet(model: MoViNet, grids: dict) -> MoViNet:
     return swap_modules(int8, convert)
 
 
-__all__ = ["POOL_POINTS", "int8_points", "to_int8_movinet"]
+__all__ = ["to_int8_movinet"]

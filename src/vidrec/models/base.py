@@ -1,6 +1,7 @@
 """The model contract every vidrec architecture keeps, and what every model carries and saves.
 
-Four kinds of model, each a base class (never probed with `hasattr`):
+Six kinds of model, each a base class (never probed with `hasattr`, never recognised by its
+concrete class outside its own module):
 
 - `VideoModel`, a classifier (as timm's models):
       forward(x)                      (B, C, T, H, W) -> logits (B, num_classes)
@@ -15,8 +16,14 @@ Four kinds of model, each a base class (never probed with `hasattr`):
 - `DetectionModel`, an action detector (AVA): `forward(x, boxes)` with boxes `(K, 5)` (batch
   index, x1, y1, x2, y2 in input pixels) -> per-box multi-label logits `(K, num_classes)`.
   Classifiers that can be its backbone give `feature_maps(x)`, `feature_dims`, `feature_stride`.
+- `TwoStreamModel`: late fusion of an RGB and an optical-flow classifier, `forward((rgb, flow))`
+  -> fused log-probabilities; its inputs need optical flow beside the frames.
+- `ImageDetector`, finding things in single frames (the SSD person detector): `detect_frames`
+  takes uint8 frames `(N, H, W, 3)` and gives boxes, classes and scores per frame.
 
-All of them carry `arch`, `labels` and `preprocessing`, and `save_pretrained(dir)` writes
+All of them carry `arch`, `labels` (`class_names` names every output, labelled or not),
+`preprocessing` and `backend` (who runs them: "pytorch", or the runtime of a
+`vidrec.runtime` model), and `save_pretrained(dir)` writes
 `config.json` + `model.safetensors` (`vidrec.load_model` reads it back).
 """
 
@@ -38,7 +45,8 @@ from vidrec.utils import atomic_write, atomic_write_text
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-INT8_GRIDS_NAME = "int8_grids.json"
+QUANT_GRIDS_NAME = "quant_grids.json"
+LEGACY_GRIDS_NAME = "int8_grids.json"  # what vidrec 0.1 directories call it
 FORMAT_VERSION = "0.2.0"  # written into config.json; the layout of the directory, not the package
 
 
@@ -89,10 +97,15 @@ class ModelBase(nn.Module):
     arch: str = ""  # registry name, set by the builder
     labels: list[str] | None = None  # class names in logit order, when known
     preprocessing: Preprocessing = Preprocessing()
-    # {point: (scale, zero_point, ...)}: the int8 grids of the quantized file the weights came from
-    # (vidrec.deploy.to_int8 reproduces that runtime); saved beside the weights, not in the config.
-    int8_grids: dict | None = None
+    # {point: (scale, zero_point, ...)}: the activation grids of the quantized file the weights came
+    # from (int8 MoViNet: vidrec.deploy.to_int8 reproduces that runtime; uint8 SSD:
+    # vidrec.deploy.on_uint8_grids); saved beside the weights, not in the config.
+    quant_grids: dict | None = None
     grad_checkpointing: bool = False  # recompute activations in backward (set_grad_checkpointing)
+    backend: str = "pytorch"  # who runs forward/step: "pytorch", "onnxruntime" or "litert"
+    # deployable forms the architecture has beyond every model's (fused, channels-last, oneDNN,
+    # bf16, ONNX): "int8" (vidrec.deploy.to_int8), "tflite" (its stream step as a TFLite graph)
+    forms: frozenset[str] = frozenset()
 
     def check_input(self, x: torch.Tensor) -> None:
         """One clear error for the most common mistake: a wrong layout or channel count."""
@@ -111,6 +124,11 @@ class ModelBase(nn.Module):
     def num_classes(self) -> int:
         """Classifier outputs."""
         return self.config.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        """A name per output in logit order: the labels, else `class_0`, `class_1`, ..."""
+        return list(self.labels) if self.labels else [f"class_{i}" for i in range(self.num_classes)]
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each stage's activations in the backward pass instead of storing them."""
@@ -147,7 +165,7 @@ class ModelBase(nn.Module):
         }
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write `config.json` and `model.safetensors` (and `int8_grids.json` when the model has
+        """Write `config.json` and `model.safetensors` (and `quant_grids.json` when the model has
         them). The config is written last, so a directory with a config always has its weights."""
         directory = os.fspath(directory)
         os.makedirs(directory, exist_ok=True)
@@ -156,8 +174,8 @@ class ModelBase(nn.Module):
             os.path.join(directory, WEIGHTS_NAME),
             lambda tmp: save_file(state, tmp, metadata={"format": "pt"}),
         )
-        if self.int8_grids:
-            atomic_write_text(os.path.join(directory, INT8_GRIDS_NAME), json.dumps(self.int8_grids) + "\n")
+        if self.quant_grids:
+            atomic_write_text(os.path.join(directory, QUANT_GRIDS_NAME), json.dumps(self.quant_grids) + "\n")
         atomic_write_text(
             os.path.join(directory, CONFIG_NAME), json.dumps(self.config_json(), indent=2) + "\n"
         )
@@ -224,6 +242,17 @@ class StreamingModel(VideoModel):
         """Feed frames `(B, C, t, H, W)`; the logits for everything seen so far and the next state."""
         raise NotImplementedError
 
+    def step_features(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """Feed frames as `step` does; each frame's own features `(B, t, num_features)` (what
+        `forward_head` reads, before the pool over time) and the next state: pooling the last
+        few frames' only says what happens now."""
+        raise NotImplementedError
+
+    def step_pooled(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Both at once: the pooled features of everything seen so far `(B, num_features)`, each
+        frame's features `(B, t, num_features)`, and the next state."""
+        raise NotImplementedError
+
 
 class DetectionModel(_WithClassifier):
     """An action detector (AVA): clips `(B, C, T, H, W)` and person boxes `(K, 5)` in, one row of
@@ -231,6 +260,25 @@ class DetectionModel(_WithClassifier):
     `torch.sigmoid(logits)` are the per-class scores (PySlowFast's head applies it inside)."""
 
     def forward(self, x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class TwoStreamModel(ModelBase):
+    """Late fusion of an RGB and an optical-flow classifier with the same classes: `forward((rgb
+    (B, 3, T, H, W), flow (B, 2, T, H, W)))` -> fused log-probabilities `(B, num_classes)`. Its
+    clips need optical flow at the same positions (stored, or computed as `flow_method` says)."""
+
+    flow_method: str = "tvl1"
+    flow_short_side: int = 256
+
+
+class ImageDetector(ModelBase):
+    """Finds things in single frames (the SSD person detector): `detect_frames(frames)` with uint8
+    frames `(N, H, W, 3)` (a list of arrays of any sizes, too) -> per frame `{"boxes" (K, 4)
+    x1 y1 x2 y2 in [0, 1], "classes" (K,), "scores" (K,)}`."""
+
+    def detect_frames(self, frames) -> list[dict]:
+        """Per frame, what was found in it (see the class)."""
         raise NotImplementedError
 
 
@@ -252,6 +300,16 @@ class PretrainingModel(ModelBase):
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def draw_masks(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """The masks `forward` would draw for `x`: (encoder mask (B, N), True = hidden; the
+        decoder's mask or None)."""
+        raise NotImplementedError
+
+    def reconstruct(self, x: torch.Tensor, mask: torch.Tensor, decoder_mask: torch.Tensor | None = None):
+        """Predicted pixels of the hidden tokens the decoder sees `(B, N_pred, P*C)`, and which
+        tokens those are."""
+        raise NotImplementedError
+
     def to_classifier(self, num_classes: int, **overrides) -> tuple[VideoModel, dict]:
         """A classifier initialised from this model's encoder, and a report of the keys it
         `loaded`, the `new` ones (head, pooling norm) and those `dropped` (decoder, mask token)."""
@@ -261,11 +319,13 @@ class PretrainingModel(ModelBase):
 __all__ = [
     "CONFIG_NAME",
     "DetectionModel",
-    "INT8_GRIDS_NAME",
+    "QUANT_GRIDS_NAME",
+    "ImageDetector",
     "WEIGHTS_NAME",
     "ModelBase",
     "PretrainingModel",
     "StreamingModel",
+    "TwoStreamModel",
     "VideoModel",
     "build_config",
     "build_model",

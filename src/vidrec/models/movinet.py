@@ -348,6 +348,8 @@ class MoViNet(StreamingModel):
     """Causal MoViNet: `forward((B, C, T, H, W))` gives the logits after the last frame, which is
     exactly what `step` gives after streaming the same frames."""
 
+    forms = frozenset({"int8", "tflite"})
+
     def __init__(self, config: MoViNetConfig):
         super().__init__()
         self.config = config
@@ -452,6 +454,27 @@ class MoViNet(StreamingModel):
     def forward_head(self, x: torch.Tensor, *, pre_logits: bool = False) -> torch.Tensor:
         x = self.dropout(self.hidden_act(self.hidden(x)))
         return x if pre_logits else self.head(x)
+
+
+# Activations an int8 runtime rounds inside the pools and the head, beside the modules' outputs.
+POOL_POINTS = (
+    "input",
+    "frame_pool.sum",
+    "frame_pool.mean",
+    "pool.state",
+    "pool.sum",
+    "pool.mean",
+    "hidden",
+    "head",
+)
+
+
+def int8_points(model: MoViNet) -> list[str]:
+    """Every activation an int8 runtime rounds (the points of `quant_grids`): each conv's output (by
+    module path), per block its ReZero product, skip pool (where it downsamples) and sum, and
+    POOL_POINTS."""
+    kinds = (FrameConv, CausalTemporalConv, ReZero, SkipPool, Add)
+    return [name for name, m in model.named_modules() if isinstance(m, kinds)] + list(POOL_POINTS)
 
 
 def _build(arch: str, defaults: dict, overrides: dict, prep: Preprocessing | None = None) -> MoViNet:

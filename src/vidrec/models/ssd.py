@@ -27,7 +27,7 @@ from torch import nn
 from torchvision.ops import batched_nms, nms
 
 from vidrec.errors import ConfigError
-from vidrec.models.base import ModelBase, build_config
+from vidrec.models.base import ImageDetector, build_config
 from vidrec.models.layers import same_padding
 
 MOBILENET_V1 = (  # (output width at depth 1.0, stride) of blocks 1-13 (block 0 is the 3x3 conv)
@@ -92,14 +92,13 @@ def anchor_boxes(c: SSDConfig, sizes: list[int]) -> torch.Tensor:
     return torch.cat(out)
 
 
-class SSDMobileNetV1(ModelBase):
+class SSDMobileNetV1(ImageDetector):
     """`forward(images)` -> `(box_encodings (B, A, 4), class_logits (B, A, 1 + num_classes))`;
     `detect(images)` decodes them into boxes; `detect_frames(frames)` takes uint8 frames."""
 
     arch = "ssd_mobilenet_v1"
-    # {module path: (scale, zero point)} of the uint8 file the weights came from (its importer
-    # sets it; vidrec.deploy.on_uint8_grids computes on them).
-    uint8_grids: dict | None = None
+    # quant_grids: {module path: (scale, zero point)} of the uint8 file the weights came from (its
+    # importer sets them; vidrec.deploy.on_uint8_grids computes on them).
 
     def __init__(self, config: SSDConfig):
         super().__init__()

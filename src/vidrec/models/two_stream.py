@@ -18,13 +18,13 @@ import os
 import torch
 
 from vidrec.errors import ConfigError
-from vidrec.models.base import CONFIG_NAME, ModelBase, VideoModel
+from vidrec.models.base import CONFIG_NAME, TwoStreamModel, VideoModel
 from vidrec.utils import atomic_write_text
 
 ARCH = "two_stream"
 
 
-class TwoStream(ModelBase):
+class TwoStream(TwoStreamModel):
     """Late fusion of an RGB and a flow model with the same classes. Input: `(rgb (B, 3, T, H, W),
     flow (B, 2, T, H, W))`; output: fused log-probabilities `(B, num_classes)`."""
 

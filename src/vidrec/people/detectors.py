@@ -1,0 +1,200 @@
+"""Finding people in frames, behind one small interface: a `PersonDetector` takes uint8 frames
+`(N, H, W, 3)` (and their times in seconds, which a detector may ignore) and gives, per frame,
+`Persons` (boxes in frame pixels, scores). Two kinds here:
+
+- `SSDPersons`: an image detector model (the imported SSD MobileNet) on the whole frame and, for
+  wide shots, on overlapping square tiles. In a 3072x1728 soccer frame players are a few dozen
+  pixels tall, and the whole frame squeezed to 300x300 leaves them 5-10 px: below the detector's
+  smallest anchors (30 px). Tiles of ~400 px bring them to 30+ px. Boxes from every tile go back to
+  frame pixels and are merged: NMS across tiles, then a box mostly inside a better one is dropped
+  (the same person cut by one tile's edge and seen whole by the next).
+- `CSVPersons`: boxes read from an AVA-style boxes CSV (video_id, sec, x1, y1, x2, y2, [action],
+  score), for footage whose people were found elsewhere: a frame at time t gets the boxes of the
+  nearest whole second (AVA's keyframes are 1 s apart).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+from torchvision.ops import box_area, nms
+
+from vidrec.data.ava import frame_key, read_boxes
+from vidrec.errors import ConfigError
+from vidrec.models.base import ImageDetector
+
+
+@dataclass
+class Persons:
+    """The people in one frame: `boxes (K, 4)` x1 y1 x2 y2 in frame pixels, `scores (K,)`."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+class PersonDetector(Protocol):
+    def __call__(self, frames: np.ndarray, *, times=None) -> list[Persons]: ...
+
+
+def _check_frames(frames) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ConfigError(f"expected uint8 frames (N, H, W, 3), got {frames.shape} {frames.dtype}")
+    return frames
+
+
+def tile_grid(height: int, width: int, *, tile: int, overlap: float) -> list[tuple[int, int, int, int]]:
+    """Square tiles `(x0, y0, x1, y1)` of side `tile` (the frame's short side if smaller) covering
+    the frame, neighbours overlapping by `overlap` of a tile; the last row and column sit on the
+    frame's edge."""
+    if not 0 <= overlap < 1:
+        raise ConfigError(f"tile overlap must be in [0, 1), got {overlap}")
+    side = min(tile, height, width)
+    step = max(1, int(side * (1 - overlap)))
+
+    def starts(size: int) -> list[int]:
+        out = list(range(0, max(size - side, 0) + 1, step))
+        return out if out[-1] == size - side else out + [size - side]
+
+    return [(x, y, x + side, y + side) for y in starts(height) for x in starts(width)]
+
+
+def merge_tiles(
+    boxes: torch.Tensor, scores: torch.Tensor, *, iou: float = 0.5, inside: float = 0.7
+) -> torch.Tensor:
+    """Indices kept of boxes found in overlapping tiles: NMS at `iou`; then two boxes one of which
+    lies mostly (`inside` of its area) within the other are one person, cut by one tile's edge
+    and seen whole by the next, or boxed at two scales: the outer box stays."""
+    kept: list[int] = []
+    for i in nms(boxes, scores, iou).tolist():  # best first
+        if kept:
+            other = boxes[kept]
+            lt = torch.maximum(other[:, :2], boxes[i, :2])
+            rb = torch.minimum(other[:, 2:], boxes[i, 2:])
+            overlap = (rb - lt).clamp(min=0).prod(1)
+            if (overlap / box_area(boxes[i : i + 1]).clamp(min=1e-9)).max() >= inside:
+                continue  # i is the part
+            whole = (overlap / box_area(other).clamp(min=1e-9)) >= inside
+            if whole.any():  # a kept box is the part: i takes its place
+                kept[int(whole.nonzero()[0])] = i
+                continue
+        kept.append(i)
+    return torch.tensor(kept, dtype=torch.long)
+
+
+class SSDPersons:
+    """People from an `ImageDetector` (SSD MobileNet): class `person_class` scored at least
+    `min_score`, on the whole frame and, with `tile`, on overlapping tiles."""
+
+    def __init__(
+        self,
+        model,
+        *,
+        person_class: int = 0,
+        min_score: float = 0.5,
+        tile: int | None = None,
+        overlap: float = 0.25,
+        batch_size: int = 16,
+    ):
+        self.model, self.person_class, self.min_score = model.eval(), person_class, min_score
+        self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
+        self.tiles_per_frame = 1
+
+    def _crops(self, frame: np.ndarray) -> list[tuple[int, int, int, int]]:
+        h, w = frame.shape[:2]
+        whole = [(0, 0, w, h)]
+        if self.tile is None or max(h, w) <= self.tile:
+            return whole
+        return whole + tile_grid(h, w, tile=self.tile, overlap=self.overlap)
+
+    def _detect(self, crops: list[np.ndarray]) -> list[dict]:
+        out = []
+        for start in range(0, len(crops), self.batch_size):
+            out += self.model.detect_frames(crops[start : start + self.batch_size])
+        return out
+
+    def __call__(self, frames: np.ndarray, *, times=None) -> list[Persons]:
+        frames = _check_frames(frames)
+        results = []
+        for frame in frames:
+            h, w = frame.shape[:2]
+            regions = self._crops(frame)
+            self.tiles_per_frame = len(regions)
+            found = self._detect([frame[y0:y1, x0:x1] for x0, y0, x1, y1 in regions])
+            boxes, scores = [], []
+            for (x0, y0, x1, y1), d in zip(regions, found):
+                mine = (d["classes"] == self.person_class) & (d["scores"] >= self.min_score)
+                scale = torch.tensor([x1 - x0, y1 - y0, x1 - x0, y1 - y0])
+                b = d["boxes"][mine] * scale + torch.tensor([x0, y0, x0, y0])  # frame pixels
+                b[:, 0::2] = b[:, 0::2].clamp(0, w)
+                b[:, 1::2] = b[:, 1::2].clamp(0, h)
+                boxes.append(b)
+                scores.append(d["scores"][mine])
+            boxes, scores = torch.cat(boxes), torch.cat(scores)
+            keep = merge_tiles(boxes, scores) if len(regions) > 1 else torch.arange(len(scores))
+            results.append(Persons(boxes[keep].numpy(), scores[keep].numpy()))
+        return results
+
+
+class CSVPersons:
+    """People from an AVA-style boxes CSV. `persons(video_id, sec, width, height)` -> the boxes of
+    that keyframe (scores as written) in pixels of a `width` x `height` frame; as a
+    `PersonDetector` (with `video_id`), each frame gets the keyframe nearest its time. A box
+    written once per action (a detections CSV) counts once, at its best score."""
+
+    def __init__(self, path: str, *, video_id: str | None = None, min_score: float = 0.0):
+        self.video_id = video_id
+        best: dict[str, dict[tuple, float]] = {}
+        for row in read_boxes(path, kind="boxes"):
+            score = 1.0 if row.score is None else row.score
+            if score >= min_score:
+                boxes = best.setdefault(row.key, {})
+                boxes[row.box] = max(score, boxes.get(row.box, score))
+        self.by_key = best
+        if video_id is not None and not any(k.startswith(f"{video_id},") for k in best):
+            videos = sorted({k.split(",")[0] for k in best})
+            raise ConfigError(
+                f"{path} has no boxes for video {video_id!r}"
+                + (f" (it has {', '.join(videos[:5])}{'...' if len(videos) > 5 else ''})" if videos else "")
+            )
+
+    def persons(self, video_id: str, sec: int, width: int, height: int) -> Persons:
+        """The boxes of keyframe (`video_id`, `sec`) in pixels of a `width` x `height` frame."""
+        boxes = self.by_key.get(frame_key(video_id, sec), {})
+        size = np.array([width, height, width, height], dtype=np.float32)
+        return Persons(
+            np.array(list(boxes), dtype=np.float32).reshape(-1, 4) * size,
+            np.array(list(boxes.values()), dtype=np.float32),
+        )
+
+    def __call__(self, frames: np.ndarray, *, times=None) -> list[Persons]:
+        frames = _check_frames(frames)
+        if self.video_id is None or times is None or len(times) != len(frames):
+            raise ConfigError("boxes from a CSV need the video's id and each frame's time")
+        h, w = frames.shape[1:3]
+        return [self.persons(self.video_id, int(round(t)), w, h) for t in times]
+
+
+def person_detector(model, *, min_score: float = 0.5, tile: int | None = None) -> PersonDetector:
+    """People from an image detector model (SSD MobileNet): class person, scored >= `min_score`,
+    on `tile`-pixel tiles too for wide shots."""
+    if not isinstance(model, ImageDetector):
+        raise ConfigError(f"{model.arch} is not a person detector (e.g. ssd_mobilenet_v1.coco_uint8)")
+    return SSDPersons(model, min_score=min_score, tile=tile)
+
+
+__all__ = [
+    "CSVPersons",
+    "PersonDetector",
+    "Persons",
+    "SSDPersons",
+    "merge_tiles",
+    "person_detector",
+    "tile_grid",
+]

@@ -1,0 +1,99 @@
+"""Who does what: people found in frames sampled at a steady rate, linked into tracks, and each
+track's crops recognised by a stream model holding one state per person (MoViNet-A0 Stream by
+default, which reads about 5 frames per second), or every track's box scored at once by an AVA
+action detector on the most recent frames (`BoxRecognizer`).
+
+    frames at `fps` ─> PersonDetector ─> boxes ─> Tracker ─> tracks (stable ids)
+                                                    └─> per track: square crop with context
+                                                          ─> model.step(crop, state[id]) ─> top-k
+
+One decoded frame is held at a time; a track's state is dropped when the track ends, so memory
+follows the number of people in view, not the video's length.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from vidrec.data.sampling import resample_timeline
+from vidrec.errors import ConfigError
+from vidrec.io.live import LiveReader, is_live_source, sample_live
+from vidrec.io.video import VideoReader
+from vidrec.metrics.topk import top_predictions
+from vidrec.people.detectors import PersonDetector
+from vidrec.people.recognizers import PersonRecognizer
+from vidrec.people.tracker import Tracker, TrackerConfig
+
+
+@dataclass(frozen=True)
+class PeopleConfig:
+    """How often to look and how much of each person the recognizer sees."""
+
+    fps: float = 5.0  # frames per second detected, tracked and recognised (MoViNet's rate)
+    context: float = 1.5  # crop side = context x the box's longer side, centred on the box
+    top_k: int = 3  # actions reported per track
+
+
+def people_actions(
+    path: str | os.PathLike,
+    *,
+    detector: PersonDetector,
+    recognizer: PersonRecognizer,
+    config: PeopleConfig = PeopleConfig(),
+    tracking: TrackerConfig = TrackerConfig(),
+    every_frame: bool = False,
+    probs: bool = False,
+    realtime: bool = True,
+    timeout: float = 10.0,
+) -> Iterator[dict]:
+    """Per frame looked at (`fps`), `{"time", "frame", "tracks": [{"id", "box" (pixels), "score",
+    "actions": [{"label", "score"}]}]}` (action scores: softmax over the model's classes). With
+    `every_frame`, every decoded frame is yielded with its `"image"` (RGB uint8) and the latest
+    tracks (`"keyframe": False` between looks): what an annotated video needs. `probs` adds each
+    track's full distribution (`"probs"`, a tensor) for per-person segments. `path` may be a live
+    source (`vidrec.io.live`; `realtime` and `timeout` as there)."""
+    if config.fps <= 0:
+        raise ConfigError(f"fps must be > 0, got {config.fps}")
+    tracker = Tracker(tracking)
+    latest: list[dict] = []
+    for index, time, rgb, look in _frames(path, config.fps, realtime=realtime, timeout=timeout):
+        recognizer.observe(rgb)
+        if look:
+            persons = detector(rgb[None], times=[time])[0]
+            tracks = tracker.update(persons.boxes, persons.scores)
+            latest = []
+            for track, p in zip(tracks, recognizer.recognize(rgb, tracks, context=config.context)):
+                entry = {
+                    "id": track.id,
+                    "box": [round(float(v), 1) for v in track.box],
+                    "score": round(track.score, 4),
+                    "actions": top_predictions(p, recognizer.model, config.top_k),
+                }
+                latest.append({**entry, "probs": p} if probs else entry)
+            recognizer.keep({t.id for t in tracker.tracks})
+        if look or every_frame:
+            out = {"time": round(time, 3), "frame": index, "tracks": latest}
+            yield {**out, "keyframe": look, "image": rgb} if every_frame else out
+
+
+def _frames(
+    path, fps: float, *, realtime: bool, timeout: float
+) -> Iterator[tuple[int, float, np.ndarray, bool]]:
+    """`(index, time, rgb, looked at)` of each frame of a file (looks evenly at `fps` by
+    timestamps), or of a live source (looks at the first frame taken at or after each tick)."""
+    if is_live_source(str(path)):
+        reader = LiveReader(str(path), realtime=realtime, timeout=timeout)
+        for index, (t, f, look) in enumerate(sample_live(reader, fps)):
+            yield index, t, f.rgb, look
+        return
+    with VideoReader(path) as video:
+        looked_at = set(resample_timeline(video.timestamps, fps).tolist())
+        for index, rgb in video.indexed_frames():
+            yield index, float(video.timestamps[index]), rgb, index in looked_at
+
+
+__all__ = ["PeopleConfig", "people_actions"]

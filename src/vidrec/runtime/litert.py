@@ -1,0 +1,185 @@
+"""The TFLite runtime (LiteRT, XNNPACK) running MoViNet's stream step: `--backend litert`, the check
+of an exported `.tflite` file, and the official int8 file run as its authors ship it
+(`LiteRTStream`, the reference vidrec's own step is measured against)."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+import torch
+
+from vidrec.errors import ConfigError
+from vidrec.export.cache import cached_graph
+from vidrec.export.tflite import FORM, sample_inputs, state_layout, tflite_bytes, zero_state
+from vidrec.models.movinet import MoViNet
+from vidrec.runtime.graph import GraphState, GraphStep, Refuse, state_arrays
+
+
+class LiteRTGraph:
+    """A TFLite graph in the TFLite runtime (threads: PyTorch's unless given): `graph.run({name: array})` ->
+    `{name: array}` by its signature's names, or `graph(*arrays)` -> list in the traced order
+    (litert-torch's `args_0, ...` / `output_0, ...`). Tensors are allocated once; the runtime's
+    signature runner resizes and re-allocates them on every call, which costs a stream step more
+    than its convolutions."""
+
+    def __init__(self, data: bytes, *, num_threads: int | None = None):
+        self.data, self.num_threads = data, num_threads
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise ConfigError(
+                "running .tflite files needs ai-edge-litert: pip install 'vidrec[litert]'"
+            ) from None
+        threads = self.num_threads or torch.get_num_threads()
+        self.interpreter = Interpreter(model_content=self.data, num_threads=threads)
+        self.interpreter.allocate_tensors()
+        runner = self.interpreter.get_signature_runner()
+        self.input_details, self.output_details = runner.get_input_details(), runner.get_output_details()
+
+        def order(name: str) -> int:
+            return int(name.rsplit("_", 1)[1]) if name.rsplit("_", 1)[-1].isdigit() else -1
+
+        self.inputs = sorted(self.input_details, key=order)
+        self.outputs = sorted(self.output_details, key=order)
+        # tensor indices in traced order, looked up once: a stream step sets and gets ~30 of them
+        self._in_index = [self.input_details[n]["index"] for n in self.inputs]
+        self._out_index = [self.output_details[n]["index"] for n in self.outputs]
+
+    def _invoke(self, indices, arrays) -> None:
+        set_tensor = self.interpreter.set_tensor
+        for index, value in zip(indices, arrays):
+            set_tensor(index, value)
+        self.interpreter.invoke()
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every output by name, after one invoke on `inputs` (every input, by name)."""
+        self._invoke((self.input_details[n]["index"] for n in inputs), inputs.values())
+        return {name: self.interpreter.get_tensor(d["index"]) for name, d in self.output_details.items()}
+
+    def __call__(self, *arrays: np.ndarray, skip: frozenset[int] = frozenset()) -> list[np.ndarray | None]:
+        """The outputs in order after one invoke on `arrays` (in order); None for those in `skip`,
+        which are not copied out."""
+        self._invoke(self._in_index, arrays)
+        get = self.interpreter.get_tensor
+        return [None if i in skip else get(index) for i, index in enumerate(self._out_index)]
+
+    def __getstate__(self) -> dict:
+        return {"data": self.data, "num_threads": self.num_threads}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._open()
+
+
+class _Step(GraphStep):
+    """`step` / `step_features` / `init_state` of a MoViNet by its TFLite graph. The state is the
+    graph's: named tensors in `state_layout`'s order (buffers as channels-last frames)."""
+
+    def __init__(self, graph: LiteRTGraph, model: MoViNet):
+        layout = state_layout(model)
+        self.graph, self.names = graph, [n for n, _, _ in layout]
+        self.zeros = [z.numpy() for z in zero_state(model)]
+        # a buffer's older frames come out as they went in, one place on: reuse them, no copy
+        self.carried = {
+            i: i + 1
+            for i, (_, owner, j) in enumerate(layout[:-1])
+            if j >= 0 and layout[i + 1][1:] == (owner, j + 1)
+        }
+        self.skip = frozenset(2 + i for i in self.carried)  # outputs: logits, features, then the state
+        size = model.preprocessing.test_crop_size or model.preprocessing.crop_size
+        self.frame_size = (size, size)
+
+    def init_state(self, batch_size: int, *, height: int | None = None, width: int | None = None) -> dict:
+        size = (height or self.frame_size[0], width or self.frame_size[1])
+        if batch_size != 1 or size != self.frame_size:
+            raise ConfigError(
+                f"the TFLite step takes batch 1 at {self.frame_size[0]}x{self.frame_size[1]} "
+                f"(asked: batch {batch_size} at {size[0]}x{size[1]}): use --backend pytorch for others"
+            )
+        return GraphState(self.names, list(self.zeros))
+
+    def run(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        if frames.shape[0] != 1 or tuple(frames.shape[-2:]) != self.frame_size:
+            raise ConfigError(
+                f"the TFLite step takes batch 1 at {self.frame_size[0]}x{self.frame_size[1]}, "
+                f"got frames {tuple(frames.shape)}"
+            )
+        arrays = state_arrays(state, self.names)  # this graph's own state: no conversion
+        feats = []
+        for t in range(frames.shape[2]):  # one frame a run
+            frame = frames[:, :, t].float().numpy()  # (1, C, H, W)
+            logits, feat, *new = self.graph(np.ascontiguousarray(frame), *arrays, skip=self.skip)
+            arrays = [arrays[self.carried[i]] if i in self.carried else a for i, a in enumerate(new)]
+            feats.append(feat)
+        feats = torch.from_numpy(np.stack(feats, axis=1))
+        return torch.from_numpy(logits), feats, GraphState(self.names, arrays)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.step(clip, self.init_state(clip.shape[0], height=clip.shape[-2], width=clip.shape[-1]))[0]
+
+
+def to_litert(model: MoViNet, *, cache: str | None = None) -> MoViNet:
+    """A copy of `model` whose `step`, `step_features` and `forward` (the clip streamed) run its
+    TFLite graph in the TFLite runtime; exported once per set of weights when `cache` is a folder."""
+    if "tflite" not in model.forms:
+        raise ConfigError(f"--backend litert runs MoViNet stream models, not {model.arch}: use onnxruntime")
+    if next(model.parameters()).device.type != "cpu":
+        raise ConfigError("--backend litert runs on the CPU: leave out --device")
+    converted = copy.deepcopy(model).eval()
+    data = cached_graph(model, f"step-v{FORM}", cache, lambda: tflite_bytes(model), suffix=".tflite")
+    step = _Step(LiteRTGraph(data), model)
+    converted.step, converted.step_features, converted.init_state = (
+        step.step,
+        step.step_features,
+        step.init_state,
+    )
+    converted.forward = step.forward
+    converted.forward_features = Refuse(f"{model.arch}'s forward_features", "the TFLite runtime")
+    converted.backend = "litert"
+    return converted
+
+
+class LiteRTStream:
+    """The TFLite runtime (`ai-edge-litert`) running a MoViNet stream file one frame at a time, as
+    its signature wants: `image` (1, 1, H, W, 3) RGB in [0, 1] plus every state, fed back each call."""
+
+    def __init__(self, path: str, *, num_threads: int = 2):
+        with open(path, "rb") as f:
+            self.graph = LiteRTGraph(f.read(), num_threads=num_threads)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the zero state (a new stream)."""
+        details = self.graph.input_details
+        self.state = {n: np.zeros(d["shape"], d["dtype"]) for n, d in details.items() if n != "image"}
+
+    def step(self, frame: np.ndarray) -> np.ndarray:
+        """`frame` (H, W, 3) float32 in [0, 1] -> logits (classes,) for the stream so far."""
+        out = self.graph.run({"image": frame[None, None].astype(np.float32, copy=False), **self.state})
+        self.state = {n: out[n] for n in self.state}
+        return out["logits"][0]
+
+
+def check_tflite_stream(model: MoViNet, path: str | os.PathLike, *, steps: int = 4) -> float:
+    """Max abs difference of the logits, step after step with the state fed back, between the
+    TFLite runtime on `path` and `model.step` (PyTorch)."""
+    with open(path, "rb") as f:
+        step = _Step(LiteRTGraph(f.read()), model)
+    frame = sample_inputs(model)[0][:, :, None]  # (1, C, 1, H, W)
+    ours, theirs = model.eval().init_state(1), step.init_state(1)
+    worst = 0.0
+    for i in range(steps):
+        frames = frame.roll(i, dims=-1)  # a different picture each step
+        with torch.no_grad():
+            expected, ours = model.step(frames, ours)
+        got, theirs = step.step(frames, theirs)
+        worst = max(worst, float((got - expected).abs().max()))
+    return worst
+
+
+__all__ = ["LiteRTGraph", "LiteRTStream", "check_tflite_stream", "to_litert"]
