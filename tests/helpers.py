@@ -12,7 +12,7 @@ import torch
 
 import vidrec
 from vidrec.cli import main
-from vidrec.data.transforms import Preprocessing
+from vidrec.data.preprocessing import Preprocessing
 
 from conftest import randomize_bn
 

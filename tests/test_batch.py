@@ -14,7 +14,7 @@ import vidrec  # noqa: E402
 import vidrec.recognize.batch as batch_engine  # noqa: E402
 from helpers import tiny_stream_model  # noqa: E402
 from vidrec.cli import main  # noqa: E402
-from vidrec.data.transforms import Preprocessing  # noqa: E402
+from vidrec.data.preprocessing import Preprocessing  # noqa: E402
 from vidrec.errors import ConfigError  # noqa: E402
 from vidrec.io.shards import JOURNAL, ShardWriter, read_shards  # noqa: E402
 from vidrec.recognize.batch import BatchOptions, list_videos, model_features, run_batch  # noqa: E402

@@ -353,3 +353,18 @@ def test_synth_easy_form(tmp_path):
     frame = read_video(next((out / "videos" / "train").glob("*.mp4")))[0].astype(int)
     corners = frame[[0, 0, -1, -1], [0, -1, 0, -1]]  # flat: the four corners share one colour
     assert (corners.max(0) - corners.min(0)).max() <= 6
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["--version"], ["train", "--nope"], ["detect"], ["stream", "--help"]]
+)
+def test_help_version_and_argument_errors_import_no_torch(argv):
+    """`vidrec --help`, `--version` and a mistyped command answer before torch, torchvision or
+    PyAV are imported (the package root loads its entry points on first use)."""
+    code = (
+        "import sys\nfrom vidrec.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit as e:\n    code = e.code\n"
+        "print(sorted(m for m in ('torch', 'torchvision', 'av') if m in sys.modules), file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr[-2000:]

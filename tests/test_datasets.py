@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vidrec.data.datasets import VideoClipDataset, collate_clips, load_annotations, load_csv, load_ssv2
-from vidrec.data.transforms import Preprocessing
+from vidrec.data.preprocessing import Preprocessing
 from vidrec.errors import ConfigError
 from vidrec.io import read_frames
 

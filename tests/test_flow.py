@@ -8,7 +8,8 @@ import vidrec
 from vidrec.cli import main
 from vidrec.data.datasets import VideoClipDataset, VideoRecord
 from vidrec.data.flow import dequantize, extract_flow, quantize, read_manifest, video_flow
-from vidrec.data.transforms import Preprocessing, TrainTransform
+from vidrec.data.preprocessing import Preprocessing
+from vidrec.data.transforms import TrainTransform
 from vidrec.utils import write_video
 
 pytest.importorskip("cv2")

@@ -17,7 +17,7 @@ from vidrec.runtime.litert import to_litert
 
 def tiny(size: int = 44, **options):
     """A0's network at `size` px (44: pools that pad (0, 1) and (1, 1)), 3 classes."""
-    from vidrec.data.transforms import Preprocessing
+    from vidrec.data.preprocessing import Preprocessing
 
     torch.manual_seed(0)
     model = vidrec.create_model("movinet_a0_stream", num_classes=3, dropout=0.0, **options).eval()

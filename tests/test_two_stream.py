@@ -8,7 +8,7 @@ import vidrec
 from vidrec.cli import main
 from vidrec.data.datasets import VideoRecord
 from vidrec.data.flow import extract_flow
-from vidrec.data.transforms import Preprocessing
+from vidrec.data.preprocessing import Preprocessing
 from vidrec.models.two_stream import TwoStream
 from vidrec.recognize.evaluate import eval_dataset, evaluate
 

@@ -22,7 +22,8 @@ from torch.utils.data import Dataset
 
 from vidrec.data.ava import AvaBox, box_iou
 from vidrec.data.datasets import VIDEO_EXTENSIONS, Failed
-from vidrec.data.transforms import Preprocessing, frames_to_clip, normalize, resize_short_side
+from vidrec.data.preprocessing import Preprocessing
+from vidrec.data.transforms import frames_to_clip, normalize, resize_short_side
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.io import open_video
 from vidrec.io.frames import IMAGE_EXTENSIONS

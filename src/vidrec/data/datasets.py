@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vidrec.data.preprocessing import Preprocessing
 from vidrec.data.sampling import random_clip_indices, uniform_clip_indices
-from vidrec.data.transforms import EvalTransform, Preprocessing, TrainTransform, frames_to_clip
+from vidrec.data.transforms import EvalTransform, TrainTransform, frames_to_clip
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.io import open_video
 

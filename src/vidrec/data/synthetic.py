@@ -20,7 +20,7 @@ from multiprocessing import Pool
 import numpy as np
 from tqdm import tqdm
 
-from vidrec.data.transforms import Preprocessing
+from vidrec.data.preprocessing import Preprocessing
 from vidrec.errors import ConfigError, VidrecError, unknown_name_message
 from vidrec.io.folders import claim_folder
 from vidrec.utils import atomic_write_text, write_video

@@ -9,8 +9,9 @@ import torch
 
 from vidrec.data.datasets import VideoClipDataset, VideoRecord
 from vidrec.data.flow import _cv2, flow_estimator, flow_file_name, quantize, resize_short_side_np
+from vidrec.data.preprocessing import Preprocessing
 from vidrec.data.sampling import uniform_clip_indices
-from vidrec.data.transforms import EvalTransform, Preprocessing, frames_to_clip
+from vidrec.data.transforms import EvalTransform, frames_to_clip
 from vidrec.errors import VidrecError
 from vidrec.io import FlowReader
 

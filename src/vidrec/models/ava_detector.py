@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torchvision.ops import roi_align
 
-from vidrec.data.transforms import KINETICS_MEAN, KINETICS_STD, Preprocessing
+from vidrec.data.preprocessing import KINETICS_MEAN, KINETICS_STD, Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models import i3d, slowfast, tsn, videomae
 from vidrec.models.base import DetectionModel, VideoModel, build_model, linear_head

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidrec.data.preprocessing import KINETICS_MEAN, KINETICS_STD, Preprocessing
 from vidrec.data.synthetic import SYNTHMOTION_PREP
-from vidrec.data.transforms import KINETICS_MEAN, KINETICS_STD, Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models.base import VideoModel, build_model, linear_head
 from vidrec.models.layers import (

@@ -15,7 +15,7 @@ import os
 import torch
 from safetensors.torch import load_file
 
-from vidrec.data.transforms import Preprocessing
+from vidrec.data.preprocessing import Preprocessing
 from vidrec.errors import ConfigError, VidrecError, unknown_name_message
 from vidrec.models.base import CONFIG_NAME, LEGACY_GRIDS_NAME, QUANT_GRIDS_NAME, WEIGHTS_NAME, ModelBase
 from vidrec.models.convert import CHECKPOINT_EXTENSIONS, load_checkpoint, load_exact

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import StochasticDepth
 
+from vidrec.data.preprocessing import Preprocessing
 from vidrec.data.synthetic import SYNTHMOTION_PREP
-from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models.base import StreamingModel, build_model, linear_head
 from vidrec.models.layers import same_padding

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet18, resnet50
 
-from vidrec.data.transforms import Preprocessing
+from vidrec.data.preprocessing import Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models.base import VideoModel, build_model, linear_head
 

@@ -24,8 +24,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from torchvision.ops import StochasticDepth
 
+from vidrec.data.preprocessing import Preprocessing
 from vidrec.data.synthetic import SYNTHMOTION_PREP
-from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models.base import VideoModel, build_model
 

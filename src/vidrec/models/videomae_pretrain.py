@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vidrec.data.preprocessing import Preprocessing
 from vidrec.data.synthetic import SYNTHMOTION_PREP
-from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError
 from vidrec.models.base import PretrainingModel, VideoModel, build_model
 from vidrec.models.videomae import (

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vidrec.data.preprocessing import Preprocessing
 from vidrec.data.synthetic import CLASSES as SYNTHMOTION_CLASSES
 from vidrec.data.synthetic import SYNTHMOTION_PREP
-from vidrec.data.transforms import Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.models.movinet import STREAM_PREP, kinetics600_labels
 from vidrec.models.ssd import coco_labels

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from vidrec.data.transforms import Preprocessing
+from vidrec.data.preprocessing import Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 
 FREEZE_MODES = ("none", "norms", "backbone")  # model.freeze
@@ -64,7 +64,7 @@ class DataFiles:
     workers: int = 2  # DataLoader processes per training process
 
 
-# The one list of preprocessing settings: each field of vidrec.data.transforms.Preprocessing is a
+# The one list of preprocessing settings: each field of vidrec.data.preprocessing.Preprocessing is a
 # `data:` key (None: the model's own value) and a `vidrec train` flag, with the field's help text.
 PREPROCESSING_FIELDS = tuple(dataclasses.fields(Preprocessing))
 PREPROCESSING_TYPES = typing.get_type_hints(Preprocessing)  # field name -> its type

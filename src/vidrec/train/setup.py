@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from vidrec.data.datasets import load_annotations, load_csv
-from vidrec.data.transforms import Preprocessing
+from vidrec.data.preprocessing import Preprocessing
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.io import probe
 from vidrec.models import inflate

@@ -16,7 +16,7 @@ import re
 import torch
 from safetensors.torch import load_file, save_file
 
-from vidrec.data.transforms import Preprocessing
+from vidrec.data.preprocessing import Preprocessing
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.models.convert.common import load_exact
 from vidrec.models.registry import create_model
