@@ -71,6 +71,7 @@ def test_backend_litert_runs_the_same_model(on_litert, tmp_path):
 
     cache, model, lit = on_litert
     assert lit.backend == "litert" and lit.labels == model.labels
+    assert not list(lit.parameters()) and not isinstance(lit, type(model))  # the graphs, no weights
     clip = torch.randn(1, 3, 5, 44, 44)
     with torch.no_grad():
         (a, _), (b, state) = model.step(clip, model.init_state(1)), lit.step(clip, lit.init_state(1))
@@ -93,7 +94,7 @@ def test_backend_litert_runs_the_same_model(on_litert, tmp_path):
     write_video(tmp_path / "v.mp4", frames, fps=10)
     assert_same_stream(model, lit, tmp_path / "v.mp4")
     files = sorted(os.listdir(cache))
-    assert len(files) == 1 and files[0].endswith(".tflite")
+    assert len(files) == 2 and all(f.endswith(".tflite") for f in files)  # the step, the classifier
     to_litert(model, cache=cache)
     assert sorted(os.listdir(cache)) == files  # read back, not converted again
     with pytest.raises(ConfigError, match="batch 1 at 44x44"):
@@ -102,7 +103,7 @@ def test_backend_litert_runs_the_same_model(on_litert, tmp_path):
         lit.step(torch.randn(1, 3, 1, 32, 32), lit.init_state(1))
     with pytest.raises(ConfigError, match="runs MoViNet stream models"):
         to_litert(vidrec.create_model("tsn_small", width=8))
-    with pytest.raises(ConfigError, match="forward_features does not run in the TFLite runtime"):
+    with pytest.raises(ConfigError, match="forward_features does not run in litert"):
         lit.forward_features(clip)
 
 

@@ -8,6 +8,7 @@ import torch
 
 import vidrec
 from vidrec.cli import main
+from vidrec.models.base import DetectionModel, StreamingModel
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -115,6 +116,9 @@ def test_backend_onnxruntime_runs_the_same_model(on_ort, tmp_path):
 
     cache, [(stream, stream_ort), (detector, detector_ort)] = on_ort
     assert stream_ort.backend == "onnxruntime" and stream_ort.labels == stream.labels
+    for ours, theirs in ((stream, stream_ort), (detector, detector_ort)):  # declared wrappers, no weights
+        assert not list(theirs.parameters()) and not isinstance(theirs, type(ours))
+    assert isinstance(stream_ort, StreamingModel) and isinstance(detector_ort, DetectionModel)
     clip = torch.randn(2, 3, 6, 32, 32)
     state = stream.init_state(2, height=32, width=32)
     with torch.no_grad():
@@ -132,18 +136,17 @@ def test_backend_onnxruntime_runs_the_same_model(on_ort, tmp_path):
     write_video(tmp_path / "v.mp4", frames, fps=10)
     assert_same_stream(stream, stream_ort, tmp_path / "v.mp4")
     exported = sorted(os.listdir(cache))
-    assert (
-        len(exported) == 2 and to_onnxruntime(stream, cache=cache) and sorted(os.listdir(cache)) == exported
-    )
+    assert len(exported) == 3  # the detector's forward, the stream model's step and classifier
+    assert to_onnxruntime(stream, cache=cache) and sorted(os.listdir(cache)) == exported
     with torch.no_grad():
         stream.head.bias.add_(1.0)  # other weights: another export
     to_onnxruntime(stream, cache=cache)
     with torch.no_grad():
         stream.head.bias.sub_(1.0)
-    assert len(os.listdir(cache)) == 3
+    assert len(os.listdir(cache)) == 5
     with pytest.raises(ConfigError, match="ONNX Runtime: .*invalid dimensions"):
         detector_ort(torch.randn(1, 3, 3, 32, 32), boxes[:1])  # frames the graph was not made for
-    with pytest.raises(ConfigError, match="forward_features does not run in ONNX Runtime"):
+    with pytest.raises(ConfigError, match="forward_features does not run in onnxruntime"):
         detector_ort.forward_features(video)
 
 

@@ -154,7 +154,7 @@ def test_real_footage_is_the_same_on_both_faces(clip, fps, tmp_path, capsys, mon
     config = ServeConfig(work_dir=str(tmp_path / "work"))
     with TestClient(create_app(config)) as c:
         r = c.post("/v1/jobs", data={"kind": "detect", "path": video, "fps": fps})
-        assert r.status_code == 400  # a server path must be allowed first
+        assert r.status_code == 403  # a server path must be allowed first
     from vidrec.serve import Limits
 
     config = ServeConfig(work_dir=str(tmp_path / "work"), limits=Limits(allow_paths=(SHARED_VIDEOS,)))

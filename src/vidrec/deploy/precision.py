@@ -37,7 +37,7 @@ class _Autocast:
         self.model, self.function = model, getattr(type(model), name)
 
     def __call__(self, *args, **kwargs):
-        device = next(self.model.parameters()).device.type
+        device = self.model.device.type
         with torch.autocast(device, dtype=torch.bfloat16):
             out = self.function(self.model, *args, **kwargs)
         return _float32(out)

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidrec.deploy import fuse_conv_bn
 from vidrec.deploy.swap import swap_modules
 from vidrec.errors import ConfigError
 from vidrec.models.layers import same_padding
@@ -137,8 +138,6 @@ class LiteRTStep(nn.Module):
 
 def export_form(model: MoViNet) -> LiteRTStep:
     """A copy of `model` in the form converted to TFLite (see the module's docstring)."""
-    from vidrec.deploy import fuse_conv_bn
-
     if "tflite" not in model.forms:
         raise ConfigError(f"TFLite export and --backend litert cover MoViNet stream models, not {model.arch}")
     fused = fuse_conv_bn(copy.deepcopy(model).eval())
@@ -170,16 +169,42 @@ def sample_inputs(model: MoViNet) -> tuple[torch.Tensor, ...]:
     return (frame, *zero_state(model))
 
 
-def tflite_bytes(model: MoViNet) -> bytes:
-    """The TFLite flatbuffer of `model`'s step (litert-torch: seconds)."""
+def _converter():
+    """litert-torch, quiet."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter's C++ info lines
     try:
         import litert_torch
     except ImportError:
         raise ConfigError("TFLite export needs litert-torch: pip install 'vidrec[litert]'") from None
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")  # its per-pass progress lines
+    return litert_torch
+
+
+def tflite_bytes(model: MoViNet) -> bytes:
+    """The TFLite flatbuffer of `model`'s step (litert-torch: seconds)."""
+    litert_torch = _converter()
     with torch.no_grad():
         return litert_torch.convert(export_form(model), sample_inputs(model)).model_content()
+
+
+class _Head(nn.Module):
+    """The classifier on pooled features `(1, P)` (batch norms folded): what a window's mean goes through."""
+
+    def __init__(self, model: MoViNet):
+        super().__init__()
+        self.model = fuse_conv_bn(copy.deepcopy(model).eval())
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(pooled)
+
+
+def head_tflite_bytes(model: MoViNet) -> bytes:
+    """The TFLite flatbuffer of `model`'s classifier on one pooled feature vector."""
+    litert_torch = _converter()
+    with torch.no_grad():
+        return litert_torch.convert(
+            _Head(model).eval(), (torch.zeros(1, model.num_features),)
+        ).model_content()
 
 
 def export_tflite_stream(model: MoViNet, path: str | os.PathLike) -> dict:
@@ -194,6 +219,7 @@ __all__ = [
     "FORM",
     "export_form",
     "export_tflite_stream",
+    "head_tflite_bytes",
     "sample_inputs",
     "state_layout",
     "tflite_bytes",

@@ -126,6 +126,11 @@ class ModelBase(nn.Module):
         return self.config.num_classes
 
     @property
+    def device(self) -> torch.device:
+        """Where the model's inputs go (its weights' device; CPU for a model without weights)."""
+        return next(self.parameters(), torch.zeros(())).device
+
+    @property
     def class_names(self) -> list[str]:
         """A name per output in logit order: the labels, else `class_0`, `class_1`, ..."""
         return list(self.labels) if self.labels else [f"class_{i}" for i in range(self.num_classes)]
@@ -275,11 +280,19 @@ class TwoStreamModel(ModelBase):
 class ImageDetector(ModelBase):
     """Finds things in single frames (the SSD person detector): `detect_frames(frames)` with uint8
     frames `(N, H, W, 3)` (a list of arrays of any sizes, too) -> per frame `{"boxes" (K, 4)
-    x1 y1 x2 y2 in [0, 1], "classes" (K,), "scores" (K,)}`."""
+    x1 y1 x2 y2 in [0, 1], "classes" (K,), "scores" (K,)}`. `forward(images)` is the network;
+    `postprocess` (no weights) makes its input from frames (`images`) and decodes its outputs
+    (`detections`), so a runtime's copy of the network detects the same way."""
+
+    postprocess = None  # set by the architecture
+
+    def detect(self, images: torch.Tensor, *, per_class: bool = False) -> list[dict]:
+        """Per image of the network's input, what was found in it (see the class)."""
+        return self.postprocess.detections(*self(images), per_class=per_class)
 
     def detect_frames(self, frames) -> list[dict]:
         """Per frame, what was found in it (see the class)."""
-        raise NotImplementedError
+        return self.detect(self.postprocess.images(frames))
 
 
 class PretrainingModel(ModelBase):

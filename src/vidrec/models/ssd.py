@@ -92,9 +92,67 @@ def anchor_boxes(c: SSDConfig, sizes: list[int]) -> torch.Tensor:
     return torch.cat(out)
 
 
+class SSDPostprocess:
+    """What turns frames into the network's input and its outputs into detections, without the
+    network's weights (a runtime's copy of the detector uses it too): frames resized whole to the
+    square input on the uint8 grid, box encodings decoded against the anchors, then NMS."""
+
+    def __init__(self, config: SSDConfig, map_sizes: list[int]):
+        self.config = config
+        self.anchors = anchor_boxes(config, map_sizes)  # (A, 4) y, x, h, w
+
+    def decode(self, encodings: torch.Tensor) -> torch.Tensor:
+        """Box encodings `(..., A, 4)` -> boxes `(..., A, 4)` as (x1, y1, x2, y2), normalised."""
+        sy, sx, sh, sw = self.config.box_scales
+        ya, xa, ha, wa = self.anchors.to(encodings.device).unbind(-1)
+        ty, tx, th, tw = encodings.unbind(-1)
+        yc, xc = ty / sy * ha + ya, tx / sx * wa + xa
+        h, w = torch.exp(th / sh) * ha, torch.exp(tw / sw) * wa
+        return torch.stack([xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2], -1)
+
+    @torch.no_grad()
+    def detections(
+        self, encodings: torch.Tensor, logits: torch.Tensor, *, per_class: bool = False
+    ) -> list[dict[str, torch.Tensor]]:
+        """Per image `{"boxes": (K, 4) x1 y1 x2 y2 normalised, "scores": (K,), "classes": (K,)}`
+        with classes 0-based without the background (COCO: 0 is person), best first.
+        TFLite's fast NMS: each box keeps its best class and NMS runs across classes; `per_class`
+        runs it per class instead (a person next to a chair keeps both)."""
+        c = self.config
+        scores, classes = torch.sigmoid(logits[..., 1:]).max(-1)  # (B, A): best non-background class
+        out = []
+        for boxes, s, k in zip(self.decode(encodings), scores, classes):
+            keep = s > c.score_threshold
+            boxes, s, k = boxes[keep], s[keep], k[keep]
+            order = batched_nms(boxes, s, k, c.nms_iou) if per_class else nms(boxes, s, c.nms_iou)
+            order = order[: c.max_detections]
+            out.append({"boxes": boxes[order], "scores": s[order], "classes": k[order]})
+        return out
+
+    def images(self, frames) -> torch.Tensor:
+        """uint8 RGB frames, `(N, H, W, 3)` or a list of `(H, W, 3)` of any sizes: each resized
+        whole to the square input (no crop, as the TFLite example), scaled to [-1, 1]."""
+        images = [torch.as_tensor(np.asarray(f)) for f in frames]
+        if not images or any(f.ndim != 3 or f.shape[-1] != 3 or f.dtype != torch.uint8 for f in images):
+            shapes = sorted({(tuple(f.shape), str(f.dtype)) for f in images})
+            raise ConfigError(f"detect_frames expects uint8 frames (H, W, 3), got {shapes[:3]}")
+        size = self.config.image_size
+        x = torch.stack([_square(f.permute(2, 0, 1).float(), size) for f in images])  # (N, 3, S, S)
+        return (x - 128.0) / 128.0  # the file's input grid: scale 1/128, zero point 128
+
+
+def _square(image: torch.Tensor, size: int) -> torch.Tensor:
+    """(3, H, W) 0-255 -> (3, size, size) on the uint8 grid the TFLite model takes."""
+    if image.shape[-2:] == (size, size):
+        return image
+    x = F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x[0].round().clamp(0, 255)
+
+
 class SSDMobileNetV1(ImageDetector):
     """`forward(images)` -> `(box_encodings (B, A, 4), class_logits (B, A, 1 + num_classes))`;
-    `detect(images)` decodes them into boxes; `detect_frames(frames)` takes uint8 frames."""
+    `detect(images)` decodes them into boxes (`SSDPostprocess`); `detect_frames(frames)` takes
+    uint8 frames."""
 
     arch = "ssd_mobilenet_v1"
     # quant_grids: {module path: (scale, zero point)} of the uint8 file the weights came from (its
@@ -127,7 +185,7 @@ class SSDMobileNetV1(ImageDetector):
         self.class_heads = nn.ModuleList(
             [nn.Conv2d(w, a * (c.num_classes + 1), 1) for w, a in zip(widths, self.num_anchors)]
         )
-        self.register_buffer("anchors", anchor_boxes(c, self.map_sizes()), persistent=False)
+        self.postprocess = SSDPostprocess(c, self.map_sizes())
 
     def map_sizes(self) -> list[int]:
         """Side of each predicted map at the configured image size (19, 10, 5, 3, 2, 1 at 300)."""
@@ -167,53 +225,14 @@ class SSDMobileNetV1(ImageDetector):
         )
         return boxes, logits
 
+    @property
+    def anchors(self) -> torch.Tensor:
+        """The anchors `(A, 4)` as (y, x, h, w), normalised."""
+        return self.postprocess.anchors
+
     def decode(self, encodings: torch.Tensor) -> torch.Tensor:
         """Box encodings `(..., A, 4)` -> boxes `(..., A, 4)` as (x1, y1, x2, y2), normalised."""
-        sy, sx, sh, sw = self.config.box_scales
-        ya, xa, ha, wa = self.anchors.unbind(-1)
-        ty, tx, th, tw = encodings.unbind(-1)
-        yc, xc = ty / sy * ha + ya, tx / sx * wa + xa
-        h, w = torch.exp(th / sh) * ha, torch.exp(tw / sw) * wa
-        return torch.stack([xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2], -1)
-
-    @torch.no_grad()
-    def detect(self, images: torch.Tensor, *, per_class: bool = False) -> list[dict[str, torch.Tensor]]:
-        """Per image `{"boxes": (K, 4) x1 y1 x2 y2 normalised, "scores": (K,), "classes": (K,)}`
-        with classes 0-based without the background (COCO: 0 is person), best first.
-        TFLite's fast NMS: each box keeps its best class and NMS runs across classes; `per_class`
-        runs it per class instead (a person next to a chair keeps both)."""
-        c = self.config
-        encodings, logits = self(images)
-        scores, classes = torch.sigmoid(logits[..., 1:]).max(-1)  # (B, A): best non-background class
-        out = []
-        for boxes, s, k in zip(self.decode(encodings), scores, classes):
-            keep = s > c.score_threshold
-            boxes, s, k = boxes[keep], s[keep], k[keep]
-            order = batched_nms(boxes, s, k, c.nms_iou) if per_class else nms(boxes, s, c.nms_iou)
-            order = order[: c.max_detections]
-            out.append({"boxes": boxes[order], "scores": s[order], "classes": k[order]})
-        return out
-
-    def detect_frames(self, frames) -> list[dict[str, torch.Tensor]]:
-        """uint8 RGB frames, `(N, H, W, 3)` or a list of `(H, W, 3)` of any sizes: each resized
-        whole to the model's square input (no crop, as the TFLite example), boxes normalised to it."""
-        images = [torch.as_tensor(np.asarray(f)) for f in frames]
-        if not images or any(f.ndim != 3 or f.shape[-1] != 3 or f.dtype != torch.uint8 for f in images):
-            shapes = sorted({(tuple(f.shape), str(f.dtype)) for f in images})
-            raise ConfigError(f"detect_frames expects uint8 frames (H, W, 3), got {shapes[:3]}")
-        size = self.config.image_size
-        x = torch.stack([self._square(f.permute(2, 0, 1).float(), size) for f in images])  # (N, 3, S, S)
-        return self.detect((x - 128.0) / 128.0)  # the file's input grid: scale 1/128, zero point 128
-
-    @staticmethod
-    def _square(image: torch.Tensor, size: int) -> torch.Tensor:
-        """(3, H, W) 0-255 -> (3, size, size) on the uint8 grid the TFLite model takes."""
-        if image.shape[-2:] == (size, size):
-            return image
-        x = F.interpolate(
-            image[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True
-        )
-        return x[0].round().clamp(0, 255)
+        return self.postprocess.decode(encodings)
 
 
 def coco_labels() -> list[str]:
@@ -231,4 +250,4 @@ def ssd_mobilenet_v1(**overrides) -> SSDMobileNetV1:
     return model
 
 
-__all__ = ["SSDConfig", "SSDMobileNetV1", "anchor_boxes", "coco_labels", "ssd_mobilenet_v1"]
+__all__ = ["SSDConfig", "SSDMobileNetV1", "SSDPostprocess", "anchor_boxes", "coco_labels", "ssd_mobilenet_v1"]

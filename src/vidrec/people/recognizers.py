@@ -78,7 +78,7 @@ class TrackRecognizer:
         """`crop (3, S, S)` 0-255 -> logits `(classes,)`."""
         pixels = crop.round().clamp(0, 255).to(torch.uint8)[:, None]  # (3, 1, S, S)
         clip = normalize(pixels, self.prep.mean, self.prep.std, centering=self.prep.centering)
-        clip = clip[None].to(next(self.model.parameters()).device)
+        clip = clip[None].to(self.model.device)
         state = self.states.get(track_id)
         if state is None:
             state = self.model.init_state(1, height=self.size, width=self.size)
@@ -144,7 +144,7 @@ class BoxRecognizer:
         clip = torch.cat(frames[self.prep.sampling_rate - 1 :: self.prep.sampling_rate], dim=1)
         x = normalize(clip, self.prep.mean, self.prep.std, centering=self.prep.centering)[None]
         boxes = torch.tensor([[0.0, *(float(v) * self.scale for v in t.box)] for t in tracks])
-        device = next(self.model.parameters()).device
+        device = self.model.device
         return list(torch.sigmoid(self.model(x.to(device), boxes.to(device)).float().cpu()))
 
 

@@ -41,7 +41,7 @@ def predict(
     their rate, so clip and crop counts do not apply to them and are refused. Raises `VidrecError`
     (one line) when the video cannot be read."""
     path = os.fspath(path)
-    device = device or next(model.parameters()).device
+    device = device or model.device
     if flow_dir is not None and not isinstance(model, TwoStreamModel):
         raise ConfigError(f"--flow-dir is for two-stream models; {model.arch} reads RGB frames only")
     if isinstance(model, StreamingModel):

@@ -78,7 +78,7 @@ def stream_video(
         )
     if every is not None and every <= 0:
         raise ConfigError(f"--every must be > 0 seconds, got {every}")
-    device = device or next(model.parameters()).device
+    device = device or model.device
     model.eval().to(device)
     prep = model.preprocessing
     if prep.centering == "clip":

@@ -1,7 +1,6 @@
 """What running an exported graph needs whatever the runtime (ONNX Runtime, `vidrec.runtime.onnxruntime`;
 the TFLite runtime, `vidrec.runtime.litert`): a stream model's `step`/`step_features` from one
-`run`, its state as the graph's own arrays, and the one-line refusal of a method the runtime does
-not run."""
+`run`, and its state as the graph's own arrays."""
 
 from __future__ import annotations
 
@@ -9,8 +8,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-
-from vidrec.errors import ConfigError
 
 
 class GraphState(Mapping):
@@ -57,14 +54,4 @@ class GraphStep:
         return feats, new_state
 
 
-class Refuse:
-    """A method that does not run in the exported graph's runtime: a one-line error instead of PyTorch."""
-
-    def __init__(self, name: str, runtime: str = "ONNX Runtime"):
-        self.name, self.runtime = name, runtime
-
-    def __call__(self, *_, **__):
-        raise ConfigError(f"{self.name} does not run in {self.runtime} here: use --backend pytorch for it")
-
-
-__all__ = ["GraphState", "GraphStep", "Refuse", "state_arrays"]
+__all__ = ["GraphState", "GraphStep", "state_arrays"]

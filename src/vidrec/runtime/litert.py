@@ -4,7 +4,6 @@ of an exported `.tflite` file, and the official int8 file run as its authors shi
 
 from __future__ import annotations
 
-import copy
 import os
 
 import numpy as np
@@ -12,9 +11,17 @@ import torch
 
 from vidrec.errors import ConfigError
 from vidrec.export.cache import cached_graph
-from vidrec.export.tflite import FORM, sample_inputs, state_layout, tflite_bytes, zero_state
+from vidrec.export.tflite import (
+    FORM,
+    head_tflite_bytes,
+    sample_inputs,
+    state_layout,
+    tflite_bytes,
+    zero_state,
+)
 from vidrec.models.movinet import MoViNet
-from vidrec.runtime.graph import GraphState, GraphStep, Refuse, state_arrays
+from vidrec.runtime.graph import GraphState, GraphStep, state_arrays
+from vidrec.runtime.model import RuntimeStreamModel
 
 
 class LiteRTGraph:
@@ -94,15 +101,6 @@ class _Step(GraphStep):
         size = model.preprocessing.test_crop_size or model.preprocessing.crop_size
         self.frame_size = (size, size)
 
-    def init_state(self, batch_size: int, *, height: int | None = None, width: int | None = None) -> dict:
-        size = (height or self.frame_size[0], width or self.frame_size[1])
-        if batch_size != 1 or size != self.frame_size:
-            raise ConfigError(
-                f"the TFLite step takes batch 1 at {self.frame_size[0]}x{self.frame_size[1]} "
-                f"(asked: batch {batch_size} at {size[0]}x{size[1]}): use --backend pytorch for others"
-            )
-        return GraphState(self.names, list(self.zeros))
-
     def run(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
         if frames.shape[0] != 1 or tuple(frames.shape[-2:]) != self.frame_size:
             raise ConfigError(
@@ -119,29 +117,22 @@ class _Step(GraphStep):
         feats = torch.from_numpy(np.stack(feats, axis=1))
         return torch.from_numpy(logits), feats, GraphState(self.names, arrays)
 
-    def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        return self.step(clip, self.init_state(clip.shape[0], height=clip.shape[-2], width=clip.shape[-1]))[0]
 
-
-def to_litert(model: MoViNet, *, cache: str | None = None) -> MoViNet:
-    """A copy of `model` whose `step`, `step_features` and `forward` (the clip streamed) run its
-    TFLite graph in the TFLite runtime; exported once per set of weights when `cache` is a folder."""
-    if "tflite" not in model.forms:
+def to_litert(model: MoViNet, *, cache: str | None = None) -> RuntimeStreamModel:
+    """`model` (a MoViNet stream model) run by the TFLite runtime: its step and its classifier as
+    TFLite graphs, converted once per set of weights when `cache` is a folder, in a
+    `RuntimeStreamModel` that keeps no PyTorch weights."""
+    if "tflite" not in model.forms or model.backend != "pytorch":
         raise ConfigError(f"--backend litert runs MoViNet stream models, not {model.arch}: use onnxruntime")
-    if next(model.parameters()).device.type != "cpu":
+    if model.device.type != "cpu":
         raise ConfigError("--backend litert runs on the CPU: leave out --device")
-    converted = copy.deepcopy(model).eval()
+    model = model.eval()
     data = cached_graph(model, f"step-v{FORM}", cache, lambda: tflite_bytes(model), suffix=".tflite")
+    head = cached_graph(model, "head", cache, lambda: head_tflite_bytes(model), suffix=".tflite")
     step = _Step(LiteRTGraph(data), model)
-    converted.step, converted.step_features, converted.init_state = (
-        step.step,
-        step.step_features,
-        step.init_state,
+    return RuntimeStreamModel(
+        model, step, LiteRTGraph(head), names=step.names, zeros=step.zeros, batched=False, backend="litert"
     )
-    converted.forward = step.forward
-    converted.forward_features = Refuse(f"{model.arch}'s forward_features", "the TFLite runtime")
-    converted.backend = "litert"
-    return converted
 
 
 class LiteRTStream:
@@ -171,7 +162,7 @@ def check_tflite_stream(model: MoViNet, path: str | os.PathLike, *, steps: int =
     with open(path, "rb") as f:
         step = _Step(LiteRTGraph(f.read()), model)
     frame = sample_inputs(model)[0][:, :, None]  # (1, C, 1, H, W)
-    ours, theirs = model.eval().init_state(1), step.init_state(1)
+    ours, theirs = model.eval().init_state(1), GraphState(step.names, list(step.zeros))
     worst = 0.0
     for i in range(steps):
         frames = frame.roll(i, dims=-1)  # a different picture each step

@@ -1,20 +1,15 @@
-"""`to_onnxruntime(model)`: the same model, run by ONNX Runtime (`--backend onnxruntime`).
+"""`to_onnxruntime(model)`: the same model, run by ONNX Runtime (`--backend onnxruntime`): the model is
+exported (`vidrec.export.onnx`), once per set of weights when a cache folder is given, and wrapped
+in the `vidrec.runtime.model` class of its kind, which keeps the graphs and no PyTorch weights:
 
-A conversion like the others in `vidrec.deploy`: the model is exported (`vidrec.export.onnx`) and
-a copy of it gets ONNX Runtime callables in place of its methods, so every command that takes a
-model (predict, stream, detect, predict --list) takes this one unchanged:
-
-    classifier / detector   forward(video[, boxes])    the exported graph
-    image detector (SSD)    forward(images)            the exported graph (detect's decoding and
-                                                       NMS stay in PyTorch)
+    classifier / detector   forward(video[, boxes])    the exported forward
+    image detector (SSD)    forward(images)            the exported forward (decoding and NMS stay
+                                                       in PyTorch, in the detector's postprocess)
     stream model            step(frames, state)        the exported step (one frame a run: a chunk
-                            step_features(...)         of t frames is t runs), state as named tensors
-                            forward(clip)              the clip streamed from the zero state
-                            forward_head(pooled)       PyTorch: the classifier on a pooled vector
-                                                       (a window's mean), a few thousand MACs
+                            step_features(...)         of t frames is t runs), state as the graph's
+                                                       arrays; forward_head: the exported classifier
 
-The PyTorch weights stay in the copy (its device and `init_state`'s shapes come from them). The
-session is rebuilt from the ONNX bytes when the model is unpickled (DataLoader workers, Ray).
+The session is rebuilt from the ONNX bytes when the model is unpickled (DataLoader workers, Ray).
 """
 
 from __future__ import annotations
@@ -29,8 +24,16 @@ import torch
 from vidrec.errors import ConfigError
 from vidrec.export.cache import cached_graph
 from vidrec.export.onnx import StreamStep, export_module, export_onnx, stream_inputs
-from vidrec.models.base import ModelBase, StreamingModel, TwoStreamModel
-from vidrec.runtime.graph import GraphState, GraphStep, Refuse, state_arrays
+from vidrec.models.base import DetectionModel, ImageDetector, ModelBase, StreamingModel, TwoStreamModel
+from vidrec.runtime.graph import GraphState, GraphStep, state_arrays
+from vidrec.runtime.model import (
+    RuntimeActionDetector,
+    RuntimeClassifier,
+    RuntimeImageDetector,
+    RuntimeModel,
+    RuntimeStreamModel,
+    numpy_of,
+)
 
 
 def _ort():
@@ -83,62 +86,30 @@ class OrtGraph:
         self._open()
 
 
-def _numpy(x: torch.Tensor) -> np.ndarray:
-    return x.detach().float().cpu().numpy()
-
-
-class _Forward:
-    """`forward(*inputs)` of a classifier or detector, by its exported graph: its one output, or
-    the tuple of them (an image detector's box encodings and logits)."""
-
-    def __init__(self, graph: OrtGraph):
-        self.graph = graph
-
-    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        device = inputs[0].device
-        outputs = tuple(torch.from_numpy(y).to(device) for y in self.graph(*(_numpy(x) for x in inputs)))
-        return outputs if len(outputs) > 1 else outputs[0]
-
-
 class _Step(GraphStep):
     """A stream model's `step` and `step_features` by one exported graph:
-    `(frame (B, C, 1, H, W), *state) -> (logits, [features,] *next state)`."""
+    `(frame (B, C, 1, H, W), *state) -> (logits, features, *next state)`."""
 
-    def __init__(self, graph: OrtGraph, names: list[str], features: bool):
-        self.graph, self.names, self.features = graph, names, features
+    def __init__(self, graph: OrtGraph, names: list[str]):
+        self.graph, self.names = graph, names
 
     def run(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
         arrays = state_arrays(state, self.names)  # this graph's own state: no conversion
         feats = []
         for t in range(frames.shape[2]):  # the graph takes one frame: a chunk is that many runs
-            logits, *rest = self.graph(_numpy(frames[:, :, t : t + 1]), *arrays)
-            if self.features:
-                feats.append(rest[0])
-                rest = rest[1:]
-            arrays = rest
+            logits, feat, *arrays = self.graph(numpy_of(frames[:, :, t : t + 1]), *arrays)
+            feats.append(feat)
         device = frames.device
         if device.type == "cpu":
             new_state = GraphState(self.names, arrays)
         else:  # the caller's device (CUDA): tensors there, as PyTorch's step gives
             new_state = {n: torch.from_numpy(a).to(device) for n, a in zip(self.names, arrays)}
-        features = torch.from_numpy(np.concatenate(feats, axis=1)).to(device) if feats else None
+        features = torch.from_numpy(np.concatenate(feats, axis=1)).to(device)
         return torch.from_numpy(logits).to(device), features, new_state
 
 
-class _StreamForward:
-    """`forward(clip)` of a stream model: the clip streamed from the zero state."""
-
-    def __init__(self, step: _Step, init_state):
-        self.step, self.init_state = step, init_state
-
-    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
-        state = self.init_state(clip.shape[0], height=clip.shape[-2], width=clip.shape[-1])
-        return self.step.step(clip, state)[0]
-
-
-def _stream_graph(model: StreamingModel, path: str) -> tuple[list[str], bool]:
-    """Export the stream step graph of `model` to `path`; its state names, and whether it gives
-    each frame's features."""
+def _stream_graph(model: StreamingModel, path: str) -> None:
+    """Export the stream step graph of `model` to `path` (each frame's features after the logits)."""
     from vidrec.deploy import fuse_conv_bn
 
     fused = fuse_conv_bn(copy.deepcopy(model).eval())
@@ -146,17 +117,38 @@ def _stream_graph(model: StreamingModel, path: str) -> tuple[list[str], bool]:
     module = StreamStep(fused, names, features=True)
     batch = torch.export.Dim("batch", min=1, max=1024)
     shapes = ({0: batch}, tuple({0: batch} if x.ndim else {} for x in inputs[1:]))
-    outputs = ["logits", *(["features"] if module.features else []), *(f"next_{n}" for n in names)]
+    outputs = ["logits", "features", *(f"next_{n}" for n in names)]
     export_module(module, inputs, path, ["frames", *names], outputs, shapes, None)
-    return names, module.features
+
+
+class _Head(torch.nn.Module):
+    """A stream model's classifier on pooled features `(B, P)`: what a window's mean goes through."""
+
+    def __init__(self, model: StreamingModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(pooled)
+
+
+def _head_graph(model: StreamingModel, path: str) -> None:
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    pooled = torch.zeros(2, model.num_features)
+    export_module(
+        _Head(copy.deepcopy(model).eval()), (pooled,), path, ["pooled"], ["logits"], ({0: batch},), None
+    )
 
 
 def _onnx_bytes(model: ModelBase, kind: str) -> bytes:
-    """The ONNX bytes of `model`'s forward (`kind` "forward") or stream step ("step")."""
+    """The ONNX bytes of `model`'s forward (`kind` "forward"), stream step ("step") or classifier
+    on pooled features ("head")."""
     with tempfile.TemporaryDirectory(prefix="vidrec-onnx-") as folder:
         path = os.path.join(folder, "model.onnx")
         if kind == "step":
             _stream_graph(model, path)
+        elif kind == "head":
+            _head_graph(model, path)
         else:
             export_onnx(model, path)
         with open(path, "rb") as f:
@@ -167,31 +159,32 @@ def _graph(model: ModelBase, kind: str, cache: str | None) -> bytes:
     return cached_graph(model, kind, cache, lambda: _onnx_bytes(model, kind))
 
 
-def _on_cuda(model: ModelBase) -> bool:
-    return next(model.parameters()).device.type == "cuda"
-
-
-def to_onnxruntime(model: ModelBase, *, cache: str | None = None) -> ModelBase:
-    """A copy of `model` whose forward (and a stream model's step) run in ONNX Runtime; see the
-    module's docstring. The export takes seconds to a minute; with `cache` (a folder) it is done
-    once per model and read back after."""
+def to_onnxruntime(model: ModelBase, *, cache: str | None = None) -> RuntimeModel:
+    """`model` run by ONNX Runtime: the runtime model of its kind (see the module's docstring). The
+    export takes seconds to a minute; with `cache` (a folder) it is done once per model and read
+    back after. On a CUDA model the graphs run on ONNX Runtime's CUDA provider when it has one."""
+    if model.backend != "pytorch":
+        raise ConfigError(f"{model.arch} already runs in {model.backend}")
     if isinstance(model, TwoStreamModel):
         raise ConfigError("--backend onnxruntime runs one network; a two-stream model is two: use pytorch")
-    converted = copy.deepcopy(model).eval()
-    cuda = _on_cuda(model)
+    device = model.device
+    cuda = device.type == "cuda"
+    model = model.eval()
     if isinstance(model, StreamingModel):
         graph = OrtGraph(_graph(model, "step", cache), cuda=cuda)
         names = [n for n in graph.input_names if n != "frames"]
-        step = _Step(graph, names, features="features" in graph.output_names)
-        converted.step = step.step
-        if step.features:
-            converted.step_features = step.step_features
-        converted.forward = _StreamForward(step, converted.init_state)
-    else:
-        converted.forward = _Forward(OrtGraph(_graph(model, "forward", cache), cuda=cuda))
-    converted.forward_features = Refuse(f"{model.arch}'s forward_features")
-    converted.backend = "onnxruntime"
-    return converted
+        size = model.preprocessing.test_crop_size or model.preprocessing.crop_size
+        state = model.init_state(1, height=size, width=size)
+        zeros = [numpy_of(state[n]) for n in names]
+        head = OrtGraph(_graph(model, "head", cache), cuda=cuda)
+        return RuntimeStreamModel(
+            model, _Step(graph, names), head, names=names, zeros=zeros, batched=True,
+            backend="onnxruntime", device=device,
+        )  # fmt: skip
+    forward = OrtGraph(_graph(model, "forward", cache), cuda=cuda)
+    kinds = ((ImageDetector, RuntimeImageDetector), (DetectionModel, RuntimeActionDetector))
+    wrapper = next((w for kind, w in kinds if isinstance(model, kind)), RuntimeClassifier)
+    return wrapper(model, forward, backend="onnxruntime", device=device)
 
 
 __all__ = ["OrtGraph", "to_onnxruntime"]
