@@ -29,8 +29,8 @@ from vidrec.flops import count_macs, count_params
 from vidrec.models.loader import load_model
 from vidrec.train.checkpoint import CheckpointManager
 from vidrec.train.config import RunConfig, load_config
-from vidrec.train.loop import TEST_REPORT_NAME, train
-from vidrec.train.report import plot_confusion
+from vidrec.train.loop import train
+from vidrec.train.report import TEST_REPORT_NAME, plot_confusion
 from vidrec.utils import atomic_write_text
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")

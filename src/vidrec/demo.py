@@ -17,7 +17,8 @@ from vidrec.models.loader import load_model
 from vidrec.recognize.predict import format_predictions, predict
 from vidrec.train.checkpoint import CheckpointManager
 from vidrec.train.config import config_from_dict
-from vidrec.train.loop import TEST_REPORT_NAME, train
+from vidrec.train.loop import train
+from vidrec.train.report import TEST_REPORT_NAME
 from vidrec.utils import resolve_device
 
 

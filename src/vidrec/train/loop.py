@@ -1,6 +1,7 @@
 """The training engine behind `vidrec train` and `vidrec pretrain`.
 
-One loop for supervised training, fine-tuning and VideoMAE pretraining, on one CPU or under
+One loop for every task (`vidrec.train.tasks`: classification, AVA action detection, VideoMAE
+pretraining; fine-tuning is any of them from other weights), on one CPU or under
 torchrun (DistributedDataParallel, gloo on CPU, nccl on GPU). Every optimizer step is
 reproducible from (seed, epoch, step): clips are drawn per (seed, epoch, index), mixes and masks
 per (seed, step, rank), and the global RNG state travels in the checkpoint, so a killed run
@@ -21,25 +22,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import vidrec.distributed as D
-from vidrec.data.ava_dataset import collate_keyframes
-from vidrec.data.datasets import VideoClipDataset, collate_clips
+from vidrec.data.datasets import VideoClipDataset
 from vidrec.errors import ConfigError, VidrecError
-from vidrec.models.base import DetectionModel
-from vidrec.recognize.evaluate import evaluate
-from vidrec.train.ava import (
-    DetectionData,
-    detection_loss,
-    evaluate_detection,
-    keyframe_dataset,
-    load_detection_data,
-)
 from vidrec.train.checkpoint import (
     CheckpointManager,
     changed_settings,
@@ -48,13 +38,12 @@ from vidrec.train.checkpoint import (
     set_rng_state,
 )
 from vidrec.train.config import RunConfig
-from vidrec.train.mix import mix_batch
 from vidrec.train.optim import build_optimizer, lr_at, set_lr
-from vidrec.train.report import METRICS_NAME, MetricsLog, plot_confusion, plot_curves
-from vidrec.train.setup import build_model, fit_clip_length, keep_norms_in_eval, load_splits
+from vidrec.train.report import METRICS_NAME, MetricsLog, plot_curves
+from vidrec.train.setup import build_model, keep_norms_in_eval
+from vidrec.train.tasks import Task, task_for
 from vidrec.utils import atomic_write_text, resolve_device
 
-TEST_REPORT_NAME = "test_report.json"  # the final multi-view test: metrics, per class, confusion matrix
 CONFIG_NAME = "config.yaml"
 
 
@@ -82,7 +71,7 @@ class _Run:
     """Everything one training run holds while it goes."""
 
     cfg: RunConfig
-    pretrain: bool
+    task: Task  # what is trained: its data, loss, validation and test
     d: D.Dist
     device: torch.device
     model: nn.Module  # the vidrec model (what is saved)
@@ -94,9 +83,6 @@ class _Run:
     sampler: D.ShardedBatchSampler
     checkpoints: CheckpointManager
     metrics: MetricsLog
-    val_records: list | None
-    test_records: list | None
-    detection: DetectionData | None  # task detection: keyframes, ground truth, label maps
     total_steps: int
     warmup_steps: int
     progress: bool
@@ -177,15 +163,9 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         )
     if cfg.run.precision == "fp16" and device.type != "cuda":
         raise ConfigError("run.precision fp16 needs a GPU (use bf16 or fp32 on CPU)")
-    detection = None
-    if cfg.task == "detection":
-        if pretrain:
-            raise ConfigError("vidrec pretrain is for masked pretraining, not task detection")
-        detection = load_detection_data(cfg, log=tqdm.write if d.main else (lambda *_: None))
-        train_records, val_records, test_records = detection.train, None, None
-        classes = detection.class_names
-    else:
-        train_records, val_records, test_records, classes = load_splits(cfg)
+    log = tqdm.write if d.main else (lambda *_: None)
+    task = task_for(cfg, pretrain=pretrain)
+    task.load(cfg, log)
     if d.main:
         os.makedirs(out, exist_ok=True)
         atomic_write_text(os.path.join(out, CONFIG_NAME), cfg.to_yaml())
@@ -194,23 +174,13 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
     torch.manual_seed(cfg.run.seed)
     model = build_model(
         cfg,
-        num_classes=None if pretrain else len(classes),
+        num_classes=None if task.classes is None else len(task.classes),
         pretrain=pretrain,
-        log=tqdm.write if d.main else (lambda *_: None),
+        log=log,
     )
-    if (detection is not None) != isinstance(model, DetectionModel):
-        raise ConfigError(
-            f"{model.arch} is {'not ' if detection is not None else ''}an action detector: "
-            + (
-                "task detection needs a *_ava architecture"
-                if detection is not None
-                else "set task: detection"
-            )
-        )
-    if not pretrain:
-        model.set_labels(classes)
-    if detection is None and not pretrain:
-        fit_clip_length(model, train_records, cfg, log=tqdm.write if d.main else (lambda *_: None))
+    task.check_model(model, cfg, log)
+    if task.classes is not None:
+        model.set_labels(task.classes)
     if cfg.model.sync_bn and d.enabled:
         if device.type == "cpu":
             raise ConfigError(
@@ -224,10 +194,7 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         if d.enabled
         else model
     )
-    if detection is not None:
-        dataset = keyframe_dataset(cfg, train_records, model.preprocessing, train=True)
-    else:
-        dataset = VideoClipDataset(train_records, prep=model.preprocessing, train=True, seed=cfg.run.seed)
+    dataset = task.dataset(cfg, model)
     sampler = D.ShardedBatchSampler(len(dataset), batch_size=cfg.data.batch_size, d=d, seed=cfg.run.seed)
     steps_per_epoch = math.ceil(len(sampler) / cfg.optimizer.accumulate)
     ema = None
@@ -237,7 +204,7 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.run.ema), use_buffers=True)
     return _Run(
         cfg=cfg,
-        pretrain=pretrain,
+        task=task,
         d=d,
         device=device,
         model=model,
@@ -249,9 +216,6 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         sampler=sampler,
         checkpoints=checkpoints,
         metrics=MetricsLog(out, writer=d.main, tensorboard=cfg.run.tensorboard),
-        val_records=val_records,
-        test_records=test_records,
-        detection=detection,
         total_steps=steps_per_epoch * cfg.schedule.epochs,
         warmup_steps=round(cfg.schedule.warmup_epochs * steps_per_epoch),
         progress=progress,
@@ -327,7 +291,7 @@ def _train_epoch(run: _Run) -> dict:
         run.dataset,
         batch_sampler=run.sampler,
         num_workers=cfg.data.workers,
-        collate_fn=collate_clips if run.detection is None else collate_keyframes,
+        collate_fn=run.task.collate,
         generator=torch.Generator().manual_seed(cfg.run.seed),
         persistent_workers=False,
     )
@@ -423,23 +387,9 @@ def _end_epoch(run: _Run, acc: dict) -> dict:
         summary["train_top1"] = 100.0 * correct / counted
     metric = None
     every = run.cfg.eval.every
-    if run.detection is not None and "val" in run.detection.splits and every and run.pos.epoch % every == 0:
-        val = _score_detection(run, "val")
-        summary["val_mAP"] = metric = 100.0 * val["mAP"]
-    elif run.val_records and not run.pretrain and every and run.pos.epoch % every == 0:
-        val = evaluate(
-            run.eval_model,
-            run.val_records,
-            num_clips=1,
-            batch_size=run.cfg.eval.batch_size,
-            workers=run.cfg.data.workers,
-            device=run.device,
-            progress=False,
-            desc="val",
-            dist=run.d,
-        )
-        summary.update({f"val_{k}": val[k] for k in ("top1", "top5", "mean_class_acc")})
-        metric = val["top1"]
+    if every and run.pos.epoch % every == 0:
+        val, metric = run.task.validate(run.eval_model, run.cfg, device=run.device, dist=run.d)
+        summary.update(val)
     run.metrics.write(summary, run.pos.step)
     run.log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}))
     _save(run, metric)
@@ -452,81 +402,29 @@ def _finish(run: _Run, summary: dict) -> dict:
     cfg, out = run.cfg, run.cfg.run.out
     if run.d.main:
         run.eval_model.save_pretrained(out)
-    if run.detection is not None and "test" in run.detection.splits:
-        test = _score_detection(run, "test", out=out)
-        summary = {**summary, "test_mAP": 100.0 * test["mAP"]}
-        run.metrics.write({"step": run.pos.step, "test_mAP": summary["test_mAP"]}, run.pos.step)
-    if run.test_records and not run.pretrain:
-        test = evaluate(
-            run.eval_model,
-            run.test_records,
-            num_clips=cfg.eval.num_clips,
-            num_crops=cfg.eval.num_crops,
-            batch_size=cfg.eval.batch_size,
-            workers=cfg.data.workers,
-            device=run.device,
-            progress=run.progress and run.d.main,
-            desc="test",
-            dist=run.d,
-            details=True,
-        )
-        if run.d.main and "confusion_matrix" in test:
-            atomic_write_text(os.path.join(out, TEST_REPORT_NAME), json.dumps(test, indent=1) + "\n")
-            plot_confusion(test["confusion_matrix"], test["labels"], os.path.join(out, "confusion.png"))
-        summary = {**summary, **{f"test_{k}": test[k] for k in ("top1", "top5", "mean_class_acc")}}
-        run.metrics.write(
-            {"step": run.pos.step, **{k: v for k, v in summary.items() if k.startswith("test_")}},
-            run.pos.step,
-        )
+    test = run.task.test(
+        run.eval_model, cfg, out, device=run.device, dist=run.d, progress=run.progress and run.d.main
+    )
+    if test:
+        summary = {**summary, **test}
+        run.metrics.write({"step": run.pos.step, **test}, run.pos.step)
     if run.d.main:
         plot_curves(os.path.join(out, METRICS_NAME), os.path.join(out, "curves.png"))
     return summary
 
 
-def _score_detection(run: _Run, split: str, out: str | None = None) -> dict:
-    """Frame-mAP of the model on the val or test keyframes (with `out`: the detections CSV, the AP
-    table and a PNG there)."""
-    cfg = run.cfg
-    keyframes = run.detection.splits[split][0]
-    return evaluate_detection(
-        run.eval_model,
-        run.detection,
-        split,
-        keyframe_dataset(cfg, keyframes, run.model.preprocessing, train=False),
-        out=out,
-        batch_size=cfg.eval.batch_size,
-        workers=cfg.data.workers,
-        device=run.device,
-        dist=run.d,
-        progress=run.progress and run.d.main and out is not None,
-        desc=split,
-    )
-
-
 def _forward_backward(run: _Run, batch: dict, *, sync: bool) -> tuple[float, int, int | None]:
     """One micro-batch: loss, backward (gradients all-reduced only on the last micro-batch)."""
     cfg, net, model, device, step = run.cfg, run.net, run.model, run.device, run.pos.step
-    pretrain, scaler, accumulate = run.pretrain, run.scaler, cfg.optimizer.accumulate
+    scaler, accumulate = run.scaler, cfg.optimizer.accumulate
     x = batch["video"].to(device, non_blocking=True)
     rng = np.random.default_rng([cfg.run.seed, step, run.d.rank])
     context = (
         net.no_sync() if isinstance(net, DistributedDataParallel) and not sync else contextlib.nullcontext()
     )
-    correct = None
     with context:
         with _autocast(device, cfg.run.precision):
-            if pretrain:
-                generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-                loss = net(x, generator=generator)
-            elif run.detection is not None:
-                loss, _ = detection_loss(net, batch, device)
-            else:
-                y = batch["label"].to(device)
-                x, targets, mixed = mix_batch(x, y, model.num_classes, cfg.augment, rng)
-                logits = net(x)
-                loss = torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
-                if not mixed:
-                    correct = int((logits.argmax(-1) == y).sum())
+            loss, correct = run.task.loss(net, model, batch, x, cfg, rng)
         if not torch.isfinite(loss):
             raise VidrecError(f"loss is {loss.item()} at step {step}: lower optimizer.lr or check the data")
         scaler.scale(loss / accumulate).backward()

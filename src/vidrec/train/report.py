@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from vidrec.utils import atomic_write, atomic_write_text  # noqa: E402
 
 METRICS_NAME = "metrics.jsonl"
+TEST_REPORT_NAME = "test_report.json"  # the final multi-view test: metrics, per class, confusion matrix
 
 
 class MetricsLog:
