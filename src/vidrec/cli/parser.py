@@ -61,7 +61,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vidrec", description="Video action recognition: I3D, SlowFast, VideoMAE, MoViNet.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
+    _synth_command(sub)
+    _synth_ava_command(sub)
+    _train_commands(sub)
+    _reconstruct_command(sub)
+    _eval_command(sub)
+    _predict_command(sub)
+    _extract_command(sub)
+    _stream_command(sub)
+    _detect_command(sub)
+    _highlights_command(sub)
+    _serve_command(sub)
+    _export_command(sub)
+    _convert_command(sub)
+    _two_stream_command(sub)
+    _flow_command(sub)
+    _ava_eval_command(sub)
+    _models_command(sub)
+    _info_command(sub)
+    _demo_command(sub)
+    return parser
 
+
+def _synth_command(sub) -> None:
+    """`vidrec synth`."""
     p = sub.add_parser("synth", help="generate a labelled SynthMotion dataset")
     p.add_argument("out", help="output directory (videos, train/val/test.csv, classes.txt)")
     p.add_argument("--train", type=_count, default=240, help="training videos")
@@ -83,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes")
 
+
+def _synth_ava_command(sub) -> None:
+    """`vidrec synth-ava`."""
     p = sub.add_parser("synth-ava", help="generate SynthMotion-AVA: several actors, boxes, AVA-format CSVs")
     p.add_argument("out", help="output directory (videos, train/val/test.csv, *_boxes.csv, labels.pbtxt)")
     p.add_argument("--train", type=_count, default=200, help="training videos")
@@ -99,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flat", action="store_true", help="flat background colour instead of a texture")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes")
 
+
+def _train_commands(sub) -> None:
+    """`vidrec train` and `vidrec pretrain`: a run config, or the quick-form flags."""
     for name, text in (
         ("train", "train or fine-tune a classifier (a YAML run config, or the quick flags)"),
         ("pretrain", "VideoMAE masked-autoencoder pretraining from a YAML run config"),
@@ -139,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bars or resolved config")
         _add_device(p)
 
+
+def _reconstruct_command(sub) -> None:
+    """`vidrec reconstruct`."""
     p = sub.add_parser("reconstruct", help="show what a VideoMAE pretraining model reconstructs (PNG)")
     p.add_argument(
         "model", help="a pretraining model (vidrec pretrain's run.out, or a transformers directory)"
@@ -153,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the mask")
     _add_device(p)
 
+
+def _eval_command(sub) -> None:
+    """`vidrec eval`."""
     p = sub.add_parser("eval", help="evaluate a model on a labelled CSV (video-level, multi-view)")
     p.add_argument(
         "model", help="a model (directory, checkpoint, tag), or a run config YAML (its run.out and data.test)"
@@ -181,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_precision(p)
     _add_device(p)
 
+
+def _predict_command(sub) -> None:
+    """`vidrec predict`."""
     p = sub.add_parser("predict", help="predict the action in video files", epilog=BATCH_EPILOG)
     p.add_argument("videos", nargs="*", help="video files, or live sources (recorded for --duration s first)")
     p.add_argument(
@@ -211,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(p)
     add_batch_args(p, required_out=False)
 
+
+def _extract_command(sub) -> None:
+    """`vidrec extract`."""
     p = sub.add_parser(
         "extract",
         help="pooled features (the vector the classifier reads) of many videos, to sharded Parquet",
@@ -233,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(p)
     add_batch_args(p, required_out=True)
 
+
+def _stream_command(sub) -> None:
+    """`vidrec stream`."""
     p = sub.add_parser(
         "stream", help="watch a video as a live stream: running top-k, then the clip prediction"
     )
@@ -258,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_precision(p)
     _add_device(p)
 
+
+def _detect_command(sub) -> None:
+    """`vidrec detect`."""
     p = sub.add_parser(
         "detect", help="who does what: people found, tracked, and each one's actions recognised"
     )
@@ -302,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_backend(p)
     add_precision(p)
 
+
+def _highlights_command(sub) -> None:
+    """`vidrec highlights`."""
     p = sub.add_parser(
         "highlights", help="cut the best segments of some actions into one reel (mp4, with audio)"
     )
@@ -321,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the reel's segments as JSON Lines")
     _add_record(p, 60.0)
 
+
+def _serve_command(sub) -> None:
+    """`vidrec serve`."""
     p = sub.add_parser(
         "serve", help="an HTTP service and web page for recognition (pip install 'vidrec[serve]')"
     )
@@ -360,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="uvicorn's",
     )
 
+
+def _export_command(sub) -> None:
+    """`vidrec export`."""
     p = sub.add_parser(
         "export",
         help="write a model as ONNX (dynamic batch) or a MoViNet step as TFLite, checked against PyTorch",
@@ -387,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip running it in ONNX Runtime against PyTorch",
     )
 
+
+def _convert_command(sub) -> None:
+    """`vidrec convert`."""
     p = sub.add_parser(
         "convert", help="write any loadable model (checkpoint, .tflite, hub name) as a vidrec directory"
     )
@@ -401,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--weights", help=WEIGHTS_HELP)
 
+
+def _two_stream_command(sub) -> None:
+    """`vidrec two-stream`."""
     p = sub.add_parser(
         "two-stream", help="combine an RGB and a flow model into a late-fusion two-stream model"
     )
@@ -419,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--flow-method", default="tvl1", choices=("tvl1", "dis"), help="for flow computed on the fly"
     )
 
+
+def _flow_command(sub) -> None:
+    """`vidrec flow`."""
     p = sub.add_parser(
         "flow", help="optical flow (TV-L1 or DIS) for a video or a dataset, for I3D's flow stream"
     )
@@ -430,6 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--short-side", type=int, default=256, help="resize frames like the RGB stream")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes")
 
+
+def _ava_eval_command(sub) -> None:
+    """`vidrec ava-eval`."""
     p = sub.add_parser("ava-eval", help="AVA frame-mAP at IoU 0.5 (the official ActivityNet evaluator's)")
     p.add_argument(
         "--gt", required=True, help="ground-truth CSV (video_id,sec,x1,y1,x2,y2,action_id,person_id)"
@@ -441,11 +509,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--excluded", help="excluded-timestamps CSV (video_id,sec)")
     p.add_argument("--json", action="store_true", help='print {"mAP": ..., "per_class": {...}, ...}')
 
+
+def _models_command(sub) -> None:
+    """`vidrec models`."""
     sub.add_parser("models", help="list architectures and pretrained weights")
 
+
+def _info_command(sub) -> None:
+    """`vidrec info`."""
     p = sub.add_parser("info", help="video metadata (and which figures came from the header)")
     p.add_argument("videos", nargs="+", help="video files")
 
+
+def _demo_command(sub) -> None:
+    """`vidrec demo`."""
     p = sub.add_parser(
         "demo",
         help="the embedded default: a real clip through MoViNet, then synth -> train -> eval -> predict",
@@ -458,7 +535,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder holding movinet_a0_int8.tflite (else $VIDREC_WEIGHTS, the cache, a download)",
     )
     _add_device(p)
-    return parser
 
 
 def _add_live(p) -> None:
