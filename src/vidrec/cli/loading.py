@@ -50,7 +50,7 @@ def add_precision(p) -> None:
         "--precision",
         choices=("fp32", "bf16"),
         default="fp32",
-        help="bf16: bfloat16 autocast, 2-3.5x faster on CPUs with native bf16 (avx512_bf16, amx)",
+        help="bf16: bfloat16 autocast, several times faster on CPUs with native bf16 (avx512_bf16, amx)",
     )
 
 

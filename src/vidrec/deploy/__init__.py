@@ -5,8 +5,8 @@ swapped (never a branch inside a model's `forward`):
 - `to_channels_last(model)`: 3D convolution weights in channels-last memory format (PyTorch then
   runs those convolutions channels-last, whatever the input's layout);
 - `to_onednn_linear(model)`: linear layers (and VideoMAE's q, k, v products) computed by oneDNN's
-  inner product instead of the BLAS sgemm (MKL's runs at half speed on AMD EPYC: 210 against
-  460 GFLOP/s on 2 threads here), for float32 CPU inference;
+  inner product instead of the BLAS sgemm (MKL's runs at about half speed on AMD EPYC), for
+  float32 CPU inference;
 - `to_onednn_conv3d(model)`: every 3D convolution by oneDNN, small ones included (PyTorch sends
   those to a naive kernel), weights in oneDNN's layout, and ResNet bottlenecks' ReLUs and
   residual adds inside their convolutions (`vidrec.deploy.onednn`);
@@ -73,8 +73,8 @@ def fuse_conv_bn(model: nn.Module) -> nn.Module:
 
 
 def to_channels_last(model: nn.Module) -> nn.Module:
-    """3D convolution weights in channels-last format, in place (1.33x for SlowFast R50 on 2 CPU
-    threads, bench/slowfast.py). A contiguous input is fine: the convolutions follow their weights."""
+    """3D convolution weights in channels-last format, in place (faster 3D convolutions on CPU:
+    bench/slowfast.py). A contiguous input is fine: the convolutions follow their weights."""
 
     def convert(path: str, module: nn.Module) -> nn.Module | None:
         if isinstance(module, nn.Conv3d):

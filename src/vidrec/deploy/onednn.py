@@ -1,7 +1,8 @@
 """oneDNN kernels for float32 CPU inference, as conversions (`optimize_for_inference` applies them):
 
 - `to_onednn_linear`: linear layers (and VideoMAE's q, k, v products) by oneDNN's inner product,
-  not the BLAS sgemm (MKL's runs at half speed on AMD EPYC: 210 against 460 GFLOP/s on 2 threads);
+  not the BLAS sgemm (MKL's runs at about half speed on AMD EPYC; bench/inference.py prints the
+  GEMM peak of each);
 - `to_onednn_conv3d`: every 3D convolution by oneDNN with its weights reordered once into the
   kernel's own layout (small ones included: PyTorch sends those to a naive kernel), and each
   batch-norm-folded ResNet bottleneck's ReLUs and residual add done inside its convolutions
@@ -129,8 +130,9 @@ def _folded(block: Bottleneck3d) -> bool:
 def to_onednn_conv3d(model: nn.Module) -> nn.Module:
     """Every zero-padded Conv3d computes its convolution with oneDNN in float32 CPU inference, in
     place: SlowFast's Fast pathway spent 14% of the model's time in PyTorch's naive kernel; and
-    every folded bottleneck runs as `_FusedBottleneck` (with the kept weights, SlowFast R50 8x8:
-    0.297 -> 0.282 s on 2 threads). The same results (1e-7); the state dict is untouched."""
+    every folded bottleneck runs as `_FusedBottleneck` (its ReLUs and residual add as post-ops:
+    fewer passes over the activations; bench/inference.py times it). The same results (1e-7); the
+    state dict is untouched."""
     for module in model.modules():
         if (
             isinstance(module, nn.Conv3d)

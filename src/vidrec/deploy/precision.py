@@ -4,9 +4,9 @@ The model's entry points (forward, a stream model's step and step_features, forw
 under `torch.autocast(dtype=torch.bfloat16)`: convolutions and matrix products in bfloat16,
 normalisations, softmax and reductions in float32, as autocast decides; what comes out (logits,
 features, a stream's state) is float32 again. On a CPU with native bfloat16 (AVX512-BF16 or AMX;
-`lscpu` shows avx512_bf16 or amx_bf16) this is 2-3.5x faster than float32 for the 3D CNNs and
-VideoMAE (bench/precision.py); elsewhere it is emulated and slower. Logits move by about 1e-2 of
-their range, so it is an opt-in (`--precision bf16`), never a default.
+`lscpu` shows avx512_bf16 or amx_bf16) this is several times faster than float32 for the 3D CNNs
+and VideoMAE (bench/precision.py records it); elsewhere it is emulated and slower. Logits move by
+about 1e-2 of their range, so it is an opt-in (`--precision bf16`), never a default.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 
 A conversion like the others in `vidrec.deploy`: a copy of the model with batch norms folded and
 three kinds of module swapped for forms TFLite's kernels take whole, then one step (one frame) of
-it converted by litert-torch (`vidrec[litert]`). On 2 cores that step, in float32, runs within
-1-12% of the official int8 file in the same runtime (0.88-0.99x through `model.step`, each fed its
-own layout; `bench/movinet.py`), where ONNX Runtime runs it at 0.4x. The swapped forms compute
-the same numbers (within 1e-5 of the logits):
+it converted by litert-torch (`vidrec[litert]`). In float32 that step runs close to the official
+int8 file in the same runtime, far faster than ONNX Runtime runs it (`bench/movinet.py` measures
+all three; the README's table comes from its records). The swapped forms compute the same
+numbers (within 1e-5 of the logits):
 
     CausalTemporalConv   k-tap sum over a buffer `(B, k-1, C, H, W)`  ->  k-1 separate
                          channels-last frames `(B, H, W, C)`, the step's state, concatenated

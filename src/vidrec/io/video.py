@@ -252,7 +252,7 @@ class VideoReader:
         self._index = _cached_index(self.path, st.st_mtime_ns, st.st_size)
         self._stream = self._container.streams.video[0]
         # Slice threads decode a frame's slices at once, with no frame pipeline to fill after
-        # each seek: 1.7x on 2-slice H.264 (bench/decode.py). One slice: frame threads.
+        # each seek (bench/decode.py times both). One slice: frame threads.
         chosen = "SLICE" if self._index.slices > 1 else "AUTO"
         self._stream.thread_type = self.thread_type or chosen
         # One YUV -> RGB converter per open file: `frame.to_ndarray(format=)` builds a new swscale

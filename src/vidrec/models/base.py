@@ -208,6 +208,8 @@ class VideoModel(_WithClassifier):
 
     num_features: int = 0  # width of forward_features' output
     feature_stride: int | None = None  # input pixels per cell of feature_maps (None: no such maps)
+    # module prefixes of its pathways, slow first (SlowFast: ("slow", "fast")); () for one network
+    pathways: tuple[str, ...] = ()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

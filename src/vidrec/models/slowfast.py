@@ -140,6 +140,7 @@ class SlowFast(VideoModel):
             nonlocal_instantiation=c.nonlocal_instantiation,
         )
         dims = []
+        self.pathways = ("slow", "fast") if c.pathways == "both" else (c.pathways,)
         if c.pathways in ("both", "slow"):
             self.slow = _pathway(
                 c.in_channels,

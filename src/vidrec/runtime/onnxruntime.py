@@ -58,9 +58,9 @@ class OrtGraph:
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
         # No spinning: its threads would busy-wait after each run while this process decodes, crops
-        # or runs PyTorch (OpenMP) between runs, and each side would take the other's cores. Measured
-        # on 2 cores: `vidrec detect` 1.8x faster end to end, `stream` 1.5x, big clip models the same;
-        # only a bare loop of back-to-back MoViNet steps loses (0.8x).
+        # or runs PyTorch (OpenMP) between runs, and each side would take the other's cores
+        # (bench/people.py and bench/movinet.py time both settings; only a bare loop of
+        # back-to-back steps gains from spinning).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if self.cuda and "CUDAExecutionProvider" in ort.get_available_providers():

@@ -64,8 +64,7 @@ def pytorchvideo_slowfast_key(key: str) -> str | None:
 
 def pathway_prefixes(model: VideoModel) -> dict[str, str]:
     """Pathway numbers (0 slow, 1 fast, as PySlowFast counts them) -> vidrec module prefixes."""
-    paths = [p for p in ("slow", "fast") if hasattr(model, p)]
-    return {str(i): f"{p}." for i, p in enumerate(paths)} if paths else {"0": ""}
+    return {str(i): f"{p}." for i, p in enumerate(model.pathways)} if model.pathways else {"0": ""}
 
 
 def num_classes_of(state: dict, head_suffix: str) -> int:

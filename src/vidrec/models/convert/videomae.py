@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from vidrec.data.preprocessing import Preprocessing
 from vidrec.errors import ConfigError, VidrecError
+from vidrec.models.base import PretrainingModel
 from vidrec.models.convert.common import load_exact
 from vidrec.models.registry import create_model
 from vidrec.models.videomae import SIZES, position_table
@@ -212,7 +213,7 @@ def save_transformers_videomae(model, directory: str) -> None:
     c = model.config
     if c.layer_scale_init is not None:
         raise VidrecError("transformers' VideoMAE has no layer scale: cannot export this model")
-    pretraining = hasattr(c, "decoder_depth")
+    pretraining = isinstance(model, PretrainingModel)
     hf = {
         "architectures": ["VideoMAEForPreTraining" if pretraining else "VideoMAEForVideoClassification"],
         "model_type": "videomae",
