@@ -2,6 +2,7 @@ import copy
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,14 +10,17 @@ import vidrec
 from helpers import TINY
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.models import PretrainingModel, StreamingModel, VideoModel
-from vidrec.models.base import DetectionModel
+from vidrec.models.base import DetectionModel, ImageDetector, TwoStreamModel
 from vidrec.models.loader import load_model
+from vidrec.models.registry import IMAGE_BUILDERS
+from vidrec.models.two_stream import TwoStream
 
 from conftest import randomize_bn
 
 CLASSIFIERS = [n for n in vidrec.list_models() if not n.endswith(("_pretrain", "_ava"))]
 PRETRAINING = [n for n in vidrec.list_models() if n.endswith("_pretrain")]
 DETECTORS = [n for n in vidrec.list_models() if n.endswith("_ava")]
+IMAGE_DETECTORS = list(IMAGE_BUILDERS)  # built and loaded by name, not listed as video architectures
 
 
 def test_the_contract_covers_every_architecture():
@@ -218,3 +222,61 @@ def test_fetch_weights_offline_message(tmp_path, monkeypatch):
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / "none.safetensors").write_bytes(b"x")
     assert fetch_weights(entry, weights_dir=str(tmp_path / "w")).endswith("none.safetensors")
+
+
+@pytest.mark.parametrize("name", IMAGE_DETECTORS)
+def test_image_detector_contract(name, tmp_path):
+    """Every image detector: uint8 frames of any size in; per frame boxes in [0, 1], classes and
+    scores, best first, at most `max_detections`; the network's outputs decoded by its weightless
+    `postprocess` (what a runtime's copy of the network uses) give the same; labels and
+    quantisation grids survive save -> load; a frame of floats is a one-line error."""
+    torch.manual_seed(0)
+    model = vidrec.create_model(name, num_classes=3, depth_multiplier=0.25).eval()
+    assert isinstance(model, ImageDetector) and not isinstance(model, (VideoModel, DetectionModel))
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in ((120, 160, 3), (90, 90, 3))]
+    found = model.detect_frames(frames)
+    assert len(found) == 2
+    for d in found:
+        assert d["boxes"].shape == (len(d["scores"]), 4) and len(d["scores"]) <= model.config.max_detections
+        assert torch.all(d["scores"][:-1] >= d["scores"][1:]) and torch.all(d["classes"] < 3)
+    images = model.postprocess.images(frames)
+    size = model.config.image_size
+    assert images.shape == (2, 3, size, size) and images.abs().max() <= 1
+    for a, b in zip(found, model.postprocess.detections(*model(images))):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    model.set_labels(["a", "b", "c"])
+    model.quant_grids = {"features.0": [0.02, 128]}
+    model.save_pretrained(tmp_path / "det")
+    again = load_model(tmp_path / "det")
+    assert (
+        type(again) is type(model) and again.labels == ["a", "b", "c"] and again.class_names == again.labels
+    )
+    assert again.quant_grids == model.quant_grids
+    assert all(torch.equal(a["boxes"], b["boxes"]) for a, b in zip(found, again.detect_frames(frames)))
+    with pytest.raises(ConfigError, match="uint8 frames"):
+        model.detect_frames([np.zeros((8, 8, 3), np.float32)])
+
+
+def test_two_stream_contract(tmp_path):
+    """A two-stream model: an RGB and a flow clip in, fused log-probabilities out (their softmax
+    sums to 1), a declared kind of its own (not a one-input classifier), unlabelled outputs named
+    as every model's, save -> load the same."""
+    torch.manual_seed(0)
+    rgb = vidrec.create_model("i3d_small", num_classes=4, width=8)
+    flow = vidrec.create_model("i3d_small", num_classes=4, width=8, in_channels=2)
+    model = TwoStream(rgb, flow, weights=(1, 2)).eval()
+    assert isinstance(model, TwoStreamModel) and not isinstance(model, VideoModel)
+    assert model.class_names == ["class_0", "class_1", "class_2", "class_3"]
+    x = (torch.randn(2, 3, 8, 32, 32), torch.randn(2, 2, 8, 32, 32))
+    with torch.no_grad():
+        fused = model(x)
+        assert fused.shape == (2, 4)
+        torch.testing.assert_close(fused.exp().sum(-1), torch.ones(2))
+        expected = (rgb(x[0]).softmax(-1) + 2 * flow(x[1]).softmax(-1)) / 3
+        torch.testing.assert_close(fused.exp(), expected)
+    model.save_pretrained(tmp_path / "ts")
+    again = load_model(tmp_path / "ts")
+    assert isinstance(again, TwoStreamModel) and again.weights == pytest.approx(model.weights)
+    with torch.no_grad():
+        assert torch.equal(again(x), fused)
