@@ -24,7 +24,8 @@ from vidrec.data.transforms import crop, frames_to_clip, resize_short_side
 from vidrec.io import VideoReader
 from vidrec.models.loader import load_model
 from vidrec.recognize.stream import stream_video
-from vidrec.timeline.segments import SegmentConfig, Segmenter, plot_timeline, statistics
+from vidrec.timeline.segments import SegmentConfig, Segmenter
+from vidrec.timeline.statistics import plot_timeline, statistics
 from vidrec.utils import VideoWriter, atomic_write_text
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared")

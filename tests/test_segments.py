@@ -10,7 +10,8 @@ from helpers import tiny_stream_model
 from vidrec.cli import main
 from vidrec.errors import ConfigError
 from vidrec.recognize.stream import stream_video
-from vidrec.timeline.segments import SegmentConfig, Segmenter, plot_timeline, statistics
+from vidrec.timeline.segments import SegmentConfig, Segmenter
+from vidrec.timeline.statistics import plot_timeline, statistics
 from vidrec.utils import write_video
 
 

@@ -9,7 +9,7 @@ import torch
 import vidrec
 from vidrec.distributed import Dist, ShardedBatchSampler
 from vidrec.errors import ConfigError
-from vidrec.recognize.evaluate import accuracy_metrics, confusion_matrix
+from vidrec.metrics.classification import accuracy_metrics, confusion_matrix
 from vidrec.train.checkpoint import CheckpointManager, changed_settings, resumable_settings
 from vidrec.train.config import ScheduleSection, config_from_dict
 from vidrec.train.loop import Stopped, train

@@ -1,1 +1,1 @@
-"""Evaluation metrics beyond top-k accuracy: AVA frame-mAP."""
+"""Metrics: the top-k a prediction reports, video classification accuracy and confusion, AVA frame-mAP."""

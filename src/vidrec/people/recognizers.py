@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from vidrec.data.transforms import frames_to_clip, normalize, resize_short_side
 from vidrec.errors import ConfigError
 from vidrec.models.base import DetectionModel, ModelBase, StreamingModel
+from vidrec.recognize.stream import WindowPool
 
 
 class PersonRecognizer(Protocol):
@@ -71,7 +72,7 @@ class TrackRecognizer:
         self.window = None if window is None else max(1, round(window * fps))
         self.states: dict[int, dict] = {}
         self.alive: set[int] = set()  # ids the tracker still follows (`keep`)
-        self.recent: dict[int, deque] = {}  # per track, its last `window` frames' features (1, P)
+        self.pools: dict[int, WindowPool] = {}  # per track, its last `window` frames' features
 
     @torch.inference_mode()
     def step(self, track_id: int, crop: torch.Tensor) -> torch.Tensor:
@@ -86,16 +87,16 @@ class TrackRecognizer:
             logits, self.states[track_id] = self.model.step(clip, state)
         else:
             feats, self.states[track_id] = self.model.step_features(clip, state)  # (1, 1, P)
-            recent = self.recent.setdefault(track_id, deque(maxlen=self.window))
-            recent.append(feats[:, -1])
-            logits = self.model.forward_head(torch.cat(list(recent)).mean(0, keepdim=True))
+            pool = self.pools.setdefault(track_id, WindowPool(self.model, self.window))
+            pool.add(feats[0])
+            logits = pool.logits()
         return logits[0].float().cpu()
 
     def keep(self, ids: set[int]) -> None:
         """Forget the states of tracks not in `ids` (they ended)."""
         self.alive = set(ids)
         self.states = {i: s for i, s in self.states.items() if i in ids}
-        self.recent = {i: r for i, r in self.recent.items() if i in ids}
+        self.pools = {i: p for i, p in self.pools.items() if i in ids}
 
     def observe(self, rgb: np.ndarray) -> None:
         """Every decoded frame passes here; a stream model needs only the frames it looks at."""

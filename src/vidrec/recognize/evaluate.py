@@ -10,6 +10,7 @@ from tqdm import tqdm
 from vidrec.data.datasets import VideoClipDataset, VideoRecord, collate_clips
 from vidrec.data.two_stream import TwoStreamDataset
 from vidrec.distributed import Dist, gather_objects
+from vidrec.metrics.classification import accuracy_metrics, confusion_matrix
 from vidrec.models.base import ModelBase, TwoStreamModel
 
 Views = torch.Tensor | tuple[torch.Tensor, ...]  # (B, V, C, T, H, W), or one such per input stream
@@ -61,29 +62,6 @@ def score_views(model: ModelBase, views: Views, device) -> torch.Tensor:
     """Video-level probabilities `(B, num_classes)` from a batch of views on `device`."""
     views = tuple(v.to(device) for v in views) if isinstance(views, (tuple, list)) else views.to(device)
     return video_scores(model, views)
-
-
-def accuracy_metrics(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
-    """Top-1, top-5 (or top-k for fewer classes) and mean per-class accuracy, in percent."""
-    if len(labels) == 0:
-        return {"top1": float("nan"), "top5": float("nan"), "mean_class_acc": float("nan")}
-    k = min(5, num_classes)
-    topk = scores.topk(k, dim=-1).indices
-    correct1 = topk[:, 0] == labels
-    per_class = [
-        correct1[labels == c].float().mean().item() for c in range(num_classes) if (labels == c).any()
-    ]
-    return {
-        "top1": 100.0 * correct1.float().mean().item(),
-        "top5": 100.0 * (topk == labels[:, None]).any(-1).float().mean().item(),
-        "mean_class_acc": 100.0 * sum(per_class) / len(per_class),
-    }
-
-
-def confusion_matrix(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """`(num_classes, num_classes)` counts: row = true class, column = predicted class."""
-    flat = labels * num_classes + scores.argmax(-1)
-    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
 
 
 def evaluate(

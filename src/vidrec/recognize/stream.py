@@ -45,6 +45,30 @@ def model_frames(path: str | os.PathLike, prep, *, fps: float | None) -> Iterato
                 tick += 1
 
 
+class WindowPool:
+    """A stream model's features over its last `frames` frames, pooled and classified: what is
+    happening now, where the model's own pool averages every frame since the start. It keeps the
+    sum of every frame too, for the whole stream's answer (`overall`)."""
+
+    def __init__(self, model: StreamingModel, frames: int):
+        self.model = model
+        self.recent: deque = deque(maxlen=max(1, frames))  # (1, P) per frame
+        self.total, self.count = 0.0, 0
+
+    def add(self, feats: torch.Tensor) -> None:
+        """Each frame's features `(t, P)` (`step_features`), in order."""
+        self.recent.extend(feats.split(1))
+        self.total, self.count = self.total + feats.sum(0), self.count + feats.shape[0]
+
+    def logits(self) -> torch.Tensor:
+        """`(1, classes)` for the last `frames` frames."""
+        return self.model.forward_head(torch.cat(list(self.recent)).mean(0, keepdim=True))
+
+    def overall(self) -> torch.Tensor:
+        """`(1, classes)` for every frame added."""
+        return self.model.forward_head((self.total / self.count)[None])
+
+
 @torch.inference_mode()
 def stream_video(
     model: StreamingModel,
@@ -89,8 +113,7 @@ def stream_video(
     if window is not None:
         if window <= 0 or not prep.target_fps:
             raise ConfigError(f"--window needs a model with a frame rate and > 0 seconds, got {window}")
-    whole = [0.0, 0]  # with a window: every frame's features summed, and how many (the whole-stream pool)
-    recent = deque(maxlen=max(1, round(window * prep.target_fps)) if window else 1)  # (1, P) per frame
+    pool = WindowPool(model, round(window * prep.target_fps)) if window is not None else None
     state, logits, chunk, count, time = None, None, [], 0, 0.0
     next_report = every
 
@@ -99,13 +122,12 @@ def stream_video(
         x = torch.cat(chunk, dim=1)[None].to(device)  # (1, C, t, H, W)
         if state is None:
             state = model.init_state(1, height=x.shape[-2], width=x.shape[-1])
-        if window is None:
+        if pool is None:
             logits, state = model.step(x, state)
         else:
             feats, state = model.step_features(x, state)  # (1, t, P)
-            recent.extend(feats[0].split(1))
-            whole[0], whole[1] = whole[0] + feats[0].sum(0), whole[1] + feats.shape[1]
-            logits = model.forward_head(torch.cat(list(recent)).mean(0, keepdim=True))
+            pool.add(feats[0])
+            logits = pool.logits()
         chunk = []
 
     def report(**extra) -> dict:
@@ -131,9 +153,9 @@ def stream_video(
         raise ConfigError(f"{path}: no frames to stream")
     end = time if reader is not None or not prep.target_fps else count / prep.target_fps
     extra = {}
-    if window is not None:  # what the whole stream says, beside what its last seconds say
+    if pool is not None:  # what the whole stream says, beside what its last seconds say
         with torch.inference_mode():
-            overall = model.forward_head((whole[0] / whole[1])[None]).float()[0].softmax(-1)
+            overall = pool.overall().float()[0].softmax(-1)
         extra["overall"] = top_predictions(overall, model, top_k)
     if reader is not None:  # taken but above the model's frame rate: skipped on purpose
         stats = reader.stats()

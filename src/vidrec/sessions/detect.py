@@ -19,7 +19,8 @@ from vidrec.people.recognizers import person_recognizer
 from vidrec.people.tracker import TrackerConfig
 from vidrec.sessions.models import Models
 from vidrec.sessions.options import DetectOptions
-from vidrec.timeline.segments import TrackSegments, plot_track_timeline, statistics
+from vidrec.timeline.segments import TrackSegments
+from vidrec.timeline.statistics import plot_track_timeline, statistics
 from vidrec.utils import VideoWriter, atomic_write_text
 
 

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from vidrec.models.base import StreamingModel
 from vidrec.recognize.stream import stream_video
 from vidrec.sessions.options import StreamOptions
-from vidrec.timeline.segments import ScoreTimeline, statistics
+from vidrec.timeline.segments import ScoreTimeline
+from vidrec.timeline.statistics import statistics
 from vidrec.utils import atomic_write_text
 
 
