@@ -181,6 +181,9 @@ async function start(e) {
   form.append("kind", $("kind").value);
   if (file) form.append("file", file); else form.append("source", source);
   if ($("kind").value === "highlights") form.append("labels", $("labels").value);
+  if ($("kind").value === "stream") {  // the page's live view: what happens now, twice a second
+    form.append("every", "0.5"); form.append("window", "2");
+  }
   $("start").disabled = true; $("status").textContent = "uploading...";
   const response = await fetch("/v1/jobs", { method: "POST", body: form, headers: headers() });
   if (!response.ok) {
