@@ -1,4 +1,5 @@
-"""Timing helper shared by the benchmarks (run them as `python bench/NAME.py`)."""
+"""Helpers shared by the benchmarks (run them as `python bench/NAME.py`): timing, and the machine
+a record was made on."""
 
 from __future__ import annotations
 
@@ -15,3 +16,55 @@ def median_time(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def machine() -> dict:
+    """What a record needs to be read again: the CPU (its name and the vector extensions that
+    change speeds), threads, the measured fp32 GEMM peak, versions, the commit (and whether the
+    tree had changes), the date."""
+    import datetime
+    import platform
+    import subprocess
+
+    import numpy as np
+    import torch
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    name = next(
+        (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), ""
+    )
+    flags = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in text]
+    a = torch.randn(1024, 1024)
+    seconds = median_time(lambda: a @ a, 5)
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "unknown"
+
+    return {
+        "cpu": name or platform.machine(),
+        "cpu_flags": flags,
+        "threads": torch.get_num_threads(),
+        "gemm_fp32_gflops": round(2 * 1024**3 / seconds / 1e9, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def describe_machine(m: dict) -> str:
+    """One line for a table's header: CPU, flags, threads, GEMM peak."""
+    return (
+        f"{m['cpu']} ({', '.join(m['cpu_flags']) or 'no AVX2'}), {m['threads']} threads, "
+        f"fp32 GEMM {m['gemm_fp32_gflops']} GFLOP/s; torch {m['torch']}, commit {m['commit'][:8]}"
+        + (" (with uncommitted changes)" if m.get("dirty") else "")
+    )

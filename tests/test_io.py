@@ -388,3 +388,12 @@ def test_opening_without_decoding_in_the_probe_reads_the_same_frames(numbered, n
     with VideoReader(path) as video:
         assert video.info.pix_fmt == "yuv420p"
         assert [read_number(f) for f in video.get_frames([29, 3, 17, 4])] == [29, 3, 17, 4]
+
+
+def test_size_from_the_decoder_when_the_header_has_none(shared_videos):
+    """TUD-Campus's MPEG-4 Part 2 stream in MP4: opened without probing, its header gives 0 x 0;
+    the first decoded frame says 640 x 480 (detect --tile auto decides from these figures)."""
+    path = os.path.join(shared_videos, "mot", "TUD-Campus", "video.mp4")
+    info = probe(path)
+    assert (info.width, info.height, info.codec, info.num_frames) == (640, 480, "mpeg4", 71)
+    assert read_frames(path, [0]).shape == (1, 480, 640, 3)

@@ -64,6 +64,11 @@ def service_job(root, tmp_path, kind: str, data: dict, *, model: str = "m") -> l
         r = c.post("/v1/jobs", files=upload(video), data={"kind": kind, **data})
         assert r.status_code == 202, r.text
         events = events_of(c, r.json()["id"])
+        for name in (events[-2][1].get("files") or {}).values():  # the job's files, as a client gets them
+            got = c.get(f"/v1/jobs/{r.json()['id']}/files/{name}")
+            assert got.status_code == 200, got.text
+            (tmp_path / "served").mkdir(exist_ok=True)
+            (tmp_path / "served" / name).write_bytes(got.content)
     assert events[-1] == ("end", {"type": "end", "status": "done"}), events[-3:]
     return [(k, {x: v for x, v in e.items() if x != "type"}) for k, e in events[:-1]]
 
@@ -89,8 +94,8 @@ def test_stream_is_the_same_on_both_faces(faces, tmp_path, capsys):
 
 
 def test_detect_is_the_same_on_both_faces_tiles_included(faces, tmp_path, capsys):
-    """The same tracks, actions and per-person segments; tiles set on both (the frame is small,
-    so "auto" leaves them off on both)."""
+    """The same tracks, actions, per-person segments and MOTChallenge rows; tiles set on both
+    (the frame is 128x96, so "auto" gives square tiles of its short side on both)."""
     for flags, data in (([], {}), (["--tile", "64", "--fps", "2"], {"tile": "64", "fps": "2"})):
         argv = [
             "detect",
@@ -100,13 +105,33 @@ def test_detect_is_the_same_on_both_faces_tiles_included(faces, tmp_path, capsys
             "--detector",
             str(faces / "ssd"),
         ]
-        cli = cli_json([*argv, "--json", *flags, "--segments", str(tmp_path / "s.jsonl")], capsys)
+        mot = tmp_path / "tracks.txt"
+        cli = cli_json(
+            [*argv, "--json", *flags, "--segments", str(tmp_path / "s.jsonl"), "--mot", str(mot)], capsys
+        )
         http = service_job(faces, tmp_path, "detect", data)
         looks = [e for k, e in http if k == "people"]
         assert looks == cli and sum(len(x["tracks"]) for x in looks) > 0
         assert all(len(t["actions"]) == 3 for x in looks for t in x["tracks"])  # top-k 3 on both
         assert http[-1][1]["segments"] == read_jsonl(tmp_path / "s.jsonl")
-        assert http[-1][1]["found"] == ("tiles: 64" if flags else "tiles: off")
+        assert http[-1][1]["found"] == ("tiles: 64" if flags else "tiles: 96")
+        assert http[-1][1]["files"] == {"mot": "tracks.txt"}
+        people = http[-1][1]["people"]  # everyone seen more than once, with how long and the named action
+        assert people and all(
+            p["looks"] > 1 and p["seen"] == pytest.approx(p["last"] - p["first"]) for p in people
+        )
+        assert all("action" in p for p in people) and all("action" in t for x in looks for t in x["tracks"])
+        rows = mot.read_text()
+        assert (tmp_path / "served" / "tracks.txt").read_text() == rows and rows.count("\n") == sum(
+            len(x["tracks"]) for x in looks
+        )
+        first = next(x for x in looks if x["tracks"])
+        frame, track_id, x, y, w, h, score, *rest = rows.splitlines()[0].split(",")
+        t = first["tracks"][0]
+        assert (int(frame), int(track_id), rest) == (first["frame"] + 1, t["id"], ["-1", "-1", "-1"])
+        assert [float(x), float(y), float(x) + float(w), float(y) + float(h)] == pytest.approx(
+            t["box"], abs=0.01
+        )
 
 
 def test_highlights_are_the_same_on_both_faces(faces, tmp_path, capsys):
@@ -128,7 +153,8 @@ def test_options_keep_one_set_of_defaults_and_refuse_bad_values():
     assert options_for("stream") == StreamOptions() and StreamOptions().every == 1.0
     assert options_for("detect", top_k=None, fps=2.0) == DetectOptions(fps=2.0)
     assert options_for("highlights", fps=3.0) == HighlightsOptions()  # not a highlights setting: ignored
-    assert DetectOptions().tile_for(3072, 1728) == 400 and DetectOptions().tile_for(640, 480) is None
+    assert DetectOptions().tile_for(3072, 1728) == 400 and DetectOptions().tile_for(640, 480) == 480
+    assert DetectOptions().tile_for(480, 480) is None and DetectOptions().tile_for(0, 0) is None
     for kind, bad, message in (
         ("stream", {"every": 0}, "every must be > 0"),
         ("detect", {"min_score": 1.5}, r"min_score must be in \(0, 1\)"),

@@ -63,17 +63,20 @@ def test_pipeline_tracks_one_person_with_its_own_stream_state(tmp_path):
             tmp_path / "v.mp4",
             detector=BrightBoxes(),
             recognizer=recognizer,
-            config=PeopleConfig(fps=5, top_k=2),
+            config=PeopleConfig(fps=5, top_k=2, min_action=0.0),
         )
     )
     assert BrightBoxes.calls == len(reports) == 10  # 2 s at 5 frames per second looked at
-    assert reports[0]["tracks"] == []  # a track is reported from its second sighting
-    ids = {t["id"] for r in reports[1:] for t in r["tracks"]}
-    assert ids == {1} and all(len(r["tracks"]) == 1 for r in reports[1:])
+    ids = {t["id"] for r in reports for t in r["tracks"]}  # a confident track is reported at once
+    assert ids == {1} and all(len(r["tracks"]) == 1 for r in reports)
+    for r in reports:  # an action is named once the person has been followed for 1 s (settle)
+        (t,) = r["tracks"]
+        assert t["seen"] == pytest.approx(r["time"] - reports[0]["time"], abs=1e-3)
+        assert t["action"] == (t["actions"][0] if t["seen"] >= 1.0 else None)
     last = reports[-1]["tracks"][0]
     assert abs(last["box"][0] - (10 + 3 * 18)) < 4 and [a["label"] for a in last["actions"]][0] in "abcd"
     assert len(last["actions"]) == 2 and sum(a["score"] for a in last["actions"]) <= 1.0
-    assert int(recognizer.states[1]["frame_count"]) == 9  # nine crops streamed into this person's state
+    assert int(recognizer.states[1]["frame_count"]) == 10  # ten crops streamed into this person's state
     recognizer.keep(set())
     assert recognizer.states == {}
     frames = list(

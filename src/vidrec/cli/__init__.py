@@ -1,5 +1,6 @@
 """`vidrec` command line: synth, synth-ava, train, pretrain, reconstruct, eval, predict, stream,
-detect, highlights, serve, export, extract, convert, flow, two-stream, ava-eval, models, info, demo.
+detect, highlights, serve, export, extract, convert, flow, two-stream, ava-eval,
+track-eval, models, info, demo.
 
 User errors (bad files, unknown names, bad settings, bad flags) print one `error: ...` line and
 exit non-zero; tracebacks are for bugs only.
@@ -24,6 +25,7 @@ from vidrec.cli.commands import (
     cmd_reconstruct,
     cmd_synth,
     cmd_synth_ava,
+    cmd_track_eval,
     cmd_train,
     cmd_two_stream,
 )
@@ -50,6 +52,7 @@ COMMANDS = {
     "flow": cmd_flow,
     "two-stream": cmd_two_stream,
     "ava-eval": cmd_ava_eval,
+    "track-eval": cmd_track_eval,
     "models": cmd_models,
     "info": cmd_info,
     "demo": cmd_demo,

@@ -342,6 +342,25 @@ def cmd_ava_eval(args) -> int:
     return 0
 
 
+def cmd_track_eval(args) -> int:
+    """`vidrec track-eval --gt gt.txt --tracks tracks.txt [--json]`: HOTA, CLEAR MOT and IDF1."""
+    from vidrec.metrics.tracking import score_files
+
+    s = score_files(args.gt, args.tracks)
+    if args.json:
+        print(json.dumps(s.to_dict(), indent=1))
+        return 0
+    print(
+        f"HOTA {s.HOTA:.3f} (DetA {s.DetA:.3f}, AssA {s.AssA:.3f}, LocA {s.LocA:.3f})  "
+        f"MOTA {s.MOTA:.3f}  IDF1 {s.IDF1:.3f}  MOTP {s.MOTP:.3f}\n"
+        f"precision {s.precision:.3f}  recall {s.recall:.3f}  FP {s.FP}  FN {s.FN}  ID switches {s.IDSW}  "
+        f"fragmentations {s.Frag}\n"
+        f"{s.gt_ids} people in the ground truth: {s.MT} mostly tracked, {s.PT} partly, {s.ML} mostly lost; "
+        f"{s.tracker_ids} track ids, {s.tracker_boxes} boxes"
+    )
+    return 0
+
+
 def _check_output_dir(out: str) -> None:
     if os.path.exists(out) and not os.path.isdir(out):
         raise ConfigError(f"{out}: exists and is not a directory")

@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     _two_stream_command(sub)
     _flow_command(sub)
     _ava_eval_command(sub)
+    _track_eval_command(sub)
     _models_command(sub)
     _info_command(sub)
     _demo_command(sub)
@@ -323,11 +324,17 @@ def _detect_command(sub) -> None:
     )
     p.add_argument("--weights", help=WEIGHTS_HELP)
     p.add_argument("--fps", type=float, default=5.0, help="frames per second looked at (default 5)")
-    p.add_argument("--min-score", type=float, default=0.5, help="least person score that starts a track")
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=0.7,
+        help="least person score that starts a track (default 0.7; from 0.4 a box only extends one)",
+    )
     p.add_argument(
         "--tile",
         default="auto",
-        help="tile side in px for wide shots, 'off', or 'auto' (400 px when the short side >= 1000)",
+        help="tile side in px, 'off', or 'auto' (400 px when the short side >= 1000, else square tiles "
+        "of the short side on a frame that is not square)",
     )
     p.add_argument("--context", type=float, default=1.5, help="crop side / the person box's longer side")
     p.add_argument(
@@ -344,8 +351,20 @@ def _detect_command(sub) -> None:
     p.add_argument("--video-id", help="the video's id in --boxes (default: the file name without extension)")
     p.add_argument("--segments", help="write each person's action segments as JSON Lines")
     p.add_argument("--timeline", help="write a PNG of each person's action segments over time")
+    p.add_argument(
+        "--mot", help="write the tracks as MOTChallenge rows (frame,id,x,y,w,h,score,-1,-1,-1) for track-eval"
+    )
     _add_live(p)
     p.add_argument("--top-k", type=_positive, default=3, help="actions reported per person")
+    p.add_argument(
+        "--settle", type=float, default=1.0, help="seconds a person is followed before their action is named"
+    )
+    p.add_argument(
+        "--min-action",
+        type=float,
+        default=0.3,
+        help="least probability of a named action; below it a person does 'no action' (default 0.3)",
+    )
     add_backend(p)
     add_precision(p)
 
@@ -508,6 +527,20 @@ def _ava_eval_command(sub) -> None:
     p.add_argument("--labels", required=True, help="label map .pbtxt: the classes evaluated")
     p.add_argument("--excluded", help="excluded-timestamps CSV (video_id,sec)")
     p.add_argument("--json", action="store_true", help='print {"mAP": ..., "per_class": {...}, ...}')
+
+
+def _track_eval_command(sub) -> None:
+    """`vidrec track-eval`."""
+    p = sub.add_parser(
+        "track-eval", help="score tracks against MOTChallenge ground truth: HOTA, MOTA, IDF1 (as TrackEval)"
+    )
+    p.add_argument(
+        "--gt", required=True, help="ground truth, MOTChallenge rows (frame,id,x,y,w,h,flag,class,...)"
+    )
+    p.add_argument(
+        "--tracks", required=True, help="a tracker's rows (frame,id,x,y,w,h,score,...), e.g. detect --mot"
+    )
+    p.add_argument("--json", action="store_true", help="print every score as one JSON object")
 
 
 def _models_command(sub) -> None:

@@ -81,8 +81,9 @@ def cmd_detect(args) -> int:
 
     options = DetectOptions(
         fps=args.fps, min_score=args.min_score, tile=args.tile, context=args.context, window=args.window,
-        top_k=args.top_k, boxes=args.boxes, video_id=args.video_id, out=args.out, segments=args.segments,
-        timeline=args.timeline, realtime=args.realtime, timeout=args.timeout,
+        top_k=args.top_k, settle=args.settle, min_action=args.min_action, boxes=args.boxes,
+        video_id=args.video_id, out=args.out, segments=args.segments, timeline=args.timeline, mot=args.mot,
+        realtime=args.realtime, timeout=args.timeout,
     )  # fmt: skip
     models = command_models(args, detector=args.detector)
     for event in detect_session(models, args.video, options):
@@ -95,11 +96,10 @@ def cmd_detect(args) -> int:
             print(f"person {key}: {value['count']} segments, {value['seconds']:g} s", file=sys.stderr)
     if not args.json:
         for p in sorted(result["people"], key=lambda p: p["id"]):
-            best = p["actions"][0]
-            print(
-                f"person {p['id']}: {p['first']:.1f}-{p['last']:.1f} s ({p['looks']} looks), "
-                f"last {best['label']} {best['score']:.2f}"
-            )
+            action = p["action"]
+            named = f"last {action['label']} {action['score']:.2f}" if action else "no action"
+            when = f"{p['first']:.1f}-{p['last']:.1f} s ({p['seen']:.1f} s, {p['looks']} looks)"
+            print(f"person {p['id']}: {when}, {named}")
         where = f"; annotated video: {args.out}" if args.out else ""
         tracked = f"{len(result['people'])} people tracked in {args.video}"
         print(f"{tracked} ({result['found']}){where}", file=sys.stderr)

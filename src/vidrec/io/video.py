@@ -75,6 +75,7 @@ class _FrameIndex:
     counted_by_decoding: bool = False  # timestamps missing or wrong: frames were counted by decoding
     slices: int = 1  # H.264 slices in the first keyframe (encoders with slice threads write several)
     pix_fmt: str | None = None  # the first decoded frame's pixel format
+    coded_size: tuple[int, int] = (0, 0)  # the first decoded frame's width, height (before rotation)
 
 
 def _h264_slices(packet: bytes, extradata: bytes | None) -> int:
@@ -208,10 +209,18 @@ def _build_index(path: str) -> _FrameIndex:
         head = [f for _, f in zip(range(CHECKED_FRAMES), frames)]
         rotation = int(round(head[0].rotation or 0)) % 360 if head else 0
         pix_fmt = head[0].format.name if head else None
+        size = (head[0].width, head[0].height) if head else (0, 0)
         if not pts or any(t is None for t in pts) or not _decoder_agrees([f.pts for f in head], set(pts)):
             n = len(head) + sum(1 for _ in frames)  # frame k = the k-th frame out of the decoder
             return _FrameIndex(
-                np.arange(n, dtype=np.int64), np.zeros(1, np.int64), False, rotation, True, slices, pix_fmt
+                np.arange(n, dtype=np.int64),
+                np.zeros(1, np.int64),
+                False,
+                rotation,
+                True,
+                slices,
+                pix_fmt,
+                size,
             )
     finally:
         container.close()
@@ -224,7 +233,13 @@ def _build_index(path: str) -> _FrameIndex:
     if len(keyframes) == 0 or keyframes[0] != 0:
         keyframes = np.concatenate([[0], keyframes])
     return _FrameIndex(
-        sorted_pts, keyframes.astype(np.int64), unique, rotation, slices=slices, pix_fmt=pix_fmt
+        sorted_pts,
+        keyframes.astype(np.int64),
+        unique,
+        rotation,
+        slices=slices,
+        pix_fmt=pix_fmt,
+        coded_size=size,
     )
 
 
@@ -287,7 +302,9 @@ class VideoReader:
         else:
             fps, fps_source = header_fps or 30.0, "header"
         duration = n / fps
-        w, h = s.codec_context.width, s.codec_context.height
+        # Some headers leave the size to the decoder (MPEG-4 Part 2 in MP4 opened without probing):
+        # then the first decoded frame's.
+        w, h = s.codec_context.width or idx.coded_size[0], s.codec_context.height or idx.coded_size[1]
         if self._rotation in (90, 270):
             w, h = h, w
         return VideoInfo(

@@ -288,13 +288,14 @@ class ImageDetector(ModelBase):
 
     postprocess = None  # set by the architecture
 
-    def detect(self, images: torch.Tensor, *, per_class: bool = False) -> list[dict]:
-        """Per image of the network's input, what was found in it (see the class)."""
-        return self.postprocess.detections(*self(images), per_class=per_class)
+    def detect(self, images: torch.Tensor, **how) -> list[dict]:
+        """Per image of the network's input, what was found in it (see the class); `how`: the
+        postprocess's options (`per_class`, `only` one class, `max_detections`)."""
+        return self.postprocess.detections(*self(images), **how)
 
-    def detect_frames(self, frames) -> list[dict]:
-        """Per frame, what was found in it (see the class)."""
-        return self.detect(self.postprocess.images(frames))
+    def detect_frames(self, frames, **how) -> list[dict]:
+        """Per frame, what was found in it (see the class and `detect`)."""
+        return self.detect(self.postprocess.images(frames), **how)
 
 
 class PretrainingModel(ModelBase):

@@ -112,20 +112,33 @@ class SSDPostprocess:
 
     @torch.no_grad()
     def detections(
-        self, encodings: torch.Tensor, logits: torch.Tensor, *, per_class: bool = False
+        self,
+        encodings: torch.Tensor,
+        logits: torch.Tensor,
+        *,
+        per_class: bool = False,
+        only: int | None = None,
+        max_detections: int | None = None,
     ) -> list[dict[str, torch.Tensor]]:
         """Per image `{"boxes": (K, 4) x1 y1 x2 y2 normalised, "scores": (K,), "classes": (K,)}`
-        with classes 0-based without the background (COCO: 0 is person), best first.
-        TFLite's fast NMS: each box keeps its best class and NMS runs across classes; `per_class`
-        runs it per class instead (a person next to a chair keeps both)."""
+        with classes 0-based without the background (COCO: 0 is person), best first, at most
+        `max_detections` (default: the file's 10). TFLite's fast NMS: each box keeps its best class
+        and NMS runs across classes; `per_class` runs it per class instead (a person next to a chair
+        keeps both); `only` scores every box as that one class (a person detector: a person is not
+        hidden by a box that scores higher as a handbag, and ten people are not the cap)."""
         c = self.config
-        scores, classes = torch.sigmoid(logits[..., 1:]).max(-1)  # (B, A): best non-background class
+        if only is None:
+            scores, classes = torch.sigmoid(logits[..., 1:]).max(-1)  # (B, A): best non-background class
+        else:
+            scores = torch.sigmoid(logits[..., 1 + only])
+            classes = torch.full_like(scores, only, dtype=torch.long)
+        limit = c.max_detections if max_detections is None else max_detections
         out = []
         for boxes, s, k in zip(self.decode(encodings), scores, classes):
             keep = s > c.score_threshold
             boxes, s, k = boxes[keep], s[keep], k[keep]
             order = batched_nms(boxes, s, k, c.nms_iou) if per_class else nms(boxes, s, c.nms_iou)
-            order = order[: c.max_detections]
+            order = order[:limit]
             out.append({"boxes": boxes[order], "scores": s[order], "classes": k[order]})
         return out
 

@@ -66,26 +66,28 @@ def tile_grid(height: int, width: int, *, tile: int, overlap: float) -> list[tup
 
 
 def merge_tiles(
-    boxes: torch.Tensor, scores: torch.Tensor, *, iou: float = 0.5, inside: float = 0.7
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    cut: torch.Tensor | None = None,
+    *,
+    iou: float = 0.5,
+    inside: float = 0.7,
 ) -> torch.Tensor:
-    """Indices kept of boxes found in overlapping tiles: NMS at `iou`; then two boxes one of which
-    lies mostly (`inside` of its area) within the other are one person, cut by one tile's edge
-    and seen whole by the next, or boxed at two scales: the outer box stays."""
-    kept: list[int] = []
-    for i in nms(boxes, scores, iou).tolist():  # best first
-        if kept:
-            other = boxes[kept]
-            lt = torch.maximum(other[:, :2], boxes[i, :2])
-            rb = torch.minimum(other[:, 2:], boxes[i, 2:])
-            overlap = (rb - lt).clamp(min=0).prod(1)
-            if (overlap / box_area(boxes[i : i + 1]).clamp(min=1e-9)).max() >= inside:
-                continue  # i is the part
-            whole = (overlap / box_area(other).clamp(min=1e-9)) >= inside
-            if whole.any():  # a kept box is the part: i takes its place
-                kept[int(whole.nonzero()[0])] = i
-                continue
-        kept.append(i)
-    return torch.tensor(kept, dtype=torch.long)
+    """Indices kept (best first) of boxes found in overlapping tiles: NMS at `iou`; then a box
+    that a tile's edge `cut` (default: any box) and that lies mostly (`inside` of its area) within
+    a larger kept box is the part of a person another tile saw whole: dropped, whatever the scores
+    (a low-scored large box never removes a confident whole one)."""
+    kept = nms(boxes, scores, iou)
+    if len(kept) < 2:
+        return kept
+    b = boxes[kept]
+    lt = torch.maximum(b[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(b[:, None, 2:], b[None, :, 2:])
+    overlap = (rb - lt).clamp(min=0).prod(-1)  # (K, K)
+    area = box_area(b)
+    part = (overlap / area[:, None].clamp(min=1e-9) >= inside) & (area[None] > area[:, None])
+    is_cut = torch.ones(len(kept), dtype=torch.bool) if cut is None else cut[kept]
+    return kept[~(part.any(1) & is_cut)]
 
 
 class SSDPersons:
@@ -101,9 +103,11 @@ class SSDPersons:
         tile: int | None = None,
         overlap: float = 0.25,
         batch_size: int = 16,
+        max_people: int = 100,
     ):
         self.model, self.person_class, self.min_score = model.eval(), person_class, min_score
         self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
+        self.max_people = max_people
         self.tiles_per_frame = 1
 
     def _crops(self, frame: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -116,7 +120,8 @@ class SSDPersons:
     def _detect(self, crops: list[np.ndarray]) -> list[dict]:
         out = []
         for start in range(0, len(crops), self.batch_size):
-            out += self.model.detect_frames(crops[start : start + self.batch_size])
+            batch = crops[start : start + self.batch_size]
+            out += self.model.detect_frames(batch, only=self.person_class, max_detections=self.max_people)
         return out
 
     def __call__(self, frames: np.ndarray, *, times=None) -> list[Persons]:
@@ -127,7 +132,7 @@ class SSDPersons:
             regions = self._crops(frame)
             self.tiles_per_frame = len(regions)
             found = self._detect([frame[y0:y1, x0:x1] for x0, y0, x1, y1 in regions])
-            boxes, scores = [], []
+            boxes, scores, cut = [], [], []
             for (x0, y0, x1, y1), d in zip(regions, found):
                 mine = (d["classes"] == self.person_class) & (d["scores"] >= self.min_score)
                 scale = torch.tensor([x1 - x0, y1 - y0, x1 - x0, y1 - y0])
@@ -136,10 +141,26 @@ class SSDPersons:
                 b[:, 1::2] = b[:, 1::2].clamp(0, h)
                 boxes.append(b)
                 scores.append(d["scores"][mine])
+                cut.append(_cut_by_edge(b, (x0, y0, x1, y1), w, h))
             boxes, scores = torch.cat(boxes), torch.cat(scores)
-            keep = merge_tiles(boxes, scores) if len(regions) > 1 else torch.arange(len(scores))
+            keep = (
+                merge_tiles(boxes, scores, torch.cat(cut)) if len(regions) > 1 else torch.arange(len(scores))
+            )
             results.append(Persons(boxes[keep].numpy(), scores[keep].numpy()))
         return results
+
+
+def _cut_by_edge(boxes: torch.Tensor, region, width: int, height: int, margin: float = 2.0) -> torch.Tensor:
+    """Which boxes (frame pixels) touch an edge of their `region` that is inside the frame: the
+    person may go on beyond it."""
+    x0, y0, x1, y1 = region
+    touches = [
+        (boxes[:, 0] <= x0 + margin) & (x0 > 0),
+        (boxes[:, 1] <= y0 + margin) & (y0 > 0),
+        (boxes[:, 2] >= x1 - margin) & (x1 < width),
+        (boxes[:, 3] >= y1 - margin) & (y1 < height),
+    ]
+    return torch.stack(touches).any(0)
 
 
 class CSVPersons:

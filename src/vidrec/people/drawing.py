@@ -1,4 +1,4 @@
-"""Drawing what the pipeline found: each track's box, id and top action on the frame."""
+"""Drawing what the pipeline found: each track's box, id and named action on the frame."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ _COLOURS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 1
 
 
 def draw_tracks(image: np.ndarray, tracks: list[dict]) -> np.ndarray:
-    """The frame with each track's box, id and top action drawn (one colour per id)."""
+    """The frame with each track's box, id and named action (if any) drawn (one colour per id)."""
     out = Image.fromarray(image)
     draw = ImageDraw.Draw(out)
     width = max(2, image.shape[1] // 400)
@@ -17,7 +17,7 @@ def draw_tracks(image: np.ndarray, tracks: list[dict]) -> np.ndarray:
         colour = _COLOURS[t["id"] % len(_COLOURS)]
         x1, y1, x2, y2 = t["box"]
         draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
-        best = t["actions"][0] if t["actions"] else None
+        best = t.get("action")
         text = f"{t['id']}" + (f" {best['label']} {best['score']:.2f}" if best else "")
         left, top, right, bottom = draw.textbbox((0, 0), text)
         tall = bottom - top + 4

@@ -25,6 +25,7 @@ from vidrec.io.live import LiveReader, is_live_source, sample_live
 from vidrec.io.video import VideoReader
 from vidrec.metrics.topk import top_predictions
 from vidrec.people.detectors import PersonDetector
+from vidrec.people.motion import CameraMotion
 from vidrec.people.recognizers import PersonRecognizer
 from vidrec.people.tracker import Tracker, TrackerConfig
 
@@ -36,6 +37,19 @@ class PeopleConfig:
     fps: float = 5.0  # frames per second detected, tracked and recognised (MoViNet's rate)
     context: float = 1.5  # crop side = context x the box's longer side, centred on the box
     top_k: int = 3  # actions reported per track
+    camera_motion: bool = True  # shift the tracks by the camera's pan between looks (`CameraMotion`)
+    settle: float = 1.0  # seconds a person is followed before their action is named
+    min_action: float = 0.3  # least probability of a named action (below it: no action)
+
+
+def named_action(probs, model, *, seen: float, config: PeopleConfig) -> dict | None:
+    """The action a user is told a person does: the most probable one, once the person has been
+    followed for `settle` seconds (a new track's first crops say little) and if its probability
+    reaches `min_action`; else None ("no action"). Results: results/people_actions.md."""
+    if seen < config.settle:
+        return None
+    best = top_predictions(probs, model, 1)[0]
+    return best if best["score"] >= config.min_action else None
 
 
 def people_actions(
@@ -51,30 +65,39 @@ def people_actions(
     timeout: float = 10.0,
 ) -> Iterator[dict]:
     """Per frame looked at (`fps`), `{"time", "frame", "tracks": [{"id", "box" (pixels), "score",
-    "actions": [{"label", "score"}]}]}` (action scores: softmax over the model's classes). With
+    "seen" (seconds since first seen), "action" ({"label", "score"} or None: `named_action`),
+    "actions": [{"label", "score"}] (the top-k, named or not)}]}` (action scores: softmax over
+    the model's classes; an AVA detector's: one sigmoid each). With
     `every_frame`, every decoded frame is yielded with its `"image"` (RGB uint8) and the latest
     tracks (`"keyframe": False` between looks): what an annotated video needs. `probs` adds each
     track's full distribution (`"probs"`, a tensor) for per-person segments. `path` may be a live
     source (`vidrec.io.live`; `realtime` and `timeout` as there)."""
     if config.fps <= 0:
         raise ConfigError(f"fps must be > 0, got {config.fps}")
-    tracker = Tracker(tracking)
+    tracker = Tracker(tracking, fps=config.fps)
+    motion = CameraMotion() if config.camera_motion else None
     latest: list[dict] = []
+    first_seen: dict[int, float] = {}
     for index, time, rgb, look in _frames(path, config.fps, realtime=realtime, timeout=timeout):
         recognizer.observe(rgb)
         if look:
             persons = detector(rgb[None], times=[time])[0]
-            tracks = tracker.update(persons.boxes, persons.scores)
+            shift = motion(rgb) if motion is not None else None
+            tracks = tracker.update(persons.boxes, persons.scores, shift=shift)
             latest = []
             for track, p in zip(tracks, recognizer.recognize(rgb, tracks, context=config.context)):
+                seen = time - first_seen.setdefault(track.id, time)
                 entry = {
                     "id": track.id,
                     "box": [round(float(v), 1) for v in track.box],
                     "score": round(track.score, 4),
+                    "seen": round(seen, 3),
+                    "action": named_action(p, recognizer.model, seen=seen, config=config),
                     "actions": top_predictions(p, recognizer.model, config.top_k),
                 }
                 latest.append({**entry, "probs": p} if probs else entry)
             recognizer.keep({t.id for t in tracker.tracks})
+            first_seen = {i: t for i, t in first_seen.items() if i in recognizer.alive}
         if look or every_frame:
             out = {"time": round(time, 3), "frame": index, "tracks": latest}
             yield {**out, "keyframe": look, "image": rgb} if every_frame else out
@@ -96,4 +119,4 @@ def _frames(
             yield index, float(video.timestamps[index]), rgb, index in looked_at
 
 
-__all__ = ["PeopleConfig", "people_actions"]
+__all__ = ["PeopleConfig", "named_action", "people_actions"]

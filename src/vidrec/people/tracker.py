@@ -2,13 +2,17 @@
 et al., 2016) with ByteTrack's two-round association (Zhang et al., 2022): confident detections
 are matched to the predicted tracks first, then the weak ones (a person half hidden, or scored
 0.3-0.5 by a small detector) to the tracks still unmatched, so a track survives a dip in score
-instead of ending. Matching is optimal (Hungarian, scipy) on IoU. A track missed for up to
-`max_missed` frames keeps its id and coasts on its velocity; new tracks start only from confident
-detections that matched nothing.
+instead of ending; a weak detection must overlap the track's prediction well (IoU 0.5, as BoT-SORT's
+second round), so a half-seen neighbour does not extend it. Matching is optimal (Hungarian, scipy)
+on IoU. A track missed for up to `lost` seconds keeps its id and coasts on its velocity; new tracks
+start from confident detections that matched nothing, or tentatively from middling ones.
 
     boxes, scores (frame t) ─┬─ score >= high ──> match to predicted tracks (IoU) ──> update
                              └─ low <= score < high ──> match to the tracks left ──> update
-    tracks unmatched: missed += 1 (dropped after max_missed); confident boxes unmatched: new tracks
+    tracks unmatched: missed += 1 (dropped after `lost`); boxes unmatched: >= high a new track,
+    >= start a tentative one, reported once matched for `confirm` seconds running (a person the
+    detector scores 0.5-0.7 all along, as SSD MobileNet does a close-up arm wrestler, is tracked; a
+    passing false alarm is not)
 """
 
 from __future__ import annotations
@@ -23,13 +27,28 @@ from torchvision.ops import box_iou
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    """ByteTrack's thresholds, set for detectors whose people score 0.4-0.7 (SSD MobileNet)."""
+    """ByteTrack's thresholds, set on TUD-Campus (MOTChallenge ground truth, `bench/tracking.py`)
+    for SSD MobileNet, whose people score 0.4-0.9 and whose false alarms rarely reach 0.7."""
 
-    high: float = 0.5  # confident detections: matched first, and the only ones that start tracks
-    low: float = 0.3  # weaker detections only extend existing tracks; below this they are ignored
-    match_iou: float = 0.3  # least IoU between a predicted track and a detection to match them
-    max_missed: int = 5  # frames a track may go unmatched before it ends
-    min_hits: int = 2  # matched frames before a track is reported (filters one-frame false alarms)
+    high: float = 0.7  # confident detections: matched first; one unmatched starts a track at once
+    start: float = 0.5  # from here an unmatched detection starts a tentative track ...
+    confirm: float = 2.0  # ... reported once matched for this many seconds running (a miss ends it)
+    low: float = 0.4  # weaker detections only extend existing tracks; below this they are ignored
+    match_iou: float = 0.2  # least IoU between a predicted track and a confident detection to match
+    low_iou: float = (
+        0.5  # ... and a weak one: it must sit where the track is (a half-seen neighbour does not)
+    )
+    lost: float = 1.0  # seconds a track may go unmatched before it ends (it coasts meanwhile)
+    max_missed: int | None = None  # ... in frames looked at, instead of `lost`
+    min_hits: int = 1  # matched frames before a confident track is reported (2: hides one-frame alarms)
+
+    def missed_frames(self, fps: float) -> int:
+        """Frames a track may go unmatched when `fps` frames a second are looked at."""
+        return self.max_missed if self.max_missed is not None else max(1, round(self.lost * fps))
+
+    def confirm_frames(self, fps: float) -> int:
+        """Frames a tentative track must be matched in, running, to be reported."""
+        return max(self.min_hits, round(self.confirm * fps))
 
 
 def _to_state(box: np.ndarray) -> np.ndarray:
@@ -83,7 +102,7 @@ class KalmanBox:
 
 @dataclass
 class Track:
-    """One person: a stable id, its filtered box, its last detection score."""
+    """One person: a stable id (0 while tentative), its filtered box, its last detection score."""
 
     id: int
     filter: KalmanBox
@@ -91,6 +110,12 @@ class Track:
     hits: int = 1  # frames matched
     missed: int = 0  # consecutive frames unmatched
     history: list = field(default_factory=list)  # (frame index, box) while matched
+    needed: int = 1  # hits before it is reported (`min_hits`, or `confirm` for a tentative start)
+
+    @property
+    def confirmed(self) -> bool:
+        """Matched often enough to be reported."""
+        return self.hits >= self.needed
 
     @property
     def box(self) -> np.ndarray:
@@ -102,7 +127,7 @@ def _match(tracks: list[Track], boxes: np.ndarray, predicted: dict[int, np.ndarr
     """Optimal one-to-one matching on IoU: ([(track, box index)], unmatched tracks, unmatched boxes)."""
     if not tracks or not len(boxes):
         return [], list(tracks), list(range(len(boxes)))
-    before = torch.from_numpy(np.stack([predicted[t.id] for t in tracks]))
+    before = torch.from_numpy(np.stack([predicted[id(t)] for t in tracks]))
     iou = box_iou(before, torch.from_numpy(boxes)).numpy()  # (tracks, boxes)
     rows, cols = linear_sum_assignment(-iou)
     pairs = [(tracks[r], c) for r, c in zip(rows, cols) if iou[r, c] >= min_iou]
@@ -115,40 +140,61 @@ def _match(tracks: list[Track], boxes: np.ndarray, predicted: dict[int, np.ndarr
 
 
 class Tracker:
-    """`update(boxes (K, 4) x1 y1 x2 y2, scores (K,))` once per frame -> the frame's reported tracks."""
+    """`update(boxes (K, 4) x1 y1 x2 y2, scores (K,))` once per frame looked at (`fps` a second)
+    -> the frame's reported tracks."""
 
-    def __init__(self, config: TrackerConfig = TrackerConfig()):
+    def __init__(self, config: TrackerConfig = TrackerConfig(), *, fps: float = 5.0):
         self.config = config
+        self.max_missed = config.missed_frames(fps)
+        self.confirm = config.confirm_frames(fps)
         self.tracks: list[Track] = []
         self.frame = -1
         self._next_id = 1
 
-    def update(self, boxes, scores) -> list[Track]:
-        """One frame's detections: the tracks matched in it that have enough hits to report."""
+    def update(self, boxes, scores, *, shift: tuple[float, float] | None = None) -> list[Track]:
+        """One frame's detections: the confirmed tracks matched in it. `shift`: how far the camera
+        moved the scene since the last frame, in pixels (`CameraMotion`); tracks move with it."""
         c = self.config
         self.frame += 1
+        if shift is not None:
+            for t in self.tracks:
+                t.filter.x[:2] += shift
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-        predicted = {t.id: t.filter.predict() for t in self.tracks}
-        strong, weak = scores >= c.high, (scores >= c.low) & (scores < c.high)
-        pairs, left, new = _match(self.tracks, boxes[strong], predicted, c.match_iou)
-        strong_index, weak_index = np.flatnonzero(strong), np.flatnonzero(weak)
-        pairs = [(t, strong_index[i]) for t, i in pairs]
-        weak_pairs, left, _ = _match(left, boxes[weak], predicted, c.match_iou)
-        pairs += [(t, weak_index[i]) for t, i in weak_pairs]
+        predicted = {id(t): t.filter.predict() for t in self.tracks}
+        strong = np.flatnonzero(scores >= c.high)
+        weak = np.flatnonzero((scores >= c.low) & (scores < c.high))
+        pairs, left = [], []
+        # confirmed tracks choose first; tentative ones take what is left
+        for tracks in ([t for t in self.tracks if t.confirmed], [t for t in self.tracks if not t.confirmed]):
+            for group, min_iou in ((0, c.match_iou), (1, c.low_iou)):
+                index = strong if group == 0 else weak
+                found, tracks, rest = _match(tracks, boxes[index], predicted, min_iou)
+                pairs += [(t, index[i]) for t, i in found]
+                if group == 0:
+                    strong = index[rest]
+                else:
+                    weak = index[rest]
+            left += tracks
         for track, i in pairs:
             track.filter.update(boxes[i])
             track.score, track.hits, track.missed = float(scores[i]), track.hits + 1, 0
+            if scores[i] >= c.high:  # a confident box confirms a tentative track as it would start one
+                track.needed = min(track.needed, max(track.hits, c.min_hits))
             track.history.append((self.frame, track.box))
         for track in left:
             track.missed += 1
-        self.tracks = [t for t in self.tracks if t.missed <= c.max_missed]
-        for i in strong_index[new]:
-            track = Track(self._next_id, KalmanBox(boxes[i]), float(scores[i]))
+        self.tracks = [t for t in self.tracks if t.missed <= (self.max_missed if t.confirmed else 0)]
+        starts = [(i, c.min_hits) for i in strong]
+        starts += [(i, self.confirm) for i in weak if scores[i] >= c.start]
+        for i, needed in starts:
+            track = Track(0, KalmanBox(boxes[i]), float(scores[i]), needed=needed)
             track.history.append((self.frame, boxes[i]))
             self.tracks.append(track)
-            self._next_id += 1
-        return [t for t in self.tracks if t.missed == 0 and t.hits >= c.min_hits]
+        for track in self.tracks:
+            if track.id == 0 and track.confirmed:  # ids in the order people are confirmed
+                track.id, self._next_id = self._next_id, self._next_id + 1
+        return [t for t in self.tracks if t.missed == 0 and t.confirmed]
 
 
 __all__ = ["KalmanBox", "Track", "Tracker", "TrackerConfig"]

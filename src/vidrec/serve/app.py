@@ -6,7 +6,7 @@
                                  live `source` URL or a server `path` -> 202 {id, ...}
     GET  /v1/jobs/{id}           status (and the result once done)
     GET  /v1/jobs/{id}/events    Server-Sent Events: topk, people, segment, result, end
-    GET  /v1/jobs/{id}/files/X   a job's output (a highlight reel, its timeline PNG)
+    GET  /v1/jobs/{id}/files/X   a job's output (a highlight reel, its timeline PNG, tracks)
     DELETE /v1/jobs/{id}         cancel
     GET  /v1/models, /healthz, /metrics (Prometheus text), /docs (OpenAPI)
 

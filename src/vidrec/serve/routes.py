@@ -102,6 +102,8 @@ async def create_job(
     min_score: float | None = Form(None),
     tile: str | None = Form(None),
     context: float | None = Form(None),
+    settle: float | None = Form(None),
+    min_action: float | None = Form(None),
     labels: str | None = Form(None),
     top: int | None = Form(None),
     pad: float | None = Form(None),
@@ -120,8 +122,8 @@ async def create_job(
     chosen = tuple(x.strip() for x in labels.split(",") if x.strip()) if labels else None
     options = options_for(
         kind, top_k=top_k, every=every, window=window, fps=fps, min_score=min_score, tile=tile,
-        context=context, labels=chosen, top=top, pad=pad, on=on, off=off, duration=duration,
-        timeout=timeout, realtime=realtime,
+        context=context, settle=settle, min_action=min_action, labels=chosen, top=top, pad=pad, on=on,
+        off=off, duration=duration, timeout=timeout, realtime=realtime,
     )  # fmt: skip
     s.known(model)
     if kind == "highlights" and chosen:  # refused now, not after the upload has been worked on
@@ -172,7 +174,7 @@ async def job_events(request: Request, job: Job = Depends(job_or_404)):
 
 @api.get("/v1/jobs/{job_id}/files/{name}")
 def job_file(name: str, job: Job = Depends(job_or_404)):
-    """A finished job's output file (a reel, its timeline PNG, its segments)."""
+    """A finished job's output file (a reel, its timeline PNG, its segments; a detect job's tracks)."""
     files = (job.result or {}).get("files", {})
     if job.status not in FINISHED or name not in files.values():
         raise HTTPException(404, f"job {job.id} has no file {name}")

@@ -136,7 +136,8 @@ class Service:
         self, kind: str, options: LiveOptions, file, source, path, *, model: str | None = None
     ) -> Job:
         """A job running the `kind` session on the input, queued (503 when the queue is full).
-        A highlights reel is cut into the job's folder; results name the client's input."""
+        A highlights reel is cut into the job's folder, and a detect job's tracks written there
+        as MOTChallenge rows; results name the client's input."""
         if kind not in KINDS:
             raise InputError(400, unknown_name_message("job kind", kind, list(KINDS)))
         self.known(model)
@@ -151,6 +152,8 @@ class Service:
             name = os.path.basename(file.filename or "upload") if file else (path or source)
             if kind == "highlights":
                 options = dataclasses.replace(options, out=os.path.join(folder, "reel.mp4"))
+            if kind == "detect":  # the tracks as MOTChallenge rows, for track-eval
+                options = dataclasses.replace(options, mot=os.path.join(folder, "tracks.txt"))
 
             def run():
                 for event in events(kind, self.models, video, options, model=model):

@@ -1,7 +1,9 @@
 """The detect session, who does what: people found (or read from a boxes CSV), tracked, and each
 one's actions recognised. Per look, the tracked people and their actions ("people"), per-person
-segments as they close ("segment"), then one "result": everyone seen, every segment, statistics.
-With `out` the video is written with the boxes, ids and actions drawn."""
+segments as they close ("segment"), then one "result": everyone seen in more than one look (with
+how long, and the action last named), every segment, statistics.
+With `out` the video is written with the boxes, ids and actions drawn; with `mot` the tracks as
+MOTChallenge rows (1-based frames of the video), which `vidrec track-eval` scores."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from vidrec.errors import ConfigError
 from vidrec.io import probe
 from vidrec.io.live import is_live_source
+from vidrec.io.mot import mot_row
 from vidrec.people.detectors import CSVPersons, PersonDetector, SSDPersons
 from vidrec.people.drawing import draw_tracks
 from vidrec.people.pipeline import PeopleConfig, people_actions
@@ -42,7 +45,14 @@ def person_finder(models: Models, source: str, o: DetectOptions, info) -> tuple[
         video_id = o.video_id or os.path.splitext(os.path.basename(source))[0]
         return CSVPersons(o.boxes, video_id=video_id, min_score=o.min_score), f"boxes: {o.boxes}"
     tile = o.tile_for(*((info.width, info.height) if info else (0, 0)))
-    return SSDPersons(models.detector(), min_score=o.min_score, tile=tile), f"tiles: {tile or 'off'}"
+    weakest = tracking_config(o).low  # weak boxes reach the tracker: they extend tracks
+    return SSDPersons(models.detector(), min_score=weakest, tile=tile), f"tiles: {tile or 'off'}"
+
+
+def tracking_config(o: DetectOptions) -> TrackerConfig:
+    """The tracker's thresholds: tracks start at `min_score`; weaker boxes, down to the default
+    `low` (or `min_score` if that is lower), only extend them."""
+    return TrackerConfig(high=o.min_score, low=min(o.min_score, TrackerConfig.low))
 
 
 def detect_session(
@@ -55,13 +65,16 @@ def detect_session(
     finder, found = person_finder(models, source, o, info)
     per_person = TrackSegments(recognizer.model.class_names)
     people: dict[int, dict] = {}
+    mot_rows: list[str] = []
     writer = VideoWriter(o.out, fps=info.fps) if o.out else None
     reports = people_actions(
         source,
         detector=finder,
         recognizer=recognizer,
-        config=PeopleConfig(fps=o.fps, context=o.context, top_k=o.top_k),
-        tracking=TrackerConfig(high=o.min_score, low=min(o.min_score, 0.3)),
+        config=PeopleConfig(
+            fps=o.fps, context=o.context, top_k=o.top_k, settle=o.settle, min_action=o.min_action
+        ),
+        tracking=tracking_config(o),
         every_frame=writer is not None,
         probs=True,
         realtime=o.realtime,
@@ -76,8 +89,11 @@ def detect_session(
             closed = per_person.update(report["time"], report["tracks"], alive=recognizer.alive)
             for t in report["tracks"]:
                 del t["probs"]
+                mot_rows.append(mot_row(report["frame"] + 1, t["id"], t["box"], t["score"]))
                 seen = people.setdefault(t["id"], {"id": t["id"], "first": report["time"], "looks": 0})
-                seen.update(last=report["time"], looks=seen["looks"] + 1, actions=t["actions"])
+                seen.update(
+                    last=report["time"], looks=seen["looks"] + 1, action=t["action"], actions=t["actions"]
+                )
             yield {"type": "people", **report}
             for s in closed:
                 yield {"type": "segment", **s}
@@ -93,15 +109,20 @@ def detect_session(
         yield {"type": "segment", **s}
     if o.segments:
         atomic_write_text(o.segments, "".join(json.dumps(s) + "\n" for s in segments))
+    if o.mot:
+        atomic_write_text(o.mot, "".join(mot_rows))
     if o.timeline:
         plot_track_timeline(o.timeline, segments, {i: (p["first"], p["last"]) for i, p in people.items()})
     yield {
         "type": "result",
-        "people": list(people.values()),
+        "people": [
+            {**p, "seen": round(p["last"] - p["first"], 3)} for p in people.values() if p["looks"] > 1
+        ],
         "segments": segments,
         "statistics": statistics(segments),
         "found": found,
+        **({"files": {"mot": o.mot}} if o.mot else {}),
     }
 
 
-__all__ = ["check_detect", "detect_session", "person_finder"]
+__all__ = ["check_detect", "detect_session", "person_finder", "tracking_config"]

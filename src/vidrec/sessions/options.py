@@ -44,22 +44,29 @@ class DetectOptions(LiveOptions):
     """`detect`: who does what, people found, tracked, and each one's actions recognised."""
 
     fps: float = 5.0  # frames per second looked at
-    min_score: float = 0.5  # least person score that starts a track
-    tile: str = "auto"  # tile side in px for wide shots, "off", or "auto" (400 px if the short side >= 1000)
+    min_score: float = 0.7  # least person score that starts a track (weaker ones, from 0.4, only extend one)
+    tile: str = "auto"  # tile side in px, "off", or "auto" (see `tile_side`)
     context: float = 1.5  # crop side / the person box's longer side
     window: float = 2.0  # seconds of each person's crops pooled per score (0: since first seen)
     top_k: int = 3  # actions reported per person
+    settle: float = 1.0  # seconds a person is followed before their action is named
+    min_action: float = 0.3  # least probability of a named action (below it: "no action")
     boxes: str | None = None  # people's boxes from an AVA-style CSV instead of the detector
     video_id: str | None = None  # the video's id in `boxes` (default: the file name without extension)
     out: str | None = None  # write the video with boxes, ids and actions drawn (mp4)
     segments: str | None = None  # write each person's action segments (JSON Lines)
     timeline: str | None = None  # write each person's action segments over time (PNG)
+    mot: str | None = None  # write the tracks as MOTChallenge rows (frame,id,x,y,w,h,score,-1,-1,-1)
 
     def __post_init__(self):
         super().__post_init__()
         _positive(fps=self.fps, context=self.context, top_k=self.top_k)
         if not 0 < self.min_score < 1:
             raise ConfigError(f"min_score must be in (0, 1), got {self.min_score}")
+        if not 0 <= self.min_action <= 1:
+            raise ConfigError(f"min_action must be in [0, 1], got {self.min_action}")
+        if self.settle < 0:
+            raise ConfigError(f"settle must be >= 0 seconds, got {self.settle}")
         if self.window < 0:
             raise ConfigError(f"window must be >= 0 seconds, got {self.window}")
         tile_side(self.tile, 0, 0)  # a bad value fails now
@@ -129,14 +136,19 @@ def options_for(kind: str, **given) -> LiveOptions:
 
 
 def tile_side(value: str, width: int, height: int) -> int | None:
-    """A tile setting: a side in pixels, "off", or "auto" (400 px tiles on frames whose short side
-    is 1000 px or more, where people are a few dozen pixels tall; off for a live source, whose size
-    is not known before it starts: 0 x 0)."""
+    """A tile setting: a side in pixels, "off", or "auto": 400 px tiles on frames whose short side
+    is 1000 px or more, where people are a few dozen pixels tall; else, on a frame that is not
+    square, square tiles of its short side, because the detector's input is square and a 4:3 frame
+    squeezed into it makes people thinner (results/tracking.md compares the two on TUD-Campus); off
+    for a square frame and for a live source, whose size is not known before it starts (0 x 0)."""
     value = str(value)
     if value == "off":
         return None
     if value == "auto":
-        return 400 if min(width, height) >= 1000 else None
+        short, long = sorted((width, height))
+        if short >= 1000:
+            return 400
+        return short if short > 0 and long > 1.1 * short else None
     try:
         side = int(value)
     except ValueError:

@@ -51,7 +51,7 @@ function render() {
   const look = live ? people[people.length - 1] : latest(people, t);
   $("topk").innerHTML = "";
   const shown = scores ? scores.predictions : [];
-  if (look) for (const p of look.tracks) if (p.actions[0]) shown.push({ label: `#${p.id} ${p.actions[0].label}`, score: p.actions[0].score });
+  if (look) for (const p of look.tracks) if (p.action) shown.push({ label: `#${p.id} ${p.action.label}`, score: p.action.score });
   for (const p of shown.slice(0, 6)) {
     const li = document.createElement("li");
     li.textContent = `${p.label} ${p.score.toFixed(2)}`;
@@ -75,7 +75,7 @@ function drawBoxes(look) {
     const [x1, y1, x2, y2] = p.box.map((v) => v * scale);
     ctx.strokeStyle = ctx.fillStyle = COLOURS[p.id % COLOURS.length];
     ctx.strokeRect(dx + x1, dy + y1, x2 - x1, y2 - y1);
-    const text = `${p.id} ${p.actions[0] ? p.actions[0].label : ""}`;
+    const text = `${p.id} ${p.action ? p.action.label : ""}`;
     const top = dy + y1 >= 16 ? dy + y1 - 16 : dy + y1;  // above the box, or inside it at the top edge
     ctx.fillRect(dx + x1, top, ctx.measureText(text).width + 6, 16);
     ctx.fillStyle = "#000"; ctx.fillText(text, dx + x1 + 3, top + 12);
@@ -110,7 +110,7 @@ function showResult(result) {
   $("final").hidden = false;
   const list = $("final-list");
   list.innerHTML = "";
-  const rows = result.overall || result.predictions || [...(result.people || [])].sort((a, b) => b.looks - a.looks).map((p) => ({ label: `person ${p.id} (${p.first.toFixed(1)}-${p.last.toFixed(1)} s): ${p.actions[0] ? p.actions[0].label : "?"}`, score: p.actions[0] ? p.actions[0].score : 0 }))
+  const rows = result.overall || result.predictions || [...(result.people || [])].sort((a, b) => b.looks - a.looks).map((p) => ({ label: `person ${p.id} (${p.first.toFixed(1)}-${p.last.toFixed(1)} s, seen ${p.seen.toFixed(1)} s): ${p.action ? p.action.label : "no action"}`, score: p.action ? p.action.score : 0 }))
     .concat(result.segments && !result.predictions && !result.people ? result.segments.map((s) => ({ label: `${s.label} ${s.start}-${s.end} s`, score: s.peak })) : []);
   for (const p of rows) {
     const li = document.createElement("li");
