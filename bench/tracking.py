@@ -47,6 +47,8 @@ VIDREC_TRACKERS = {
     "vidrec, tracks start at 0.5": {"high": 0.5},
     "vidrec, reported from the 2nd hit": {"min_hits": 2},
     "vidrec, lost after 0.2 s": {"lost": 0.2},
+    "vidrec, no tentative tracks (start = high)": {"start": 0.7},
+    "vidrec, no camera-motion compensation": {"camera_motion": False},
 }
 LIBRARY_TRACKERS = ("SORTTracker", "ByteTrackTracker", "OCSORTTracker", "BoTSORTTracker")
 
@@ -108,13 +110,19 @@ def rows_of(out: list[list[float]]) -> MOTRows:
     return MOTRows(a[:, 0].astype(np.int64), a[:, 1].astype(np.int64), a[:, 2:6], a[:, 6], -np.ones(len(a)))
 
 
-def run_vidrec(found, fps: float, changes: dict) -> tuple[MOTRows, float]:
+def run_vidrec(found, frames, fps: float, changes: dict) -> tuple[MOTRows, float]:
+    """vidrec's tracker as `vidrec detect` runs it (camera motion from the frames, unless
+    `camera_motion` is False in `changes`), with the other `changes` to its config."""
+    from vidrec.people.motion import CameraMotion
     from vidrec.people.tracker import Tracker, TrackerConfig
 
+    changes = dict(changes)
+    motion = CameraMotion() if changes.pop("camera_motion", True) else None
     tracker, out = Tracker(TrackerConfig(**changes), fps=fps), []
     start = time.perf_counter()
     for i, p in enumerate(found):
-        for t in tracker.update(p.boxes, p.scores):
+        shift = motion(frames[i]) if motion is not None else None
+        for t in tracker.update(p.boxes, p.scores, shift=shift):
             b = t.box
             out.append([i + 1, t.id, b[0], b[1], b[2] - b[0], b[3] - b[1], t.score])
     return rows_of(out), (time.perf_counter() - start) / len(found)
@@ -230,7 +238,7 @@ def measure(args) -> None:
                 rows, tracker_time = run_library(name, found, frames, fps, min_score=0.4)
                 settings = {"library": "trackers (roboflow)", "defaults": True, "min_score": 0.4}
             else:
-                rows, tracker_time = run_vidrec(found, fps, VIDREC_TRACKERS[name])
+                rows, tracker_time = run_vidrec(found, frames, fps, VIDREC_TRACKERS[name])
                 settings = {"changes": VIDREC_TRACKERS[name]}
             scores = score_tracks(gt, rows).to_dict()
             write(
