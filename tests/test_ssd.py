@@ -182,3 +182,29 @@ def test_a_movinet_file_is_not_an_ssd(movinet_tflite):
     assert not is_tflite_ssd(movinet_tflite)
     with pytest.raises(VidrecError, match="not an SSD detector"):
         load_tflite_ssd(movinet_tflite)
+
+
+def test_the_shipped_file_runs_in_the_tflite_runtime_as_a_detector(ssd_tflite, shared_videos):
+    """`--backend litert` runs the official uint8 file as shipped (read before its post-processing
+    op, decoded by vidrec's): no PyTorch weights, and the people of vidrec on the file's uint8
+    grids (scores within 0.025, boxes within 4 px of 300: the bounds above)."""
+    pytest.importorskip("ai_edge_litert.interpreter")
+    from vidrec.deploy import on_uint8_grids
+    from vidrec.runtime import on_litert
+
+    model = vidrec.load_model(ssd_tflite)
+    shipped = on_litert(model)
+    assert shipped.backend == "litert" and not list(shipped.parameters())
+    gridded = on_uint8_grids(model)
+    frames = [f[0].permute(1, 2, 0).numpy() for f in _frames(shared_videos)]
+    ours = gridded.detect_frames(frames, only=0, max_detections=100, min_score=0.4)
+    theirs = shipped.detect_frames(frames, only=0, max_detections=100, min_score=0.4)
+    for a, b in zip(ours, theirs):
+        assert len(b["scores"]) > 0 and (b["classes"] == 0).all()
+        for box, score in zip(a["boxes"][a["scores"] >= 0.5], a["scores"]):  # each clear person ...
+            gap = (b["boxes"] - box).abs().amax(1) * 300  # ... is found by the runtime too (order may
+            j = int(gap.argmin())  # differ between near-equal scores)
+            assert gap[j] <= 4.0 and abs(float(b["scores"][j] - score)) <= 0.025
+    model.source_file = None
+    with pytest.raises(vidrec.errors.ConfigError, match="official file"):
+        on_litert(model)

@@ -287,6 +287,8 @@ class ImageDetector(ModelBase):
     (`detections`), so a runtime's copy of the network detects the same way."""
 
     postprocess = None  # set by the architecture
+    source_file: str | None = None  # the file the weights were read from in this session, if the
+    # TFLite runtime can run it as shipped (`--backend litert`: the official SSD's uint8 file)
 
     def detect(self, images: torch.Tensor, **how) -> list[dict]:
         """Per image of the network's input, what was found in it (see the class); `how`: the

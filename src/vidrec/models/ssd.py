@@ -101,10 +101,12 @@ class SSDPostprocess:
         self.config = config
         self.anchors = anchor_boxes(config, map_sizes)  # (A, 4) y, x, h, w
 
-    def decode(self, encodings: torch.Tensor) -> torch.Tensor:
-        """Box encodings `(..., A, 4)` -> boxes `(..., A, 4)` as (x1, y1, x2, y2), normalised."""
+    def decode(self, encodings: torch.Tensor, anchors: torch.Tensor | None = None) -> torch.Tensor:
+        """Box encodings `(..., A, 4)` -> boxes `(..., A, 4)` as (x1, y1, x2, y2), normalised;
+        `anchors` (a mask or indices) picks the anchors the encodings are of."""
         sy, sx, sh, sw = self.config.box_scales
-        ya, xa, ha, wa = self.anchors.to(encodings.device).unbind(-1)
+        chosen = self.anchors if anchors is None else self.anchors[anchors]
+        ya, xa, ha, wa = chosen.to(encodings.device).unbind(-1)
         ty, tx, th, tw = encodings.unbind(-1)
         yc, xc = ty / sy * ha + ya, tx / sx * wa + xa
         h, w = torch.exp(th / sh) * ha, torch.exp(tw / sw) * wa
@@ -119,13 +121,16 @@ class SSDPostprocess:
         per_class: bool = False,
         only: int | None = None,
         max_detections: int | None = None,
+        min_score: float = 0.0,
     ) -> list[dict[str, torch.Tensor]]:
         """Per image `{"boxes": (K, 4) x1 y1 x2 y2 normalised, "scores": (K,), "classes": (K,)}`
         with classes 0-based without the background (COCO: 0 is person), best first, at most
         `max_detections` (default: the file's 10). TFLite's fast NMS: each box keeps its best class
         and NMS runs across classes; `per_class` runs it per class instead (a person next to a chair
         keeps both); `only` scores every box as that one class (a person detector: a person is not
-        hidden by a box that scores higher as a handbag, and ten people are not the cap)."""
+        hidden by a box that scores higher as a handbag, and ten people are not the cap). Boxes
+        scored below `min_score` are dropped before NMS, which cannot change what is kept above it
+        (a box is only suppressed by a better one) and spares decoding and NMS most anchors."""
         c = self.config
         if only is None:
             scores, classes = torch.sigmoid(logits[..., 1:]).max(-1)  # (B, A): best non-background class
@@ -134,9 +139,10 @@ class SSDPostprocess:
             classes = torch.full_like(scores, only, dtype=torch.long)
         limit = c.max_detections if max_detections is None else max_detections
         out = []
-        for boxes, s, k in zip(self.decode(encodings), scores, classes):
-            keep = s > c.score_threshold
-            boxes, s, k = boxes[keep], s[keep], k[keep]
+        floor = max(c.score_threshold, min_score)
+        for e, s, k in zip(encodings, scores, classes):
+            keep = (s > c.score_threshold) & (s >= floor)
+            boxes, s, k = self.decode(e[keep], keep), s[keep], k[keep]
             order = batched_nms(boxes, s, k, c.nms_iou) if per_class else nms(boxes, s, c.nms_iou)
             order = order[:limit]
             out.append({"boxes": boxes[order], "scores": s[order], "classes": k[order]})

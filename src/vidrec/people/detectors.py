@@ -121,7 +121,9 @@ class SSDPersons:
         out = []
         for start in range(0, len(crops), self.batch_size):
             batch = crops[start : start + self.batch_size]
-            out += self.model.detect_frames(batch, only=self.person_class, max_detections=self.max_people)
+            out += self.model.detect_frames(
+                batch, only=self.person_class, max_detections=self.max_people, min_score=self.min_score
+            )
         return out
 
     def __call__(self, frames: np.ndarray, *, times=None) -> list[Persons]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from vidrec.models.base import ModelBase
+from vidrec.models.base import ImageDetector, ModelBase
 from vidrec.models.download import cache_dir
 
 
@@ -20,9 +20,12 @@ def on_onnxruntime(model: ModelBase) -> ModelBase:
 
 def on_litert(model: ModelBase) -> ModelBase:
     """A MoViNet stream model whose step runs in the TFLite runtime (vidrec[litert]), its graph
-    converted once per set of weights and kept in the cache folder's tflite/."""
-    from vidrec.runtime.litert import to_litert
+    converted once per set of weights and kept in the cache folder's tflite/; an image detector
+    read from its official .tflite file runs that file as shipped."""
+    from vidrec.runtime.litert import shipped_detector, to_litert
 
+    if isinstance(model, ImageDetector):
+        return shipped_detector(model)
     return to_litert(model, cache=os.path.join(cache_dir(), "tflite"))
 
 

@@ -1,6 +1,7 @@
 """The TFLite runtime (LiteRT, XNNPACK) running MoViNet's stream step: `--backend litert`, the check
 of an exported `.tflite` file, and the official int8 file run as its authors ship it
-(`LiteRTStream`, the reference vidrec's own step is measured against)."""
+(`LiteRTStream`, the reference vidrec's own step is measured against); and the person detector's
+official uint8 file as shipped (`ShippedSSD`), read before its post-processing op."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from vidrec.export.tflite import (
     tflite_bytes,
     zero_state,
 )
+from vidrec.models.base import ImageDetector
 from vidrec.models.movinet import MoViNet
 from vidrec.runtime.graph import GraphState, GraphStep, state_arrays
-from vidrec.runtime.model import RuntimeStreamModel
+from vidrec.runtime.model import RuntimeImageDetector, RuntimeStreamModel
 
 
 class LiteRTGraph:
@@ -36,15 +38,7 @@ class LiteRTGraph:
         self._open()
 
     def _open(self) -> None:
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            raise ConfigError(
-                "running .tflite files needs ai-edge-litert: pip install 'vidrec[litert]'"
-            ) from None
-        threads = self.num_threads or torch.get_num_threads()
-        self.interpreter = Interpreter(model_content=self.data, num_threads=threads)
-        self.interpreter.allocate_tensors()
+        self.interpreter = _interpreter(self.num_threads, model_content=self.data)
         runner = self.interpreter.get_signature_runner()
         self.input_details, self.output_details = runner.get_input_details(), runner.get_output_details()
 
@@ -81,6 +75,74 @@ class LiteRTGraph:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._open()
+
+
+def _interpreter(num_threads: int | None = None, **kwargs):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise ConfigError(
+            "running .tflite files needs ai-edge-litert: pip install 'vidrec[litert]'"
+        ) from None
+    interpreter = Interpreter(num_threads=num_threads or torch.get_num_threads(), **kwargs)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+class ShippedSSD:
+    """The SSD's official uint8 `.tflite` file in the TFLite runtime as a graph of the PyTorch
+    model's outputs: `graph(images (B, 3, S, S) in [-1, 1])` -> `[box encodings (B, A, 4), class
+    logits (B, A, 1 + classes)]`, read before the file's post-processing op (whose NMS keeps 10
+    boxes of any class) so that vidrec's postprocess decodes them (people scored as people). The
+    logits are the inverse sigmoid of the file's uint8 probabilities, which the postprocess's
+    sigmoid gives back. One image per invoke (the file's batch is 1)."""
+
+    ENCODINGS, SCORES = "Squeeze", "convert_scores"  # the post-processing op's inputs
+
+    def __init__(self, path: str, *, num_threads: int | None = None):
+        self.path, self.num_threads = path, num_threads
+        self._open()
+
+    def _open(self) -> None:
+        self.interpreter = _interpreter(
+            self.num_threads, model_path=self.path, experimental_preserve_all_tensors=True
+        )
+        tensors = {d["name"]: d for d in self.interpreter.get_tensor_details()}
+        if self.ENCODINGS not in tensors or self.SCORES not in tensors:
+            raise ConfigError(f"{self.path}: not the SSD MobileNet file whose post-processing vidrec reads")
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.outputs = [
+            (tensors[n]["index"], *tensors[n]["quantization"]) for n in (self.ENCODINGS, self.SCORES)
+        ]
+
+    def __call__(self, images: np.ndarray) -> list[np.ndarray]:
+        pixels = np.clip(np.rint(images * 128 + 128), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+        encodings, logits = [], []
+        for image in pixels:
+            self.interpreter.set_tensor(self.input, image[None])
+            self.interpreter.invoke()
+            (e, *e_grid), (p, *p_grid) = ((self.interpreter.get_tensor(i), *q) for i, *q in self.outputs)
+            encodings.append((e.astype(np.float32) - e_grid[1]) * e_grid[0])
+            p = np.clip((p.astype(np.float32) - p_grid[1]) * p_grid[0], 1e-6, 1 - 1e-6)
+            logits.append(np.log(p) - np.log1p(-p))
+        return [np.concatenate(encodings), np.concatenate(logits)]
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "num_threads": self.num_threads}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._open()
+
+
+def shipped_detector(model: ImageDetector) -> RuntimeImageDetector:
+    """`model` run by the TFLite runtime from the official file its weights came from."""
+    if model.source_file is None:
+        raise ConfigError(
+            f"{model.arch} was not read from a .tflite file in this session: the TFLite runtime runs "
+            f"the detector's official file (load it by its tag or its .tflite)"
+        )
+    return RuntimeImageDetector(model, ShippedSSD(model.source_file), backend="litert")
 
 
 class _Step(GraphStep):
@@ -173,4 +235,11 @@ def check_tflite_stream(model: MoViNet, path: str | os.PathLike, *, steps: int =
     return worst
 
 
-__all__ = ["LiteRTGraph", "LiteRTStream", "check_tflite_stream", "to_litert"]
+__all__ = [
+    "LiteRTGraph",
+    "LiteRTStream",
+    "ShippedSSD",
+    "check_tflite_stream",
+    "shipped_detector",
+    "to_litert",
+]

@@ -109,7 +109,11 @@ class Models:
         def form(model: ModelBase) -> ModelBase:
             if not isinstance(model, ImageDetector):
                 raise ConfigError(f"{model.arch} is not a person detector (e.g. ssd_mobilenet_v1.coco_uint8)")
-            return on_onnxruntime(model) if self.inference.backend == "onnxruntime" else model
+            if self.inference.backend == "onnxruntime":
+                return on_onnxruntime(model)
+            if self.inference.backend == "litert" and model.source_file is not None:
+                return on_litert(model)  # the official file as shipped
+            return model
 
         return self._load(self.detector_name, form)
 

@@ -102,6 +102,7 @@ def load_tflite_ssd(path: str | os.PathLike) -> SSDMobileNetV1:
     model.quant_grids = grids or None  # vidrec.deploy.on_uint8_grids computes on them
     if model.num_classes == 90:
         model.set_labels(coco_labels())
+    model.source_file = os.path.abspath(path)  # the runtime can run the file as shipped
     return model
 
 
