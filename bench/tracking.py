@@ -7,7 +7,12 @@ the records alone (`--table`). A run whose record exists is skipped (`--force` r
 
     python bench/tracking.py                      # TUD-Campus from ../shared/videos/mot
     python bench/tracking.py --video V --gt gt.txt --name SEQ   # any MOTChallenge sequence
+    python bench/tracking.py --scale 0.5          # the same people at half size (small people)
     python bench/tracking.py --table              # results/tracking.md from the records
+
+`--scale 0.5` shows each frame at half size in the top-left of a black frame of the same size (the
+ground truth's boxes halved), written as an H.264 file first: people half as tall, as in a wider
+shot, with the real sequence's human annotation.
 
 The library trackers (roboflow `trackers`: SORT, ByteTrack, OC-SORT, BoT-SORT) run where that
 package imports (the test install puts it beside vidrec without its opencv-python: see the
@@ -21,6 +26,7 @@ import glob
 import json
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -60,22 +66,28 @@ def frames_of(video: str) -> tuple[list[np.ndarray], float]:
         return [rgb for _, rgb in v.indexed_frames()], v.info.fps
 
 
-def detector_settings(width: int, height: int) -> dict[str, int | None]:
-    """Name -> tile side: the whole frame only, and `vidrec detect`'s automatic tiles."""
-    from vidrec.sessions.options import tile_side
+def detector_settings(width: int, height: int) -> dict[str, tuple]:
+    """Name -> (tile side, fit): the whole frame only, square tiles of the short side, and
+    `vidrec detect`'s automatic tiles (those first, then sized to the people found)."""
+    from vidrec.sessions import DetectOptions
 
-    auto = tile_side("auto", width, height)
-    return {"whole frame": None, f"auto (tiles of {auto} px)" if auto else "auto (whole frame)": auto}
+    auto, fit = DetectOptions().tile_for(width, height), DetectOptions().fit_for(width, height)
+    settings = {"whole frame": (None, None)}
+    if auto:
+        settings[f"tiles of {auto} px"] = (auto, None)
+    if fit:
+        settings[f"auto (tiles of {auto or 'off'} px, then sized to the people)"] = (auto, fit)
+    return settings
 
 
-def detect_all(frames, tile, weights: str | None):
+def detect_all(frames, tile, fit, weights: str | None):
     """Every box the detector scores >= 0.1 (the trackers take what they want), and seconds per frame."""
     from vidrec.models.loader import load_model
     from vidrec.people.detectors import SSDPersons
 
     model = load_model("ssd_mobilenet_v1.coco_uint8", weights_dir=weights)
-    finder = SSDPersons(model, min_score=0.1, tile=tile)
-    finder(frames[0][None])  # warm-up
+    finder = SSDPersons(model, min_score=0.1, tile=tile, fit=fit)
+    SSDPersons(model, min_score=0.1, tile=tile)(frames[0][None])  # warm-up (the fitted one starts fresh)
     start = time.perf_counter()
     found = [finder(f[None])[0] for f in frames]
     return found, (time.perf_counter() - start) / len(frames)
@@ -200,15 +212,37 @@ def file_name(text: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in text).strip("_").lower()
 
 
+def shrunk(video: str, gt: MOTRows, scale: float, folder: str) -> tuple[str, MOTRows]:
+    """The sequence at `scale` in the top-left of black frames of its size (an H.264 file in
+    `folder`), and its ground truth scaled alike."""
+    from PIL import Image
+
+    from vidrec.utils import write_video
+
+    frames, fps = frames_of(video)
+    h, w = frames[0].shape[:2]
+    out = np.zeros((len(frames), h, w, 3), np.uint8)
+    for i, f in enumerate(frames):
+        small = np.asarray(Image.fromarray(f).resize((round(w * scale), round(h * scale)), Image.BILINEAR))
+        out[i, : small.shape[0], : small.shape[1]] = small
+    path = os.path.join(folder, "shrunk.mp4")
+    write_video(path, out, fps=fps)
+    return path, MOTRows(gt.frames, gt.ids, gt.boxes * scale, gt.conf, gt.classes)
+
+
 def measure(args) -> None:
     gt = read_mot(args.gt)
+    if args.scale != 1:
+        scratch = tempfile.mkdtemp()
+        args.video, gt = shrunk(args.video, gt, args.scale, scratch)
+        args.name = f"{args.name} at {args.scale:g} scale"
     frames, fps = frames_of(args.video)
-    folder = os.path.join(args.runs, args.name)
+    folder = os.path.join(args.runs, file_name(args.name))
     about = {"sequence": args.name, "frames": len(frames), "fps": fps, "size": list(frames[0].shape[1::-1])}
     host = machine()
     print(describe_machine(host), file=sys.stderr)
     missing = library_available()
-    for detector, tile in detector_settings(*frames[0].shape[1::-1]).items():
+    for detector, (tile, fit) in detector_settings(*frames[0].shape[1::-1]).items():
         path = os.path.join(folder, f"detector__{file_name(detector)}.json")
         wanted = [
             n
@@ -218,7 +252,7 @@ def measure(args) -> None:
         ]
         if not wanted and os.path.exists(path):
             continue
-        found, per_frame = detect_all(frames, tile, args.weights)
+        found, per_frame = detect_all(frames, tile, fit, args.weights)
         write(
             path,
             {
@@ -362,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             for w in ("ssd_mobilenet_v1_coco_quant", "movinet_a0_stream_int8_k600")
         ),
     )
+    p.add_argument("--scale", type=float, default=1.0, help="show the sequence at this size (small people)")
     p.add_argument("--runs", default=RUNS)
     p.add_argument("--force", action="store_true", help="redo runs whose record exists")
     p.add_argument("--table", action="store_true", help="only write results/tracking.md from the records")

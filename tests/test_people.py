@@ -9,7 +9,7 @@ import torch
 
 import vidrec
 from vidrec.errors import ConfigError
-from vidrec.people.detectors import CSVPersons, SSDPersons, merge_tiles, tile_grid
+from vidrec.people.detectors import CSVPersons, Persons, SSDPersons, merge_tiles, tile_grid
 
 
 def test_tiles_cover_the_frame_with_overlap():
@@ -81,3 +81,25 @@ def test_persons_from_a_csv(tmp_path):
     np.testing.assert_allclose(near[1].boxes, [[0, 0, 200, 100]])
     with pytest.raises(ConfigError, match="need the video's id and each frame's time"):
         detector(frames)
+
+
+def test_tiles_follow_the_size_of_the_people_found():
+    """With `fit`, the tile side becomes 2.5x the median height of the people lately found with a
+    score >= 0.7 (a multiple of 16, within `fit`); weaker boxes and too few heights change nothing."""
+
+    class Model:
+        def eval(self):
+            return self
+
+    finder = SSDPersons(Model(), tile=480, fit=(240, 480))
+    people = lambda h, s: Persons(np.array([[0, 0, 40, h]] * 3, np.float32), np.full(3, s, np.float32))  # noqa: E731
+    finder._fit_tiles(people(100, 0.9))
+    assert finder.tile == 480  # three heights: not yet
+    finder._fit_tiles(people(100, 0.5))
+    assert finder.tile == 480  # weak boxes are not counted
+    finder._fit_tiles(people(120, 0.9))
+    assert finder.tile == int(2.5 * 110) // 16 * 16  # median of 100, 100, 100, 120, 120, 120
+    for _ in range(30):
+        finder._fit_tiles(people(40, 0.9))
+    assert finder.tile == 240  # small people: the least side
+    assert SSDPersons(Model(), tile=480).fit is None

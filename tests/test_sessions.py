@@ -114,7 +114,7 @@ def test_detect_is_the_same_on_both_faces_tiles_included(faces, tmp_path, capsys
         assert looks == cli and sum(len(x["tracks"]) for x in looks) > 0
         assert all(len(t["actions"]) == 3 for x in looks for t in x["tracks"])  # top-k 3 on both
         assert http[-1][1]["segments"] == read_jsonl(tmp_path / "s.jsonl")
-        assert http[-1][1]["found"] == ("tiles: 64" if flags else "tiles: 96")
+        assert http[-1][1]["found"] == ("tiles: 64" if flags else "tiles: 96, then sized to the people")
         assert http[-1][1]["files"] == {"mot": "tracks.txt"}
         people = http[-1][1]["people"]  # everyone seen more than once, with how long and the named action
         assert people and all(
@@ -155,6 +155,8 @@ def test_options_keep_one_set_of_defaults_and_refuse_bad_values():
     assert options_for("highlights", fps=3.0) == HighlightsOptions()  # not a highlights setting: ignored
     assert DetectOptions().tile_for(3072, 1728) == 400 and DetectOptions().tile_for(640, 480) == 480
     assert DetectOptions().tile_for(480, 480) is None and DetectOptions().tile_for(0, 0) is None
+    assert DetectOptions().fit_for(640, 480) == (240, 480) and DetectOptions().fit_for(3072, 1728) is None
+    assert DetectOptions(tile="320").fit_for(640, 480) is None and DetectOptions().fit_for(0, 0) is None
     for kind, bad, message in (
         ("stream", {"every": 0}, "every must be > 0"),
         ("detect", {"min_score": 1.5}, r"min_score must be in \(0, 1\)"),

@@ -221,6 +221,6 @@ def test_detect_tracks_tud_campus_as_the_readme_says(tmp_path, shared_videos, ss
         "detect", os.path.join(folder, "video.mp4"), "--fps", "25", "--mot", str(tracks), "--weights", weights
     )
     assert done.returncode == 0, done.stderr
-    assert "(tiles: 480)" in done.stderr  # a 4:3 frame: square tiles of its short side
+    assert "(tiles: 480, then sized to the people)" in done.stderr  # 4:3: square tiles of its short side
     s = score_files(os.path.join(folder, "gt.txt"), str(tracks))
     assert s.MOTA >= 0.70 and s.IDF1 >= 0.70 and s.HOTA >= 0.50, s

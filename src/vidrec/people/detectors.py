@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +26,9 @@ from torchvision.ops import box_area, nms
 from vidrec.data.ava import frame_key, read_boxes
 from vidrec.errors import ConfigError
 from vidrec.models.base import ImageDetector
+
+
+PEOPLE_PER_TILE = 2.5  # tile side / a person's height, when tiles fit the people found
 
 
 @dataclass
@@ -104,11 +108,25 @@ class SSDPersons:
         overlap: float = 0.25,
         batch_size: int = 16,
         max_people: int = 100,
+        fit: tuple[int, int] | None = None,
     ):
         self.model, self.person_class, self.min_score = model.eval(), person_class, min_score
         self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
         self.max_people = max_people
         self.tiles_per_frame = 1
+        self.fit = fit
+        self.heights: deque = deque(maxlen=64)  # of the people found confidently, latest last
+
+    def _fit_tiles(self, persons: Persons) -> None:
+        """Tiles by person size (`fit` = (smallest, largest) side): about `PEOPLE_PER_TILE` x the
+        median height of the people lately found with a score >= 0.7, so each is seen at a size the
+        detector finds (on TUD-Campus shown at half size, people ~90 px tall, 240-320 px tiles
+        find what 480 px tiles miss: results/tracking.md)."""
+        boxes = persons.boxes[persons.scores >= 0.7]
+        self.heights.extend((boxes[:, 3] - boxes[:, 1]).tolist())
+        if self.fit is not None and len(self.heights) >= 4:
+            lo, hi = self.fit
+            self.tile = int(min(max(PEOPLE_PER_TILE * float(np.median(self.heights)), lo), hi)) // 16 * 16
 
     def _crops(self, frame: np.ndarray) -> list[tuple[int, int, int, int]]:
         h, w = frame.shape[:2]
@@ -149,6 +167,7 @@ class SSDPersons:
                 merge_tiles(boxes, scores, torch.cat(cut)) if len(regions) > 1 else torch.arange(len(scores))
             )
             results.append(Persons(boxes[keep].numpy(), scores[keep].numpy()))
+            self._fit_tiles(results[-1])
         return results
 
 

@@ -44,9 +44,11 @@ def person_finder(models: Models, source: str, o: DetectOptions, info) -> tuple[
     if o.boxes:
         video_id = o.video_id or os.path.splitext(os.path.basename(source))[0]
         return CSVPersons(o.boxes, video_id=video_id, min_score=o.min_score), f"boxes: {o.boxes}"
-    tile = o.tile_for(*((info.width, info.height) if info else (0, 0)))
+    size = (info.width, info.height) if info else (0, 0)
+    tile, fit = o.tile_for(*size), o.fit_for(*size)
     weakest = tracking_config(o).low  # weak boxes reach the tracker: they extend tracks
-    return SSDPersons(models.detector(), min_score=weakest, tile=tile), f"tiles: {tile or 'off'}"
+    found = f"tiles: {tile or 'off'}" + (", then sized to the people" if fit else "")
+    return SSDPersons(models.detector(), min_score=weakest, tile=tile, fit=fit), found
 
 
 def tracking_config(o: DetectOptions) -> TrackerConfig:

@@ -45,7 +45,7 @@ class DetectOptions(LiveOptions):
 
     fps: float = 5.0  # frames per second looked at
     min_score: float = 0.7  # least person score that starts a track (weaker ones, from 0.4, only extend one)
-    tile: str = "auto"  # tile side in px, "off", or "auto" (see `tile_side`)
+    tile: str = "auto"  # tile side in px, "off", or "auto" (see `tile_side`, `fit_for`)
     context: float = 1.5  # crop side / the person box's longer side
     window: float = 2.0  # seconds of each person's crops pooled per score (0: since first seen)
     top_k: int = 3  # actions reported per person
@@ -72,8 +72,14 @@ class DetectOptions(LiveOptions):
         tile_side(self.tile, 0, 0)  # a bad value fails now
 
     def tile_for(self, width: int, height: int) -> int | None:
-        """The tile side for frames of this size (None: whole frames only)."""
+        """The tile side for frames of this size, at first (None: whole frames only)."""
         return tile_side(self.tile, width, height)
+
+    def fit_for(self, width: int, height: int) -> tuple[int, int] | None:
+        """With "auto" on a frame whose short side is under 1000 px: the least and the most tile
+        side, between which the tiles follow the size of the people found (`SSDPersons`)."""
+        short = min(width, height)
+        return (min(240, short), short) if str(self.tile) == "auto" and 0 < short < 1000 else None
 
 
 @dataclass(frozen=True)
