@@ -27,7 +27,6 @@ from vidrec.data.ava import frame_key, read_boxes
 from vidrec.errors import ConfigError
 from vidrec.models.base import ImageDetector
 
-
 PEOPLE_PER_TILE = 2.5  # tile side / a person's height, when tiles fit the people found
 
 
