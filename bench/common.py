@@ -21,7 +21,7 @@ def median_time(fn, repeats: int) -> float:
 def machine() -> dict:
     """What a record needs to be read again: the CPU (its name and the vector extensions that
     change speeds), threads, the measured fp32 GEMM peak, versions, the commit (and whether the
-    tree had changes), the date."""
+    code differed from it), the date."""
     import datetime
     import platform
     import subprocess
@@ -56,7 +56,8 @@ def machine() -> dict:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        # changes to what runs (not to results/ or the README) since that commit
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", "src", "bench", "configs")),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
