@@ -30,7 +30,11 @@ SHARED = os.path.join(HERE, "..", "..", "shared")
 ANNOTATIONS = os.path.join(HERE, "data", "people_actions.csv")
 RUNS = os.path.join(HERE, "..", "results", "people_actions_runs")
 TABLE = os.path.join(HERE, "..", "results", "people_actions.md")
-BACKENDS = ("pytorch", "onnxruntime")
+BACKENDS = (
+    "pytorch",
+    "onnxruntime",
+    "litert",
+)  # litert: the detector's official file, MoViNet's converted step
 
 
 def annotations() -> dict[str, list[dict]]:
