@@ -194,6 +194,6 @@ def test_real_footage_is_the_same_on_both_faces(clip, fps, tmp_path, capsys, mon
     assert looks == cli
     result = events[-2][1]
     wide = clip.startswith("soccer")
-    assert result["found"] == ("tiles: 400" if wide else "tiles: off")
+    assert result["found"] == ("tiles: 400" if wide else "tiles: 256, then sized to the people")
     if wide:  # players a few dozen pixels tall: found on tiles (test_people measured 5-6 a frame)
         assert max(len(x["tracks"]) for x in looks) >= 4
