@@ -188,3 +188,24 @@ def test_the_person_detector_on_onnxruntime(tmp_path):
     for a, b in zip(ours, theirs):
         assert torch.equal(a["classes"], b["classes"]) and (a["scores"] - b["scores"]).abs().max() <= 1e-5
         assert (a["boxes"] - b["boxes"]).abs().max() <= 1e-4
+
+
+def test_people_of_different_ages_step_at_once(on_ort):
+    """Per-person recognition steps every tracked person in one run (`TrackRecognizer.step_all`:
+    the states stacked, a frame count per row): the same logits as one person at a time, people
+    seen 0, 1 and 3 times before, on PyTorch and on ONNX Runtime, with and without a window."""
+    from vidrec.people.recognizers import TrackRecognizer
+
+    _, [(stream, stream_ort), _] = on_ort
+    size = TrackRecognizer(stream).size
+    crops = torch.rand(6, 3, size, size, generator=torch.Generator().manual_seed(1)) * 255
+    for model in (stream, stream_ort):
+        for window in (None, 0.4):
+            together, apart = TrackRecognizer(model, window=window), TrackRecognizer(model, window=window)
+            for r in (together, apart):  # person 2 seen once, person 3 three times
+                for ids in ([2, 3], [3], [3]):
+                    r.step_all(ids, crops[: len(ids)])
+            got = together.step_all([1, 2, 3], crops[3:])
+            expected = torch.cat([apart.step_all([i], c[None]) for i, c in zip([1, 2, 3], crops[3:])])
+            assert (got - expected).abs().max() <= 1e-5, (model.backend, window)
+            assert [int(together.states[i]["frame_count"]) for i in (1, 2, 3)] == [1, 2, 4]

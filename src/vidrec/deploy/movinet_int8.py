@@ -164,7 +164,7 @@ class Int8RunningMean(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         for frame in feats.unbind(1):
             total = int8_add(frame, fake_int8(total, self.state_grid), self.sum_grid)
-        return fake_int8(total / (count + feats.shape[1]), self.mean_grid), total
+        return fake_int8(total / (count.reshape(-1, 1) + feats.shape[1]), self.mean_grid), total
 
 
 def to_int8_movinet(model: MoViNet, grids: dict) -> MoViNet:

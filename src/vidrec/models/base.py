@@ -239,7 +239,23 @@ class VideoModel(_WithClassifier):
 class StreamingModel(VideoModel):
     """A classifier that also runs on a stream: `state = init_state(B)`, then
     `logits, state = step(frames, state)` for each chunk of frames; `forward(clip)` equals
-    streaming the clip from the zero state."""
+    streaming the clip from the zero state. With `batched`, one step takes the states of several
+    streams of any ages at once (`stack_states`, then `unstack_state` after it)."""
+
+    batched = True  # a step takes a batch of streams, each at its own frame count
+
+    @staticmethod
+    def stack_states(states: list) -> dict:
+        """One state for a batch from per-stream states (each of batch 1; a scalar, such as a frame
+        count, becomes one value per row)."""
+        return {
+            k: torch.cat([s[k].reshape(1) if s[k].ndim == 0 else s[k] for s in states]) for k in states[0]
+        }
+
+    @staticmethod
+    def unstack_state(state, n: int) -> list[dict]:
+        """Per stream, its batch-1 state from a batch's (the inverse of `stack_states`)."""
+        return [{k: state[k][i : i + 1] for k in state} for i in range(n)]
 
     def init_state(self, batch_size: int, *, height: int | None = None, width: int | None = None) -> dict:
         """The zero state of a stream of `batch_size` videos of `height` x `width` frames."""

@@ -205,11 +205,12 @@ def running_mean(
     frame_means: torch.Tensor, total: torch.Tensor, count: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Causal global average: `frame_means` (B, T, C) -> mean over all frames so far at each frame
-    (B, T, C), and the new running sum (B, C). `count` is the number of frames before this call."""
+    (B, T, C), and the new running sum (B, C). `count` is the number of frames before this call:
+    one for every row (a scalar), or one per row `(B,)` (streams of different ages in a batch)."""
     t = frame_means.shape[1]
     sums = frame_means.cumsum(1) + total[:, None]
-    seen = count + torch.arange(1, t + 1, device=sums.device, dtype=sums.dtype)
-    return sums / seen[None, :, None], sums[:, -1]
+    seen = count.reshape(-1, 1) + torch.arange(1, t + 1, device=sums.device, dtype=sums.dtype)  # (1|B, T)
+    return sums / seen[..., None], sums[:, -1]
 
 
 class CausalSqueezeExcite(nn.Module):
@@ -341,7 +342,7 @@ class RunningMean(nn.Module):
         self, feats: torch.Tensor, total: torch.Tensor, count: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         total = total + feats.sum(1)
-        return total / (count + feats.shape[1]), total
+        return total / (count.reshape(-1, 1) + feats.shape[1]), total
 
 
 class MoViNet(StreamingModel):

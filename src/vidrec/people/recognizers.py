@@ -77,20 +77,36 @@ class TrackRecognizer:
     @torch.inference_mode()
     def step(self, track_id: int, crop: torch.Tensor) -> torch.Tensor:
         """`crop (3, S, S)` 0-255 -> logits `(classes,)`."""
-        pixels = crop.round().clamp(0, 255).to(torch.uint8)[:, None]  # (3, 1, S, S)
+        return self.step_all([track_id], crop[None])[0]
+
+    @torch.inference_mode()
+    def step_all(self, track_ids: list[int], crops: torch.Tensor) -> torch.Tensor:
+        """Each track's next crop `(N, 3, S, S)` 0-255 -> logits `(N, classes)`: one step of the
+        model for all of them (their states stacked, each at its own frame count) where the model
+        is `batched`, else one step each."""
+        if not self.model.batched and len(track_ids) > 1:
+            return torch.cat([self.step_all([i], c[None]) for i, c in zip(track_ids, crops)])
+        pixels = crops.round().clamp(0, 255).to(torch.uint8)[:, :, None]  # (N, 3, 1, S, S)
         clip = normalize(pixels, self.prep.mean, self.prep.std, centering=self.prep.centering)
-        clip = clip[None].to(self.model.device)
-        state = self.states.get(track_id)
-        if state is None:
-            state = self.model.init_state(1, height=self.size, width=self.size)
+        clip = clip.to(self.model.device)
+        states = [
+            self.states.get(i) or self.model.init_state(1, height=self.size, width=self.size)
+            for i in track_ids
+        ]
+        state = states[0] if len(states) == 1 else self.model.stack_states(states)
         if self.window is None:
-            logits, self.states[track_id] = self.model.step(clip, state)
+            logits, new = self.model.step(clip, state)
         else:
-            feats, self.states[track_id] = self.model.step_features(clip, state)  # (1, 1, P)
-            pool = self.pools.setdefault(track_id, WindowPool(self.model, self.window))
-            pool.add(feats[0])
-            logits = pool.logits()
-        return logits[0].float().cpu()
+            feats, new = self.model.step_features(clip, state)  # (N, 1, P)
+            means = []
+            for i, f in zip(track_ids, feats):
+                pool = self.pools.setdefault(i, WindowPool(self.model, self.window))
+                pool.add(f)
+                means.append(pool.mean())
+            logits = self.model.forward_head(torch.cat(means))  # every track's window at once
+        news = [new] if len(track_ids) == 1 else self.model.unstack_state(new, len(track_ids))
+        self.states.update(zip(track_ids, news))
+        return logits.float().cpu()
 
     def keep(self, ids: set[int]) -> None:
         """Forget the states of tracks not in `ids` (they ended)."""
@@ -102,11 +118,11 @@ class TrackRecognizer:
         """Every decoded frame passes here; a stream model needs only the frames it looks at."""
 
     def recognize(self, rgb: np.ndarray, tracks: list, *, context: float) -> list[torch.Tensor]:
-        """Per track, its action probabilities (softmax) after this look's crop."""
-        return [
-            self.step(t.id, square_crop(rgb, t.box, context=context, size=self.size)).softmax(-1)
-            for t in tracks
-        ]
+        """Per track, its action probabilities (softmax) after this look's crop (one step for all)."""
+        if not tracks:
+            return []
+        crops = torch.stack([square_crop(rgb, t.box, context=context, size=self.size) for t in tracks])
+        return list(self.step_all([t.id for t in tracks], crops).softmax(-1))
 
 
 class BoxRecognizer:

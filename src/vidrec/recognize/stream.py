@@ -60,9 +60,13 @@ class WindowPool:
         self.recent.extend(feats.split(1))
         self.total, self.count = self.total + feats.sum(0), self.count + feats.shape[0]
 
+    def mean(self) -> torch.Tensor:
+        """`(1, P)`: the mean features of the last `frames` frames."""
+        return torch.cat(list(self.recent)).mean(0, keepdim=True)
+
     def logits(self) -> torch.Tensor:
         """`(1, classes)` for the last `frames` frames."""
-        return self.model.forward_head(torch.cat(list(self.recent)).mean(0, keepdim=True))
+        return self.model.forward_head(self.mean())
 
     def overall(self) -> torch.Tensor:
         """`(1, classes)` for every frame added."""

@@ -95,6 +95,8 @@ class _Step(GraphStep):
 
     def run(self, frames: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
         arrays = state_arrays(state, self.names)  # this graph's own state: no conversion
+        b = frames.shape[0]  # a state with one frame count for all rows (PyTorch's) gets one per row
+        arrays = [np.full(b, a, np.float32) if a.ndim == 0 else a for a in arrays]
         feats = []
         for t in range(frames.shape[2]):  # the graph takes one frame: a chunk is that many runs
             logits, feat, *arrays = self.graph(numpy_of(frames[:, :, t : t + 1]), *arrays)
@@ -114,9 +116,11 @@ def _stream_graph(model: StreamingModel, path: str) -> None:
 
     fused = fuse_conv_bn(copy.deepcopy(model).eval())
     names, inputs = stream_inputs(fused, batch=2, frames=1)
+    # a frame count per row (B,), not one for all: one run steps streams of different ages
+    inputs = tuple(x.reshape(1).expand(2).contiguous() if x.ndim == 0 else x for x in inputs)
     module = StreamStep(fused, names, features=True)
     batch = torch.export.Dim("batch", min=1, max=1024)
-    shapes = ({0: batch}, tuple({0: batch} if x.ndim else {} for x in inputs[1:]))
+    shapes = ({0: batch}, tuple({0: batch} for _ in inputs[1:]))
     outputs = ["logits", "features", *(f"next_{n}" for n in names)]
     export_module(module, inputs, path, ["frames", *names], outputs, shapes, None)
 
@@ -141,11 +145,11 @@ def _head_graph(model: StreamingModel, path: str) -> None:
 
 
 def _onnx_bytes(model: ModelBase, kind: str) -> bytes:
-    """The ONNX bytes of `model`'s forward (`kind` "forward"), stream step ("step") or classifier
-    on pooled features ("head")."""
+    """The ONNX bytes of `model`'s forward (`kind` "forward"), stream step with a frame count per
+    row ("step-rows") or classifier on pooled features ("head")."""
     with tempfile.TemporaryDirectory(prefix="vidrec-onnx-") as folder:
         path = os.path.join(folder, "model.onnx")
-        if kind == "step":
+        if kind == "step-rows":
             _stream_graph(model, path)
         elif kind == "head":
             _head_graph(model, path)
@@ -171,11 +175,11 @@ def to_onnxruntime(model: ModelBase, *, cache: str | None = None) -> RuntimeMode
     cuda = device.type == "cuda"
     model = model.eval()
     if isinstance(model, StreamingModel):
-        graph = OrtGraph(_graph(model, "step", cache), cuda=cuda)
+        graph = OrtGraph(_graph(model, "step-rows", cache), cuda=cuda)
         names = [n for n in graph.input_names if n != "frames"]
         size = model.preprocessing.test_crop_size or model.preprocessing.crop_size
         state = model.init_state(1, height=size, width=size)
-        zeros = [numpy_of(state[n]) for n in names]
+        zeros = [numpy_of(state[n]).reshape(-1, *state[n].shape[1:]) for n in names]  # counts: (1,)
         head = OrtGraph(_graph(model, "head", cache), cuda=cuda)
         return RuntimeStreamModel(
             model, _Step(graph, names), head, names=names, zeros=zeros, batched=True,
