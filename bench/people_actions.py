@@ -20,6 +20,8 @@ import sys
 import time
 
 import numpy as np
+import torch
+from torchvision.ops import box_iou
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import describe_machine, machine  # noqa: E402
@@ -50,15 +52,12 @@ def annotations() -> dict[str, list[dict]]:
     return out
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    lt, rb = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = float(np.prod(np.clip(rb - lt, 0, None)))
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 def actor_of(box, time: float, actors: list[dict]) -> dict | None:
     for a in actors:
-        if a["start"] <= time <= a["end"] and iou(np.asarray(box), a["region"]) >= a["min_iou"]:
+        overlap = float(
+            box_iou(torch.tensor([box]), torch.tensor(a["region"][None], dtype=torch.float32))[0, 0]
+        )
+        if a["start"] <= time <= a["end"] and overlap >= a["min_iou"]:
             return a
     return None
 

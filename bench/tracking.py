@@ -231,11 +231,16 @@ def shrunk(video: str, gt: MOTRows, scale: float, folder: str) -> tuple[str, MOT
 
 
 def measure(args) -> None:
-    gt = read_mot(args.gt)
-    if args.scale != 1:
-        scratch = tempfile.mkdtemp()
-        args.video, gt = shrunk(args.video, gt, args.scale, scratch)
-        args.name = f"{args.name} at {args.scale:g} scale"
+    """Every run of the sequence whose record is missing (all with `--force`)."""
+    with tempfile.TemporaryDirectory(prefix="vidrec-tracking-") as scratch:  # the shrunk video's
+        gt = read_mot(args.gt)
+        if args.scale != 1:
+            args.video, gt = shrunk(args.video, gt, args.scale, scratch)
+            args.name = f"{args.name} at {args.scale:g} scale"
+        measure_sequence(args, gt)
+
+
+def measure_sequence(args, gt: MOTRows) -> None:
     frames, fps = frames_of(args.video)
     folder = os.path.join(args.runs, file_name(args.name))
     about = {"sequence": args.name, "frames": len(frames), "fps": fps, "size": list(frames[0].shape[1::-1])}
@@ -403,8 +408,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not args.table:
         measure(args)
-    atomic_write_text(TABLE, table(args.runs))
-    print(f"wrote {TABLE}", file=sys.stderr)
+    # the committed table from the committed records; records kept elsewhere get their table there
+    out = (
+        TABLE
+        if os.path.abspath(args.runs) == os.path.abspath(RUNS)
+        else os.path.join(args.runs, "tracking.md")
+    )
+    atomic_write_text(out, table(args.runs))
+    print(f"wrote {out}", file=sys.stderr)
     return 0
 
 

@@ -60,7 +60,7 @@ def read_mot(path: str | os.PathLike) -> MOTRows:
                     raise ConfigError(
                         f"{path}, line {number}: frames are whole numbers from 1, got {fields[0]}"
                     )
-                rows.append(values + [1.0, -1.0][len(values) - 6 :] if len(values) < 8 else values)
+                rows.append(values + [1.0, -1.0][len(values) - 6 :])  # conf and class where missing
     except OSError as e:
         raise ConfigError(f"{path}: {e.strerror or e}") from None
     table = np.array(rows, dtype=np.float64).reshape(-1, 8)

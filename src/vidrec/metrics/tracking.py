@@ -72,13 +72,10 @@ class Sequence:
 
 
 def _check_unique(rows: MOTRows, what: str) -> None:
-    pairs = rows.frames * (int(rows.ids.max(initial=0)) + 1) + rows.ids
-    values, counts = np.unique(pairs, return_counts=True)
+    pairs, counts = np.unique(np.stack([rows.frames, rows.ids], 1), axis=0, return_counts=True)
     if (counts > 1).any():
-        i = int(
-            np.flatnonzero(rows.frames * (int(rows.ids.max()) + 1) + rows.ids == values[counts > 1][0])[0]
-        )
-        raise ConfigError(f"{what}: id {rows.ids[i]} appears twice in frame {rows.frames[i]}")
+        frame, track = pairs[counts > 1][0]
+        raise ConfigError(f"{what}: id {track} appears twice in frame {frame}")
 
 
 def prepare(gt: MOTRows, tracks: MOTRows) -> Sequence:

@@ -121,9 +121,11 @@ class SSDPersons:
         median height of the people lately found with a score >= 0.7, so each is seen at a size the
         detector finds (on TUD-Campus shown at half size, people ~90 px tall, 240-320 px tiles
         find what 480 px tiles miss: results/tracking.md)."""
+        if self.fit is None:
+            return
         boxes = persons.boxes[persons.scores >= 0.7]
         self.heights.extend((boxes[:, 3] - boxes[:, 1]).tolist())
-        if self.fit is not None and len(self.heights) >= 4:
+        if len(self.heights) >= 4:
             lo, hi = self.fit
             self.tile = int(min(max(PEOPLE_PER_TILE * float(np.median(self.heights)), lo), hi)) // 16 * 16
 
@@ -152,14 +154,13 @@ class SSDPersons:
             self.tiles_per_frame = len(regions)
             found = self._detect([frame[y0:y1, x0:x1] for x0, y0, x1, y1 in regions])
             boxes, scores, cut = [], [], []
-            for (x0, y0, x1, y1), d in zip(regions, found):
-                mine = (d["classes"] == self.person_class) & (d["scores"] >= self.min_score)
+            for (x0, y0, x1, y1), d in zip(regions, found):  # people only, >= min_score (`_detect`)
                 scale = torch.tensor([x1 - x0, y1 - y0, x1 - x0, y1 - y0])
-                b = d["boxes"][mine] * scale + torch.tensor([x0, y0, x0, y0])  # frame pixels
+                b = d["boxes"] * scale + torch.tensor([x0, y0, x0, y0])  # frame pixels
                 b[:, 0::2] = b[:, 0::2].clamp(0, w)
                 b[:, 1::2] = b[:, 1::2].clamp(0, h)
                 boxes.append(b)
-                scores.append(d["scores"][mine])
+                scores.append(d["scores"])
                 cut.append(_cut_by_edge(b, (x0, y0, x1, y1), w, h))
             boxes, scores = torch.cat(boxes), torch.cat(scores)
             keep = (

@@ -42,14 +42,12 @@ class PeopleConfig:
     min_action: float = 0.3  # least probability of a named action (below it: no action)
 
 
-def named_action(probs, model, *, seen: float, config: PeopleConfig) -> dict | None:
-    """The action a user is told a person does: the most probable one, once the person has been
-    followed for `settle` seconds (a new track's first crops say little) and if its probability
-    reaches `min_action`; else None ("no action"). Results: results/people_actions.md."""
-    if seen < config.settle:
-        return None
-    best = top_predictions(probs, model, 1)[0]
-    return best if best["score"] >= config.min_action else None
+def named_action(best: dict, *, seen: float, config: PeopleConfig) -> dict | None:
+    """The action a user is told a person does: the most probable one (`best`, `{"label",
+    "score"}`), once the person has been followed for `settle` seconds (a new track's first crops
+    say little) and if its probability reaches `min_action`; else None ("no action"). Results:
+    results/people_actions.md."""
+    return best if seen >= config.settle and best["score"] >= config.min_action else None
 
 
 def people_actions(
@@ -87,13 +85,14 @@ def people_actions(
             latest = []
             for track, p in zip(tracks, recognizer.recognize(rgb, tracks, context=config.context)):
                 seen = time - first_seen.setdefault(track.id, time)
+                actions = top_predictions(p, recognizer.model, config.top_k)
                 entry = {
                     "id": track.id,
                     "box": [round(float(v), 1) for v in track.box],
                     "score": round(track.score, 4),
                     "seen": round(seen, 3),
-                    "action": named_action(p, recognizer.model, seen=seen, config=config),
-                    "actions": top_predictions(p, recognizer.model, config.top_k),
+                    "action": named_action(actions[0], seen=seen, config=config),
+                    "actions": actions,
                 }
                 latest.append({**entry, "probs": p} if probs else entry)
             recognizer.keep({t.id for t in tracker.tracks})

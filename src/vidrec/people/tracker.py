@@ -35,9 +35,7 @@ class TrackerConfig:
     confirm: float = 2.0  # ... reported once matched for this many seconds running (a miss ends it)
     low: float = 0.4  # weaker detections only extend existing tracks; below this they are ignored
     match_iou: float = 0.2  # least IoU between a predicted track and a confident detection to match
-    low_iou: float = (
-        0.5  # ... and a weak one: it must sit where the track is (a half-seen neighbour does not)
-    )
+    low_iou: float = 0.5  # ... and a weak one: it must sit where the track is
     lost: float = 1.0  # seconds a track may go unmatched before it ends (it coasts meanwhile)
     max_missed: int | None = None  # ... in frames looked at, instead of `lost`
     min_hits: int = 1  # matched frames before a confident track is reported (2: hides one-frame alarms)
@@ -165,16 +163,17 @@ class Tracker:
         strong = np.flatnonzero(scores >= c.high)
         weak = np.flatnonzero((scores >= c.low) & (scores < c.high))
         pairs, left = [], []
+
+        def assign(tracks: list[Track], index: np.ndarray, min_iou: float):
+            """Match `tracks` to the boxes `index`: (tracks left, box indices left)."""
+            found, tracks, rest = _match(tracks, boxes[index], predicted, min_iou)
+            pairs.extend((t, index[i]) for t, i in found)
+            return tracks, index[rest]
+
         # confirmed tracks choose first; tentative ones take what is left
         for tracks in ([t for t in self.tracks if t.confirmed], [t for t in self.tracks if not t.confirmed]):
-            for group, min_iou in ((0, c.match_iou), (1, c.low_iou)):
-                index = strong if group == 0 else weak
-                found, tracks, rest = _match(tracks, boxes[index], predicted, min_iou)
-                pairs += [(t, index[i]) for t, i in found]
-                if group == 0:
-                    strong = index[rest]
-                else:
-                    weak = index[rest]
+            tracks, strong = assign(tracks, strong, c.match_iou)
+            tracks, weak = assign(tracks, weak, c.low_iou)
             left += tracks
         for track, i in pairs:
             track.filter.update(boxes[i])
