@@ -8,11 +8,19 @@ the records alone (`--table`). A run whose record exists is skipped (`--force` r
     python bench/tracking.py                      # TUD-Campus from ../shared/videos/mot
     python bench/tracking.py --video V --gt gt.txt --name SEQ   # any MOTChallenge sequence
     python bench/tracking.py --scale 0.5          # the same people at half size (small people)
+    python bench/tracking.py --speed              # `vidrec detect` end to end, 768x576 at 10 fps
     python bench/tracking.py --table              # results/tracking.md from the records
 
 `--scale 0.5` shows each frame at half size in the top-left of a black frame of the same size (the
 ground truth's boxes halved), written as an H.264 file first: people half as tall, as in a wider
 shot, with the real sequence's human annotation.
+
+`--speed` times the whole `vidrec detect SCENE --fps 10 --backend B` command (a new process:
+imports, models loaded, every frame looked at, per-person actions), as a user runs it, on each
+backend, interleaved, median of `--repeats`: the scene is TUD-Campus resized to 768x576 and shown
+at 10 fps, played forward then backward to 795 frames (79.5 s), the size, rate and length of a
+surveillance square with 6-8 people in view. It is for speed only (no ground truth is scored on
+it). Records in results/detect_speed_runs/.
 
 The library trackers (roboflow `trackers`: SORT, ByteTrack, OC-SORT, BoT-SORT) run where that
 package imports (the test install puts it beside vidrec without its opencv-python: see the
@@ -25,6 +33,8 @@ import argparse
 import glob
 import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +52,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "shared")
 RUNS = os.path.join(HERE, "..", "results", "tracking_runs")
 TABLE = os.path.join(HERE, "..", "results", "tracking.md")
+SPEED_RUNS = os.path.join(HERE, "..", "results", "detect_speed_runs")
+SCENE = {"size": (768, 576), "fps": 10, "frames": 795}  # a 768x576 10 fps square, 79.5 s
+BACKENDS = ("pytorch", "onnxruntime", "litert")
 THRESHOLDS = (0.4, 0.5, 0.6, 0.7)  # detection scores at which recall and precision are reported
 SHOWN = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "precision", "recall", "IDSW", "FP", "FN")
 
@@ -302,11 +315,108 @@ def measure_sequence(args, gt: MOTRows) -> None:
         write(path, {**about, **result, "machine": host})
 
 
+def speed_scene(video: str, folder: str) -> str:
+    """The sequence resized to `SCENE`'s size, shown at its rate, forward then backward to its
+    length (an H.264 file in `folder`)."""
+    from PIL import Image
+
+    from vidrec.utils import write_video
+
+    frames, _ = frames_of(video)
+    frames = [np.asarray(Image.fromarray(f).resize(SCENE["size"], Image.BILINEAR)) for f in frames]
+    order: list[int] = []
+    while len(order) < SCENE["frames"]:
+        order += list(range(len(frames))) + list(range(len(frames) - 2, 0, -1))
+    path = os.path.join(folder, "scene.mp4")
+    write_video(path, np.stack([frames[i] for i in order[: SCENE["frames"]]]), fps=SCENE["fps"])
+    return path
+
+
+def detect_command(scene: str, backend: str, weights: str) -> tuple[float, list[dict]]:
+    """Seconds the whole `vidrec detect` command took, and its per-look reports."""
+    command = [sys.executable, "-m", "vidrec", "detect", scene, "--fps", str(SCENE["fps"])]
+    command += ["--backend", backend, "--weights", weights, "--json"]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return seconds, [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def measure_speed(args) -> None:
+    """`detect_command` on every backend whose record is missing (all with `--force`),
+    interleaved, `--repeats` times each."""
+    wanted = [
+        b for b in BACKENDS if args.force or not os.path.exists(os.path.join(args.speed_runs, f"{b}.json"))
+    ]
+    if not wanted:
+        return
+    host = machine()
+    print(describe_machine(host), file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="vidrec-speed-") as scratch:
+        scene = speed_scene(args.video, scratch)
+        times: dict[str, list[float]] = {b: [] for b in wanted}
+        looks: dict[str, list[dict]] = {}
+        for _ in range(args.repeats):
+            for backend in wanted:
+                seconds, looks[backend] = detect_command(scene, backend, args.weights)
+                times[backend].append(seconds)
+                print(f"{backend:12s} {seconds:.1f} s", file=sys.stderr)
+    video_seconds = SCENE["frames"] / SCENE["fps"]
+    for backend in wanted:
+        people = [len(r["tracks"]) for r in looks[backend]]
+        seconds = statistics.median(times[backend])
+        write(
+            os.path.join(args.speed_runs, f"{backend}.json"),
+            {
+                "scene": f"{args.name} at {SCENE['size'][0]}x{SCENE['size'][1]}, {SCENE['fps']} fps, "
+                f"forward and back to {SCENE['frames']} frames",
+                "command": f"vidrec detect SCENE --fps {SCENE['fps']} --backend {backend} --json",
+                "backend": backend,
+                "seconds": times[backend],
+                "median_seconds": seconds,
+                "video_seconds": video_seconds,
+                "realtime": video_seconds / seconds,
+                "looks": len(looks[backend]),
+                "people_per_look": {"mean": float(np.mean(people)), "max": int(max(people))},
+                "machine": host,
+            },
+        )
+
+
+def speed_table(runs: str) -> list[str]:
+    """The speed section of results/tracking.md, from the records in `runs`."""
+    records = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(runs, "*.json")))]
+    if not records:
+        return []
+    records.sort(key=lambda r: BACKENDS.index(r["backend"]) if r["backend"] in BACKENDS else 99)
+    first = records[0]
+    out = [
+        "## Speed: `vidrec detect` on every frame of a 768x576, 10 fps scene",
+        "",
+        f"{first['scene']} (`python bench/tracking.py --speed`): the whole command, from a new process "
+        "to its last look (imports and models loaded included), median of "
+        f"{len(first['seconds'])} interleaved runs. Machine: {describe_machine(first['machine'])}.",
+        "",
+        "| backend | seconds for " + f"{first['video_seconds']:g} s of video | x real time | ms per look | "
+        "people per look (mean / max) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in records:
+        out.append(
+            f"| {r['backend']} | {r['median_seconds']:.1f} | {r['realtime']:.2f} | "
+            f"{1000 * r['median_seconds'] / r['looks']:.1f} | {r['people_per_look']['mean']:.1f} / "
+            f"{r['people_per_look']['max']} |"
+        )
+    return out + [""]
+
+
 def fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def table(runs: str) -> str:
+def table(runs: str, speed_runs: str) -> str:
     """results/tracking.md from the records."""
     out = [
         "# People tracking against human ground truth",
@@ -386,7 +496,7 @@ def table(runs: str) -> str:
             "frames.",
             "",
         ]
-    return "\n".join(out) + "\n"
+    return "\n".join(out + speed_table(speed_runs)) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -405,8 +515,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default=RUNS)
     p.add_argument("--force", action="store_true", help="redo runs whose record exists")
     p.add_argument("--table", action="store_true", help="only write results/tracking.md from the records")
+    p.add_argument(
+        "--speed", action="store_true", help="time `vidrec detect` on a 768x576 10 fps scene instead"
+    )
+    p.add_argument("--speed-runs", default=SPEED_RUNS)
+    p.add_argument("--repeats", type=int, default=3, help="--speed: runs per backend (the median is kept)")
     args = p.parse_args(argv)
-    if not args.table:
+    if args.speed and not args.table:
+        measure_speed(args)
+    elif not args.table:
         measure(args)
     # the committed table from the committed records; records kept elsewhere get their table there
     out = (
@@ -414,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.path.abspath(args.runs) == os.path.abspath(RUNS)
         else os.path.join(args.runs, "tracking.md")
     )
-    atomic_write_text(out, table(args.runs))
+    atomic_write_text(out, table(args.runs, args.speed_runs))
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

@@ -397,3 +397,49 @@ def test_size_from_the_decoder_when_the_header_has_none(shared_videos):
     info = probe(path)
     assert (info.width, info.height, info.codec, info.num_frames) == (640, 480, "mpeg4", 71)
     assert read_frames(path, [0]).shape == (1, 480, 640, 3)
+
+
+def test_read_ahead_keeps_order_raises_where_the_error_was_and_stops_when_closed():
+    import threading
+
+    from vidrec.io.video import read_ahead
+
+    assert list(read_ahead(iter(range(50)), depth=3)) == list(range(50))
+    closed = threading.Event()
+
+    def frames():
+        try:
+            yield from range(10)
+            raise VideoError("corrupt at 10")
+        finally:
+            closed.set()
+
+    got = []
+    with pytest.raises(VideoError, match="corrupt at 10"):
+        for i in read_ahead(frames()):
+            got.append(i)
+    assert got == list(range(10)) and closed.is_set()
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    closed.clear()
+    ahead = read_ahead(endless(), depth=2)
+    assert [next(ahead) for _ in range(5)] == [0, 1, 2, 3, 4]
+    ahead.close()  # the consumer stops early: the thread ends and closes its source
+    assert closed.is_set() and not any(t.name == "vidrec-read-ahead" for t in threading.enumerate())
+
+
+def test_read_ahead_over_a_reader_gives_the_frames_it_gives(numbered):
+    from vidrec.io.video import VideoReader, read_ahead
+
+    path = numbered("a.mp4", 30, gop=8)
+    with VideoReader(path) as video:
+        got = list(read_ahead(video.indexed_frames()))
+    assert [i for i, _ in got] == list(range(30)) == [read_number(f) for _, f in got]

@@ -102,4 +102,10 @@ def test_tiles_follow_the_size_of_the_people_found():
     for _ in range(30):
         finder._fit_tiles(people(40, 0.9))
     assert finder.tile == 240  # small people: the least side
+    for _ in range(64):
+        finder._fit_tiles(people(int(0.9 * 480 / 2.5) + 1, 0.9))
+    assert finder.tile == 480  # within 90% of the largest: the largest (one row of tiles, not two)
+    for _ in range(64):
+        finder._fit_tiles(people(int(0.9 * 480 / 2.5) - 8, 0.9))
+    assert finder.tile == int(2.5 * (int(0.9 * 480 / 2.5) - 8)) // 16 * 16 < 0.9 * 480
     assert SSDPersons(Model(), tile=480).fit is None

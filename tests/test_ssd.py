@@ -69,6 +69,25 @@ def test_decoding_and_nms():
     assert len(capped["scores"]) == 3 and capped["scores"][0] == pytest.approx(0.9526, abs=1e-4)
 
 
+def test_frames_become_the_input_square_within_one_level_of_a_float_resize():
+    """`images` resizes each whole frame to the square input on uint8 (antialiased bilinear, as
+    torchvision resizes uint8 images): within one uint8 level of the same resize in float, then
+    on the file's input grid [-1, 1]."""
+    model = ssd_mobilenet_v1(depth_multiplier=0.25, image_size=64)
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((48, 80), (200, 120), (64, 64))]
+    x = model.postprocess.images(frames)
+    assert x.shape == (3, 3, 64, 64) and x.min() >= -1 and x.max() <= 127 / 128
+    for f, got in zip(frames, x):
+        image = torch.from_numpy(f).permute(2, 0, 1)[None].float()
+        want = F.interpolate(image, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
+        gap = (got * 128 + 128 - want[0].round().clamp(0, 255)).abs()
+        assert gap.max() <= 1 and gap.mean() < 0.5
+    assert torch.equal(
+        x[2] * 128 + 128, torch.from_numpy(frames[2]).permute(2, 0, 1).float()
+    )  # already square
+
+
 def test_bad_inputs_are_clear_errors():
     model = ssd_mobilenet_v1(depth_multiplier=0.25)
     with pytest.raises(ConfigError, match=r"expects images \(B, 3, 300, 300\)"):

@@ -11,7 +11,7 @@ import vidrec
 from vidrec.cli import main
 from vidrec.people.detectors import Persons
 from vidrec.people.drawing import draw_tracks
-from vidrec.people.pipeline import PeopleConfig, people_actions
+from vidrec.people.pipeline import PeopleConfig, StepClock, people_actions
 from vidrec.people.recognizers import TrackRecognizer, square_crop
 from vidrec.utils import write_video
 
@@ -85,6 +85,48 @@ def test_pipeline_tracks_one_person_with_its_own_stream_state(tmp_path):
     assert len(frames) == 20 and sum(f["keyframe"] for f in frames) == 10
     drawn = draw_tracks(frames[-1]["image"], frames[-1]["tracks"])
     assert drawn.shape == (96, 96, 3) and (drawn != frames[-1]["image"]).any()
+
+
+def test_each_person_is_stepped_at_the_models_own_rate_whatever_the_looks_rate():
+    """MoViNet reads 5 frames a second: looks at 10 or 25 a second step each person 5 times a
+    second, from their first look (each on their own clock); looks no faster step at every look."""
+
+    def steps(fps: float, rate: float | None, seconds: float = 2.0, first: float = 0.0) -> list[float]:
+        clock = StepClock(rate, fps)
+        looks = [i / fps for i in range(round(seconds * fps)) if i / fps >= first - 1e-9]
+        return [t for t in looks if clock.due(7, t)]
+
+    assert len(steps(10, 5)) == len(steps(25, 5)) == 10  # 2 s at 5 a second
+    assert np.allclose(np.diff(steps(25, 5)), 0.2) and np.allclose(np.diff(steps(10, 5)), 0.2)
+    assert steps(10, 5, first=0.3)[:2] == pytest.approx([0.3, 0.5])  # from the person's first look
+    assert len(steps(5, 5)) == len(steps(10, None)) / 2 == 10 and len(steps(4, 5)) == 8  # every look
+    assert 9 <= len(steps(7, 5)) <= 12  # looks at 7 a second: about 5 steps a second
+    clock = StepClock(5, 25)
+    assert clock.due(1, 0.0) and not clock.due(1, 0.04) and clock.due(2, 0.04)  # a new person: at once
+    assert clock.due(1, 1.0)  # back after a gap: at once, and then every 0.2 s again
+    assert not clock.due(1, 1.16) and clock.due(1, 1.2)
+    clock.keep({2})
+    assert clock.due(1, 1.24)  # forgotten: new again
+
+
+def test_looks_between_a_persons_steps_report_their_latest_actions(tmp_path):
+    """Every frame of a 10 fps video looked at: the person is tracked at every look and their
+    model stepped at 5 a second (10 crops in 2 s), its latest actions held in between."""
+    moving_square_video(tmp_path / "v.mp4")
+    torch.manual_seed(0)
+    model = vidrec.create_model("movinet_a0_stream", num_classes=4, dropout=0.0).eval()
+    model.set_labels(["a", "b", "c", "d"])
+    recognizer = TrackRecognizer(model, window=2.0, fps=10)
+    config = PeopleConfig(fps=10, min_action=0.0)
+    reports = list(
+        people_actions(tmp_path / "v.mp4", detector=BrightBoxes(), recognizer=recognizer, config=config)
+    )
+    assert len(reports) == 20 and all(len(r["tracks"]) == 1 for r in reports)
+    assert int(recognizer.states[1]["frame_count"]) == 10
+    assert recognizer.window == 10  # 2 s of crops at 5 a second
+    actions = [r["tracks"][0]["actions"] for r in reports]
+    assert all(actions[i] == actions[i + 1] for i in range(0, 20, 2))  # held at the look between
+    assert any(actions[i] != actions[i + 2] for i in range(0, 18, 2))  # new at each step
 
 
 def test_detect_needs_a_stream_model_and_a_video(tmp_path, capsys):

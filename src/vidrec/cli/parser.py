@@ -323,7 +323,13 @@ def _detect_command(sub) -> None:
         help="person detector (default: SSD MobileNet v1, COCO)",
     )
     p.add_argument("--weights", help=WEIGHTS_HELP)
-    p.add_argument("--fps", type=float, default=5.0, help="frames per second looked at (default 5)")
+    p.add_argument(
+        "--fps",
+        type=float,
+        default=5.0,
+        help="frames per second looked at: people found and tracked (default 5); each person's "
+        "actions at most this often, at the model's own rate (MoViNet: 5)",
+    )
     p.add_argument(
         "--min-score",
         type=float,

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator, Sequence
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -494,6 +496,53 @@ class VideoReader:
             if i >= stop:
                 break
         return out
+
+
+def read_ahead(items: Iterable, depth: int = 2) -> Iterator:
+    """`items` in order, made by a thread of their own up to `depth` ahead, so that decoding the
+    next frames (FFmpeg and the colour conversion release the GIL) overlaps the work on this one.
+    An error while making them is raised here, where the item would have come; closing this
+    iterator stops the thread and closes `items` (a reader's file with it)."""
+    done = object()
+    out: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def make() -> None:
+        source = iter(items)
+        try:
+            for item in source:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
+            put((done, e))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=make, daemon=True, name="vidrec-read-ahead")
+    thread.start()
+    try:
+        while True:
+            item, error = out.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 class _SeekUnreliable(Exception):

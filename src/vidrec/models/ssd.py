@@ -156,16 +156,19 @@ class SSDPostprocess:
             shapes = sorted({(tuple(f.shape), str(f.dtype)) for f in images})
             raise ConfigError(f"detect_frames expects uint8 frames (H, W, 3), got {shapes[:3]}")
         size = self.config.image_size
-        x = torch.stack([_square(f.permute(2, 0, 1).float(), size) for f in images])  # (N, 3, S, S)
+        x = torch.stack([_square(f.permute(2, 0, 1), size) for f in images]).float()  # (N, 3, S, S)
         return (x - 128.0) / 128.0  # the file's input grid: scale 1/128, zero point 128
 
 
 def _square(image: torch.Tensor, size: int) -> torch.Tensor:
-    """(3, H, W) 0-255 -> (3, size, size) on the uint8 grid the TFLite model takes."""
+    """(3, H, W) uint8 -> (3, size, size) uint8, the grid the TFLite model takes: antialiased
+    bilinear, computed on uint8 (PyTorch's vectorised kernel, 3x faster than on float; within one
+    level of it)."""
     if image.shape[-2:] == (size, size):
         return image
-    x = F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return x[0].round().clamp(0, 255)
+    return F.interpolate(
+        image[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    )[0]
 
 
 class SSDMobileNetV1(ImageDetector):

@@ -28,6 +28,7 @@ from vidrec.errors import ConfigError
 from vidrec.models.base import ImageDetector
 
 PEOPLE_PER_TILE = 2.5  # tile side / a person's height, when tiles fit the people found
+WHOLE_SIDE = 0.9  # a fitted tile at least this part of the largest is the largest (one row, not two)
 
 
 @dataclass
@@ -120,14 +121,18 @@ class SSDPersons:
         """Tiles by person size (`fit` = (smallest, largest) side): about `PEOPLE_PER_TILE` x the
         median height of the people lately found with a score >= 0.7, so each is seen at a size the
         detector finds (on TUD-Campus shown at half size, people ~90 px tall, 240-320 px tiles
-        find what 480 px tiles miss: results/tracking.md)."""
+        find what 480 px tiles miss: results/tracking.md); within `WHOLE_SIDE` of the largest,
+        the largest."""
         if self.fit is None:
             return
         boxes = persons.boxes[persons.scores >= 0.7]
         self.heights.extend((boxes[:, 3] - boxes[:, 1]).tolist())
         if len(self.heights) >= 4:
             lo, hi = self.fit
-            self.tile = int(min(max(PEOPLE_PER_TILE * float(np.median(self.heights)), lo), hi)) // 16 * 16
+            side = min(max(PEOPLE_PER_TILE * float(np.median(self.heights)), lo), hi)
+            # a tile a little short of the frame's short side takes a second row of tiles, almost
+            # all overlap: the people are seen at nearly the same size in one row
+            self.tile = hi if side >= WHOLE_SIDE * hi else int(side) // 16 * 16
 
     def _crops(self, frame: np.ndarray) -> list[tuple[int, int, int, int]]:
         h, w = frame.shape[:2]

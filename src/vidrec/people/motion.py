@@ -8,6 +8,7 @@ motion compensation does, translation only). A few milliseconds per 960x480 fram
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 
 class CameraMotion:
@@ -17,24 +18,26 @@ class CameraMotion:
 
     def __init__(self, scale: int = 4):
         self.scale = scale
-        self.previous: np.ndarray | None = None
+        self.previous: tuple | None = None  # the last frame's (reduced size, spectrum)
         self.window: np.ndarray | None = None
 
     def _grey(self, rgb: np.ndarray) -> np.ndarray:
-        s = self.scale
-        small = rgb[: rgb.shape[0] // s * s, : rgb.shape[1] // s * s].astype(np.float32)
-        small = small.reshape(small.shape[0] // s, s, small.shape[1] // s, s, 3).mean((1, 3))
-        grey = small @ np.array([0.299, 0.587, 0.114], np.float32)
+        # PIL's grey (ITU-R 601-2 luma) and box reduction in C: a millisecond for a 768x576 frame,
+        # where NumPy's float mean over the blocks took 8
+        grey = np.asarray(
+            Image.fromarray(np.ascontiguousarray(rgb)).convert("L").reduce(self.scale), np.float32
+        )
         if self.window is None or self.window.shape != grey.shape:
             self.window = np.outer(np.hanning(grey.shape[0]), np.hanning(grey.shape[1])).astype(np.float32)
         return (grey - grey.mean()) * self.window
 
     def __call__(self, rgb: np.ndarray) -> tuple[float, float]:
         grey = self._grey(rgb)
-        previous, self.previous = self.previous, grey
-        if previous is None or previous.shape != grey.shape:
+        spectrum = (grey.shape, np.fft.rfft2(grey))  # kept: the next frame's previous one
+        previous, self.previous = self.previous, spectrum
+        if previous is None or previous[0] != grey.shape:
             return 0.0, 0.0
-        cross = np.fft.rfft2(grey) * np.conj(np.fft.rfft2(previous))
+        cross = spectrum[1] * np.conj(previous[1])
         response = np.fft.irfft2(cross / (np.abs(cross) + 1e-9), s=grey.shape)
         dy, dx = np.unravel_index(int(np.argmax(response)), response.shape)
         h, w = grey.shape

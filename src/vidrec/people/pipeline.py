@@ -4,7 +4,8 @@ default, which reads about 5 frames per second), or every track's box scored at 
 action detector on the most recent frames (`BoxRecognizer`).
 
     frames at `fps` ─> PersonDetector ─> boxes ─> Tracker ─> tracks (stable ids)
-                                                    └─> per track: square crop with context
+                                                    └─> per track, at the model's rate (5/s):
+                                                          square crop with context
                                                           ─> model.step(crop, state[id]) ─> top-k
 
 One decoded frame is held at a time; a track's state is dropped when the track ends, so memory
@@ -22,7 +23,7 @@ import numpy as np
 from vidrec.data.sampling import resample_timeline
 from vidrec.errors import ConfigError
 from vidrec.io.live import LiveReader, is_live_source, sample_live
-from vidrec.io.video import VideoReader
+from vidrec.io.video import VideoReader, read_ahead
 from vidrec.metrics.topk import top_predictions
 from vidrec.people.detectors import PersonDetector
 from vidrec.people.motion import CameraMotion
@@ -34,7 +35,8 @@ from vidrec.people.tracker import Tracker, TrackerConfig
 class PeopleConfig:
     """How often to look and how much of each person the recognizer sees."""
 
-    fps: float = 5.0  # frames per second detected, tracked and recognised (MoViNet's rate)
+    fps: float = 5.0  # frames per second detected and tracked; each person recognised at most
+    # this often, at the model's own rate (`StepClock`; MoViNet: 5)
     context: float = 1.5  # crop side = context x the box's longer side, centred on the box
     top_k: int = 3  # actions reported per track
     camera_motion: bool = True  # shift the tracks by the camera's pan between looks (`CameraMotion`)
@@ -48,6 +50,32 @@ def named_action(best: dict, *, seen: float, config: PeopleConfig) -> dict | Non
     say little) and if its probability reaches `min_action`; else None ("no action"). Results:
     results/people_actions.md."""
     return best if seen >= config.settle and best["score"] >= config.min_action else None
+
+
+class StepClock:
+    """Which tracked people a look recognises: each one at the recogniser's `rate` (MoViNet reads
+    5 frames a second, as `vidrec stream` feeds it; looks at 10 or 25 a second would show it
+    motion slower than it learnt, and cost one step a person a look), from their first look on;
+    everyone at every look when the looks come no faster. A person is due at the first look at or
+    after (within half a look) a period since their last step."""
+
+    def __init__(self, rate: float | None, fps: float):
+        self.period = 0.0 if rate is None or rate >= fps else 1.0 / rate
+        self.slack = 0.5 / fps
+        self.next: dict[int, float] = {}
+
+    def due(self, track_id: int, time: float) -> bool:
+        """Whether `track_id` is recognised at the look at `time` (and if so, its next due time)."""
+        upcoming = self.next.get(track_id)
+        if upcoming is not None and time < upcoming - self.slack:
+            return False
+        late = upcoming is None or time > upcoming + self.period  # first look, or back after a gap
+        self.next[track_id] = (time if late else upcoming) + self.period
+        return True
+
+    def keep(self, ids: set[int]) -> None:
+        """Forget the people not in `ids` (no longer tracked)."""
+        self.next = {i: t for i, t in self.next.items() if i in ids}
 
 
 def people_actions(
@@ -74,16 +102,21 @@ def people_actions(
         raise ConfigError(f"fps must be > 0, got {config.fps}")
     tracker = Tracker(tracking, fps=config.fps)
     motion = CameraMotion() if config.camera_motion else None
+    clock = StepClock(recognizer.rate, config.fps)
     latest: list[dict] = []
     first_seen: dict[int, float] = {}
+    held: dict[int, object] = {}  # per track, its probabilities at its latest step
     for index, time, rgb, look in _frames(path, config.fps, realtime=realtime, timeout=timeout):
         recognizer.observe(rgb)
         if look:
             persons = detector(rgb[None], times=[time])[0]
             shift = motion(rgb) if motion is not None else None
             tracks = tracker.update(persons.boxes, persons.scores, shift=shift)
+            due = [t for t in tracks if clock.due(t.id, time)]
+            held.update(zip((t.id for t in due), recognizer.recognize(rgb, due, context=config.context)))
             latest = []
-            for track, p in zip(tracks, recognizer.recognize(rgb, tracks, context=config.context)):
+            for track in tracks:
+                p = held[track.id]
                 seen = time - first_seen.setdefault(track.id, time)
                 actions = top_predictions(p, recognizer.model, config.top_k)
                 entry = {
@@ -96,7 +129,9 @@ def people_actions(
                 }
                 latest.append({**entry, "probs": p} if probs else entry)
             recognizer.keep({t.id for t in tracker.tracks})
+            clock.keep(recognizer.alive)
             first_seen = {i: t for i, t in first_seen.items() if i in recognizer.alive}
+            held = {i: p for i, p in held.items() if i in recognizer.alive}
         if look or every_frame:
             out = {"time": round(time, 3), "frame": index, "tracks": latest}
             yield {**out, "keyframe": look, "image": rgb} if every_frame else out
@@ -114,8 +149,8 @@ def _frames(
         return
     with VideoReader(path) as video:
         looked_at = set(resample_timeline(video.timestamps, fps).tolist())
-        for index, rgb in video.indexed_frames():
+        for index, rgb in read_ahead(video.indexed_frames()):  # the next frames decode meanwhile
             yield index, float(video.timestamps[index]), rgb, index in looked_at
 
 
-__all__ = ["PeopleConfig", "named_action", "people_actions"]
+__all__ = ["PeopleConfig", "StepClock", "named_action", "people_actions"]

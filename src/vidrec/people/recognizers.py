@@ -27,6 +27,7 @@ class PersonRecognizer(Protocol):
 
     model: ModelBase
     alive: set[int]
+    rate: float | None  # crops a second each person's model reads (None: one at every look)
 
     def observe(self, rgb: np.ndarray) -> None:
         """Every decoded frame `(H, W, 3)` uint8, in order."""
@@ -51,14 +52,18 @@ def square_crop(frame: np.ndarray, box, *, context: float, size: int) -> torch.T
     sx0, sy0, sx1, sy1 = max(left, 0), max(top, 0), min(left + n, w), min(top + n, h)
     if sx1 > sx0 and sy1 > sy0:
         canvas[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = frame[sy0:sy1, sx0:sx1]
-    x = torch.from_numpy(canvas).permute(2, 0, 1)[None].float()
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+    x = torch.from_numpy(canvas).permute(2, 0, 1)[None]  # resized on uint8: PyTorch's fast kernel
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[
+        0
+    ].float()
 
 
 class TrackRecognizer:
     """A stream model with one state per track: `step(track_id, crop)` -> logits after that
-    person's crops so far, or with `window` (seconds at `fps` crops a second) over that person's
-    last crops only; `keep(ids)` forgets the others."""
+    person's crops so far, or with `window` (seconds) over that person's last crops only;
+    `keep(ids)` forgets the others. Each person's crops are meant to come at `rate`, the rate the
+    model reads a stream at (MoViNet: 5 a second), or at `fps`, the looks' rate, if that is
+    lower (the pipeline steps each person on its own clock: `StepClock`)."""
 
     def __init__(self, model: StreamingModel, *, window: float | None = None, fps: float = 5.0):
         if not isinstance(model, StreamingModel):
@@ -69,7 +74,9 @@ class TrackRecognizer:
         self.model = model.eval()
         self.prep = model.preprocessing
         self.size = self.prep.test_crop_size or self.prep.crop_size
-        self.window = None if window is None else max(1, round(window * fps))
+        self.rate = self.prep.target_fps
+        steps = fps if self.rate is None else min(fps, self.rate)  # crops a second per person
+        self.window = None if window is None else max(1, round(window * steps))
         self.states: dict[int, dict] = {}
         self.alive: set[int] = set()  # ids the tracker still follows (`keep`)
         self.pools: dict[int, WindowPool] = {}  # per track, its last `window` frames' features
@@ -140,6 +147,7 @@ class BoxRecognizer:
         self.frames: deque = deque(maxlen=self.prep.num_frames * self.prep.sampling_rate)
         self.scale = 1.0
         self.alive: set[int] = set()  # ids the tracker still follows (`keep`)
+        self.rate = None  # every look: its clip is the frames decoded, whatever the looks' rate
 
     def observe(self, rgb: np.ndarray) -> None:
         """Keep the frame, at the model's test size (short side `test_crop_size`)."""

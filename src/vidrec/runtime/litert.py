@@ -111,9 +111,15 @@ class ShippedSSD:
         if self.ENCODINGS not in tensors or self.SCORES not in tensors:
             raise ConfigError(f"{self.path}: not the SSD MobileNet file whose post-processing vidrec reads")
         self.input = self.interpreter.get_input_details()[0]["index"]
-        self.outputs = [
+        (self.encodings, *grid), (self.scores, *scores_grid) = (
             (tensors[n]["index"], *tensors[n]["quantization"]) for n in (self.ENCODINGS, self.SCORES)
-        ]
+        )
+        self.encodings_grid = grid
+        # the 256 logits a uint8 probability can give, computed once: a look-up per anchor and
+        # class, where two logarithms of 174k values a frame took longer than the network
+        scale, zero = scores_grid
+        p = np.clip((np.arange(256, dtype=np.float32) - zero) * scale, 1e-6, 1 - 1e-6)
+        self.logit_of = np.log(p) - np.log1p(-p)
 
     def __call__(self, images: np.ndarray) -> list[np.ndarray]:
         pixels = np.clip(np.rint(images * 128 + 128), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
@@ -121,10 +127,9 @@ class ShippedSSD:
         for image in pixels:
             self.interpreter.set_tensor(self.input, image[None])
             self.interpreter.invoke()
-            (e, *e_grid), (p, *p_grid) = ((self.interpreter.get_tensor(i), *q) for i, *q in self.outputs)
-            encodings.append((e.astype(np.float32) - e_grid[1]) * e_grid[0])
-            p = np.clip((p.astype(np.float32) - p_grid[1]) * p_grid[0], 1e-6, 1 - 1e-6)
-            logits.append(np.log(p) - np.log1p(-p))
+            scale, zero = self.encodings_grid
+            encodings.append((self.interpreter.get_tensor(self.encodings).astype(np.float32) - zero) * scale)
+            logits.append(self.logit_of[self.interpreter.get_tensor(self.scores)])
         return [np.concatenate(encodings), np.concatenate(logits)]
 
     def __getstate__(self) -> dict:

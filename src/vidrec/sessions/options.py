@@ -43,7 +43,7 @@ class StreamOptions(LiveOptions):
 class DetectOptions(LiveOptions):
     """`detect`: who does what, people found, tracked, and each one's actions recognised."""
 
-    fps: float = 5.0  # frames per second looked at
+    fps: float = 5.0  # frames per second looked at (people's actions: at most the model's rate)
     min_score: float = 0.7  # least person score that starts a track (weaker ones, from 0.4, only extend one)
     tile: str = "auto"  # tile side in px, "off", or "auto" (see `tile_side`, `fit_for`)
     context: float = 1.5  # crop side / the person box's longer side
