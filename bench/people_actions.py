@@ -7,6 +7,11 @@ per clip and backend under results/people_actions_runs/; results/people_actions.
 records alone (`--table`).
 
     python bench/people_actions.py [--table]
+    python bench/people_actions.py --sweep     # other crop contexts and pooling windows (ONNX Runtime)
+
+`--sweep` runs the same measure with `--context` 1.5-3 and `--window` 2, 4 and 0 (since first
+seen) on ONNX Runtime (records in results/people_actions_runs/sweep/): what those two settings
+trade between the two clips.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ SHARED = os.path.join(HERE, "..", "..", "shared")
 ANNOTATIONS = os.path.join(HERE, "data", "people_actions.csv")
 RUNS = os.path.join(HERE, "..", "results", "people_actions_runs")
 TABLE = os.path.join(HERE, "..", "results", "people_actions.md")
+SWEEP = {"context": (1.5, 2.0, 2.5, 3.0), "window": (2.0, 4.0, 0.0)}
 BACKENDS = (
     "pytorch",
     "onnxruntime",
@@ -62,9 +68,9 @@ def actor_of(box, time: float, actors: list[dict]) -> dict | None:
     return None
 
 
-def measure(video: str, actors: list[dict], backend: str, weights: str) -> dict:
-    """`vidrec detect VIDEO` with its defaults on `backend`: every actor look's verdict, the other
-    tracks, the look rate (models loaded before the clock starts)."""
+def measure(video: str, actors: list[dict], backend: str, weights: str, changes: dict | None = None) -> dict:
+    """`vidrec detect VIDEO` with its defaults (but `changes`) on `backend`: every actor look's
+    verdict, the other tracks, the look rate (models loaded before the clock starts)."""
     from vidrec.sessions import DetectOptions
     from vidrec.sessions.detect import detect_session
     from vidrec.sessions.models import Inference, Models
@@ -74,7 +80,8 @@ def measure(video: str, actors: list[dict], backend: str, weights: str) -> dict:
     models.detector()
     looks, others, labels, keyframes = [], {}, {}, 0
     start = time.perf_counter()
-    for event in detect_session(models, os.path.join(SHARED, "videos", video), DetectOptions()):
+    options = DetectOptions(**(changes or {}))
+    for event in detect_session(models, os.path.join(SHARED, "videos", video), options):
         if event["type"] == "result":
             found, people = event["found"], event["people"]
         if event["type"] != "people":
@@ -93,10 +100,53 @@ def measure(video: str, actors: list[dict], backend: str, weights: str) -> dict:
                 "named": named and named["label"], "top1": t["actions"][0],
             })  # fmt: skip
     return {
-        "video": video, "backend": backend, "found": found, "seconds": time.perf_counter() - start,
+        "video": video, "backend": backend, "changes": changes or {}, "found": found,
+        "seconds": time.perf_counter() - start,
         "keyframes": keyframes, "people": len(people), "actor_looks": looks, "other_tracks": len(others),
         "other_tracks_named": sum(others.values()), "other_labels": labels,
     }  # fmt: skip
+
+
+def shares(looks: list[dict]) -> dict[str, float]:
+    return {v: sum(x["verdict"] == v for x in looks) / len(looks) for v in ("right", "none", "wrong")}
+
+
+def sweep_table() -> list[str]:
+    """The settings tried (`--sweep`), from their records."""
+    records = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(RUNS, "sweep", "*.json")))]
+    if not records:
+        return []
+    out = [
+        "## Other crop contexts and pooling windows (`python bench/people_actions.py --sweep`)",
+        "",
+        "ONNX Runtime; every other setting at its default. "
+        f"Machine: {describe_machine(records[0]['machine'])}.",
+        "Each cell: named right / no action / named wrong, over the actor's looks.",
+        "",
+    ]
+    actors = list(dict.fromkeys((r["video"], x["who"]) for r in records for x in r["actor_looks"]))
+    out += [
+        "| `--context` | `--window` | " + " | ".join(f"{v}: {who}" for v, who in actors) + " |",
+        "|---|---|" + "---|" * len(actors),
+    ]
+    settings = sorted({(r["changes"]["context"], r["changes"]["window"]) for r in records})
+    for context, window in settings:
+        cells = []
+        for video, who in actors:
+            r = next(
+                r
+                for r in records
+                if r["video"] == video
+                and (r["changes"]["context"], r["changes"]["window"]) == (context, window)
+            )
+            share = shares([x for x in r["actor_looks"] if x["who"] == who])
+            cells.append(f"{share['right']:.0%} / {share['none']:.0%} / {share['wrong']:.0%}")
+        out.append(
+            f"| {context:g} | {window:g}{' (since first seen)' if not window else ''} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return out + [""]
 
 
 def table() -> str:
@@ -122,7 +172,7 @@ def table() -> str:
     for r in (r for r in records if r["backend"] == BACKENDS[0]):
         for who in dict.fromkeys(x["who"] for x in r["actor_looks"]):
             mine = [x for x in r["actor_looks"] if x["who"] == who]
-            share = {v: sum(x["verdict"] == v for x in mine) / len(mine) for v in ("right", "none", "wrong")}
+            share = shares(mine)
             wrong = sorted({x["named"] for x in mine if x["verdict"] == "wrong"})
             out.append(
                 f"| {r['video']} | {who} | {len(mine)} | {share['right']:.0%} | {share['none']:.0%} | "
@@ -152,7 +202,7 @@ def table() -> str:
         ]
         out.append("| " + " | ".join(map(str, cells)) + " |")
     out += ["", "Real-time factor: looks per second over the 5 a second the clip asks for.", ""]
-    return "\n".join(out) + "\n"
+    return "\n".join(out + sweep_table()) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,8 +213,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--table", action="store_true", help="only write results/people_actions.md from the records"
     )
+    p.add_argument("--sweep", action="store_true", help="other contexts and windows on ONNX Runtime instead")
     args = p.parse_args(argv)
-    if not args.table:
+    if args.sweep and not args.table:
+        host = machine()
+        for video, actors in annotations().items():
+            for context in SWEEP["context"]:
+                for window in SWEEP["window"]:
+                    name = f"{video.split('.')[0]}__context_{context:g}__window_{window:g}.json"
+                    path = os.path.join(RUNS, "sweep", name)
+                    if os.path.exists(path) and not args.force:
+                        continue
+                    changes = {"context": context, "window": window}
+                    record = {**measure(video, actors, "onnxruntime", args.weights, changes), "machine": host}
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+                    print(f"{name}: {shares(record['actor_looks'])}", file=sys.stderr)
+    elif not args.table:
         host = machine()
         print(describe_machine(host), file=sys.stderr)
         for video, actors in annotations().items():
