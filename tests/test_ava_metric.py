@@ -146,3 +146,30 @@ def test_ava_eval_cli(tmp_path, capsys):
     # 903 excluded: "stand" keeps its TP (0.9) above its FP (0.8): AP 1
     assert text.startswith("frame-mAP@0.5IOU: 1.0000 (1 keyframes)")
     assert "talk" in text and "PERSON_MOVEMENT: 1.0000" in text
+
+
+def test_boxes_a_little_past_the_frame_are_scored_as_the_official_evaluator_scores_them(tmp_path, capsys):
+    """A detector's box reaching y2 = 1.026 is kept as written (its IoU with the true box
+    (0.1, 0.1, 0.4, 0.98) is 0.88 / 0.926: a true positive) with one warning for the file; the
+    whole file is not refused. Pixels (beyond [-0.5, 1.5]) are still an error."""
+    truth = [gt("v", 902, (0.1, 0.1, 0.4, 0.98), 1), gt("v", 903, A, 1)]
+    dets = [det("v", 902, (0.1, 0.1, 0.4, 1.026), 1, 0.9), det("v", 903, (-0.01, 0.1, 0.4, 1.02), 1, 0.8)]
+    write_boxes(tmp_path / "gt.csv", truth, kind="gt")
+    write_boxes(tmp_path / "det.csv", dets, kind="detections")
+    write_label_map(tmp_path / "labels.pbtxt", LABELS)
+    args = ["ava-eval", "--gt", str(tmp_path / "gt.csv"), "--detections", str(tmp_path / "det.csv")]
+    assert main([*args, "--labels", str(tmp_path / "labels.pbtxt"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["per_class"]["stand"] == pytest.approx(
+        0.5
+    )  # 902 found, 903 (IoU 0.40) not
+    (warning,) = captured.err.splitlines()
+    assert (
+        warning.startswith("warning: ") and "2 boxes reach past the frame" in warning and "1.026" in warning
+    )
+    assert box_iou(np.array([[0.1, 0.1, 0.4, 1.026]]), np.array([[0.1, 0.1, 0.4, 0.98]]))[
+        0, 0
+    ] == pytest.approx(0.88 / 0.926)
+    (tmp_path / "px.csv").write_text("v,0902,12,20,300,400,1,0.9\n")
+    assert main([*args[:4], str(tmp_path / "px.csv"), "--labels", str(tmp_path / "labels.pbtxt")]) == 2
+    assert "normalised, not pixels" in capsys.readouterr().err

@@ -20,6 +20,7 @@ import math
 import os
 import pickle
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from vidrec.errors import AnnotationError
 from vidrec.utils import atomic_write_text, load_arrays_pickle
 
 KINDS = ("gt", "detections", "boxes")
+PAST_EDGE = 0.5  # how far past [0, 1] a normalised coordinate may reach (a box past the frame's edge)
 
 # AVA v2.x's three action groups, by label id, for label maps without `label_type`.
 AVA_GROUP_RANGES = {
@@ -122,7 +124,7 @@ def _parse_row(path: str, line: int, row: list[str], kind: str) -> AvaBox:
     names = ("x1", "y1", "x2", "y2")
     box = tuple(_number(path, line, n, t) for n, t in zip(names, row[2:6], strict=True))
     for n, v in zip(names, box, strict=True):
-        if not -1e-3 <= v <= 1 + 1e-3:
+        if not -PAST_EDGE <= v <= 1 + PAST_EDGE:
             raise AnnotationError(
                 path, line, f"{n} = {v} is outside [0, 1]: AVA boxes are normalised, not pixels"
             )
@@ -147,7 +149,10 @@ def _parse_row(path: str, line: int, row: list[str], kind: str) -> AvaBox:
 
 def read_boxes(path: str | os.PathLike, *, kind: str = "gt") -> list[AvaBox]:
     """Rows of an AVA CSV, in file order. `kind`: "gt" (8th column person_id), "detections"
-    (8th column score) or "boxes" (a person detector's boxes; action_id may be empty)."""
+    (8th column score) or "boxes" (a person detector's boxes; action_id may be empty). Boxes
+    reaching a little past the frame (a detector's box at y2 = 1.03) are kept as written, as the
+    official evaluator scores them, with one warning per file; coordinates beyond `PAST_EDGE`
+    of it are pixels, not normalised: an error."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     path = os.fspath(path)
@@ -157,6 +162,14 @@ def read_boxes(path: str | os.PathLike, *, kind: str = "gt") -> list[AvaBox]:
         if not row or (line == 1 and row[0].strip().lower() in ("video_id", "video")):
             continue  # blank lines, and a header where a tool wrote one
         rows.append(_parse_row(path, line, row, kind))
+    past = [r for r in rows if min(r.box) < 0 or max(r.box) > 1]
+    if past:
+        worst = max((v for r in past for v in r.box), key=lambda v: max(-v, v - 1))
+        print(
+            f"warning: {path}: {len(past)} box{'es' if len(past) > 1 else ''} reach past the frame "
+            f"(outside [0, 1], e.g. {worst:g}); kept as written, as the official evaluator scores them",
+            file=sys.stderr,
+        )
     return rows
 
 
