@@ -39,7 +39,7 @@ def _export_and_check(name, tmp_path):
     )
     info = export_onnx(model.eval(), tmp_path / f"{name}.onnx")
     diff = check_onnx(model, tmp_path / f"{name}.onnx")
-    print(f"{name}: {info}, ONNX Runtime vs PyTorch max abs diff {diff:.2e}")
+    print(f"{name}: {info}, ONNX Runtime vs PyTorch: {diff:.2e} of the output's scale")
     assert diff <= 1e-4
     return info
 
@@ -61,12 +61,41 @@ def test_export_command(tmp_path, capsys):
     model.save_pretrained(tmp_path / "m")
     assert main(["export", str(tmp_path / "m"), str(tmp_path / "m.onnx")]) == 0
     out = capsys.readouterr().out
-    assert "tsn_small as ONNX opset" in out and "video ('N', 3, 8, 56, 56)" in out and "max abs diff" in out
+    assert (
+        "tsn_small as ONNX opset" in out
+        and "video ('N', 3, 8, 56, 56)" in out
+        and "of the output's scale" in out
+    )
     assert (tmp_path / "m.onnx").stat().st_size > 10_000
     assert main(["export", "tsn_smal", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "tsn_small" in err and err.count("\n") == 1
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_model_with_huge_logits_is_compared_on_their_scale(tmp_path, capsys):
+    """Random weights can give logits of 1e5 and more, where float32 rounding alone differs by
+    far more than 1e-4: the export is checked relative to the output's scale (`scaled_gap`), and
+    a correct export is not refused; a wrong one still is."""
+    from vidrec.utils import scaled_gap
+
+    torch.manual_seed(0)
+    model = vidrec.create_model("tsn_small", num_classes=3, width=8).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(30.0)  # every layer 30x: the logits grow by orders of magnitude
+        logits = model(torch.rand(1, 3, 8, 56, 56))
+    assert logits.abs().max() > 1e5
+    model.save_pretrained(tmp_path / "m")
+    assert main(["export", str(tmp_path / "m"), str(tmp_path / "m.onnx")]) == 0
+    out = capsys.readouterr().out
+    diff = float(out.rsplit("difference ", 1)[1].split()[0])
+    assert diff <= 1e-4
+    assert scaled_gap([2.5e5 + 0.188], [2.5e5]) == pytest.approx(0.188 / 2.5e5)
+    assert scaled_gap([0.5 + 2e-4], [0.5]) == pytest.approx(2e-4)  # small outputs: absolute
+    with torch.no_grad():
+        next(model.parameters()).mul_(1.01)  # PyTorch's side changed: the file is now wrong for it
+    assert check_onnx(model, tmp_path / "m.onnx") > 1e-4
 
 
 @pytest.mark.slow

@@ -160,6 +160,15 @@ class _ArraysOnly(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def scaled_gap(got, expected) -> float:
+    """How far a runtime's output `got` is from PyTorch's `expected`, as vidrec's tolerance reads
+    it: the largest absolute difference over the output's scale (its largest magnitude, at least
+    1). A model with random weights can give logits of 2.5e5, where float32 rounding alone differs
+    by 0.1 and 1e-4 absolute would refuse a correct export."""
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    return float(np.abs(got - expected).max() / max(1.0, float(np.abs(expected).max())))
+
+
 def load_arrays_pickle(path: str, *, encoding: str = "ASCII"):
     """A pickle that holds only containers, numbers, strings and numpy arrays (mmaction2's
     proposals, Caffe2 blobs from Python 2: `encoding="latin1"`), without running any code."""

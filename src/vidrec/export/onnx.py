@@ -21,13 +21,12 @@ import copy
 import os
 import warnings
 
-import numpy as np
 import torch
 
 from vidrec.deploy import fuse_conv_bn
 from vidrec.errors import ConfigError
 from vidrec.models.base import DetectionModel, ImageDetector, ModelBase, PretrainingModel, StreamingModel
-from vidrec.utils import atomic_write
+from vidrec.utils import atomic_write, scaled_gap
 
 
 def example_inputs(model: ModelBase, *, batch: int = 1, boxes: int = 2) -> tuple[torch.Tensor, ...]:
@@ -153,8 +152,8 @@ def export_onnx_stream(
 def check_onnx_stream(
     model: StreamingModel, path: str | os.PathLike, *, steps: int = 4, batch: int = 1
 ) -> float:
-    """Max abs difference of the logits, step after step with the state fed back, between ONNX
-    Runtime on `path` and `model.step`."""
+    """The largest difference of the logits over their scale (`scaled_gap`), step after step with
+    the state fed back, between ONNX Runtime on `path` and `model.step`."""
     session = _session(path)
     names, (clip, *state) = stream_inputs(model, batch=batch, frames=session.get_inputs()[0].shape[2])
     torch_state, onnx_state = dict(zip(names, state)), [x.numpy() for x in state]
@@ -164,13 +163,14 @@ def check_onnx_stream(
         with torch.no_grad():
             expected, torch_state = model.eval().step(frames, torch_state)
         got, *onnx_state = session.run(None, {"frames": frames.numpy(), **dict(zip(names, onnx_state))})
-        worst = max(worst, float(np.abs(got - expected.numpy()).max()))
+        worst = max(worst, scaled_gap(got, expected.numpy()))
     return worst
 
 
 def check_onnx(model: ModelBase, path: str | os.PathLike, *, batches: tuple[int, ...] = (1, 3)) -> float:
-    """Max abs difference between ONNX Runtime on `path` and `model` on random clips of each of
-    `batches` (sizes other than the export's, so the dynamic axis is exercised)."""
+    """The largest difference over the output's scale (`scaled_gap`) between ONNX Runtime on
+    `path` and `model` on random clips of each of `batches` (sizes other than the export's, so
+    the dynamic axis is exercised)."""
     session = _session(path)
     worst = 0.0
     for batch in batches:
@@ -180,7 +180,7 @@ def check_onnx(model: ModelBase, path: str | os.PathLike, *, batches: tuple[int,
             expected = model.eval()(*inputs)
         expected = expected if isinstance(expected, tuple) else (expected,)
         for g, e in zip(got, expected, strict=True):
-            worst = max(worst, float(np.abs(g - e.float().numpy()).max()))
+            worst = max(worst, scaled_gap(g, e.float().numpy()))
     return worst
 
 
