@@ -10,11 +10,19 @@ both TFLite graphs' `invoke()` alone too (the runtime's work, no state moved). A
 onnxruntime and litert, PyTorch on one thread), and the real-time factors.
 
     python bench/movinet.py [--weights DIR] [--video PATH] [--repeats 5]
+    python bench/movinet.py --table     # results/movinet.md from the records
+
+Each run writes a record (every row's median seconds, the machine, the commit) to
+results/movinet_runs/; results/movinet.md is written from the records alone: the ratios of each
+run, grouped by machine (the ratios differ between CPUs: XNNPACK's int8 kernels gain more from
+VNNI on some than its float32 ones from AVX-512 and AMX on others).
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import json
 import os
 import statistics
 import sys
@@ -26,6 +34,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 
 import vidrec  # noqa: E402
+from common import describe_machine, machine  # noqa: E402
 from vidrec.deploy import optimize_for_inference, to_int8  # noqa: E402
 from vidrec.io import probe  # noqa: E402
 from vidrec.models.download import cache_dir  # noqa: E402
@@ -35,8 +44,12 @@ from vidrec.runtime.litert import (
     to_litert,  # noqa: E402
 )
 from vidrec.runtime.onnxruntime import to_onnxruntime  # noqa: E402
+from vidrec.utils import atomic_write_text  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
+RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results", "movinet_runs")
+TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results", "movinet.md")
+REFERENCE = "TFLite int8 (XNNPACK), 1 frame/call"
 
 
 def main() -> None:
@@ -45,7 +58,12 @@ def main() -> None:
     parser.add_argument("--video", default=os.path.join(SHARED, "videos", "flipping_a_pancake.mkv"))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--table", action="store_true", help="only write results/movinet.md from the records")
     args = parser.parse_args()
+    if args.table:
+        atomic_write_text(TABLE, table())
+        print(f"wrote {TABLE}", file=sys.stderr)
+        return
     torch.set_num_threads(args.threads)
     tflite = os.path.join(args.weights, "movinet_a0_int8.tflite")
     model = optimize_for_inference(vidrec.load_model(tflite))
@@ -55,7 +73,7 @@ def main() -> None:
     frames = [f for _, f in model_frames(args.video, model.preprocessing, fps=model.preprocessing.target_fps)]
     hwc = [np.ascontiguousarray(f[:, 0].permute(1, 2, 0).numpy()) for f in frames]  # its layout, made ahead
     runtime = LiteRTStream(tflite, num_threads=args.threads)
-    litert_graph = litert.step.__self__.graph.interpreter
+    litert_graph = litert.stepper.graph.interpreter
 
     # each side's inputs are made before the clock starts, as the runtime's HWC frames are (a
     # torch.cat per step woke PyTorch's OpenMP threads, whose spinning took a core from the
@@ -111,6 +129,23 @@ def main() -> None:
 
     info = probe(args.video)
     n = len(frames)
+    host = machine()
+    record = {
+        "video": os.path.basename(args.video),
+        "frames": n,
+        "repeats": args.repeats,
+        "seconds": {name: statistics.median(ts) for name, ts in times.items()},
+        "stream_seconds": {backend: statistics.median(ts) for backend, ts in end_to_end.items()},
+        "video_seconds": info.duration,
+        "machine": host,
+    }
+    os.makedirs(RUNS, exist_ok=True)
+    stamp = host["date"].replace(":", "").replace("-", "")[:15]
+    atomic_write_text(
+        os.path.join(RUNS, f"{stamp}_{host['commit'][:8]}.json"), json.dumps(record, indent=1) + "\n"
+    )
+    atomic_write_text(TABLE, table())
+    print(describe_machine(host))
     print(
         f"{os.path.basename(args.video)}: {n} frames at 5 fps "
         f"({info.duration:.1f} s, source {info.fps:.0f} fps), "
@@ -131,6 +166,58 @@ def main() -> None:
             f"{info.duration / seconds:17.1f}x  (seconds of video per second: "
             f"{info.num_frames / seconds:.0f} input frames/s)"
         )
+
+
+def table() -> str:
+    """results/movinet.md from the records: per machine, every run's frames a second and ratio to
+    the int8 file, then the range of each ratio."""
+    records = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(RUNS, "*.json")))]
+    out = [
+        "# Streaming MoViNet-A0, one frame per call, against the official int8 TFLite file",
+        "",
+        "Written by `python bench/movinet.py --table` from the records in `results/movinet_runs/` "
+        "(each made by `python bench/movinet.py`: the 51 frames of flipping_a_pancake.mkv at 5 fps, "
+        "each side's inputs in its own layout made before the clock, interleaved repeats after an "
+        "untimed one, medians). Ratios are against the TFLite runtime running the official int8 file "
+        "in the same run; compare ratios, not frames a second, across runs.",
+        "",
+    ]
+    by_machine: dict[str, list[dict]] = {}
+    for r in records:
+        m = r["machine"]
+        key = f"{m['cpu']} ({', '.join(m['cpu_flags'])}), {m['threads']} threads"
+        by_machine.setdefault(key, []).append(r)
+    for key, runs in by_machine.items():
+        names = list(runs[0]["seconds"])
+        out += [
+            f"## {key}",
+            "",
+            "| run (date, commit) | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for r in runs:
+            ref = r["seconds"][REFERENCE]
+            cells = [f"{r['frames'] / t:.0f}/s, {ref / t:.2f}x" for t in r["seconds"].values()]
+            out.append(
+                f"| {r['machine']['date'][:16]} {r['machine']['commit'][:8]} | " + " | ".join(cells) + " |"
+            )
+        ratios = {n: [r["seconds"][REFERENCE] / r["seconds"][n] for r in runs] for n in names}
+        out += [
+            "| range of the ratio | "
+            + " | ".join(f"{min(v):.2f}-{max(v):.2f}x" for v in ratios.values())
+            + " |",
+            "",
+            f"Machine of the last run: {describe_machine(runs[-1]['machine'])}.",
+            "",
+            "`vidrec stream` end to end (decode, resize, model) on each backend, seconds of video a second: "
+            + "; ".join(
+                f"{b} {runs[-1]['video_seconds'] / t:.1f}x real time"
+                for b, t in runs[-1]["stream_seconds"].items()
+            )
+            + ".",
+            "",
+        ]
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":
