@@ -207,6 +207,17 @@ def table() -> str:
             + " | ".join(f"{min(v):.2f}-{max(v):.2f}x" for v in ratios.values())
             + " |",
             "",
+            "vidrec's TFLite graph's `invoke()` against the official file's, the runtime's work alone: "
+            + "-".join(
+                f"{v:.2f}"
+                for v in sorted(
+                    r["seconds"]["TFLite int8 file, invoke() only"]
+                    / r["seconds"]["vidrec LiteRT graph, invoke() only"]
+                    for r in runs
+                )[:: max(1, len(runs) - 1)]
+            )
+            + "x.",
+            "",
             f"Machine of the last run: {describe_machine(runs[-1]['machine'])}.",
             "",
             "`vidrec stream` end to end (decode, resize, model) on each backend, seconds of video a second: "
