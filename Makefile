@@ -1,4 +1,4 @@
-# Two entry points that work on a fresh machine (Python 3.11): `make demo` and `make test`.
+# Two entry points that work on a fresh machine (Python >= 3.10; CI uses 3.11): `make demo` and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

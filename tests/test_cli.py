@@ -5,9 +5,12 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 
 from vidrec.cli import main
+from vidrec.utils import write_video
 
 from conftest import run_vidrec
 
@@ -368,3 +371,30 @@ def test_help_version_and_argument_errors_import_no_torch(argv):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr[-2000:]
+
+
+RUNS_A_MODEL = ("train", "pretrain", "reconstruct", "eval", "predict", "extract", "stream", "detect")
+RUNS_A_MODEL += ("highlights", "serve", "demo")
+
+
+def test_every_command_that_runs_a_model_takes_device_and_bad_devices_are_one_line(tmp_path, capsys):
+    """--device on every command that runs a model for inference or training (export traces on
+    the CPU; convert, models, info, flow and the evaluators run none); a device this machine has
+    not, or a name that is none, is a one-line error before any model loads."""
+    from vidrec.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    have = {
+        name for name, p in sub.choices.items() if any("--device" in a.option_strings for a in p._actions)
+    }
+    assert set(RUNS_A_MODEL) - set(sub.choices) == set()  # the names are commands
+    assert set(RUNS_A_MODEL) <= have, set(RUNS_A_MODEL) - have
+    video = tmp_path / "v.mp4"
+    write_video(video, np.zeros((6, 32, 32, 3), np.uint8), fps=5)
+    bad = ["gpu", "cuda:99"] + ([] if torch.cuda.is_available() else ["cuda"])
+    for command in ("stream", "detect", "predict"):
+        for device in bad:
+            assert main([command, str(video), "--device", device]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith("error: ") and err.count("\n") == 1 and device in err, err

@@ -43,3 +43,19 @@ def test_the_package_entry_points_are_documented():
     for name in vidrec.__all__:
         if name != "__version__":
             assert len(inspect.getdoc(getattr(vidrec, name)) or "") > 40, name
+
+
+def test_the_readmes_architecture_counts_are_the_registrys():
+    """The README's "all N classifiers, M pretraining architectures and K AVA detectors" is what
+    `vidrec.list_models()` holds."""
+    import os
+    import re
+
+    text = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    found = re.search(r"all (\d+) classifiers, (\d+) pretraining architectures and (\d+) AVA detectors", text)
+    assert found, "the README no longer states the counts"
+    names = vidrec.list_models()
+    pretraining = [n for n in names if n.endswith("_pretrain")]
+    detectors = [n for n in names if n.endswith("_ava")]
+    counts = (len(names) - len(pretraining) - len(detectors), len(pretraining), len(detectors))
+    assert tuple(int(g) for g in found.groups()) == counts

@@ -177,10 +177,27 @@ def load_arrays_pickle(path: str, *, encoding: str = "ASCII"):
 
 
 def resolve_device(device: str | None) -> torch.device:
-    """ "auto"/None: CUDA when available, else CPU."""
+    """ "auto"/None: CUDA when available, else CPU; otherwise the device named, if this machine
+    has it (a one-line `ConfigError` if not: an unknown name, no CUDA, a GPU index past the last)."""
+    from vidrec.errors import ConfigError
+
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r} (e.g. cpu, cuda, cuda:1, mps)") from None
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"--device {device}: no CUDA GPU here (use cpu)")
+        if chosen.index is not None and chosen.index >= count:
+            raise ConfigError(
+                f"--device {device}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}"
+            )
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {device}: MPS is not available here (use cpu)")
+    return chosen
 
 
 def state_fingerprint(module: torch.nn.Module, *extra: str) -> str:

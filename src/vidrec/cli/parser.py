@@ -373,6 +373,7 @@ def _detect_command(sub) -> None:
     )
     add_backend(p)
     add_precision(p)
+    _add_device(p)
 
 
 def _highlights_command(sub) -> None:
@@ -395,6 +396,7 @@ def _highlights_command(sub) -> None:
     p.add_argument("--off", type=float, default=0.2, help="smoothed score below which it closes")
     p.add_argument("--json", action="store_true", help="print the reel's segments as JSON Lines")
     _add_record(p, 60.0)
+    _add_device(p)
 
 
 def _serve_command(sub) -> None:
@@ -411,6 +413,7 @@ def _serve_command(sub) -> None:
     )
     p.add_argument("--weights", help=WEIGHTS_HELP)
     add_backend(p)
+    _add_device(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument(

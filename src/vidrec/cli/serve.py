@@ -33,6 +33,7 @@ def cmd_serve(args) -> int:
         detector=args.detector,
         weights=args.weights,
         backend=args.backend,
+        device=args.device,
         host=args.host,
         token=args.token or os.environ.get("VIDREC_SERVE_TOKEN") or None,
         cors_origins=tuple(args.cors_origin or ()),

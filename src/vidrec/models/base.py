@@ -308,8 +308,10 @@ class ImageDetector(ModelBase):
 
     def detect(self, images: torch.Tensor, **how) -> list[dict]:
         """Per image of the network's input, what was found in it (see the class); `how`: the
-        postprocess's options (`per_class`, `only` one class, `max_detections`)."""
-        return self.postprocess.detections(*self(images), **how)
+        postprocess's options (`per_class`, `only` one class, `max_detections`). The network runs
+        on the model's device; what was found comes back on the CPU."""
+        outputs = self(images.to(self.device))
+        return self.postprocess.detections(*(x.float().cpu() for x in outputs), **how)
 
     def detect_frames(self, frames, **how) -> list[dict]:
         """Per frame, what was found in it (see the class and `detect`)."""

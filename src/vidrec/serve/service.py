@@ -18,6 +18,7 @@ from vidrec.serve.inputs import InputError, Limits, check_path, check_source, ch
 from vidrec.serve.jobs import Job, JobManager, QueueFull
 from vidrec.serve.metrics import Metrics
 from vidrec.sessions import KINDS, Inference, LiveOptions, Models, events
+from vidrec.utils import resolve_device
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class ServeConfig:
     detector: str = "ssd_mobilenet_v1.coco_uint8"  # person detector for detect jobs
     weights: str | None = None  # --weights folders
     backend: str = "pytorch"  # or "onnxruntime": every model (and the detector's network) run there
+    device: str = "auto"  # cpu, cuda, cuda:1 ... (auto: CUDA when available, else CPU); PyTorch models
     host: str = "127.0.0.1"
     token: str | None = None  # bearer token for /v1 and /metrics (required off loopback)
     cors_origins: tuple[str, ...] = ()  # closed by default
@@ -71,7 +73,7 @@ class Service:
             list(config.models),
             detector=config.detector,
             weights=config.weights,
-            inference=Inference(backend=config.backend),
+            inference=Inference(backend=config.backend, device=str(resolve_device(config.device))),
         )
         self.frames_seen: dict[str, int] = {}
         self.manager = JobManager(
