@@ -119,6 +119,55 @@ def test_a_killed_run_resumes_losing_at_most_the_batch_in_flight(videos, tmp_pat
     assert run_batch(model, videos, out, workers=0)["processed"] == 0 and calls == []
 
 
+@pytest.mark.slow
+def test_a_command_killed_with_sigkill_resumes_where_it_stopped(tmp_path):
+    """As the README says it was measured: `vidrec predict --list --out` in its own process, SIGKILL
+    once rows are journaled, then the same command: the kept rows are not redone, every video ends
+    with one row, and the labels are those of an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(40):
+        paths.append(str(tmp_path / f"v{i:02d}.mp4"))
+        write_video(paths[-1], rng.integers(0, 255, (12, 40, 48, 3), dtype=np.uint8), fps=10)
+    (tmp_path / "list.txt").write_text("\n".join(paths) + "\n")
+    tiny_clip_model().save_pretrained(tmp_path / "m")
+    args = ["predict", "--list", str(tmp_path / "list.txt"), "--model", str(tmp_path / "m")]
+    args += ["--batch-size", "1", "--workers", "0"]
+
+    def command(out: str) -> list[str]:
+        return [sys.executable, "-m", "vidrec", *args, "--out", out]
+
+    killed = str(tmp_path / "killed")
+    proc = subprocess.Popen(
+        command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    journal, deadline = os.path.join(killed, JOURNAL), time.monotonic() + 300
+    while not (os.path.exists(journal) and open(journal, "rb").read().count(b"\n") >= 10):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before 10 rows"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    kept = open(journal, "rb").read().count(b"\n")  # whole lines: a row cut short is not counted
+    assert 10 <= kept < 40
+    done = subprocess.run(command(killed), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = done.stderr.strip().splitlines()[-1]
+    assert f"{kept} done before, {40 - kept} now" in summary, summary
+    whole = str(tmp_path / "whole")
+    assert subprocess.run(command(whole), capture_output=True, timeout=600).returncode == 0
+    resumed, uninterrupted = rows_by_video(killed), rows_by_video(whole)
+    assert set(resumed) == set(uninterrupted) == set(paths)
+    for video in paths:
+        labels = [[p["label"] for p in r[video]["predictions"]] for r in (resumed, uninterrupted)]
+        assert labels[0] == labels[1], video
+
+
 def test_retry_failed_redoes_only_the_failed_videos(videos, tmp_path):
     model, out = tiny_clip_model(), str(tmp_path / "out")
     broken = tmp_path / "broken.mp4"
