@@ -18,14 +18,23 @@ from vidrec.utils import write_video
 from conftest import MOVINET_DIR, SSD_DIR, run_vidrec
 
 
-def test_square_crop_centres_the_person_and_pads_with_black():
+def test_square_crop_keeps_the_person_and_stays_inside_the_frame():
+    """The square is `context` x the box's longer side around the person, at most the frame's
+    short side, slid inside the frame near its edges (no black borders where the frame has
+    pixels); only a box larger than the frame leaves black beyond it."""
     frame = np.zeros((100, 200, 3), np.uint8)
     frame[40:60, 90:110] = 255  # a 20 px white person at the centre
     crop = square_crop(frame, (90, 40, 110, 60), context=2.0, size=40)  # a 40 px square around it
     assert crop.shape == (3, 40, 40)
     assert crop[:, 12:28, 12:28].min() > 250 and crop[:, :8].max() < 5  # centred, context around it
-    corner = square_crop(frame, (0, 0, 20, 20), context=3.0, size=60)  # half of it beyond the frame
-    assert corner[:, :15, :15].max() == 0
+    gradient = np.repeat(np.arange(200, dtype=np.uint8)[None, :, None], 100, 0).repeat(3, 2) + 20
+    corner = square_crop(gradient, (0, 0, 20, 20), context=3.0, size=60)  # 60 px: slid to (0, 0)
+    np.testing.assert_allclose(corner[0, 0, :], np.linspace(20, 79, 60), atol=1.0)  # the frame's pixels
+    assert corner.min() >= 19  # no black: the square lies inside the frame
+    whole = square_crop(gradient, (150, 10, 190, 50), context=4.0, size=50)  # 160 px > 100: the short side
+    np.testing.assert_allclose(whole[0, 0, [0, -1]], [120, 219], atol=1.5)  # x 100-200, slid left
+    big = square_crop(frame, (-20, -20, 220, 120), context=1.0, size=24)  # a box larger than the frame
+    assert big.shape == (3, 24, 24) and big[:, :2].max() < 5  # black only beyond the frame
 
 
 def moving_square_video(path, frames=20, size=96):

@@ -342,7 +342,12 @@ def _detect_command(sub) -> None:
         help="tile side in px, 'off', or 'auto' (400 px when the short side >= 1000, else square tiles "
         "of the short side on a frame that is not square)",
     )
-    p.add_argument("--context", type=float, default=1.5, help="crop side / the person box's longer side")
+    p.add_argument(
+        "--context",
+        type=float,
+        default=2.0,
+        help="crop side / the person box's longer side (at most the frame's short side; default 2)",
+    )
     p.add_argument(
         "--window",
         type=float,

@@ -37,7 +37,7 @@ class PeopleConfig:
 
     fps: float = 5.0  # frames per second detected and tracked; each person recognised at most
     # this often, at the model's own rate (`StepClock`; MoViNet: 5)
-    context: float = 1.5  # crop side = context x the box's longer side, centred on the box
+    context: float = 2.0  # crop side = context x the box's longer side, around the box (`square_crop`)
     top_k: int = 3  # actions reported per track
     camera_motion: bool = True  # shift the tracks by the camera's pan between looks (`CameraMotion`)
     settle: float = 1.0  # seconds a person is followed before their action is named

@@ -40,15 +40,21 @@ class PersonRecognizer(Protocol):
 
 
 def square_crop(frame: np.ndarray, box, *, context: float, size: int) -> torch.Tensor:
-    """A square of side `context` x the box's longer side around its centre, from an `(H, W, 3)`
-    uint8 frame (black beyond the frame's edges), resized to `size`: `(3, size, size)` float 0-255."""
+    """A square of side `context` x the box's longer side around the box, from an `(H, W, 3)`
+    uint8 frame, resized to `size`: `(3, size, size)` float 0-255. The square is at most the
+    frame's short side and slides to lie inside the frame (the person off its centre near an
+    edge), so the model sees the scene around a person rather than black borders (on the shared
+    clips: results/people_actions.md); only a box larger than the frame leaves black beyond it."""
     x1, y1, x2, y2 = (float(v) for v in box)
-    side = max(context * max(x2 - x1, y2 - y1), 2.0)
+    h, w = frame.shape[:2]
+    longer = max(x2 - x1, y2 - y1, 2.0)
+    side = max(min(context * longer, h, w), longer)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    cx = min(max(cx, side / 2), w - side / 2) if side <= w else w / 2
+    cy = min(max(cy, side / 2), h - side / 2) if side <= h else h / 2
     left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
     n = int(round(side))
     canvas = np.zeros((n, n, 3), np.uint8)
-    h, w = frame.shape[:2]
     sx0, sy0, sx1, sy1 = max(left, 0), max(top, 0), min(left + n, w), min(top + n, h)
     if sx1 > sx0 and sy1 > sy0:
         canvas[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = frame[sy0:sy1, sx0:sx1]

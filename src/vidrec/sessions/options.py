@@ -46,7 +46,7 @@ class DetectOptions(LiveOptions):
     fps: float = 5.0  # frames per second looked at (people's actions: at most the model's rate)
     min_score: float = 0.7  # least person score that starts a track (weaker ones, from 0.4, only extend one)
     tile: str = "auto"  # tile side in px, "off", or "auto" (see `tile_side`, `fit_for`)
-    context: float = 1.5  # crop side / the person box's longer side
+    context: float = 2.0  # crop side / the person box's longer side (at most the frame's short side)
     window: float = 2.0  # seconds of each person's crops pooled per score (0: since first seen)
     top_k: int = 3  # actions reported per person
     settle: float = 1.0  # seconds a person is followed before their action is named
