@@ -3,6 +3,9 @@ a record was made on."""
 
 from __future__ import annotations
 
+import glob
+import json
+import os
 import statistics
 import time
 
@@ -69,3 +72,12 @@ def describe_machine(m: dict) -> str:
         f"fp32 GEMM {m['gemm_fp32_gflops']} GFLOP/s; torch {m['torch']}, commit {m['commit'][:8]}"
         + (" (with uncommitted changes)" if m.get("dirty") else "")
     )
+
+
+def read_records(folder: str) -> list[dict]:
+    """The JSON records in `folder`, in file-name order (a table is written from them alone)."""
+    records = []
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        with open(path) as f:
+            records.append(json.load(f))
+    return records

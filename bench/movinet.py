@@ -21,7 +21,6 @@ VNNI on some than its float32 ones from AVX-512 and AMX on others).
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import statistics
@@ -34,7 +33,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 
 import vidrec  # noqa: E402
-from common import describe_machine, machine  # noqa: E402
+from common import describe_machine, machine, read_records  # noqa: E402
 from vidrec.deploy import optimize_for_inference, to_int8  # noqa: E402
 from vidrec.io import probe  # noqa: E402
 from vidrec.models.download import cache_dir  # noqa: E402
@@ -171,7 +170,7 @@ def main() -> None:
 def table() -> str:
     """results/movinet.md from the records: per machine, every run's frames a second and ratio to
     the int8 file, then the range of each ratio."""
-    records = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(RUNS, "*.json")))]
+    records = read_records(RUNS)
     out = [
         "# Streaming MoViNet-A0, one frame per call, against the official int8 TFLite file",
         "",

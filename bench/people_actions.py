@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import glob
 import json
 import os
 import sys
@@ -29,7 +28,7 @@ import torch
 from torchvision.ops import box_iou
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import describe_machine, machine  # noqa: E402
+from common import describe_machine, machine, read_records  # noqa: E402
 from vidrec.utils import atomic_write_text  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -113,7 +112,7 @@ def shares(looks: list[dict]) -> dict[str, float]:
 
 def sweep_table() -> list[str]:
     """The settings tried (`--sweep`), from their records."""
-    records = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(RUNS, "sweep", "*.json")))]
+    records = read_records(os.path.join(RUNS, "sweep"))
     if not records:
         return []
     out = [
@@ -151,7 +150,7 @@ def sweep_table() -> list[str]:
 
 def table() -> str:
     """results/people_actions.md from the records."""
-    records = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(RUNS, "*.json")))]
+    records = read_records(RUNS)
     out = [
         "# Per-person actions on real clips, against who the actors are",
         "",

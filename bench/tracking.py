@@ -43,7 +43,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import describe_machine, machine  # noqa: E402
+from common import describe_machine, machine, read_records  # noqa: E402
 from vidrec.io.mot import MOTRows, read_mot  # noqa: E402
 from vidrec.metrics.tracking import box_iou_xywh, score_tracks  # noqa: E402
 from vidrec.utils import atomic_write_text  # noqa: E402
@@ -387,7 +387,7 @@ def measure_speed(args) -> None:
 
 def speed_table(runs: str) -> list[str]:
     """The speed section of results/tracking.md, from the records in `runs`."""
-    records = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(runs, "*.json")))]
+    records = read_records(runs)
     if not records:
         return []
     records.sort(key=lambda r: BACKENDS.index(r["backend"]) if r["backend"] in BACKENDS else 99)
@@ -428,7 +428,7 @@ def table(runs: str, speed_runs: str) -> str:
         "",
     ]
     for folder in sorted(glob.glob(os.path.join(runs, "*"))):
-        records = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(folder, "*.json")))]
+        records = read_records(folder)
         if not records:
             continue
         first = records[0]
