@@ -48,6 +48,7 @@ results: $(STAMP)  ## tables from the committed records
 	$(BIN)/python bench/tracking.py --table
 	$(BIN)/python bench/people_actions.py --table
 	$(BIN)/python bench/movinet.py --table
+	$(BIN)/python bench/inference.py --table
 
 bench: $(STAMP)
 	$(BIN)/python bench/decode.py

@@ -81,3 +81,13 @@ def read_records(folder: str) -> list[dict]:
         with open(path) as f:
             records.append(json.load(f))
     return records
+
+
+def by_cpu(records: list[dict]) -> dict[str, list[dict]]:
+    """Records grouped by the CPU they ran on (name, vector extensions, threads), in order: ratios
+    are compared within a group."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        m = r["machine"]
+        groups.setdefault(f"{m['cpu']} ({', '.join(m['cpu_flags'])}), {m['threads']} threads", []).append(r)
+    return groups

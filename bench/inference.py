@@ -6,6 +6,11 @@ medians of interleaved runs; each ratio is against the peer measured in the same
 peers get the same bfloat16 autocast for the bf16 rows.
 
     python bench/inference.py [--repeats 3] [--only slowfast i3d videomae]
+    python bench/inference.py --table       # results/inference.md from the records
+
+Each run writes a record (every row's median seconds per family, the machine: CPU, flags,
+threads, its GEMM peak, versions, commit) to results/inference_runs/; results/inference.md is
+written from the records alone, per machine (the ratios differ between CPUs).
 
 Peers: PyTorchVideo's slowfast_r50 (SlowFast R50 8x8, 32x224x224), the same Inception I3D in
 eager float32 and torchvision's S3D (16x224x224), transformers' VideoMAE-B with SDPA (16x224x224).
@@ -16,19 +21,27 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import os
-import platform
 import statistics
+import sys
 import tempfile
 import time
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vidrec
+from common import by_cpu, describe_machine, machine, read_records  # noqa: E402
 from vidrec.deploy import optimize_for_inference
 from vidrec.deploy.precision import native_bfloat16, to_bfloat16
 from vidrec.models.download import cache_dir
 from vidrec.runtime.onnxruntime import to_onnxruntime
+from vidrec.utils import atomic_write_text
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUNS = os.path.join(HERE, "..", "results", "inference_runs")
+TABLE = os.path.join(HERE, "..", "results", "inference.md")
 
 
 def bf16(fn):
@@ -102,15 +115,6 @@ def videomae() -> dict:
     }
 
 
-def cpu_name() -> str:
-    """The CPU's model name (lscpu's), else the machine type."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.machine()
-
-
 FAMILIES = {"slowfast": slowfast, "i3d": i3d, "videomae": videomae}
 
 
@@ -128,22 +132,71 @@ def measure(runs: dict, repeats: int) -> dict[str, float]:
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+def table() -> str:
+    """results/inference.md from the records: per machine and family, each run's seconds per clip
+    and ratio to the family's reference (its first row), then the range of each ratio."""
+    records = read_records(RUNS)
+    out = [
+        "# Inference speed against the peers",
+        "",
+        "Written by `python bench/inference.py --table` from the records in `results/inference_runs/` "
+        "(each made by `python bench/inference.py`: batch 1, 2 threads, random weights, medians of "
+        "interleaved runs after a warm-up; each ratio is against the family's reference measured in "
+        "the same run). Compare ratios, not seconds, across runs and machines.",
+        "",
+    ]
+    by_machine = by_cpu(records)
+    for key, runs in by_machine.items():
+        out += [f"## {key}", "", f"Machine of the last run: {describe_machine(runs[-1]['machine'])}.", ""]
+        families = list(dict.fromkeys(f for r in runs for f in r["seconds"]))
+        for family in families:
+            mine = [r for r in runs if family in r["seconds"]]
+            names = list(mine[0]["seconds"][family])
+            reference = names[0]
+            out += [
+                f"### {family}: ratio against {reference}",
+                "",
+                "| row | "
+                + " | ".join(f"{r['machine']['date'][:16]} {r['machine']['commit'][:8]}" for r in mine)
+                + " | range |",
+                "|---|" + "---|" * (len(mine) + 1),
+            ]
+            for name in names:
+                ratios = [r["seconds"][family][reference] / r["seconds"][family][name] for r in mine]
+                cells = [f"{r['seconds'][family][name]:.3f} s, {x:.2f}x" for r, x in zip(mine, ratios)]
+                out.append(f"| {name} | " + " | ".join(cells) + f" | {min(ratios):.2f}-{max(ratios):.2f}x |")
+            out.append("")
+    return "\n".join(out) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
+    ap.add_argument("--table", action="store_true", help="only write results/inference.md from the records")
     args = ap.parse_args()
+    if args.table:
+        atomic_write_text(TABLE, table())
+        print(f"wrote {TABLE}", file=sys.stderr)
+        return
     torch.set_num_threads(2)
-    print(
-        f"{cpu_name()}, torch {torch.__version__}, 2 threads, "
-        f"native bf16: {native_bfloat16()}, median of {args.repeats}"
-    )
+    host = machine()
+    print(f"{describe_machine(host)}; native bf16: {native_bfloat16()}, median of {args.repeats}")
+    seconds = {}
     for family in args.only:
         times = measure(FAMILIES[family](), args.repeats)
+        seconds[family] = times
         peer = next(iter(times))  # the first run of each family is its reference
         print(f"\n{family}: seconds per clip, ratio against {peer}")
-        for name, seconds in times.items():
-            print(f"  {name:<44}{seconds:8.3f} s {times[peer] / seconds:6.2f}x")
+        for name, t in times.items():
+            print(f"  {name:<44}{t:8.3f} s {times[peer] / t:6.2f}x")
+    record = {"repeats": args.repeats, "native_bf16": native_bfloat16(), "seconds": seconds, "machine": host}
+    os.makedirs(RUNS, exist_ok=True)
+    stamp = host["date"].replace(":", "").replace("-", "")[:15]
+    atomic_write_text(
+        os.path.join(RUNS, f"{stamp}_{host['commit'][:8]}.json"), json.dumps(record, indent=1) + "\n"
+    )
+    atomic_write_text(TABLE, table())
 
 
 if __name__ == "__main__":

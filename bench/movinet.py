@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 
 import vidrec  # noqa: E402
-from common import describe_machine, machine, read_records  # noqa: E402
+from common import by_cpu, describe_machine, machine, read_records  # noqa: E402
 from vidrec.deploy import optimize_for_inference, to_int8  # noqa: E402
 from vidrec.io import probe  # noqa: E402
 from vidrec.models.download import cache_dir  # noqa: E402
@@ -181,11 +181,7 @@ def table() -> str:
         "in the same run; compare ratios, not frames a second, across runs.",
         "",
     ]
-    by_machine: dict[str, list[dict]] = {}
-    for r in records:
-        m = r["machine"]
-        key = f"{m['cpu']} ({', '.join(m['cpu_flags'])}), {m['threads']} threads"
-        by_machine.setdefault(key, []).append(r)
+    by_machine = by_cpu(records)
     for key, runs in by_machine.items():
         names = list(runs[0]["seconds"])
         out += [

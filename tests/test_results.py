@@ -7,7 +7,7 @@ import pytest
 from conftest import bench_module
 
 
-@pytest.mark.parametrize("name", ["tracking", "people_actions", "movinet"])
+@pytest.mark.parametrize("name", ["tracking", "people_actions", "movinet", "inference"])
 def test_a_committed_table_is_what_its_records_give(name):
     bench = bench_module(name)
     written = bench.table(bench.RUNS, bench.SPEED_RUNS) if name == "tracking" else bench.table()
