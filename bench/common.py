@@ -43,6 +43,12 @@ def machine() -> dict:
     flags = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in text]
     a = torch.randn(1024, 1024)
     seconds = median_time(lambda: a @ a, 5)
+    # the same product by oneDNN's inner product (what vidrec's float32 linear layers use): where
+    # PyTorch's GEMM (MKL) is slow on a CPU and oneDNN is not, vidrec's float32 ratios are larger
+    from vidrec.deploy.onednn import onednn_available, onednn_linear
+
+    with torch.inference_mode():
+        onednn = median_time(lambda: onednn_linear(a, a), 5) if onednn_available() else None
 
     def git(*args: str) -> str:
         try:
@@ -55,6 +61,7 @@ def machine() -> dict:
         "cpu_flags": flags,
         "threads": torch.get_num_threads(),
         "gemm_fp32_gflops": round(2 * 1024**3 / seconds / 1e9, 1),
+        "gemm_fp32_onednn_gflops": round(2 * 1024**3 / onednn / 1e9, 1) if onednn else None,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -69,7 +76,9 @@ def describe_machine(m: dict) -> str:
     """One line for a table's header: CPU, flags, threads, GEMM peak."""
     return (
         f"{m['cpu']} ({', '.join(m['cpu_flags']) or 'no AVX2'}), {m['threads']} threads, "
-        f"fp32 GEMM {m['gemm_fp32_gflops']} GFLOP/s; torch {m['torch']}, commit {m['commit'][:8]}"
+        f"fp32 GEMM {m['gemm_fp32_gflops']} GFLOP/s"
+        + (f" (oneDNN {m['gemm_fp32_onednn_gflops']})" if m.get("gemm_fp32_onednn_gflops") else "")
+        + f"; torch {m['torch']}, commit {m['commit'][:8]}"
         + (" (with uncommitted changes)" if m.get("dirty") else "")
     )
 
