@@ -12,6 +12,8 @@ import av
 import numpy as np
 import torch
 
+from vidrec.errors import ConfigError
+
 
 def temp_beside(path: str) -> str:
     """A new empty temporary file in `path`'s folder (created if needed), with `path`'s extension.
@@ -179,8 +181,6 @@ def load_arrays_pickle(path: str, *, encoding: str = "ASCII"):
 def resolve_device(device: str | None) -> torch.device:
     """ "auto"/None: CUDA when available, else CPU; otherwise the device named, if this machine
     has it (a one-line `ConfigError` if not: an unknown name, no CUDA, a GPU index past the last)."""
-    from vidrec.errors import ConfigError
-
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -109,17 +109,19 @@ class ShippedSSD:
             self.num_threads, model_path=self.path, experimental_preserve_all_tensors=True
         )
         tensors = {d["name"]: d for d in self.interpreter.get_tensor_details()}
-        if self.ENCODINGS not in tensors or self.SCORES not in tensors:
+        if any(
+            n not in tensors or tensors[n]["dtype"] is not np.uint8 for n in (self.ENCODINGS, self.SCORES)
+        ):
             raise ConfigError(f"{self.path}: not the SSD MobileNet file whose post-processing vidrec reads")
         self.input = self.interpreter.get_input_details()[0]["index"]
-        (self.encodings, *grid), (self.scores, *scores_grid) = (
-            (tensors[n]["index"], *tensors[n]["quantization"]) for n in (self.ENCODINGS, self.SCORES)
-        )
-        self.encodings_grid = grid
-        # the 256 logits a uint8 probability can give, computed once: a look-up per anchor and
-        # class, where two logarithms of 174k values a frame took longer than the network
-        scale, zero = scores_grid
-        p = np.clip((np.arange(256, dtype=np.float32) - zero) * scale, 1e-6, 1 - 1e-6)
+        self.encodings, self.scores = (tensors[n]["index"] for n in (self.ENCODINGS, self.SCORES))
+        # every uint8 value's dequantised box encoding and logit, computed once: a look-up per
+        # anchor and class, where two logarithms of 174k values a frame took longer than the network
+        codes = np.arange(256, dtype=np.float32)
+        scale, zero = tensors[self.ENCODINGS]["quantization"]
+        self.encoding_of = (codes - zero) * scale
+        scale, zero = tensors[self.SCORES]["quantization"]
+        p = np.clip((codes - zero) * scale, 1e-6, 1 - 1e-6)
         self.logit_of = np.log(p) - np.log1p(-p)
 
     def __call__(self, images: np.ndarray) -> list[np.ndarray]:
@@ -128,8 +130,7 @@ class ShippedSSD:
         for image in pixels:
             self.interpreter.set_tensor(self.input, image[None])
             self.interpreter.invoke()
-            scale, zero = self.encodings_grid
-            encodings.append((self.interpreter.get_tensor(self.encodings).astype(np.float32) - zero) * scale)
+            encodings.append(self.encoding_of[self.interpreter.get_tensor(self.encodings)])
             logits.append(self.logit_of[self.interpreter.get_tensor(self.scores)])
         return [np.concatenate(encodings), np.concatenate(logits)]
 
