@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 
+from common import describe_machine, machine
+
 SHARED_VIDEOS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "videos")
 REAL = ("arm_wrestling.mp4", "basketball_shooting.mp4", "flipping_a_pancake.mkv")
 
@@ -98,6 +100,7 @@ def main() -> None:
     parser.add_argument("--model", default="i3d_small.synthmotion")
     parser.add_argument("--ray", action="store_true", help="also --ray (a local Ray the command starts)")
     args = parser.parse_args()
+    print(f"machine: {describe_machine(machine())}", flush=True)  # beside every ratio
     work = tempfile.mkdtemp(prefix="vidrec-batch-bench-")
     data = os.path.join(work, "synth")
     synth = ["synth", data, "--train", "0", "--val", "0", "--test", str(args.videos)]

@@ -8,11 +8,18 @@ threads) and with 1 (frame threads, as most cameras and sites write), and from a
 of several interleaved runs in one process; ratios are against the reference measured in it.
 
     python bench/decode.py [--repeats 5] [--clips 20]
+    python bench/decode.py --table      # results/decode.md from the records
+
+Each run writes a record (every row's clips/s, the machine, the commit) to results/decode_runs/;
+results/decode.md is written from the records alone. Cost: about 5 min (the videos are made once,
+into .cache/bench).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
 import statistics
 import time
@@ -20,10 +27,14 @@ import time
 import av
 import numpy as np
 
+from common import describe_machine, machine, read_records
 from vidrec.data.sampling import ClipSampling, random_clip_indices
 from vidrec.io import VideoReader
-from vidrec.utils import atomic_write
+from vidrec.utils import atomic_write, atomic_write_text
 
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results")
+RUNS = os.path.join(RESULTS, "decode_runs")
+TABLE = os.path.join(RESULTS, "decode.md")
 SIZES = ((320, 240), (1280, 720))
 CACHE = os.path.join(os.path.dirname(__file__), "..", ".cache", "bench")
 
@@ -86,11 +97,43 @@ def decode_everything(path: str) -> float:
     return time.perf_counter() - t0
 
 
+def table() -> str:
+    """results/decode.md from the records alone: one table per run, newest first."""
+    lines = [
+        "# Clip loading speed",
+        "",
+        "Written by `python bench/decode.py --table` from the records in `results/decode_runs/` "
+        "(re-run: `python bench/decode.py`, about 5 min). Random training clips of 16 frames at stride 4, "
+        "clips/s: vidrec's reader now, the same reader with its earlier settings (frame threads, every "
+        "frame decoded, a probe that decodes), and decoding every frame of the video (videos/s). "
+        "Medians of interleaved repeats in one process.",
+    ]
+    for r in reversed(read_records(RUNS)):
+        lines += [
+            "",
+            f"## {r['machine']['date'][:10]}: {describe_machine(r['machine'])}",
+            "",
+            "| video | vidrec clips/s | earlier settings clips/s | ratio | decoding every frame, clips/s |",
+            "|---|---|---|---|---|",
+        ]
+        for row in r["rows"]:
+            lines.append(
+                f"| {row['video']} | {row['clips_per_s']:.2f} | {row['earlier_clips_per_s']:.2f} "
+                f"| {row['clips_per_s'] / row['earlier_clips_per_s']:.2f}x | {row['decode_all_per_s']:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--clips", type=int, default=20)
+    ap.add_argument("--table", action="store_true", help="only write results/decode.md from the records")
     args = ap.parse_args()
+    if args.table:
+        atomic_write_text(TABLE, table())
+        print(open(TABLE).read())
+        return
     os.makedirs(CACHE, exist_ok=True)
     videos = {
         f"{w}x{h}, {k} slice{'s' * (k > 1)}": make_video(w, h, slices=k) for w, h in SIZES for k in (2, 1)
@@ -106,10 +149,16 @@ def main() -> None:
             before.append(vidrec_clips(path, args.clips, np.random.default_rng(r), EarlierReader))
             full.append(decode_everything(path))
         a, b, c = (statistics.median(x) for x in (now, before, full))
-        rows.append((name, 1 / a, 1 / b, b / a, 1 / c))
-    print(f"\n{'video':<44}{'vidrec clips/s':>15}{'before':>9}{'ratio':>7}{'decode-all':>12}")
-    for name, ours, earlier, ratio, everything in rows:
-        print(f"{name:<44}{ours:>15.2f}{earlier:>9.2f}{ratio:>6.2f}x{everything:>12.3f}")
+        rows.append(
+            {"video": name, "clips_per_s": 1 / a, "earlier_clips_per_s": 1 / b, "decode_all_per_s": 1 / c}
+        )
+        print(rows[-1], flush=True)
+    record = {"repeats": args.repeats, "clips": args.clips, "rows": rows, "machine": machine()}
+    os.makedirs(RUNS, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    atomic_write_text(os.path.join(RUNS, f"{stamp}.json"), json.dumps(record, indent=1) + "\n")
+    atomic_write_text(TABLE, table())
+    print(open(TABLE).read())
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import torch
 import torchvision
 
 import vidrec
-from common import median_time
+from common import describe_machine, machine, median_time
 from vidrec.data.flow import flow_estimator
 from vidrec.flops import count_macs, count_params
 
@@ -36,6 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
+    print(f"machine: {describe_machine(machine())}", flush=True)  # beside every ratio
     torch.set_grad_enabled(False)
 
     print(f"{'model':<20}{'input':>20}{'params':>14}{'ref params':>14}{'GMACs':>9}{'ref':>8}")

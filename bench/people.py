@@ -18,6 +18,7 @@ import time
 import numpy as np
 import torch
 
+from common import describe_machine, machine
 from vidrec.deploy import on_uint8_grids
 from vidrec.io import VideoReader
 from vidrec.models.loader import load_model
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--frames", type=int, default=10, help="frames per detector timing")
     args = p.parse_args(argv)
+    print(f"machine: {describe_machine(machine())}", flush=True)  # beside every ratio
     weights = [
         os.path.join(SHARED, "weights", d)
         for d in ("ssd_mobilenet_v1_coco_quant", "movinet_a0_stream_int8_k600")

@@ -25,6 +25,8 @@ import urllib.request
 
 import httpx
 
+from common import describe_machine, machine
+
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared")
 
 
@@ -185,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--queue", type=int, default=4, help="the started service's --queue")
     args = p.parse_args(argv)
+    print(f"machine: {describe_machine(machine())}", flush=True)  # beside every ratio
     weights = os.path.join(SHARED, "weights", "movinet_a0_stream_int8_k600")
     with contextlib.ExitStack() as stack:
         url, pid = (

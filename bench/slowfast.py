@@ -15,6 +15,7 @@ import time
 import torch
 
 import vidrec
+from common import describe_machine, machine
 from vidrec.deploy import fuse_conv_bn
 from vidrec.flops import count_macs, count_params
 
@@ -36,6 +37,7 @@ def main() -> None:
     ap.add_argument("--no-table", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(2)
+    print(f"machine: {describe_machine(machine())}", flush=True)  # beside every ratio
     torch.set_grad_enabled(False)
 
     if not args.no_table:

@@ -416,7 +416,7 @@ def fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def table(runs: str, speed_runs: str) -> str:
+def table(runs: str = RUNS, speed_runs: str = SPEED_RUNS) -> str:
     """results/tracking.md from the records."""
     out = [
         "# People tracking against human ground truth",

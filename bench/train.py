@@ -15,6 +15,7 @@ import tempfile
 
 import torch
 
+from common import describe_machine, machine
 from vidrec.train.config import config_from_dict
 from vidrec.train.loop import train
 
@@ -37,6 +38,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=list(SETTINGS))
     args = ap.parse_args()
     torch.set_num_threads(2)
+    print(f"machine: {describe_machine(machine())}", flush=True)  # beside every ratio
     clips = [
         os.path.abspath(os.path.join(VIDEOS, v)) for v in ("arm_wrestling.mp4", "flipping_a_pancake.mkv")
     ]

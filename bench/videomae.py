@@ -13,7 +13,7 @@ import statistics
 import torch
 
 import vidrec
-from common import median_time
+from common import describe_machine, machine, median_time
 from vidrec.flops import count_macs, count_params
 
 
@@ -22,6 +22,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(2)
+    print(f"machine: {describe_machine(machine())}", flush=True)  # beside every ratio
 
     print(f"{'model':<14}{'params (400)':>16}{'GMACs 16x224x224':>18}")
     for name in ("videomae_s", "videomae_b", "videomae_l"):

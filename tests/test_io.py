@@ -443,3 +443,29 @@ def test_read_ahead_over_a_reader_gives_the_frames_it_gives(numbered):
     with VideoReader(path) as video:
         got = list(read_ahead(video.indexed_frames()))
     assert [i for i, _ in got] == list(range(30)) == [read_number(f) for _, f in got]
+
+
+def test_decoded_cache_gives_the_readers_frames_and_refreshes_an_edited_video(tmp_path):
+    """The cache's frames and timestamps are the reader's, bit for bit; the second open maps the
+    stored file instead of decoding; a video written again is decoded again."""
+    from vidrec.io.cache import DecodedCache
+    from vidrec.utils import write_video
+
+    rng = np.random.default_rng(0)
+    path = str(tmp_path / "v.mp4")
+    write_video(path, rng.integers(0, 256, (12, 32, 48, 3), dtype=np.uint8), fps=10)
+    cache = DecodedCache(tmp_path / "cache")
+    with open_video(path) as video:
+        expected, stamps = video.get_frames(np.arange(len(video))), video.timestamps
+    with cache.open(path) as first:
+        assert len(first) == 12 and np.array_equal(first.get_frames([3, 0, 3]), expected[[3, 0, 3]])
+    with cache.open(path) as again:
+        assert isinstance(again._frames, np.memmap) and np.array_equal(again.timestamps, stamps)
+        assert np.array_equal(again.get_frames(range(12)), expected)
+        with pytest.raises(VideoError, match="out of range"):
+            again.get_frames([12])
+    write_video(path, rng.integers(0, 256, (6, 32, 48, 3), dtype=np.uint8), fps=10)
+    os.utime(path, ns=(1, 1))  # another modification time, whatever the clock's resolution
+    with cache.open(path) as edited:
+        assert len(edited) == 6
+    assert len(os.listdir(tmp_path / "cache")) == 4  # two entries, each .npy + .json

@@ -267,6 +267,7 @@ def test_pretraining_lowers_the_loss_and_fine_tunes(bright_dark, tmp_path, capsy
         tmp_path / "ft",
         model={"name": None, "init": str(tmp_path / "pt"), "options": {}},
         schedule={"epochs": 1},
+        run={"keep_best": False},  # the fine-tuned weights, even where the probe scored as well on val
     )
     train(ft, progress=False)
     out = capsys.readouterr().out
@@ -387,3 +388,79 @@ def test_fine_tuning_defaults_freeze_modes_and_backbone_lr(bright_dark, tmp_path
     assert scales[id(model.head.weight)] == 1.0 and scales[id(model.backbone[0].weight)] == pytest.approx(0.1)
     scratch = train(tiny(bright_dark, tmp_path / "scratch", schedule={"epochs": 1}), progress=False)
     assert scratch["epoch"] == 1 and tiny(bright_dark, tmp_path / "x").freeze == "none"
+
+
+def test_logistic_fit_is_the_l2_optimum():
+    """fit_logistic minimises scikit-learn's objective, C * sum(CE) + ||W||^2 / 2: its gradient
+    vanishes at the result, and the fit separates separable data."""
+    from vidrec.train.probe import fit_logistic
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(60) % 3
+    x = torch.randn(60, 8, generator=g, dtype=torch.float64) + 3.0 * torch.nn.functional.one_hot(y, 8)
+    w, b = fit_logistic(x, y, 3)
+    w, b = w.clone().requires_grad_(), b.clone().requires_grad_()
+    loss = torch.nn.functional.cross_entropy(x @ w.T + b, y, reduction="sum") + 0.5 * (w * w).sum()
+    loss.backward()
+    assert w.grad.abs().max() < 1e-5 and b.grad.abs().max() < 1e-5
+    assert ((x @ w.T + b).argmax(1) == y).all()
+
+
+def test_a_new_head_starts_as_the_probe_and_the_best_epoch_is_kept(bright_dark, tmp_path):
+    """Fine-tuning on new labels: before any step the new classifier is the logistic regression on
+    the frozen features (epoch 0 in metrics.jsonl, validated and checkpointed), and the saved model
+    is the checkpoint with the best val top-1 (run.keep_best), the probe included."""
+    from vidrec.data.datasets import load_csv
+    from vidrec.train.probe import fit_logistic, frozen_features
+
+    source = vidrec.create_model("tsn_small", num_classes=5, width=8)
+    source.save_pretrained(tmp_path / "five")
+    cfg = tiny(
+        bright_dark,
+        tmp_path / "ft",
+        model={"name": None, "init": str(tmp_path / "five"), "options": {}},
+        optimizer={"lr": 0.05},  # large: later epochs may be worse than the probe
+        schedule={"epochs": 3},
+        run={"keep_last": 5},  # the step-0 checkpoint stays
+    )
+    assert cfg.head_init == "probe" and cfg.keep_best
+    train(cfg, progress=False)
+    rows = [json.loads(line) for line in open(tmp_path / "ft" / "metrics.jsonl")]
+    epochs = [r for r in rows if "val_top1" in r]
+    assert [r["epoch"] for r in epochs] == [0, 1, 2, 3] and "probe_train_top1" in epochs[0]
+
+    # the probe's head is the fit on the features of the source's backbone (batch norms frozen)
+    manager = CheckpointManager(str(tmp_path / "ft" / "checkpoints"))
+    first = torch.load(tmp_path / "ft" / "checkpoints" / "step-000000000.pt", weights_only=True)["model"]
+    records, _ = load_csv(os.path.join(bright_dark, "train.csv"), classes=["dark", "bright"])
+    backbone = vidrec.load_model(tmp_path / "five")
+    backbone.reset_classifier(2)
+    backbone.preprocessing = vidrec.load_model(tmp_path / "ft").preprocessing
+    x, y = frozen_features(backbone, records, batch_size=4, workers=0, device="cpu")
+    w, b = fit_logistic(x, y, 2)
+    assert torch.allclose(first["head.weight"].double().view_as(w), w, atol=1e-4)
+    assert torch.allclose(first["head.bias"].double(), b, atol=1e-4)
+
+    # the saved model is the best checkpoint's, and its val top-1 is the best of the epochs
+    best_state, best = manager.best()
+    assert best["metric"] == max(r["val_top1"] for r in epochs)
+    saved = vidrec.load_model(tmp_path / "ft").state_dict()
+    assert all(torch.equal(saved[k], best_state["model"][k]) for k in saved)
+
+    off = tiny(bright_dark, tmp_path / "x", model={"init": str(tmp_path / "five"), "head_init": "random"})
+    assert off.head_init == "random" and tiny(bright_dark, tmp_path / "y").head_init == "random"
+    with pytest.raises(ConfigError, match="head_init"):
+        tiny(bright_dark, tmp_path / "z", model={"head_init": "lstsq"})
+
+
+def test_a_decoded_frame_cache_trains_the_same_weights(bright_dark, tmp_path):
+    """data.cache only moves where the frames come from: the same run with and without it ends
+    with the same weights, and the cache holds one entry per training video."""
+    train(tiny(bright_dark, tmp_path / "plain", schedule={"epochs": 1}), progress=False)
+    cached = tiny(
+        bright_dark, tmp_path / "cached", schedule={"epochs": 1}, data={"cache": str(tmp_path / "c")}
+    )
+    train(cached, progress=False)
+    a, b = (vidrec.load_model(tmp_path / n).state_dict() for n in ("plain", "cached"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len([n for n in os.listdir(tmp_path / "c") if n.endswith(".npy")]) == 32

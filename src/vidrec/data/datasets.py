@@ -19,6 +19,7 @@ from vidrec.data.sampling import random_clip_indices, uniform_clip_indices
 from vidrec.data.transforms import EvalTransform, TrainTransform, frames_to_clip
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.io import open_video
+from vidrec.io.cache import DecodedCache
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
 
@@ -166,8 +167,10 @@ class VideoClipDataset(Dataset):
         flip: bool | None = None,
         seed: int = 0,
         frames_fps: float = 30.0,
+        cache: str | None = None,
     ):
         self.records, self.prep, self.train = records, prep, train
+        self.cache = DecodedCache(cache, fps=frames_fps) if cache else None
         self.num_clips, self.seed, self.epoch, self.frames_fps = num_clips, seed, 0, frames_fps
         self.train_transform = TrainTransform(prep, flip=flip)
         self.eval_transform = EvalTransform(prep, num_crops=num_crops)
@@ -191,8 +194,9 @@ class VideoClipDataset(Dataset):
             return Failed(record.path, str(e).replace(record.path + ": ", ""))
 
     def open(self, path: str):
-        """The frame source for a record (a video file or a frame folder; flow files in subclasses)."""
-        return open_video(path, fps=self.frames_fps)
+        """The frame source for a record (a video file or a frame folder; flow files in subclasses),
+        through the decoded-frame cache when there is one."""
+        return self.cache.open(path) if self.cache else open_video(path, fps=self.frames_fps)
 
     def load(self, path: str, *, rng: np.random.Generator) -> torch.Tensor:
         """The clip (training) or every test view of the video at `path`."""

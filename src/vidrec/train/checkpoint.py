@@ -84,6 +84,18 @@ class CheckpointManager:
         except Exception as e:  # a torn or foreign file: never fatal while older ones exist
             raise ValueError(f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
 
+    def best(self) -> tuple[dict, dict] | None:
+        """(state, index entry) of `best.pt` as the index on disk records it (every process of a
+        distributed run reads the same one); None when there is none or it does not verify."""
+        entry = self._read_index().get("best")
+        if not entry:
+            return None
+        try:
+            return self.load(os.path.join(self.directory, BEST), entry.get("sha256")), entry
+        except (OSError, ValueError) as e:
+            tqdm.write(f"warning: {BEST} is unusable ({e}); keeping the last weights", file=sys.stderr)
+            return None
+
     def latest(self) -> tuple[dict, str] | None:
         """The newest checkpoint that verifies and loads, falling back past corrupt ones."""
         for entry in reversed(self.index["checkpoints"]):
@@ -122,7 +134,8 @@ def resumable_settings(cfg: RunConfig) -> dict:
     d["data"].pop("workers")
     d["data"].pop("val")
     d["data"].pop("test")
-    for key in ("log_every", "checkpoint_every", "keep_last", "tensorboard", "device", "out"):
+    d["data"].pop("cache")  # where decoded frames are kept: the same frames either way
+    for key in ("log_every", "checkpoint_every", "keep_last", "tensorboard", "device", "out", "keep_best"):
         d["run"].pop(key)
     d.pop("eval")
     return _as_saved(d)

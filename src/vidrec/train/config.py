@@ -27,6 +27,7 @@ from vidrec.data.preprocessing import Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
 
 FREEZE_MODES = ("none", "norms", "backbone")  # model.freeze
+HEAD_INITS = ("random", "probe")  # model.head_init
 TASKS = ("classification", "detection")
 
 
@@ -51,6 +52,11 @@ class ModelSection:
     # overwrite the pretrained statistics; "backbone": only the classifier `head.*` learns (a linear
     # probe). None: "norms" when fine-tuning from model.init, "none" from scratch.
     freeze: str | None = None
+    # A new classifier (fine-tuning on other labels) starts "random" (the family's init) or as
+    # "probe": a logistic regression fitted on the frozen features of the training videos before
+    # any step (LP-FT; vidrec.train.probe). None: "probe" when fine-tuning a classifier from
+    # model.init, "random" otherwise.
+    head_init: str | None = None
 
 
 @dataclass
@@ -62,6 +68,10 @@ class DataFiles:
     test: str | None = None  # evaluated with the full multi-view protocol at the end
     batch_size: int = 8  # per process
     workers: int = 2  # DataLoader processes per training process
+    # A folder for the training videos' decoded frames (vidrec.io.cache): the first epoch decodes
+    # each video once and stores its frames (uint8 .npy, memory-mapped after), later epochs read
+    # them. For many epochs over small videos (masked pretraining); None: decode every time.
+    cache: str | None = None
 
 
 # The one list of preprocessing settings: each field of vidrec.data.preprocessing.Preprocessing is a
@@ -164,6 +174,10 @@ class RunSection:
     keep_last: int = 3  # checkpoints kept, besides the best
     log_every: int = 10  # steps between metric rows
     tensorboard: bool = True  # also write TensorBoard event files under out/tb
+    # The saved model is the checkpoint with the best val top-1 (or mAP) instead of the last one;
+    # with a probed head the probe itself, validated before the first step, is a candidate. None:
+    # on when fine-tuning from model.init (few videos: the last epoch is often not the best).
+    keep_best: bool | None = None
 
 
 @dataclass
@@ -184,6 +198,7 @@ class RunConfig:
         choices = {
             "task": (self.task, TASKS),
             "model.freeze": (self.model.freeze or "none", FREEZE_MODES),
+            "model.head_init": (self.model.head_init or "random", HEAD_INITS),
             "optimizer.name": (self.optimizer.name, ("sgd", "adamw")),
             "run.precision": (self.run.precision, ("fp32", "bf16", "fp16")),
         }
@@ -207,6 +222,8 @@ class RunConfig:
         if self.optimizer.lr <= 0:
             raise ConfigError(f"optimizer.lr must be > 0, got {self.optimizer.lr}")
         if self.task == "detection":
+            if self.model.head_init == "probe":
+                raise ConfigError("model.head_init probe fits a classifier: it is not for task detection")
             if self.augment.mixup or self.augment.cutmix or self.augment.label_smoothing:
                 raise ConfigError(
                     "augment mixup / cutmix / label_smoothing are for classification, not detection"
@@ -219,6 +236,22 @@ class RunConfig:
     def freeze(self) -> str:
         """model.freeze, resolved: "norms" when fine-tuning from model.init unless set."""
         return self.model.freeze or ("norms" if self.model.init else "none")
+
+    @property
+    def fine_tuning(self) -> bool:
+        """Starting from other weights (model.init: pretrained, a run, inflated 2D kernels)."""
+        return self.model.init is not None
+
+    @property
+    def head_init(self) -> str:
+        """model.head_init, resolved: "probe" when fine-tuning a classifier, else "random"."""
+        default = "probe" if self.fine_tuning and self.task == "classification" else "random"
+        return self.model.head_init or default
+
+    @property
+    def keep_best(self) -> bool:
+        """run.keep_best, resolved: on when fine-tuning."""
+        return self.run.keep_best if self.run.keep_best is not None else self.fine_tuning
 
     def to_dict(self) -> dict:
         """The config as nested plain dicts."""

@@ -87,6 +87,8 @@ class _Run:
     warmup_steps: int
     progress: bool
     on_step: Callable[[int], None] | None = None
+    new_head: bool = False  # the classifier was not loaded with the weights (fine-tuning on new labels)
+    restored: bool = False  # resumed from a checkpoint
     pos: Position = field(default_factory=Position)
     stop_requested: bool = False  # SIGTERM: finish the step, save, exit
     # Wall time of the run across resumptions: what earlier sessions spent (None: a checkpoint from
@@ -123,6 +125,8 @@ def train(
     run = _set_up(cfg, pretrain=pretrain, resume=resume, progress=progress, on_step=on_step)
     if resume is not None:
         _restore(run, resume)
+    if not run.restored and run.new_head and cfg.head_init == "probe":
+        _probe(run)
     previous = (
         signal.signal(signal.SIGTERM, lambda *_: setattr(run, "stop_requested", True))
         if threading.current_thread() is threading.main_thread()
@@ -172,7 +176,7 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         if progress:
             tqdm.write("resolved config:\n" + cfg.to_yaml().rstrip())
     torch.manual_seed(cfg.run.seed)
-    model = build_model(
+    model, new_head = build_model(
         cfg,
         num_classes=None if task.classes is None else len(task.classes),
         pretrain=pretrain,
@@ -209,7 +213,7 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         device=device,
         model=model,
         net=net,
-        optimizer=build_optimizer(model, cfg.optimizer, fine_tuning=cfg.model.init is not None),
+        optimizer=build_optimizer(model, cfg.optimizer, fine_tuning=cfg.fine_tuning),
         scaler=torch.amp.GradScaler(device.type, enabled=cfg.run.precision == "fp16"),
         ema=ema,
         dataset=dataset,
@@ -220,6 +224,7 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         warmup_steps=round(cfg.schedule.warmup_epochs * steps_per_epoch),
         progress=progress,
         on_step=on_step,
+        new_head=new_head,
     )
 
 
@@ -253,6 +258,7 @@ def _restore(run: _Run, resume: str) -> None:
     if run.ema is not None:
         run.ema.load_state_dict(state["ema"])
     run.pos = Position(state["step"], state["epoch"], state["batch_in_epoch"])
+    run.restored = True
     run.metrics.keep_until(run.pos.step)
     run.seconds_before = state.get("seconds")
     set_rng_state(state["rng"][min(run.d.rank, len(state["rng"]) - 1)], run.device)
@@ -396,10 +402,50 @@ def _end_epoch(run: _Run, acc: dict) -> dict:
     return summary
 
 
+def _probe(run: _Run) -> None:
+    """Fit the new classifier on the frozen features before the first step (model.head_init
+    probe); with keep_best, validate it and checkpoint it as the first candidate."""
+    t0 = time.perf_counter()
+    accuracy = run.task.init_head(run.model, run.cfg, device=run.device)
+    if run.ema is not None:  # the average starts from the probed weights too
+        run.ema.module.load_state_dict(run.model.state_dict())
+    summary = {"epoch": 0, "step": 0, "probe_train_top1": accuracy}
+    seconds = time.perf_counter() - t0
+    run.log(f"linear probe on the frozen features: train top-1 {accuracy:.1f}% ({seconds:.0f} s)")
+    metric = None
+    if run.cfg.keep_best:
+        val, metric = run.task.validate(run.eval_model, run.cfg, device=run.device, dist=run.d)
+        summary.update(val)
+    run.metrics.write(summary, 0)
+    run.log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}))
+    if metric is not None:
+        _save(run, metric)
+
+
+def _keep_best(run: _Run) -> None:
+    """With keep_best, the weights of the checkpoint with the best validation metric."""
+    D.barrier(run.d)
+    best = run.checkpoints.best()
+    if best is None:
+        return
+    state, entry = best
+    if entry["step"] != run.pos.step:
+        run.model.load_state_dict(state["model"])
+        if run.ema is not None:
+            run.ema.load_state_dict(state["ema"])
+        run.log(
+            f"keeping the best checkpoint on val (run.keep_best): step {entry['step']}, "
+            f"epoch {entry['epoch']}, val {entry['metric']:.2f}"
+        )
+
+
 def _finish(run: _Run, summary: dict) -> dict:
-    """Save the final model; run the multi-view test (its report `test_report.json` and
-    `confusion.png` beside the model, as `vidrec eval` writes them); draw the curves."""
+    """Save the final model (the best on val with keep_best); run the multi-view test (its report
+    `test_report.json` and `confusion.png` beside the model, as `vidrec eval` writes them); draw the
+    curves."""
     cfg, out = run.cfg, run.cfg.run.out
+    if cfg.keep_best:
+        _keep_best(run)
     if run.d.main:
         run.eval_model.save_pretrained(out)
     test = run.task.test(

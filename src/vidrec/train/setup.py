@@ -96,20 +96,21 @@ def _inflated(cfg: RunConfig, path: str) -> dict[str, torch.Tensor]:
 
 def build_model(
     cfg: RunConfig, *, num_classes: int | None, pretrain: bool = False, log=tqdm.write
-) -> ModelBase:
+) -> tuple[ModelBase, bool]:
     """The architecture of `model.name` with `model.options`, initialised from `model.init`: a
     `load_model` source (a pretraining model gives its encoder; another class count re-initialises
-    the head) or `inflate:PATH`."""
+    the head) or `inflate:PATH`. Returns the model and whether its classifier is new (not loaded)."""
     m, options = cfg.model, dict(cfg.model.options)
     kwargs = {} if pretrain else {"num_classes": num_classes}
-    report = None
+    report, new_head = None, True
     if m.init and not m.init.startswith("inflate:"):
         source = load_model(m.init)
         if isinstance(source, PretrainingModel) and not pretrain:
             model, report = source.to_classifier(num_classes, **options)
         elif m.name in (None, source.arch) and not options:
             model = source
-            if not pretrain and model.num_classes != num_classes:
+            new_head = not pretrain and model.num_classes != num_classes
+            if new_head:
                 log(
                     f"re-initialising the classifier of {m.init}: "
                     f"{model.num_classes} -> {num_classes} classes"
@@ -135,6 +136,7 @@ def build_model(
         if m.init:
             report = transfer_weights(model, _inflated(cfg, m.init.removeprefix("inflate:")), m.init)
     if report is not None:
+        new_head = any(k.startswith(HEAD_PREFIX) for k in report["new"])
         log(
             f"initialised from {m.init}: {len(report['loaded'])} tensors loaded"
             + (f"; new (re-initialised): {', '.join(report['new'])}" if report["new"] else "")
@@ -165,7 +167,7 @@ def build_model(
             sum(p.numel() for p in model.parameters() if all_ or p.requires_grad) for all_ in (0, 1)
         )
         log(f"frozen backbone: {learning:,} of {total:,} parameters learn (the head)")
-    return model
+    return model, new_head
 
 
 def keep_norms_in_eval(model: torch.nn.Module) -> None:

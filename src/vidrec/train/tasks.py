@@ -35,6 +35,7 @@ from vidrec.train.ava import (
 )
 from vidrec.train.config import RunConfig
 from vidrec.train.mix import mix_batch
+from vidrec.train.probe import probe_head
 from vidrec.train.report import TEST_REPORT_NAME, plot_confusion
 from vidrec.train.setup import fit_clip_length, load_splits
 from vidrec.utils import atomic_write_text
@@ -65,6 +66,11 @@ class Task:
         """The batch's loss, and how many clips it classified correctly (None: not counted)."""
         raise NotImplementedError
 
+    def init_head(self, model: nn.Module, cfg: RunConfig, *, device) -> float:
+        """Fit the new classifier on frozen features before training (model.head_init probe);
+        returns the fit's training accuracy (%)."""
+        raise ConfigError(f"model.head_init probe is for classification, not task {self.name}")
+
     def validate(self, model: nn.Module, cfg: RunConfig, *, device, dist: Dist) -> tuple[dict, float | None]:
         """The validation summary (`val_*` keys) and the metric that picks the best checkpoint."""
         return {}, None
@@ -88,7 +94,9 @@ class ClassifyTask(Task):
         fit_clip_length(model, self.train_records, cfg, log=log)
 
     def dataset(self, cfg, model):
-        return VideoClipDataset(self.train_records, prep=model.preprocessing, train=True, seed=cfg.run.seed)
+        return VideoClipDataset(
+            self.train_records, prep=model.preprocessing, train=True, seed=cfg.run.seed, cache=cfg.data.cache
+        )
 
     def loss(self, net, model, batch, x, cfg, rng):
         y = batch["label"].to(x.device)
@@ -96,6 +104,11 @@ class ClassifyTask(Task):
         logits = net(x)
         loss = torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
         return loss, None if mixed else int((logits.argmax(-1) == y).sum())
+
+    def init_head(self, model, cfg, *, device):
+        return probe_head(
+            model, self.train_records, batch_size=cfg.eval.batch_size, workers=cfg.data.workers, device=device
+        )
 
     def validate(self, model, cfg, *, device, dist):
         if not self.val_records:
@@ -182,7 +195,9 @@ class PretrainTask(Task):
             raise ConfigError(f"{model.arch} is not a pretraining model (e.g. videomae_b_pretrain)")
 
     def dataset(self, cfg, model):
-        return VideoClipDataset(self.train_records, prep=model.preprocessing, train=True, seed=cfg.run.seed)
+        return VideoClipDataset(
+            self.train_records, prep=model.preprocessing, train=True, seed=cfg.run.seed, cache=cfg.data.cache
+        )
 
     def loss(self, net, model, batch, x, cfg, rng):
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
