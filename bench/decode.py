@@ -105,7 +105,7 @@ def table() -> str:
         "Written by `python bench/decode.py --table` from the records in `results/decode_runs/` "
         "(re-run: `python bench/decode.py`, about 5 min). Random training clips of 16 frames at stride 4, "
         "clips/s: vidrec's reader now, the same reader with its earlier settings (frame threads, every "
-        "frame decoded, a probe that decodes), and decoding every frame of the video (videos/s). "
+        "frame decoded, a probe that decodes), and decoding every frame of the video for one clip. "
         "Medians of interleaved repeats in one process.",
     ]
     for r in reversed(read_records(RUNS)):

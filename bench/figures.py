@@ -35,6 +35,7 @@ GENERATED = [
         "decode",
         "segments",
         "finetune",
+        "videomae_pretrain",
         "models",
     )
 ]
