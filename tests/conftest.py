@@ -290,7 +290,10 @@ def bench_module(name: str):
     """A script of bench/ imported as a module (bench/ is not a package): its helpers, tested."""
     import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", f"{name}.py")
+    bench = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench")
+    if bench not in sys.path:  # the scripts import their shared helpers (bench/common.py) by name
+        sys.path.insert(0, bench)
+    path = os.path.join(bench, f"{name}.py")
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

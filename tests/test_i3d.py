@@ -172,7 +172,7 @@ def test_training_starts_from_a_trained_tsn_small_inflated(tmp_path, mode):
         },
         ["model.options.width=8"],
     )
-    model = build_model(cfg, num_classes=12, log=lambda _: None)
+    model, _ = build_model(cfg, num_classes=12, log=lambda _: None)
     expected, _ = inflate_tsn(tsn, mode=mode)
     got = model.state_dict()
     for key, value in expected.state_dict().items():

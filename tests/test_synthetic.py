@@ -2,7 +2,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 
 from vidrec.data.datasets import load_csv
 from vidrec.data.synthetic import CLASSES, SHAPES, SynthConfig, generate_dataset, render_video, video_rng
@@ -170,36 +169,3 @@ def test_the_synthmotion_bench_records_finished_runs_and_reads_them_back(tmp_pat
     assert len(trained) == 1  # read back, not trained again
     bench.run_one("fast_small", 1, data="d", runs=runs, record=record, overrides=["schedule.epochs=1"])
     assert trained[-1] == ("fast_small", 1, 1) and len(os.listdir(record)) == 1
-
-
-def test_the_videomae_pretraining_bench_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    """bench/videomae_pretrain_synth.py: a run killed after its first epoch's checkpoint, then
-    resumed, ends with exactly the weights of one uninterrupted run (RNG and optimizer restored)."""
-    from conftest import bench_module
-
-    bench = bench_module("videomae_pretrain_synth")
-    x = torch.randint(
-        0, 256, (32, 3, 16, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
-    )
-    whole, _ = bench.pretrain(x, work=str(tmp_path / "whole"), epochs=2, every=1)
-
-    real_tqdm = bench.tqdm
-
-    class KilledAfterFirstEpoch(real_tqdm):
-        def update(self, n=1):
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(bench, "tqdm", KilledAfterFirstEpoch)
-    with pytest.raises(KeyboardInterrupt):
-        bench.pretrain(x, work=str(tmp_path / "killed"), epochs=2, every=1)
-    assert torch.load(tmp_path / "killed" / "pretrain.ckpt", weights_only=False)["epoch"] == 1
-    monkeypatch.setattr(bench, "tqdm", real_tqdm)
-    resumed, _ = bench.pretrain(x, work=str(tmp_path / "killed"), epochs=2, every=1)
-    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(a, b), name
-    torch.manual_seed(0)
-    start = bench.videomae_small_synth_pretrain(
-        norm_pix_loss=True, mask_ratio=0.9, masking="tube", num_frames=4
-    )
-    key = "encoder.patch_embed.embed.weight"
-    assert not torch.equal(whole.state_dict()[key], start.state_dict()[key])  # it trained
