@@ -212,7 +212,7 @@ def test_a_detector_learns_synthmotion_ava_far_above_chance(tmp_path):
     data = tmp_path / "sava"
     generate_ava_dataset(
         str(data),
-        counts={"train": 60, "val": 10, "test": 20},
+        counts={"train": 120, "val": 10, "test": 20},
         cfg=SynthAvaConfig(),
         workers=2,
         progress=False,
@@ -222,7 +222,7 @@ def test_a_detector_learns_synthmotion_ava_far_above_chance(tmp_path):
         config,
         [f"data.train={data}", f"detection.videos={data / 'videos'}",
          f"detection.labels={data / 'labels.pbtxt'}", f"run.out={tmp_path / 'run'}",
-         "run.tensorboard=false", "data.workers=0", "schedule.epochs=4"],
+         "run.tensorboard=false", "data.workers=0", "schedule.epochs=6"],
     )  # fmt: skip
     summary = train(cfg, progress=False)
 
