@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import statistics
 import time
@@ -100,3 +101,23 @@ def by_cpu(records: list[dict]) -> dict[str, list[dict]]:
         m = r["machine"]
         groups.setdefault(f"{m['cpu']} ({', '.join(m['cpu_flags'])}), {m['threads']} threads", []).append(r)
     return groups
+
+
+def mean_std(values: list[float], digits: int = 1) -> str:
+    """'m ± s' over seeds, s the sample standard deviation ('m' alone for one value); undefined
+    values (nan) are left out and the count kept is given: 'm ± s (2 of 3)'; n/a if none is."""
+    kept = [v for v in values if not math.isnan(v)]
+    if not kept:
+        return "n/a"
+    text = f"{kept[0]:.{digits}f}"
+    if len(kept) > 1:
+        text = f"{statistics.mean(kept):.{digits}f} ± {statistics.stdev(kept):.{digits}f}"
+    return text if len(kept) == len(values) else f"{text} ({len(kept)} of {len(values)})"
+
+
+def write_table(path: str, text: str) -> None:
+    """A results table, written atomically (a reader never sees half of it), and printed."""
+    from vidrec.utils import atomic_write_text
+
+    atomic_write_text(path, text)
+    print(text)

@@ -27,7 +27,7 @@ import time
 import av
 import numpy as np
 
-from common import describe_machine, machine, read_records
+from common import describe_machine, machine, read_records, write_table
 from vidrec.data.sampling import ClipSampling, random_clip_indices
 from vidrec.io import VideoReader
 from vidrec.utils import atomic_write, atomic_write_text
@@ -131,8 +131,7 @@ def main() -> None:
     ap.add_argument("--table", action="store_true", help="only write results/decode.md from the records")
     args = ap.parse_args()
     if args.table:
-        atomic_write_text(TABLE, table())
-        print(open(TABLE).read())
+        write_table(TABLE, table())
         return
     os.makedirs(CACHE, exist_ok=True)
     videos = {
@@ -157,8 +156,7 @@ def main() -> None:
     os.makedirs(RUNS, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
     atomic_write_text(os.path.join(RUNS, f"{stamp}.json"), json.dumps(record, indent=1) + "\n")
-    atomic_write_text(TABLE, table())
-    print(open(TABLE).read())
+    write_table(TABLE, table())
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import time
 import av
 import numpy as np
 
-from common import describe_machine, machine, read_records
+from common import describe_machine, machine, mean_std, read_records, write_table
 from vidrec.utils import atomic_write_text, write_video
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -155,12 +154,6 @@ def measure(seconds: float, seed: int, *, videos: str, weights: str, share: floa
     }
 
 
-def mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-
-
 def table() -> str:
     """results/finetune.md from the records alone."""
     records = read_records(RUNS)
@@ -221,8 +214,7 @@ def main() -> None:
                         continue
                     record = measure(seconds, seed, videos=args.videos, weights=args.weights, share=share)
                     atomic_write_text(path, json.dumps(record, indent=1) + "\n")
-    atomic_write_text(TABLE, table())
-    print(open(TABLE).read())
+    write_table(TABLE, table())
 
 
 if __name__ == "__main__":

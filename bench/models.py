@@ -13,6 +13,7 @@ import os
 
 import torch
 
+from common import write_table
 from vidrec.flops import count_macs, count_params
 from vidrec.models.registry import create_model, list_models
 
@@ -80,11 +81,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--table", action="store_true", help="write results/models.md (the only thing it does)")
     ap.parse_args()
-    text = table()
-    with open(TABLE + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(TABLE + ".tmp", TABLE)
-    print(text)
+    write_table(TABLE, table())
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import statistics
 
 import torch
 
-from common import machine, read_records
+from common import machine, mean_std, read_records, write_table
 from vidrec.data.synthetic import CLASSES, PACE_PAIR, pair_accuracy, reversal_pair_accuracy
 from vidrec.flops import count_macs, count_params
 from vidrec.models.loader import load_model
@@ -144,18 +144,6 @@ def cpu_name() -> str:
         (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), ""
     )
     return f"{name} ({'AVX-512' if 'avx512f' in text else 'AVX2' if 'avx2' in text else 'SSE'})"
-
-
-def mean_std(values: list[float], digits: int = 1) -> str:
-    """'m +- s' over the seeds ('m' alone for one seed); values that are undefined (nan) are left
-    out and the count of those kept is given: 'm +- s (2 of 3)'; n/a if none is defined."""
-    kept = [v for v in values if not math.isnan(v)]
-    if not kept:
-        return "n/a"
-    text = f"{kept[0]:.{digits}f}"
-    if len(kept) > 1:
-        text = f"{statistics.mean(kept):.{digits}f} ± {statistics.stdev(kept):.{digits}f}"
-    return text if len(kept) == len(values) else f"{text} ({len(kept)} of {len(values)})"
 
 
 def results_table(results: dict[str, list[dict]]) -> str:
@@ -320,12 +308,11 @@ def main() -> None:
     args.results = args.results or args.runs
     if args.table:
         results = records_by_recipe(args.record)
-        atomic_write_text(TABLE, table(results))
+        write_table(TABLE, table(results))
         plot(results, os.path.join(RESULTS, "synthmotion.png"))
         for recipe, runs in results.items():
             png = os.path.join(RESULTS, f"synthmotion_confusion_{recipe}.png")
             plot_confusion(runs[0]["confusion_matrix"], runs[0]["labels"], png)
-        print(open(TABLE).read())
         return
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     results: dict[str, list[dict]] = {r: [] for r in args.recipes}

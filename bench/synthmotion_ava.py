@@ -20,12 +20,11 @@ import json
 import os
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 
-from common import describe_machine, machine, read_records
+from common import describe_machine, machine, mean_std, read_records, write_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
@@ -104,13 +103,6 @@ def run_one(recipe: str, seed: int, *, data: str, runs: str) -> dict:
     }
 
 
-def mean_std(values: list[float]) -> str:
-    """'m ± s' (sample std) over the seeds, 'm' for one."""
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-
-
 def table() -> str:
     """results/synthmotion_ava.md from the records alone."""
     records = read_records(RUNS)
@@ -184,11 +176,7 @@ def main() -> None:
         first = os.path.join(args.runs, args.recipes[0], f"seed{args.seeds[0]}", "detections.png")
         if os.path.exists(first):
             shutil.copyfile(first, PICTURE)
-    text = table()
-    with open(TABLE + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(TABLE + ".tmp", TABLE)
-    print(text)
+    write_table(TABLE, table())
 
 
 if __name__ == "__main__":

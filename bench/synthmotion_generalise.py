@@ -22,7 +22,7 @@ import tempfile
 
 import torch
 
-from common import describe_machine, machine, read_records
+from common import describe_machine, machine, read_records, write_table
 from foreign_shapes import FOOTAGE, write_foreign_set
 from vidrec.data.datasets import load_csv
 from vidrec.data.synthetic import (
@@ -143,8 +143,7 @@ def main() -> None:
             record = measure(tag, videos=args.videos, footage=args.footage)
             name = os.path.basename(os.path.normpath(tag)).replace(".", "_") + ".json"
             atomic_write_text(os.path.join(RUNS, name), json.dumps(record, indent=1) + "\n")
-    atomic_write_text(TABLE, table())
-    print(open(TABLE).read())
+    write_table(TABLE, table())
 
 
 if __name__ == "__main__":

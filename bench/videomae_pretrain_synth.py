@@ -22,12 +22,11 @@ import argparse
 import json
 import os
 import shlex
-import statistics
 import subprocess
 import sys
 import time
 
-from common import describe_machine, machine, read_records
+from common import describe_machine, machine, mean_std, read_records, write_table
 from vidrec.utils import atomic_write_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -102,12 +101,6 @@ def run_seed(data: str, runs: str, seed: int, *, epochs: int | None = None) -> d
     }
 
 
-def mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-
-
 def table() -> str:
     """results/videomae_pretrain.md from the records alone."""
     records = read_records(RUNS)
@@ -149,8 +142,7 @@ def main() -> None:
             if not os.path.exists(path):
                 record = run_seed(args.data, args.runs, seed, epochs=args.pretrain_epochs)
                 atomic_write_text(path, json.dumps(record, indent=1) + "\n")
-    atomic_write_text(TABLE, table())
-    print(open(TABLE).read())
+    write_table(TABLE, table())
 
 
 if __name__ == "__main__":

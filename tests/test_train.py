@@ -37,6 +37,13 @@ def tiny(root: str, out, **sections) -> "vidrec.train.config.RunConfig":
     return config_from_dict(tree)
 
 
+def fine_tuned_from_five_classes(root: str, tmp_path, **sections) -> "vidrec.train.config.RunConfig":
+    """A run in tmp_path/ft fine-tuning a 5-class tsn_small (saved in tmp_path/five) on `root`."""
+    vidrec.create_model("tsn_small", num_classes=5, width=8).save_pretrained(tmp_path / "five")
+    model = {"name": None, "init": str(tmp_path / "five"), "options": {}}
+    return tiny(root, tmp_path / "ft", model=model, **sections)
+
+
 def test_the_loop_learns(bright_dark, tmp_path):
     test_csv = os.path.join(bright_dark, "val.csv")  # the held-out videos again, as the test split
     cfg = tiny(bright_dark, tmp_path / "m", schedule={"epochs": 4}, data={"batch_size": 8, "test": test_csv})
@@ -228,15 +235,7 @@ def test_existing_run_is_not_overwritten_and_head_is_reinitialised(bright_dark, 
     train(tiny(bright_dark, tmp_path / "r"), progress=False)
     with pytest.raises(ConfigError, match="already holds a run"):
         train(tiny(bright_dark, tmp_path / "r"), progress=False)
-    source = vidrec.create_model("tsn_small", num_classes=5, width=8)
-    source.save_pretrained(tmp_path / "five")
-    cfg = tiny(
-        bright_dark,
-        tmp_path / "ft",
-        model={"name": None, "init": str(tmp_path / "five"), "options": {}},
-        schedule={"epochs": 1},
-    )
-    train(cfg, progress=False)
+    train(fine_tuned_from_five_classes(bright_dark, tmp_path, schedule={"epochs": 1}), progress=False)
     assert "re-initialising the classifier" in capsys.readouterr().out
     assert vidrec.load_model(tmp_path / "ft").num_classes == 2
 
@@ -413,12 +412,9 @@ def test_a_new_head_starts_as_the_probe_and_the_best_epoch_is_kept(bright_dark, 
     from vidrec.data.datasets import load_csv
     from vidrec.train.probe import fit_logistic, frozen_features
 
-    source = vidrec.create_model("tsn_small", num_classes=5, width=8)
-    source.save_pretrained(tmp_path / "five")
-    cfg = tiny(
+    cfg = fine_tuned_from_five_classes(
         bright_dark,
-        tmp_path / "ft",
-        model={"name": None, "init": str(tmp_path / "five"), "options": {}},
+        tmp_path,
         optimizer={"lr": 0.05},  # large: later epochs may be worse than the probe
         schedule={"epochs": 3},
         run={"keep_last": 5},  # the step-0 checkpoint stays
