@@ -9,8 +9,8 @@ recorded run is skipped.
     python bench/synthmotion_ava.py [--recipes fast_small_ava tsn_small_ava] [--seeds 0 1 2]
     python bench/synthmotion_ava.py --table
 
-Cost on 2 cores: the data about 2 min; each `fast_small_ava` run about 30 min, `tsn_small_ava`
-about the same (6 epochs of 1800 keyframes).
+Cost on 2 cores: the data about 2 min; each run about 10 min alone (6 epochs of 1800 keyframes,
+then validation and the test), an hour for both recipes and three seeds.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def table() -> str:
         "",
         "Written by `python bench/synthmotion_ava.py --table` from the records in "
         "`results/synthmotion_ava_runs/` (one per recipe and seed; re-run them with "
-        "`python bench/synthmotion_ava.py`, about 30 min a run on 2 cores). The data: "
+        "`python bench/synthmotion_ava.py`, about 10 min a run alone on 2 cores). The data: "
         f"`vidrec synth-ava data/synthmotion_ava {' '.join(DATA_ARGS)}` (600 training videos of 2-4 actors, "
         "keyframes at 1, 2 and 3 s; 13 classes in 6 groups). Each run: `vidrec train "
         "configs/RECIPE_synth.yaml --set run.seed=SEED ...` (its command is in its record), "
