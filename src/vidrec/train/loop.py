@@ -396,10 +396,15 @@ def _end_epoch(run: _Run, acc: dict) -> dict:
     if every and run.pos.epoch % every == 0:
         val, metric = run.task.validate(run.eval_model, run.cfg, device=run.device, dist=run.d)
         summary.update(val)
-    run.metrics.write(summary, run.pos.step)
-    run.log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}))
+    _record(run, summary, run.pos.step)
     _save(run, metric)
     return summary
+
+
+def _record(run: _Run, summary: dict, step: int) -> None:
+    """An epoch's summary (epoch 0: the probe) into metrics.jsonl, and printed."""
+    run.metrics.write(summary, step)
+    run.log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}))
 
 
 def _probe(run: _Run) -> None:
@@ -416,8 +421,7 @@ def _probe(run: _Run) -> None:
     if run.cfg.keep_best:
         val, metric = run.task.validate(run.eval_model, run.cfg, device=run.device, dist=run.d)
         summary.update(val)
-    run.metrics.write(summary, 0)
-    run.log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}))
+    _record(run, summary, 0)
     if metric is not None:
         _save(run, metric)
 
