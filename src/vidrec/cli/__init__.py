@@ -1,6 +1,6 @@
 """`vidrec` command line: synth, synth-ava, train, pretrain, reconstruct, eval, predict, stream,
 detect, highlights, serve, export, extract, convert, flow, two-stream, ava-eval,
-track-eval, models, info, demo.
+track-eval, spot-eval, models, info, demo.
 
 User errors (bad files, unknown names, bad settings, bad flags) print one `error: ...` line and
 exit non-zero; tracebacks are for bugs only.
@@ -23,6 +23,7 @@ from vidrec.cli.commands import (
     cmd_models,
     cmd_predict,
     cmd_reconstruct,
+    cmd_spot_eval,
     cmd_synth,
     cmd_synth_ava,
     cmd_track_eval,
@@ -53,6 +54,7 @@ COMMANDS = {
     "two-stream": cmd_two_stream,
     "ava-eval": cmd_ava_eval,
     "track-eval": cmd_track_eval,
+    "spot-eval": cmd_spot_eval,
     "models": cmd_models,
     "info": cmd_info,
     "demo": cmd_demo,

@@ -375,6 +375,27 @@ def cmd_track_eval(args) -> int:
     return 0
 
 
+def cmd_spot_eval(args) -> int:
+    """`vidrec spot-eval --gt --pred [--metric] [--classes] [--json]`: SoccerNet's average-mAP."""
+    from vidrec.metrics.spotting import spotting_map_files
+
+    s = spotting_map_files(args.gt, args.pred, classes=args.classes, metric=args.metric)
+    if args.json:
+        print(json.dumps(s.to_dict(), indent=1))
+        return 0
+    first, last = s.tolerances[0], s.tolerances[-1]
+    span = f"{first:g}-{last:g} s" if len(s.tolerances) > 1 else f"{first:g} s"
+    print(
+        f"average-mAP {100 * s.a_mAP:.2f} (tolerances {span}; visible {100 * s.a_mAP_visible:.2f}, "
+        f"unshown {100 * s.a_mAP_unshown:.2f}) over {len(s.videos)} videos, "
+        f"{sum(s.num_events.values())} events, {s.num_predictions} predictions"
+    )
+    width = max(map(len, s.per_class))
+    for name, value in s.per_class.items():
+        print(f"  {name:<{width}}  {100 * value:6.2f}  ({s.num_events[name]} events)")
+    return 0
+
+
 def _check_output_dir(out: str) -> None:
     if os.path.exists(out) and not os.path.isdir(out):
         raise ConfigError(f"{out}: exists and is not a directory")

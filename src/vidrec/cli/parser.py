@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flow_command(sub)
     _ava_eval_command(sub)
     _track_eval_command(sub)
+    _spot_eval_command(sub)
     _models_command(sub)
     _info_command(sub)
     _demo_command(sub)
@@ -553,6 +554,33 @@ def _track_eval_command(sub) -> None:
     )
     p.add_argument(
         "--tracks", required=True, help="a tracker's rows (frame,id,x,y,w,h,score,...), e.g. detect --mot"
+    )
+    p.add_argument("--json", action="store_true", help="print every score as one JSON object")
+
+
+def _spot_eval_command(sub) -> None:
+    """`vidrec spot-eval`."""
+    p = sub.add_parser(
+        "spot-eval", help="score spotted events: average-mAP over time tolerances (SoccerNet's evaluator)"
+    )
+    p.add_argument(
+        "--gt", required=True,
+        help="ground-truth events: Labels-v2.json, a SoccerNet folder (GAME/Labels-v2.json) or a CSV "
+        "(video,time,label[,track])",
+    )  # fmt: skip
+    p.add_argument(
+        "--pred", required=True,
+        help="predicted events: results_spotting.json, a folder of them (GAME/results_spotting.json) "
+        "or a CSV with a confidence column",
+    )  # fmt: skip
+    p.add_argument(
+        "--metric", default="tight",
+        help="tight (tolerances 1-5 s), loose (5-60 s) or one tolerance in seconds (default: tight)",
+    )  # fmt: skip
+    p.add_argument(
+        "--classes",
+        help="the classes scored, in order: soccernet-v2 (its 17), a file (one per line) or a,b,c; "
+        "a class without events scores 0 (default: the labels of --gt)",
     )
     p.add_argument("--json", action="store_true", help="print every score as one JSON object")
 
