@@ -162,3 +162,29 @@ def test_cli_prints_the_score_and_refuses_bad_input_in_one_line(tmp_path, capsys
         assert main([*args, *bad]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_synth_spot_writes_events_that_score_themselves_perfectly(tmp_path):
+    from vidrec.cli import main
+    from vidrec.io import probe
+
+    out = tmp_path / "spot"
+    args = ["synth-spot", str(out), "--train", "1", "--val", "0", "--test", "2", "--min-seconds", "8"]
+    assert main([*args, "--max-seconds", "12", "--workers", "1"]) == 0
+    gt = read_events(str(out / "test.csv"))
+    assert gt and {e.label for e in gt} <= {"bounce", "collide", "reverse", "appear", "vanish"}
+    for video in {e.video for e in gt}:
+        info = probe(str(out / video))
+        assert 8 <= info.num_frames / info.fps <= 12.1
+        assert all(0 <= e.time < info.num_frames / info.fps for e in gt if e.video == video)
+    games = read_events(str(out / "soccernet" / "test"))  # the same events, one folder per video
+    assert sorted((os.path.basename(e.video), e.time, e.label) for e in games) == sorted(
+        (os.path.basename(e.video)[:-4], e.time, e.label) for e in gt
+    )
+    perfect = [Event(e.video, e.time, e.label, 1.0) for e in gt]
+    write_events(perfect, str(tmp_path / "pred.csv"))
+    score = spotting_map_files(str(out / "soccernet" / "test"), str(tmp_path / "pred.csv"))
+    assert score.videos == ["test_00000", "test_00001"] and score.num_predictions == len(gt)
+    # the same seed makes the same set; a second run keeps every video
+    assert main([*args, "--max-seconds", "12", "--workers", "1"]) == 0
+    assert read_events(str(out / "test.csv")) == gt

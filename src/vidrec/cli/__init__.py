@@ -1,4 +1,4 @@
-"""`vidrec` command line: synth, synth-ava, train, pretrain, reconstruct, eval, predict, stream,
+"""`vidrec` command line: synth, synth-ava, synth-spot, train, pretrain, reconstruct, eval, predict, stream,
 detect, highlights, serve, export, extract, convert, flow, two-stream, ava-eval,
 track-eval, spot-eval, models, info, demo.
 
@@ -26,6 +26,7 @@ from vidrec.cli.commands import (
     cmd_spot_eval,
     cmd_synth,
     cmd_synth_ava,
+    cmd_synth_spot,
     cmd_track_eval,
     cmd_train,
     cmd_two_stream,
@@ -38,6 +39,7 @@ from vidrec.errors import VidrecError
 COMMANDS = {
     "synth": cmd_synth,
     "synth-ava": cmd_synth_ava,
+    "synth-spot": cmd_synth_spot,
     "train": cmd_train,
     "pretrain": cmd_train,
     "reconstruct": cmd_reconstruct,

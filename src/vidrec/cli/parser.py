@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _synth_command(sub)
     _synth_ava_command(sub)
+    _synth_spot_command(sub)
     _train_commands(sub)
     _reconstruct_command(sub)
     _eval_command(sub)
@@ -122,6 +123,27 @@ def _synth_ava_command(sub) -> None:
     p.add_argument("--size", type=_positive, default=128, help="frame side in pixels")
     p.add_argument("--min-actors", type=_positive, default=2, help="fewest actors per video")
     p.add_argument("--max-actors", type=_positive, default=4, help="most actors per video")
+    p.add_argument("--seed", type=int, default=0, help="the same seed makes the same videos")
+    p.add_argument("--noise", type=float, default=0.0, help="std of pixel noise (0-255)")
+    p.add_argument("--flat", action="store_true", help="flat background colour instead of a texture")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes")
+
+
+def _synth_spot_command(sub) -> None:
+    """`vidrec synth-spot`."""
+    p = sub.add_parser(
+        "synth-spot", help="generate SynthMotion-Spot: long videos with timed events (bounce, collide, ...)"
+    )
+    p.add_argument(
+        "out", help="output directory (videos, train/val/test.csv, soccernet/SPLIT/*/Labels-v2.json)"
+    )
+    p.add_argument("--train", type=_count, default=40, help="training videos")
+    p.add_argument("--val", type=_count, default=10, help="validation videos")
+    p.add_argument("--test", type=_count, default=20, help="test videos")
+    p.add_argument("--min-seconds", type=float, default=30.0, help="shortest video (seconds)")
+    p.add_argument("--max-seconds", type=float, default=120.0, help="longest video (seconds)")
+    p.add_argument("--size", type=_positive, default=64, help="frame side in pixels (10 fps)")
+    p.add_argument("--max-objects", type=_positive, default=4, help="most shapes on screen at once")
     p.add_argument("--seed", type=int, default=0, help="the same seed makes the same videos")
     p.add_argument("--noise", type=float, default=0.0, help="std of pixel noise (0-255)")
     p.add_argument("--flat", action="store_true", help="flat background colour instead of a texture")

@@ -20,8 +20,7 @@ from vidrec.data.transforms import EvalTransform, TrainTransform, frames_to_clip
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.io import open_video
 from vidrec.io.cache import DecodedCache
-
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
+from vidrec.io.video import VIDEO_EXTENSIONS
 
 
 @dataclass(frozen=True)

@@ -174,9 +174,11 @@ def _game_time(event: Event) -> str:
     return f"{event.half} - {seconds // 60:02d}:{seconds % 60:02d}"
 
 
-def soccernet_json(events: list[Event], *, video: str) -> dict:
-    """One video's events as SoccerNet writes them: predictions when they have confidences."""
-    predictions = any(e.confidence is not None for e in events)
+def soccernet_json(events: list[Event], *, video: str, predictions: bool | None = None) -> dict:
+    """One video's events as SoccerNet writes them: predictions when they have confidences (or
+    when `predictions` says so: a video where nothing was found)."""
+    if predictions is None:
+        predictions = any(e.confidence is not None for e in events)
     items = []
     for e in sorted(events, key=lambda e: (e.half, e.time)):
         item = {"gameTime": _game_time(e), "label": e.label, "position": str(round(e.time * 1000))}
@@ -190,9 +192,12 @@ def soccernet_json(events: list[Event], *, video: str) -> dict:
     return {"UrlLocal": video, "predictions" if predictions else "annotations": items}
 
 
-def write_events(events: list[Event], path: str, *, video: str | None = None) -> list[str]:
+def write_events(
+    events: list[Event], path: str, *, video: str | None = None, videos: list[str] | None = None
+) -> list[str]:
     """Write `events`: a .csv file (every video), a .json file (one video's), or a folder with
-    VIDEO/results_spotting.json (or Labels-v2.json for ground truth) per video. Returns the paths."""
+    VIDEO/results_spotting.json (or Labels-v2.json for ground truth) per video; `videos` adds files
+    for videos without events (so they are scored). Returns the paths."""
     if path.lower().endswith(".csv"):
         halves = any(e.half != 1 for e in events)  # a plain video's events need no half column
         lines = ["video,time,label,confidence,track" + (",half" if halves else "")]
@@ -203,7 +208,7 @@ def write_events(events: list[Event], path: str, *, video: str | None = None) ->
             lines.append(row + (f",{e.half}" if halves else ""))
         atomic_write_text(path, "\n".join(lines) + "\n")
         return [path]
-    videos = sorted({e.video for e in events}) or ([video] if video else [])
+    videos = sorted({e.video for e in events} | set(videos or ())) or ([video] if video else [])
     if path.lower().endswith(".json"):
         if len(videos) > 1:
             raise ConfigError(f"{path}: events of {len(videos)} videos; give a folder or a .csv")
@@ -213,10 +218,12 @@ def write_events(events: list[Event], path: str, *, video: str | None = None) ->
     written = []
     for name in videos:
         mine = [e for e in events if e.video == name]
-        kind = PREDICTIONS_FILE if any(e.confidence is not None for e in mine) else LABELS_FILE
+        predictions = any(e.confidence is not None for e in events)
+        kind = PREDICTIONS_FILE if predictions else LABELS_FILE
         target = os.path.join(path, name, kind)
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        atomic_write_text(target, json.dumps(soccernet_json(mine, video=name), indent=1) + "\n")
+        text = json.dumps(soccernet_json(mine, video=name, predictions=predictions), indent=1)
+        atomic_write_text(target, text + "\n")
         written.append(target)
     return written
 

@@ -16,6 +16,7 @@ def claim_folder(folder: str, name: str, meta: dict, refusal: Callable[[dict], s
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ConfigError(f"{folder}: exists and is not a folder")
     path = os.path.join(folder, name)
+    meta = json.loads(json.dumps(meta))  # as it reads back: tuples become lists
     if os.path.exists(path):
         with open(path) as f:
             theirs = json.load(f)

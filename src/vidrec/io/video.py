@@ -29,6 +29,9 @@ from av.video.reformatter import VideoReformatter
 
 from vidrec.errors import VideoError
 
+# What a folder of videos is searched for (and what a name's extension says is a video).
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
+
 # FFmpeg happily "decodes" a text file as a picture of its characters; these are never videos.
 _NOT_VIDEO_FORMATS = {"tty"}
 

@@ -17,6 +17,8 @@ are not scored; positions past 2 h land on the last frame; the "unshown" a-mAP i
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import warnings
 from dataclasses import dataclass, field
 
@@ -24,6 +26,7 @@ import numpy as np
 
 from vidrec.errors import ConfigError
 from vidrec.io.events import Event, read_events
+from vidrec.io.video import VIDEO_EXTENSIONS
 
 FRAMERATE = 2  # SoccerNet's evaluation grid (frames per second)
 HALF_MINUTES = 120  # the grid's length per half: positions past it are clipped to its last frame
@@ -194,12 +197,13 @@ def spotting_map(
     if any(e.time < 0 for e in [*gt, *pred]):
         raise ConfigError("an event has a negative time")
     if any(e.confidence is None for e in pred):
-        raise ConfigError("a prediction has no confidence")
+        raise ConfigError("a prediction has no confidence (predictions need a confidence column or key)")
     other_halves = sorted({e.half for e in [*gt, *pred]} - {1, 2})
     if other_halves:
         warnings.warn(
             f"events of half {other_halves[0]} are not scored (SoccerNet scores halves 1 and 2)", stacklevel=2
         )
+    pred = pair_videos(gt, pred)
     videos = list(dict.fromkeys(e.video for e in gt))
     index = {name: i for i, name in enumerate(classes)}
     grids = _grids(gt, pred, videos, index, framerate)
@@ -236,14 +240,30 @@ def spotting_map(
     )
 
 
-def _pair_single_videos(gt: list[Event], pred: list[Event]) -> list[Event]:
-    """One video on each side under different names (two single files): the predictions are taken
-    as that video's."""
+def video_key(name: str) -> str:
+    """A video's name without folders and extension: `videos/test/a.mp4`, `a` and `x/a/` match."""
+    base = os.path.basename(name.rstrip("/"))
+    stem, ext = os.path.splitext(base)
+    return stem if ext.lower() in VIDEO_EXTENSIONS else base
+
+
+def pair_videos(gt: list[Event], pred: list[Event]) -> list[Event]:
+    """Predictions renamed to the ground truth's video names where the names differ only in folders
+    and extension (a CSV's `videos/a.mp4` and SoccerNet's game `a`), or where each side holds one
+    video (two single files)."""
     gt_videos, pred_videos = {e.video for e in gt}, {e.video for e in pred}
-    if len(gt_videos) == 1 and len(pred_videos) == 1 and gt_videos != pred_videos:
-        (video,) = gt_videos
-        return [Event(**{**e.__dict__, "video": video}) for e in pred]
-    return pred
+    if len(gt_videos) == 1 and len(pred_videos) == 1:
+        rename = {next(iter(pred_videos)): next(iter(gt_videos))}
+    else:
+        by_key: dict[str, list[str]] = {}
+        for video in gt_videos:
+            by_key.setdefault(video_key(video), []).append(video)
+        rename = {
+            v: by_key[video_key(v)][0]
+            for v in pred_videos - gt_videos
+            if len(by_key.get(video_key(v), [])) == 1
+        }
+    return [dataclasses.replace(e, video=rename.get(e.video, e.video)) for e in pred]
 
 
 def read_classes(spec: str | None) -> list[str] | None:
@@ -252,8 +272,6 @@ def read_classes(spec: str | None) -> list[str] | None:
         return None
     if spec == "soccernet-v2":
         return list(SOCCERNET_V2)
-    import os
-
     if os.path.isfile(spec):
         with open(spec) as f:
             return [line.strip() for line in f if line.strip()]
@@ -265,8 +283,6 @@ def spotting_map_files(
 ) -> SpottingScore:
     """`vidrec spot-eval`: the files (or SoccerNet folders) read, then `spotting_map`."""
     gt, pred = read_events(gt_path), read_events(pred_path)
-    missing = sorted({e.video for e in gt} - {e.video for e in pred})
-    pred = _pair_single_videos(gt, pred) if missing else pred
     return spotting_map(gt, pred, read_classes(classes), metric=metric)
 
 
@@ -276,8 +292,10 @@ __all__ = [
     "SOCCERNET_V2",
     "TIGHT",
     "SpottingScore",
+    "pair_videos",
     "read_classes",
     "spotting_map",
     "spotting_map_files",
     "tolerances",
+    "video_key",
 ]

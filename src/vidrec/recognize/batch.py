@@ -27,12 +27,12 @@ from tqdm import tqdm
 from vidrec.errors import ConfigError
 from vidrec.io.folders import claim_folder
 from vidrec.io.shards import ShardWriter
+from vidrec.io.video import VIDEO_EXTENSIONS
 from vidrec.models.base import ModelBase
 from vidrec.recognize.batch_ray import ray_rows
 from vidrec.recognize.batch_work import BatchOptions, Decoder, Runner, Videos, model_features
 from vidrec.utils import state_fingerprint
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
 META = "_meta.json"
 FEATURE_COLUMNS = ("feature", "features")
 
