@@ -1,6 +1,6 @@
-"""`vidrec` command line: synth, synth-ava, synth-spot, train, pretrain, reconstruct, eval, predict, stream,
-detect, highlights, serve, export, extract, convert, flow, two-stream, ava-eval,
-track-eval, spot-eval, models, info, demo.
+"""`vidrec` command line: synth, synth-ava, synth-spot, train, pretrain, reconstruct, eval,
+predict, stream, detect, highlights, spot, serve, export, extract, convert, flow, two-stream,
+ava-eval, track-eval, spot-eval, models, info, demo.
 
 User errors (bad files, unknown names, bad settings, bad flags) print one `error: ...` line and
 exit non-zero; tracebacks are for bugs only.
@@ -33,7 +33,7 @@ from vidrec.cli.commands import (
 )
 from vidrec.cli.parser import build_parser
 from vidrec.cli.serve import cmd_serve
-from vidrec.cli.sessions import cmd_detect, cmd_highlights, cmd_stream
+from vidrec.cli.sessions import cmd_detect, cmd_highlights, cmd_spot, cmd_stream
 from vidrec.errors import VidrecError
 
 COMMANDS = {
@@ -49,6 +49,7 @@ COMMANDS = {
     "stream": cmd_stream,
     "detect": cmd_detect,
     "highlights": cmd_highlights,
+    "spot": cmd_spot,
     "serve": cmd_serve,
     "export": cmd_export,
     "convert": cmd_convert,

@@ -74,6 +74,8 @@ def run_batch_command(args, task: str) -> int:
         num_crops=args.num_crops,
         per_clip=getattr(args, "per_clip", False),
         flow_dir=args.flow_dir,
+        rate=getattr(args, "rate", None),
+        causal=getattr(args, "causal", False),
     )
     summary = run_batch(
         model,

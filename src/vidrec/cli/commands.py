@@ -24,6 +24,9 @@ def _run_config(args):
         "data.workers": args.workers,
         "run.seed": args.seed,
         "model.freeze": "backbone" if args.freeze_backbone else None,
+        "task": args.task,
+        "spotting.features": args.features,
+        "spotting.extractor": args.extractor,
         **{f"data.{f.name}": getattr(args, f.name) for f in PREPROCESSING_FIELDS},
     }
     sets = [
@@ -33,12 +36,13 @@ def _run_config(args):
     if args.device != "auto":
         sets.append(f"run.device={args.device}")
     if args.model:
-        from vidrec.models.registry import list_models
+        from vidrec.models.registry import SPOTTER_BUILDERS, list_models
 
-        sets.append(f"model.{'name' if args.model in list_models() else 'init'}={args.model}")
+        named = args.model in list_models() or args.model in SPOTTER_BUILDERS
+        sets.append(f"model.{'name' if named else 'init'}={args.model}")
     if args.config:
         return load_config(args.config, sets)
-    if not (args.data and args.model and args.out):
+    if not (args.data and (args.model or args.task == "spotting") and args.out):
         raise ConfigError(f"give a run config (vidrec {args.command} CONFIG) or --data, --model and --out")
     defaults = {"schedule": {"warmup_epochs": 1.0}, "optimizer": {"grad_clip": 1.0}}
     return config_from_dict(defaults, sets)

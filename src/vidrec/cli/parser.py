@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _stream_command(sub)
     _detect_command(sub)
     _highlights_command(sub)
+    _spot_command(sub)
     _serve_command(sub)
     _export_command(sub)
     _convert_command(sub)
@@ -183,6 +184,15 @@ def _train_commands(sub) -> None:
         p.add_argument("--lr", type=float, help="quick form: optimizer.lr")
         p.add_argument("--workers", type=int, help="quick form: data.workers")
         p.add_argument("--seed", type=int, help="quick form: run.seed")
+        p.add_argument("--task", choices=("classification", "detection", "spotting"), help="quick form: task")
+        p.add_argument(
+            "--features",
+            help="quick form, task spotting: spotting.features, the folder of cached features "
+            "(vidrec extract --rate; missing ones are extracted into it with --extractor)",
+        )
+        p.add_argument(
+            "--extractor", help="quick form, task spotting: spotting.extractor, the model whose features"
+        )
         p.add_argument(
             "--freeze-backbone",
             action="store_true",
@@ -292,6 +302,12 @@ def _extract_command(sub) -> None:
         "--per-clip", action="store_true", help="one feature per view ('features') instead of their mean"
     )
     p.add_argument("--flow-dir", help="two-stream models: precomputed flow")
+    p.add_argument(
+        "--rate", type=float,
+        help="a timeline instead: features every 1/RATE s ('times', 'features'), the input of an event "
+        "spotter (a stream model's frames binned; a clip model's clips centred on each step)",
+    )  # fmt: skip
+    p.add_argument("--causal", action="store_true", help="with --rate, clip models: clips end at each step")
     p.add_argument("--json", action="store_true", help="print the run's summary as JSON")
     _add_int8(p)
     add_precision(p)
@@ -414,6 +430,11 @@ def _highlights_command(sub) -> None:
         "--out", required=True, help="the reel (mp4); OUT.segments.jsonl and OUT.timeline.png beside it"
     )
     p.add_argument("--labels", help="comma-separated actions to keep (default: any)")
+    p.add_argument(
+        "--events",
+        help="cut around these events instead (vidrec spot --out: results_spotting.json, a CSV or a "
+        "folder); no model runs; --top events by confidence, --pad s each side",
+    )
     p.add_argument("--model", default="movinet_a0_stream", help="a stream model (default: movinet_a0_stream)")
     p.add_argument("--weights", help=WEIGHTS_HELP)
     p.add_argument("--top", type=_positive, default=5, help="segments in the reel, best peak first")
@@ -424,6 +445,24 @@ def _highlights_command(sub) -> None:
     p.add_argument("--off", type=float, default=0.2, help="smoothed score below which it closes")
     p.add_argument("--json", action="store_true", help="print the reel's segments as JSON Lines")
     _add_record(p, 60.0)
+    _add_device(p)
+
+
+def _spot_command(sub) -> None:
+    """`vidrec spot`."""
+    p = sub.add_parser("spot", help="find events in time with a trained spotter (a run of task spotting)")
+    p.add_argument("video", help="a video file, or a live source (URL, /dev/videoN, -) with a causal spotter")
+    p.add_argument(
+        "--model", required=True, help="the spotter: a vidrec train run of task spotting (run.out)"
+    )
+    p.add_argument("--weights", help=WEIGHTS_HELP)
+    p.add_argument("--out", help="write the events: results_spotting.json (SoccerNet's), a .csv, or a folder")
+    p.add_argument(
+        "--nms", type=float, default=1.0, help="seconds: weaker peaks within nms/2 of an event drop"
+    )
+    p.add_argument("--threshold", type=float, default=0.01, help="events below this probability are dropped")
+    p.add_argument("--json", action="store_true", help="one JSON object per event")
+    _add_live(p)
     _add_device(p)
 
 

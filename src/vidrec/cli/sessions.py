@@ -118,11 +118,20 @@ def cmd_highlights(args) -> int:
     options = HighlightsOptions(
         out=args.out, labels=labels, top=args.top, pad=args.pad, window=args.window, every=args.every,
         on=args.on, off=args.off, duration=args.duration, timeout=args.timeout, record=args.record,
+        events=args.events,
     )  # fmt: skip
-    model = command_models(args).get()
+    model = None if args.events else command_models(args).get()  # events given: no model runs
     for event in highlights_session(model, args.video, options):
         if event["type"] == "result":
             reel = event
+    if args.events:
+        for e in reel["events"] if args.json else []:
+            print(json.dumps(e), flush=True)
+        cuts = ", ".join(f"{a:g}-{b:g} s" for a, b in reel["spans"])
+        print(
+            f"{args.out}: {len(reel['events'])} events in {len(reel['spans'])} cuts ({cuts})", file=sys.stderr
+        )
+        return 0
     if args.json:
         for s in reel["segments"]:
             print(json.dumps(s), flush=True)
@@ -137,4 +146,29 @@ def cmd_highlights(args) -> int:
     return 0
 
 
-__all__ = ["cmd_detect", "cmd_highlights", "cmd_stream"]
+def cmd_spot(args) -> int:
+    """`vidrec spot VIDEO --model RUN`: the events a spotter finds, each printed as it becomes final
+    (at once for a file; on a live source with a causal spotter, as the video plays); --out writes
+    them as results_spotting.json (SoccerNet's), a CSV or a folder."""
+    from vidrec.sessions import SpotOptions
+    from vidrec.sessions.spot import spot_session
+
+    options = SpotOptions(
+        nms=args.nms, threshold=args.threshold, out=args.out, realtime=args.realtime, timeout=args.timeout
+    )
+    spotter, extractor = command_models(args).spotter()
+    for event in spot_session(spotter, extractor, args.video, options):
+        if event["type"] == "event":
+            if args.json:
+                _print(event)
+            else:
+                print(f"{event['time']:9.2f} s  {event['label']}  {event['confidence']:.3f}", flush=True)
+            continue
+        late = event["delay_s"]
+        delay = f"; reported {late:.2f} s after each event" if late is not None else ""
+        where = f": {event['files']['events']}" if event["files"] else ""
+        print(f"{args.video}: {event['events']} events{delay}{where}", file=sys.stderr)
+    return 0
+
+
+__all__ = ["cmd_detect", "cmd_highlights", "cmd_spot", "cmd_stream"]

@@ -74,6 +74,7 @@ class SpottingScore:
     videos: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """As `vidrec spot-eval --json` prints it (SoccerNet's keys, per-class values by name)."""
         return {
             "a_mAP": self.a_mAP,
             "a_mAP_per_class": self.per_class,

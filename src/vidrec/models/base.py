@@ -1,6 +1,6 @@
 """The model contract every vidrec architecture keeps, and what every model carries and saves.
 
-Six kinds of model, each a base class (never probed with `hasattr`, never recognised by its
+Seven kinds of model, each a base class (never probed with `hasattr`, never recognised by its
 concrete class outside its own module):
 
 - `VideoModel`, a classifier (as timm's models):
@@ -18,6 +18,8 @@ concrete class outside its own module):
   Classifiers that can be its backbone give `feature_maps(x)`, `feature_dims`, `feature_stride`.
 - `TwoStreamModel`: late fusion of an RGB and an optical-flow classifier, `forward((rgb, flow))`
   -> fused log-probabilities; its inputs need optical flow beside the frames.
+- `SpottingModel`, an event spotter: `forward(features (B, T, D))` -> per-step logits
+  `(B, T, 1 + num_classes)` over a frozen extractor's features (index 0: no event).
 - `ImageDetector`, finding things in single frames (the SSD person detector): `detect_frames`
   takes uint8 frames `(N, H, W, 3)` and gives boxes, classes and scores per frame.
 
@@ -318,6 +320,35 @@ class ImageDetector(ModelBase):
         return self.detect(self.postprocess.images(frames), **how)
 
 
+class SpottingModel(ModelBase):
+    """An event spotter on a frozen model's features (`vidrec.recognize.features`): `forward(f)`
+    with features `(B, T, D)`, one step every 1/`config.rate` s -> per-step logits
+    `(B, T, 1 + num_classes)`, index 0 "no event". `config.causal`: each step sees only the past
+    (live use); `config.extractor`: the `load_model` source whose features it reads."""
+
+    @property
+    def in_features(self) -> int:
+        """Features per step it reads (the extractor's pooled width)."""
+        return self.config.in_features
+
+    @property
+    def receptive_field(self) -> int:
+        """Steps each output sees (a causal spotter's last output over its last `receptive_field`
+        steps is its output on the whole sequence)."""
+        raise NotImplementedError
+
+    @property
+    def class_names(self) -> list[str]:
+        """A name per event class (not "no event"), in output order after it."""
+        return super().class_names
+
+    def check_features(self, x: torch.Tensor) -> None:
+        """One clear error for features of the wrong layout or width."""
+        if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != self.in_features:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ConfigError(f"{self.arch} expects features (B, T, {self.in_features}), got {shape}")
+
+
 class PretrainingModel(ModelBase):
     """A self-supervised model: `forward(x, generator=None)` draws its masks and returns a scalar
     loss. It has no classes; `to_classifier(num_classes)` gives the classifier it pretrains."""
@@ -360,6 +391,7 @@ __all__ = [
     "WEIGHTS_NAME",
     "ModelBase",
     "PretrainingModel",
+    "SpottingModel",
     "StreamingModel",
     "TwoStreamModel",
     "VideoModel",

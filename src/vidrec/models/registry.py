@@ -7,7 +7,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vidrec.errors import ConfigError, unknown_name_message
-from vidrec.models import ava_detector, i3d, movinet, slowfast, ssd, tsn, videomae, videomae_pretrain
+from vidrec.models import (
+    ava_detector,
+    i3d,
+    movinet,
+    slowfast,
+    spotting,
+    ssd,
+    tsn,
+    videomae,
+    videomae_pretrain,
+)
 from vidrec.models.base import ModelBase
 
 _FAMILIES = (i3d, slowfast, videomae, videomae_pretrain, movinet, tsn, ava_detector)
@@ -27,6 +37,8 @@ BUILDERS = _collect()
 # Image models (the person detector): built and loaded by name like the rest (a converted SSD
 # directory loads back), but not video architectures, so `list_models` leaves them out.
 IMAGE_BUILDERS: dict[str, Callable[..., ModelBase]] = {"ssd_mobilenet_v1": ssd.ssd_mobilenet_v1}
+# Event spotters read features, not frames: built and loaded by name too, listed apart.
+SPOTTER_BUILDERS: dict[str, Callable[..., ModelBase]] = {fn.__name__: fn for fn in spotting.ARCHITECTURES}
 
 
 def list_models() -> list[str]:
@@ -40,6 +52,8 @@ def get_builder(name: str) -> Callable[..., ModelBase]:
     the closest video architecture."""
     if name in IMAGE_BUILDERS:
         return IMAGE_BUILDERS[name]
+    if name in SPOTTER_BUILDERS:
+        return SPOTTER_BUILDERS[name]
     if name not in BUILDERS:
         raise ConfigError(unknown_name_message("model", name, list(BUILDERS)))
     return BUILDERS[name]
@@ -51,4 +65,4 @@ def create_model(name: str, **overrides) -> ModelBase:
     return get_builder(name)(**overrides)
 
 
-__all__ = ["BUILDERS", "IMAGE_BUILDERS", "create_model", "get_builder", "list_models"]
+__all__ = ["BUILDERS", "IMAGE_BUILDERS", "SPOTTER_BUILDERS", "create_model", "get_builder", "list_models"]

@@ -16,6 +16,7 @@ from vidrec.errors import ConfigError, VidrecError
 from vidrec.metrics.topk import top_predictions
 from vidrec.models.base import ModelBase, StreamingModel, TwoStreamModel, VideoModel
 from vidrec.recognize.evaluate import eval_dataset, per_view, video_scores
+from vidrec.recognize.features import video_timeline
 from vidrec.recognize.predict import DEFAULT_CLIPS, result
 from vidrec.recognize.stream import model_frames
 
@@ -30,6 +31,14 @@ class BatchOptions:
     num_crops: int | None = None  # clip models: crops per clip (default 1)
     per_clip: bool = False  # extract: one feature per view instead of their mean
     flow_dir: str | None = None  # two-stream models: precomputed flow
+    # extract: a timeline instead, features every 1/rate s ("times", "features"; the input of an
+    # event spotter, vidrec.recognize.features); `causal`: clips end at each step
+    rate: float | None = None
+    causal: bool = False
+
+    def __post_init__(self):
+        if self.rate is not None and (self.task != "extract" or not self.rate > 0):
+            raise ConfigError(f"--rate is for vidrec extract and must be > 0, got {self.rate}")
 
 
 class Decoder:
@@ -38,6 +47,7 @@ class Decoder:
     `(C, T, H, W)`; otherwise the test views `(V, C, T, H, W)` (a tuple: one per input stream)."""
 
     def __init__(self, model: ModelBase, options: BatchOptions):
+        self.timeline = options.rate is not None  # decoded with the model, frame by frame (Runner)
         self.stream = options.task == "predict" and isinstance(model, StreamingModel)
         if self.stream and (options.num_clips is not None or options.num_crops is not None):
             raise ConfigError(
@@ -47,12 +57,14 @@ class Decoder:
         self.prep = model.preprocessing if self.stream else None
         num_clips, num_crops = options.num_clips or DEFAULT_CLIPS, options.num_crops or 1
         self.views = None
-        if not self.stream:
+        if not (self.stream or self.timeline):
             self.views = eval_dataset(
                 model, [], num_clips=num_clips, num_crops=num_crops, flow_dir=options.flow_dir
             )
 
-    def __call__(self, path: str) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    def __call__(self, path: str) -> str | torch.Tensor | tuple[torch.Tensor, ...]:
+        if self.timeline:
+            return path
         if self.stream:
             frames = [f for _, f in model_frames(path, self.prep, fps=self.prep.target_fps)]
             if not frames:
@@ -104,7 +116,10 @@ class Runner:
         """`(path, decoded tensors or Failed)` per video -> one row each, in order."""
         out = {p: self.failed(p, x.reason) for p, x in items if isinstance(x, Failed)}
         ok = [(p, x) for p, x in items if not isinstance(x, Failed)]
-        if ok and self.stream:
+        if ok and self.options.rate is not None:
+            for path, _ in ok:
+                out[path] = self._timeline_row(path)
+        elif ok and self.stream:
             for path, frames in ok:
                 x = frames[None].to(self.device)  # (1, C, T, H, W)
                 state = self.model.init_state(1, height=x.shape[-2], width=x.shape[-1])
@@ -132,6 +147,16 @@ class Runner:
     def _features(self, views) -> torch.Tensor:
         """`(B, V, D)` float32: each view's pooled features."""
         return per_view(lambda clips: model_features(self.model, clips), views).cpu()
+
+    def _timeline_row(self, path: str) -> dict:
+        try:
+            times, feats = video_timeline(
+                self.model, path, rate=self.options.rate, causal=self.options.causal, device=self.device
+            )
+        except (VidrecError, OSError, av.FFmpegError) as e:
+            return self.failed(path, str(e).replace(path + ": ", ""))
+        row = {"video": path, "error": None, "model": self.model.arch, "rate": self.options.rate}
+        return {**row, "times": times.tolist(), "features": feats.tolist()}
 
     def _feature_row(self, path: str, f: torch.Tensor) -> dict:
         row = {"video": path, "error": None, "model": self.model.arch, "num_views": f.shape[0]}

@@ -20,17 +20,25 @@ from vidrec.metrics.topk import top_predictions
 from vidrec.models.base import StreamingModel
 
 
+def cropped_frame(rgb: np.ndarray, prep) -> torch.Tensor:
+    """One RGB frame `(H, W, 3)` resized and centre-cropped as `prep` says: `(C, 1, H', W')` uint8."""
+    clip = frames_to_clip(rgb[None])  # (3, 1, H, W) uint8
+    return center_crop(resize_short_side(clip, prep.resize), prep.test_crop_size or prep.crop_size)
+
+
 def model_frame(rgb: np.ndarray, prep) -> torch.Tensor:
     """One RGB frame `(H, W, 3)` as a stream model takes it: `(C, 1, H', W')` float, resized and
     centre-cropped as `prep` says."""
-    clip = frames_to_clip(rgb[None])  # (3, 1, H, W) uint8
-    clip = center_crop(resize_short_side(clip, prep.resize), prep.test_crop_size or prep.crop_size)
-    return normalize(clip, prep.mean, prep.std, centering=prep.centering)
+    return normalize(cropped_frame(rgb, prep), prep.mean, prep.std, centering=prep.centering)
 
 
-def model_frames(path: str | os.PathLike, prep, *, fps: float | None) -> Iterator[tuple[float, torch.Tensor]]:
+def model_frames(
+    path: str | os.PathLike, prep, *, fps: float | None, normalized: bool = True
+) -> Iterator[tuple[float, torch.Tensor]]:
     """`(time in s, frame (C, 1, H, W) float)` at `fps` (None: every frame), each resized and
-    centre-cropped as `prep` says: the frames a stream model sees, decoded one at a time."""
+    centre-cropped as `prep` says: the frames a stream model sees, decoded one at a time
+    (`normalized=False`: uint8, for clips normalised as a whole)."""
+    prepare = model_frame if normalized else cropped_frame
     with VideoReader(path) as video:
         times = video.timestamps
         shown = resample_timeline(times, fps) if fps else np.arange(len(times))  # source frame at each tick
@@ -39,7 +47,7 @@ def model_frames(path: str | os.PathLike, prep, *, fps: float | None) -> Iterato
         for index, rgb in video.indexed_frames():
             if not repeats[index]:
                 continue
-            frame = model_frame(rgb, prep)
+            frame = prepare(rgb, prep)
             for _ in range(repeats[index]):
                 yield (tick / fps if fps else float(times[index])), frame
                 tick += 1

@@ -112,6 +112,8 @@ async def create_job(
     duration: float | None = Form(None),
     timeout: float | None = Form(None),
     realtime: bool | None = Form(None),
+    nms: float | None = Form(None),
+    threshold: float | None = Form(None),
     s: Service = Depends(service),
 ):
     """A long job on an upload, a live `source` URL or an allowed server `path`; follow it at
@@ -123,7 +125,7 @@ async def create_job(
     options = options_for(
         kind, top_k=top_k, every=every, window=window, fps=fps, min_score=min_score, tile=tile,
         context=context, settle=settle, min_action=min_action, labels=chosen, top=top, pad=pad, on=on,
-        off=off, duration=duration, timeout=timeout, realtime=realtime,
+        off=off, duration=duration, timeout=timeout, realtime=realtime, nms=nms, threshold=threshold,
     )  # fmt: skip
     s.known(model)
     if kind == "highlights" and chosen:  # refused now, not after the upload has been worked on

@@ -6,6 +6,7 @@ the events and the service queues them, so both give the same results for the sa
     stream      "topk" {time, frames, predictions} ... "segment" {label, start, end, peak} ... "result"
     detect      "people" {time, frame, tracks: [{id, box, score, actions}]} ... "segment" (track) ... "result"
     highlights  "topk" ... "segment" ... "result" {frames, seconds, audio, spans, segments, files}
+    spot        "event" {video, time, label, confidence, reported_at} ... "result" {events, delay_s, files}
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from vidrec.sessions.options import (
     HighlightsOptions,
     LiveOptions,
     PredictOptions,
+    SpotOptions,
     StreamOptions,
     options_for,
 )
 from vidrec.sessions.predict import predict_session
+from vidrec.sessions.spot import spot_session
 from vidrec.sessions.stream import stream_session
 
 
@@ -42,6 +45,8 @@ def events(
         return detect_session(models, source, options, model=model)
     if kind == "highlights":
         return highlights_session(models.get(model), source, options)
+    if kind == "spot":
+        return spot_session(*models.spotter(model), source, options)
     raise ConfigError(unknown_name_message("session kind", kind, list(KINDS)))
 
 
@@ -53,6 +58,7 @@ __all__ = [
     "LiveOptions",
     "Models",
     "PredictOptions",
+    "SpotOptions",
     "StreamOptions",
     "events",
     "options_for",

@@ -12,7 +12,7 @@ import torch
 from vidrec.deploy import optimize_for_inference, to_int8
 from vidrec.deploy.precision import to_bfloat16
 from vidrec.errors import ConfigError, unknown_name_message
-from vidrec.models.base import DetectionModel, ImageDetector, ModelBase, StreamingModel
+from vidrec.models.base import DetectionModel, ImageDetector, ModelBase, SpottingModel, StreamingModel
 from vidrec.models.loader import load_model
 from vidrec.runtime import on_litert, on_onnxruntime
 
@@ -67,6 +67,13 @@ def clip_model(model: ModelBase) -> ModelBase:
     return model
 
 
+def spot_free(model: ModelBase) -> ModelBase:
+    """`model`, or a one-line error if it is an event spotter (it reads features, not frames)."""
+    if isinstance(model, SpottingModel):
+        raise ConfigError(f"{model.arch} spots events on another model's features: use vidrec spot")
+    return model
+
+
 def share_cores(model: ModelBase) -> None:
     """A stream model whose step runs in another runtime runs on that runtime's threads, one frame
     at a time between PyTorch's resizing of the next: PyTorch's OpenMP threads, spinning after
@@ -101,7 +108,23 @@ class Models:
         name = name or self.names[0]
         if name not in self.names:
             raise ConfigError(unknown_name_message("model", name, self.names))
-        return self._load(name, lambda m: for_inference(clip_model(m), self.inference))
+        return self._load(name, lambda m: for_inference(clip_model(spot_free(m)), self.inference))
+
+    def spotter(self, name: str | None = None) -> tuple[SpottingModel, ModelBase]:
+        """The event spotter `name` (default: the first) and the extractor whose features it
+        reads (its config's `extractor`, in the inference form), both loaded now if not yet."""
+        name = name or self.names[0]
+        if name not in self.names:
+            raise ConfigError(unknown_name_message("model", name, self.names))
+        spotter = self._load(name, lambda m: m.eval())
+        if not isinstance(spotter, SpottingModel):
+            raise ConfigError(f"{name} is not an event spotter (a vidrec train run of task spotting)")
+        if not spotter.config.extractor:
+            raise ConfigError(f"{name} does not say which model its features come from (config extractor)")
+        extractor = self._load(
+            spotter.config.extractor, lambda m: for_inference(clip_model(m), self.inference)
+        )
+        return spotter, extractor
 
     def detector(self) -> ModelBase:
         """The person detector, loaded now if it was not yet."""
@@ -126,19 +149,14 @@ class Models:
 
     def describe(self) -> list[dict]:
         """Per offered model: name, default, loaded and (once loaded) arch, classes, kind (clip,
-        stream or detector)."""
+        stream, spotter or detector)."""
         out = []
         for i, name in enumerate(self.names):
             entry = {"name": name, "default": i == 0, "loaded": name in self.loaded}
             model = self.loaded.get(name)
             if model is not None:
-                kind = (
-                    "detector"
-                    if isinstance(model, DetectionModel)
-                    else "stream"
-                    if isinstance(model, StreamingModel)
-                    else "clip"
-                )
+                kinds = ((DetectionModel, "detector"), (SpottingModel, "spotter"), (StreamingModel, "stream"))
+                kind = next((what for cls, what in kinds if isinstance(model, cls)), "clip")
                 entry.update(arch=model.arch, classes=model.num_classes, kind=kind)
             out.append(entry)
         return out

@@ -8,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from vidrec.errors import ConfigError, unknown_name_message
+from vidrec.train.config import SpottingSection
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,9 @@ class HighlightsOptions(LiveOptions):
     off: float = 0.2  # smoothed score below which it closes (at most `on`)
     duration: float = 60.0  # a live source: seconds recorded first
     record: str | None = None  # a live source: keep its recording here
+    # events instead of segments: results_spotting.json / a CSV / a folder (vidrec spot --out); the
+    # reel is cut around the most confident events, no model runs
+    events: str | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -122,11 +126,28 @@ class PredictOptions(LiveOptions):
         _positive(top_k=self.top_k, duration=self.duration)
 
 
+@dataclass(frozen=True)
+class SpotOptions(LiveOptions):
+    """`spot`: events in time found by a spotter (a run of task spotting) on its extractor's features."""
+
+    nms: float = SpottingSection.nms  # seconds: a weaker peak within nms/2 of an event is dropped
+    threshold: float = SpottingSection.threshold  # events below this probability are not reported
+    out: str | None = None  # write the events: results_spotting.json, a .csv, or a folder
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.nms < 0 or not 0 <= self.threshold <= 1:
+            raise ConfigError(
+                f"nms must be >= 0 s and threshold in [0, 1], got {self.nms} and {self.threshold}"
+            )
+
+
 OPTIONS = {
     "predict": PredictOptions,
     "stream": StreamOptions,
     "detect": DetectOptions,
     "highlights": HighlightsOptions,
+    "spot": SpotOptions,
 }
 KINDS = tuple(OPTIONS)
 
@@ -177,6 +198,7 @@ __all__ = [
     "HighlightsOptions",
     "LiveOptions",
     "PredictOptions",
+    "SpotOptions",
     "StreamOptions",
     "options_for",
     "tile_side",

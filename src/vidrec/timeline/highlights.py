@@ -128,4 +128,37 @@ def make_reel(
     }
 
 
-__all__ = ["choose", "cut_reel", "make_reel"]
+def event_reel(
+    source: str | os.PathLike,
+    events: list,
+    out: str | os.PathLike,
+    *,
+    labels: list[str] | None,
+    top: int,
+    pad: float,
+    duration: float,
+) -> dict:
+    """The reel of `source` around its `top` most confident events (`vidrec.io.events.Event`s, of
+    `labels`), `pad` seconds on each side, merged where they overlap. Returns the reel's
+    `{"frames", "seconds", "audio", "spans", "events"}` (the events inside the reel)."""
+    moments = [
+        {
+            "label": e.label,
+            "start": e.time,
+            "end": e.time,
+            "peak": 1.0 if e.confidence is None else e.confidence,
+        }
+        for e in events
+        if labels is None or e.label in labels
+    ]
+    spans = choose(moments, labels=labels, top=top, pad=pad, duration=duration)
+    reel = cut_reel(source, spans, out)
+    inside = [
+        {"time": m["start"], "label": m["label"], "confidence": m["peak"]}
+        for m in moments
+        if _in_spans(m["start"], spans)
+    ]
+    return {**reel, "spans": spans, "events": inside}
+
+
+__all__ = ["choose", "cut_reel", "event_reel", "make_reel"]

@@ -138,6 +138,8 @@ def resumable_settings(cfg: RunConfig) -> dict:
     for key in ("log_every", "checkpoint_every", "keep_last", "tensorboard", "device", "out", "keep_best"):
         d["run"].pop(key)
     d.pop("eval")
+    for key in ("nms", "threshold", "metric"):  # how events are picked and scored, not trained
+        d["spotting"].pop(key)
     return _as_saved(d)
 
 

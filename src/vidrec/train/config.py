@@ -28,7 +28,7 @@ from vidrec.errors import ConfigError, unknown_name_message
 
 FREEZE_MODES = ("none", "norms", "backbone")  # model.freeze
 HEAD_INITS = ("random", "probe")  # model.head_init
-TASKS = ("classification", "detection")
+TASKS = ("classification", "detection", "spotting")
 
 
 @dataclass
@@ -162,6 +162,27 @@ class DetectionSection:
 
 
 @dataclass
+class SpottingSection:
+    """The `spotting:` section (with `task: spotting`): an event spotter trained on a frozen
+    model's features. data.train / val / test are event CSVs (video,time,label; videos relative to
+    the CSV's folder), or a directory holding train.csv, val.csv, test.csv (and classes.txt)."""
+
+    # Where the features are (`vidrec extract --rate` shards); the videos not in it yet are
+    # extracted into it with `extractor` first (resumable), so they are computed once.
+    features: str | None = None
+    extractor: str | None = None  # any `load_model` source (a stream model: MoViNet), or a tag
+    rate: float = 5.0  # feature steps per second
+    # clip extractors: clips end at each step instead of centred on it (None: as the spotter is causal)
+    causal_features: bool | None = None
+    window: float = 30.0  # seconds of features per training sample
+    label_radius: int = 1  # steps on each side of an event that are labelled with it
+    fg_weight: float = 5.0  # loss weight of event steps against "no event" steps (E2E-Spot's idea)
+    nms: float = 1.0  # seconds: peaks of a class closer than nms/2 to a stronger one are dropped
+    threshold: float = 0.01  # events below this probability are not reported
+    metric: str = "tight"  # what val scores (average-mAP: tight, loose or a tolerance in seconds)
+
+
+@dataclass
 class RunSection:
     """The `run:` section: where outputs go, seed, device, precision, EMA, checkpoints, logging."""
 
@@ -184,7 +205,9 @@ class RunSection:
 class RunConfig:
     """A whole run: one YAML file, section by section (unknown keys and wrong types are errors)."""
 
-    task: str = "classification"  # or "detection" (AVA-style boxes: the `detection:` section)
+    # or "detection" (AVA-style boxes: the `detection:` section), or "spotting" (events in time on
+    # a frozen model's features: the `spotting:` section)
+    task: str = "classification"
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optimizer: OptimizerSection = field(default_factory=OptimizerSection)
@@ -192,6 +215,7 @@ class RunConfig:
     augment: AugmentSection = field(default_factory=AugmentSection)
     eval: EvalSection = field(default_factory=EvalSection)
     detection: DetectionSection = field(default_factory=DetectionSection)
+    spotting: SpottingSection = field(default_factory=SpottingSection)
     run: RunSection = field(default_factory=RunSection)
 
     def __post_init__(self):
@@ -215,6 +239,8 @@ class RunConfig:
         ):
             if value < 1:
                 raise ConfigError(f"{key} must be >= 1, got {value}")
+        if self.task == "spotting" and self.model.name is None and self.model.init is None:
+            self.model.name = "spotter_conv"
         if self.model.name is None and self.model.init is None:
             raise ConfigError(
                 "set model.name (an architecture, see `vidrec models`) or model.init (weights to start from)"
@@ -231,6 +257,13 @@ class RunConfig:
             for key in ("videos", "labels"):
                 if getattr(self.detection, key) is None:
                     raise ConfigError(f"task detection needs detection.{key}")
+        if self.task == "spotting":
+            if self.model.head_init == "probe":
+                raise ConfigError("model.head_init probe fits a classifier: it is not for task spotting")
+            if self.spotting.features is None:
+                raise ConfigError("task spotting needs spotting.features (a folder for the cached features)")
+            if not (self.spotting.rate > 0 and self.spotting.window > 0 and self.spotting.label_radius >= 0):
+                raise ConfigError("spotting.rate and spotting.window must be > 0, spotting.label_radius >= 0")
 
     @property
     def freeze(self) -> str:
@@ -358,7 +391,7 @@ def config_from_dict(tree: dict, overrides: list[str] = ()) -> RunConfig:
     """A RunConfig from nested dicts and `key=value` overrides (strict keys and types)."""
     tree = dict(tree or {})
     for key, value in parse_overrides(list(overrides)):
-        if "." not in key:  # a key without a section is a model option (width=16), on every command
+        if "." not in key and key != "task":  # a key without a section is a model option (width=16)
             key = f"model.options.{key}"
         if key.startswith("model.options."):  # free-form: the architecture checks its own options
             tree.setdefault("model", {}).setdefault("options", {})[key.removeprefix("model.options.")] = value

@@ -5,6 +5,8 @@
                     on val; the multi-view test with its report and confusion matrix
     AvaTask         AVA-style keyframes and boxes; per-box sigmoid loss; frame-mAP on val and test
     PretrainTask    unlabelled videos -> clips; the model's own masked-reconstruction loss
+    SpotTask        events in time on a frozen model's features (cached once); windows of
+                    per-step targets; average-mAP (SoccerNet's) on val and test
 
 Each says what data it trains on (`load`), which model fits it (`check_model`), its dataset and
 collate function, its loss on a batch, and how it validates and tests.
@@ -23,7 +25,7 @@ from torch import nn
 from vidrec.data.datasets import VideoClipDataset, collate_clips
 from vidrec.distributed import Dist
 from vidrec.errors import ConfigError
-from vidrec.models.base import DetectionModel, PretrainingModel
+from vidrec.models.base import DetectionModel, PretrainingModel, SpottingModel
 from vidrec.recognize.evaluate import evaluate
 from vidrec.train.ava import (
     DetectionData,
@@ -38,7 +40,17 @@ from vidrec.train.mix import mix_batch
 from vidrec.train.probe import probe_head
 from vidrec.train.report import TEST_REPORT_NAME, plot_confusion
 from vidrec.train.setup import fit_clip_length, load_splits
-from vidrec.utils import atomic_write_text
+from vidrec.train.spotting import (
+    SpotWindows,
+    collate_windows,
+    ensure_features,
+    load_spot_splits,
+    score_split,
+    spot_loss,
+    spot_split,
+    write_test_report,
+)
+from vidrec.utils import atomic_write_text, resolve_device
 
 
 class Task:
@@ -204,11 +216,75 @@ class PretrainTask(Task):
         return net(x, generator=generator), None
 
 
+class SpotTask(Task):
+    """Event spotting (`task: spotting`): a temporal network on a frozen extractor's features,
+    which are computed once into `spotting.features`; scored by SoccerNet's average-mAP."""
+
+    name = "spotting"
+
+    def load(self, cfg, log):
+        self.splits, self.classes = load_spot_splits(cfg)
+        options = cfg.model.options
+        causal = cfg.spotting.causal_features
+        if causal is None:  # as the spotter is: a causal spotter reads causal features
+            causal = bool(options.get("causal", cfg.model.name == "spotter_conv_causal"))
+        videos = [v for split in self.splits.values() for v in split.videos]
+        timelines = ensure_features(
+            cfg, videos, causal=causal, device=resolve_device(cfg.run.device), log=log
+        )
+        for split in self.splits.values():
+            split.timelines = {v: timelines[v] for v in split.videos}
+        width = next(iter(timelines.values()))[1].shape[1]
+        if cfg.model.init is None:  # what the spotter is built for, recorded in its config
+            given = {"in_features": width, "rate": cfg.spotting.rate, "causal_features": causal}
+            cfg.model.options = {**given, "extractor": cfg.spotting.extractor, **options}
+        self.width = width
+
+    def check_model(self, model, cfg, log):
+        if not isinstance(model, SpottingModel):
+            raise ConfigError(
+                f"{model.arch} is not an event spotter: task spotting needs spotter_conv(_causal)"
+            )
+        if model.in_features != self.width:
+            raise ConfigError(
+                f"{model.arch} reads {model.in_features} features per step; these have {self.width}"
+            )
+
+    def dataset(self, cfg, model):
+        steps = max(1, round(cfg.spotting.window * cfg.spotting.rate))
+        return SpotWindows(
+            self.splits["train"],
+            self.classes,
+            steps=steps,
+            radius=cfg.spotting.label_radius,
+            seed=cfg.run.seed,
+        )
+
+    collate = staticmethod(collate_windows)
+
+    def loss(self, net, model, batch, x, cfg, rng):
+        return spot_loss(net(x), batch["label"].to(x.device), cfg.spotting.fg_weight), None
+
+    def validate(self, model, cfg, *, device, dist):
+        if "val" not in self.splits:
+            return {}, None
+        metric = cfg.spotting.metric
+        value, _ = score_split(model, self.splits["val"], cfg, device=device, metric=metric)
+        model.train()
+        return {f"val_{metric}_a_mAP": value}, value
+
+    def test(self, model, cfg, out, *, device, dist, progress):
+        if "test" not in self.splits:
+            return {}
+        found = spot_split(model, self.splits["test"], cfg, device=device)
+        return write_test_report(out, self.splits["test"], found, model.class_names) if dist.main else {}
+
+
 def task_for(cfg: RunConfig, *, pretrain: bool) -> Task:
     """The task a run config (and `vidrec pretrain`) asks for."""
     if pretrain:
         return PretrainTask()
-    return AvaTask() if cfg.task == "detection" else ClassifyTask()
+    return {"detection": AvaTask, "spotting": SpotTask}.get(cfg.task, ClassifyTask)()
 
 
-__all__ = ["AvaTask", "ClassifyTask", "PretrainTask", "Task", "task_for"]
+__all__ = ["AvaTask", "ClassifyTask", "PretrainTask", "SpotTask", "Task", "task_for"]

@@ -8,6 +8,7 @@ let job = null;          // {id, abort}
 let topk = [];           // "topk" events, in time order
 let people = [];         // "people" events, in time order
 let segments = [];
+let spotted = [];        // "event" events (a spot job): marks on the timeline
 let duration = 0;        // seconds the timeline spans
 
 function headers() {
@@ -29,6 +30,12 @@ async function loadModels() {
   if (response.status === 401) { $("token-box").hidden = false; $("models").textContent = "token needed"; return; }
   const info = await response.json();
   $("models").textContent = info.models.map((m) => m.name).join(", ");
+  $("model").innerHTML = "";
+  for (const m of info.models) {
+    const option = document.createElement("option");
+    option.value = option.textContent = m.name;
+    $("model").appendChild(option);
+  }
 }
 
 function latest(events, t) {  // the last event at or before time t
@@ -84,8 +91,8 @@ function drawBoxes(look) {
 
 function drawTimeline() {
   const bar = $("timeline");
-  bar.querySelectorAll(".segment").forEach((el) => el.remove());
-  const end = Math.max(duration, ...segments.map((s) => s.end), 1);
+  bar.querySelectorAll(".segment, .event").forEach((el) => el.remove());
+  const end = Math.max(duration, ...segments.map((s) => s.end), ...spotted.map((e) => e.time), 1);
   const lanes = [];  // each lane's last end: a segment takes the first lane free at its start
   for (const s of [...segments].sort((a, b) => a.start - b.start)) {
     let lane = lanes.findIndex((last) => last <= s.start);
@@ -103,6 +110,17 @@ function drawTimeline() {
     el.onclick = () => { if ($("video").src) { $("video").currentTime = s.start; $("video").play(); } };
     bar.appendChild(el);
   }
+  for (const e of spotted) {  // an event is a moment: a mark at its time, its label beside it
+    const el = document.createElement("button");
+    el.type = "button";
+    el.className = "event";
+    el.style.left = `${(100 * e.time) / end}%`;
+    el.style.borderColor = colour(e.label);
+    el.textContent = e.label;
+    el.title = `${e.label} at ${e.time} s (${e.confidence.toFixed(2)})`;
+    el.onclick = () => { if ($("video").src) { $("video").currentTime = Math.max(0, e.time - 2); $("video").play(); } };
+    bar.appendChild(el);
+  }
   bar.style.height = `${Math.max(lanes.length, 1) * 2.1 + 0.3}em`;
 }
 
@@ -111,7 +129,8 @@ function showResult(result) {
   const list = $("final-list");
   list.innerHTML = "";
   const rows = result.overall || result.predictions || [...(result.people || [])].sort((a, b) => b.looks - a.looks).map((p) => ({ label: `person ${p.id} (${p.first.toFixed(1)}-${p.last.toFixed(1)} s, seen ${p.seen.toFixed(1)} s): ${p.action ? p.action.label : "no action"}`, score: p.action ? p.action.score : 0 }))
-    .concat(result.segments && !result.predictions && !result.people ? result.segments.map((s) => ({ label: `${s.label} ${s.start}-${s.end} s`, score: s.peak })) : []);
+    .concat(result.segments && !result.predictions && !result.people ? result.segments.map((s) => ({ label: `${s.label} ${s.start}-${s.end} s`, score: s.peak })) : [])
+    .concat(typeof result.events === "number" ? spotted.map((e) => ({ label: `${e.label} at ${e.time} s`, score: e.confidence })) : []);
   for (const p of rows) {
     const li = document.createElement("li");
     li.textContent = `${p.label} ${p.score.toFixed(2)}`;
@@ -136,6 +155,7 @@ function handle(type, event) {
   if (type === "topk") topk.push(event);
   else if (type === "people") people.push(event);
   else if (type === "segment") { segments.push(event); drawTimeline(); }
+  else if (type === "event") { spotted.push(event); drawTimeline(); $("status").textContent = `${spotted.length} events`; }
   else if (type === "result") showResult(event);
   else if (type === "end") {
     $("status").textContent = `job ${event.status}`;
@@ -173,12 +193,13 @@ async function start(e) {
   if ($("token").value) localStorage.setItem("vidrec-token", $("token").value);
   const file = $("file").files[0], source = $("source").value.trim();
   if (!file && !source) { showError("Choose a video file or paste a stream URL."); return; }
-  topk = []; people = []; segments = []; duration = 0;
+  topk = []; people = []; segments = []; spotted = []; duration = 0;
   $("final").hidden = true; drawTimeline();
   const video = $("video");
   if (file) { video.src = URL.createObjectURL(file); } else { video.removeAttribute("src"); video.load(); }
   const form = new FormData();
   form.append("kind", $("kind").value);
+  if ($("model").value) form.append("model", $("model").value);
   if (file) form.append("file", file); else form.append("source", source);
   if ($("kind").value === "highlights") form.append("labels", $("labels").value);
   if ($("kind").value === "stream") {  // the page's live view: what happens now, twice a second
