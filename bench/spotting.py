@@ -168,10 +168,8 @@ def live_delays(run: str, data: str) -> dict:
 def run_one(arm: str, seed: int, *, data: str, runs: str) -> dict:
     out = os.path.join(runs, arm, f"seed{seed}")
     command = train_command(arm, seed, data=data, out=out)
-    subprocess.run(command, check=True)
-    with open(os.path.join(out, "metrics.jsonl")) as f:
-        rows = [json.loads(line) for line in f]
-    train_seconds = next((r["train_seconds"] for r in reversed(rows) if "train_seconds" in r), None)
+    printed = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    train_seconds = json.loads(printed.strip().splitlines()[-1])["train_seconds"]  # every session's
     record = {"arm": arm, "seed": seed, "command": shlex.join(["vidrec", *command[3:]])}
     if arm == "baseline":
         record.update(score(baseline_events(out, data), data))

@@ -5,8 +5,8 @@ within nms/2 s before it.
 
 One rule, offline and live: `pick_events` runs `LivePicker` over a whole video, so a live stream
 reports exactly the events the offline run finds. Live, a step is decided once the nms/2 s after it
-have arrived, so each event is reported nms/2 s after it happened (plus what the spotter's
-features wait for): the delay from event to report.
+have arrived, so each event is reported nms/2 s of video after it happened (a step's features hold
+the frames up to its time; the computing adds its own time): the delay from event to report.
 """
 
 from __future__ import annotations

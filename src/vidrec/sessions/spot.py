@@ -31,8 +31,9 @@ def spot_session(
     if o.out:
         write_events(found, o.out, video=found[0].video if found else None)
         files["events"] = o.out
-    # a causal spotter reports nms/2 after a peak; a step's features close 1/rate after its start
-    delay = o.nms / 2 + 1 / spotter.config.rate if spotter.config.causal else None
+    # a causal spotter reports an event nms/2 s of video after it (a step's features hold the
+    # frames up to its time), plus the time the computing takes
+    delay = o.nms / 2 if spotter.config.causal else None
     yield {"type": "result", "events": len(found), "delay_s": delay, "live": live, "files": files}
 
 
