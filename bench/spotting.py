@@ -1,7 +1,7 @@
 """Event spotting on SynthMotion-Spot through vidrec's own commands: `vidrec synth-spot` makes the
 data, `vidrec extract --rate` computes the frozen extractor's features once per clip placement
 (centred for the two-sided spotter and the baseline, ending at each step for the causal one),
-`vidrec train configs/spotter_synthmotion_spot.yaml --resume auto` trains and tests each arm and
+`vidrec train configs/spotter_conv_synthmotion_spot.yaml --resume auto` trains and tests each arm and
 seed, and the test average-mAP is SoccerNet's (tight: 1-5 s, loose: 5-60 s):
 
     baseline   a per-step classifier (spotter_conv with no temporal layers: each step sees only its
@@ -39,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 RUNS = os.path.join(ROOT, "results", "spotting_runs")
 TABLE = os.path.join(ROOT, "results", "spotting.md")
-CONFIG = os.path.relpath(os.path.join(ROOT, "configs", "spotter_synthmotion_spot.yaml"))
+CONFIG = os.path.relpath(os.path.join(ROOT, "configs", "spotter_conv_synthmotion_spot.yaml"))
 DATA_ARGS = ["--train", "40", "--val", "10", "--test", "20", "--seed", "0"]
 EXTRACTOR, RATE = "i3d_small.synthmotion", 4.0
 # arm -> (what it is, its `vidrec train` settings, causal clips)
