@@ -100,3 +100,43 @@ def test_the_page_predicts_an_uploaded_clip_and_draws_people(browser, tmp_path, 
         assert phone.evaluate("document.documentElement.scrollWidth") <= 390
         phone.screenshot(path=os.path.join(shots, "serve_phone.png"), full_page=True)
     print("screenshots:", sorted(f for f in os.listdir(shots) if f.startswith("serve_")), "in", shots)
+
+
+@pytest.mark.slow
+def test_the_page_marks_a_spotters_events(browser, tmp_path, shared_videos):
+    """A spot job from the page: each event a mark on the timeline, a click seeks to just before it."""
+    import torch
+
+    import vidrec
+
+    torch.manual_seed(0)
+    width = vidrec.create_model("movinet_a0_stream").num_features
+    extractor = os.path.join(MOVINET_DIR, "movinet_a0_int8.tflite")
+    spotter = vidrec.create_model(
+        "spotter_conv_causal", num_classes=2, in_features=width, rate=2.0, extractor=extractor
+    )
+    spotter.set_labels(["shot", "pass"])
+    spotter.save_pretrained(tmp_path / "spotter")
+    with bench_module("serve_load").serve("--model", str(tmp_path / "spotter")) as (url, _):
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        page.goto(url)
+        page.wait_for_function("document.getElementById('model').options.length > 0")
+        page.set_input_files("#file", os.path.join(shared_videos, "basketball_shooting.mp4"))
+        page.select_option("#kind", "spot")
+        page.click("#start")
+        page.wait_for_function(
+            "document.getElementById('status').textContent.includes('job done')", timeout=180_000
+        )
+        marks = page.locator("#timeline .event")
+        assert marks.count() >= 1 and set(marks.all_inner_texts()) <= {"shot", "pass"}
+        assert page.locator("#final-list li").count() == marks.count()
+        page.evaluate("document.getElementById('video').pause()")
+        last = marks.last
+        at = float(last.get_attribute("title").split(" at ")[1].split(" s")[0])
+        last.click()
+        page.wait_for_function(
+            f"Math.abs(document.getElementById('video').currentTime - {max(0.0, at - 2)}) < 0.5"
+        )
+        page.screenshot(
+            path=os.path.join(os.environ.get("VIDREC_ARTIFACTS", str(tmp_path)), "serve_spot.png")
+        )

@@ -44,7 +44,7 @@ def cmd_serve(args) -> int:
     )
     app = create_app(config)
     for name in config.models[:1]:  # the default model loads before the first request waits for it
-        app.state.models.get(name)
+        app.state.models.load(name)
     print(f"vidrec serve: http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -103,28 +103,36 @@ class Models:
         self.loaded: dict[str, ModelBase] = {}
         self.lock = threading.Lock()
 
-    def get(self, name: str | None = None) -> ModelBase:
-        """The video model `name` (default: the first), loaded now if it was not yet."""
+    def load(self, name: str | None = None) -> ModelBase:
+        """The offered model `name` (default: the first) in its inference form, loaded now if it
+        was not yet: a video model as `get` gives it, an event spotter as it is."""
         name = name or self.names[0]
         if name not in self.names:
             raise ConfigError(unknown_name_message("model", name, self.names))
-        return self._load(name, lambda m: for_inference(clip_model(spot_free(m)), self.inference))
+        return self._load(name, self._form)
+
+    def _form(self, model: ModelBase) -> ModelBase:
+        return (
+            model.eval()
+            if isinstance(model, SpottingModel)
+            else for_inference(clip_model(model), self.inference)
+        )
+
+    def get(self, name: str | None = None) -> ModelBase:
+        """The video model `name` (default: the first), loaded now if it was not yet."""
+        return spot_free(self.load(name))
 
     def spotter(self, name: str | None = None) -> tuple[SpottingModel, ModelBase]:
         """The event spotter `name` (default: the first) and the extractor whose features it
         reads (its config's `extractor`, in the inference form), both loaded now if not yet."""
-        name = name or self.names[0]
-        if name not in self.names:
-            raise ConfigError(unknown_name_message("model", name, self.names))
-        spotter = self._load(name, lambda m: m.eval())
+        spotter = self.load(name)
         if not isinstance(spotter, SpottingModel):
-            raise ConfigError(f"{name} is not an event spotter (a vidrec train run of task spotting)")
+            raise ConfigError(f"{spotter.arch} is not an event spotter (a vidrec train run of task spotting)")
         if not spotter.config.extractor:
-            raise ConfigError(f"{name} does not say which model its features come from (config extractor)")
-        extractor = self._load(
-            spotter.config.extractor, lambda m: for_inference(clip_model(m), self.inference)
-        )
-        return spotter, extractor
+            raise ConfigError(
+                f"{spotter.arch} does not say which model its features come from (its extractor)"
+            )
+        return spotter, spot_free(self._load(spotter.config.extractor, self._form))
 
     def detector(self) -> ModelBase:
         """The person detector, loaded now if it was not yet."""
