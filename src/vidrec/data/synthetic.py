@@ -276,6 +276,23 @@ def _make_one(job: tuple) -> tuple[str, dict]:
     return ("kept" if complete else "made"), labels
 
 
+def render_jobs(
+    make_one, jobs: list[tuple], stats: dict, *, desc: str, workers: int, progress: bool, chunksize: int = 1
+):
+    """`(job, what make_one(job) gives beside its status)` for each job, in order, rendered by
+    `workers` processes (one: this one) under a progress bar; `stats` counts the statuses
+    ("made", "kept")."""
+    with (
+        tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress) as bar,
+        Pool(workers) if workers > 1 else contextlib.nullcontext() as pool,
+    ):
+        results = pool.imap(make_one, jobs, chunksize=chunksize) if pool else map(make_one, jobs)
+        for job, result in zip(jobs, results, strict=True):
+            stats[result[0]] += 1
+            bar.update()
+            yield job, result[1]
+
+
 def is_complete_video(path: str, num_frames: int) -> bool:
     """Whether `path` is a readable video of `num_frames` frames (a resumed generation keeps it)."""
     if not os.path.exists(path):
@@ -328,16 +345,10 @@ def generate_dataset(
             rel = f"videos/{split}/{split}_{i:05d}.mp4"
             rows[split].append([rel, CLASSES[action]])
             jobs.append((os.path.join(out, rel), int(action), seed, split, i, cfg, label != "action"))
-    stats = {"made": 0, "kept": 0}
-    bar = tqdm(total=len(jobs), desc="synth", unit="video", disable=not progress)
-    per_frame = {}
-    with Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
-        results = pool.imap(_make_one, jobs, chunksize=4) if pool else map(_make_one, jobs)
-        for job, (result, labels) in zip(jobs, results):
-            stats[result] += 1
-            per_frame[job[0]] = labels
-            bar.update()
-    bar.close()
+    per_frame, stats = {}, {"made": 0, "kept": 0}
+    how = {"desc": "synth", "workers": workers, "progress": progress, "chunksize": 4}
+    for job, labels in render_jobs(_make_one, jobs, stats, **how):
+        per_frame[job[0]] = labels
     for split, split_rows in rows.items():
         if label != "action":
             for row in split_rows:
@@ -370,6 +381,7 @@ __all__ = [
     "SynthConfig",
     "generate_dataset",
     "pair_accuracy",
+    "render_jobs",
     "render_video",
     "reversal_pair_accuracy",
     "split_labels",

@@ -14,14 +14,11 @@ sees actors of the same size and motion; a SynthMotion clip of 16 frames spans h
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from dataclasses import asdict, dataclass
-from multiprocessing import Pool
 
 import numpy as np
-from tqdm import tqdm
 
 from vidrec.data.ava import ActionLabel, AvaBox, write_boxes, write_label_map
 from vidrec.data.synthetic import (
@@ -31,6 +28,7 @@ from vidrec.data.synthetic import (
     SPLITS,
     actor_track,
     is_complete_video,
+    render_jobs,
     shape_coverage,
     shape_polygon,
     textured_background,
@@ -230,14 +228,9 @@ def generate_ava_dataset(
                 (os.path.join(out, "videos", split, video_id + ".mp4"), video_id, seed, split, i, cfg)
             )
     stats, rows = {"made": 0, "kept": 0}, {split: [] for split in counts}
-    bar = tqdm(total=len(jobs), desc="synth-ava", unit="video", disable=not progress)
-    with Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
-        results = pool.imap(_make_one, jobs, chunksize=2) if pool else map(_make_one, jobs)
-        for job, (result, video_rows) in zip(jobs, results, strict=True):
-            stats[result] += 1
-            rows[job[3]].extend(video_rows)
-            bar.update()
-    bar.close()
+    how = {"desc": "synth-ava", "workers": workers, "progress": progress, "chunksize": 2}
+    for job, video_rows in render_jobs(_make_one, jobs, stats, **how):
+        rows[job[3]].extend(video_rows)
     for split, split_rows in rows.items():
         write_boxes(os.path.join(out, f"{split}.csv"), split_rows, kind="gt")
         boxes = detected_boxes(split_rows, np.random.default_rng([seed, SPLITS.index(split), 99]))

@@ -17,16 +17,20 @@ The videos are `out/videos/SPLIT/SPLIT_00000.mp4`; the events are in `out/SPLIT.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from dataclasses import asdict, dataclass
-from multiprocessing import Pool
 
 import numpy as np
-from tqdm import tqdm
 
-from vidrec.data.synthetic import SHAPES, SPLITS, is_complete_video, shape_coverage, textured_background
+from vidrec.data.synthetic import (
+    SHAPES,
+    SPLITS,
+    is_complete_video,
+    render_jobs,
+    shape_coverage,
+    textured_background,
+)
 from vidrec.errors import ConfigError
 from vidrec.io.events import Event, write_events
 from vidrec.io.folders import claim_folder
@@ -222,14 +226,9 @@ def generate_spot_dataset(
             rel = f"videos/{split}/{split}_{i:05d}.mp4"
             jobs.append((os.path.join(out, rel), rel, seed, split, i, cfg))
     stats, events = {"made": 0, "kept": 0}, {split: [] for split in counts}
-    bar = tqdm(total=len(jobs), desc="synth-spot", unit="video", disable=not progress)
-    with Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
-        results = pool.imap(_make_one, jobs, chunksize=1) if pool else map(_make_one, jobs)
-        for job, (result, video_events) in zip(jobs, results, strict=True):
-            stats[result] += 1
-            events[job[3]] += video_events
-            bar.update()
-    bar.close()
+    how = {"desc": "synth-spot", "workers": workers, "progress": progress}
+    for job, video_events in render_jobs(_make_one, jobs, stats, **how):
+        events[job[3]] += video_events
     for split, split_events in events.items():
         write_events(split_events, os.path.join(out, f"{split}.csv"))
         game = lambda video: os.path.splitext(os.path.basename(video))[0]  # noqa: E731
