@@ -306,7 +306,7 @@ def cmd_models(args) -> int:
     """`vidrec models`: every architecture with its parameter count, and its pretrained weights."""
     import torch
 
-    from vidrec.models.registry import IMAGE_BUILDERS, create_model, list_models
+    from vidrec.models.registry import IMAGE_BUILDERS, SPOTTER_BUILDERS, create_model, list_models
     from vidrec.models.weights import weights_for
 
     def count(name: str, **options) -> int:
@@ -314,16 +314,15 @@ def cmd_models(args) -> int:
             return sum(p.numel() for p in create_model(name, **options).parameters())
 
     print(f"{'architecture':<30} {'parameters':>14}  pretrained weights (their parameters)")
-    for name in [*list_models(), *IMAGE_BUILDERS]:
-        options = (
-            {} if name.endswith(("_pretrain", "_ava")) or name in IMAGE_BUILDERS else {"num_classes": 400}
-        )
+    for name in [*list_models(), *IMAGE_BUILDERS, *SPOTTER_BUILDERS]:
+        own = name.endswith(("_pretrain", "_ava")) or name in IMAGE_BUILDERS or name in SPOTTER_BUILDERS
+        options = {} if own else {"num_classes": 400}
         tags = [f"{w.name} ({count(name, **w.model_options):,})" for w in weights_for(name)]
         print(f"{name:<30} {count(name, **options):>14,}  {', '.join(tags) or '-'}")
     print(
         "(classifiers counted with 400 classes; *_ava detectors with their own: 80 for AVA, 13 for"
         " SynthMotion-AVA; *_pretrain: encoder + decoder, no classifier; ssd_mobilenet_v1, the person"
-        " detector: COCO's 90)"
+        " detector: COCO's 90; spotter_*, event spotters: 5 classes on 480 features a step)"
     )
     return 0
 
