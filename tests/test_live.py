@@ -46,7 +46,9 @@ def test_live_sources_are_recognised():
     assert is_live_source("udp://127.0.0.1:5000") and not is_live_source("clip.mp4")
 
 
-def _stream(tmp_path, seconds: float, stall: float, *extra: str, clip: str | None = None, command="stream"):
+def _stream(
+    tmp_path, seconds: float, stall: float, *extra: str, clip: str | None = None, command="stream", model=None
+):
     (tmp_path / "producer.py").write_text(PRODUCER)
     tiny_stream_model().save_pretrained(tmp_path / "m")
     producer = subprocess.Popen(
@@ -54,7 +56,7 @@ def _stream(tmp_path, seconds: float, stall: float, *extra: str, clip: str | Non
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
-    model = ["--model", str(tmp_path / "m")] if command != "detect" else []
+    model = ["--model", model or str(tmp_path / "m")] if command != "detect" else []
     args = [sys.executable, "-m", "vidrec", command, "-", *model, *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     consumer = subprocess.Popen(
@@ -163,3 +165,25 @@ def test_a_live_source_that_stalls_while_recording_leaves_nothing(tmp_path):
     err = consumer.stderr.read()
     assert err.startswith("error: -: stalled, nothing for 3 s while recording") and err.count("\n") == 1
     assert not record.exists() and not list(tmp_path.glob(".rec*"))
+
+
+@pytest.mark.slow
+def test_a_causal_spotter_reports_events_while_the_stream_plays(tmp_path, shared_videos):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    width = tiny_stream_model().num_features  # the extractor: the tiny stream model `_stream` saves
+    spotter = vidrec.create_model(
+        "spotter_conv_causal", num_classes=2, in_features=width, rate=2.0, extractor=str(tmp_path / "m")
+    )
+    spotter.save_pretrained(tmp_path / "spotter")
+    clip = os.path.join(shared_videos, "basketball_shooting.mp4")
+    args = ("--json", "--threshold", "0", "--nms", "2")
+    consumer, arrivals = _stream(
+        tmp_path, 12, 0, *args, clip=clip, command="spot", model=str(tmp_path / "spotter")
+    )
+    assert consumer.returncode == 0, consumer.stderr.read()[-2000:]
+    events = [e for _, e in arrivals]
+    assert len(events) >= 4 and {e["label"] for e in events} <= {"class_0", "class_1"}
+    assert arrivals[-1][0] - arrivals[0][0] >= 4.0  # reported as the stream played, not at its end
+    late = [e["reported_at"] - e["time"] for e in events[:-2]]  # the last may close with the stream
+    assert late == pytest.approx([1.0] * len(late), abs=0.26)  # nms/2 of stream time, to a step
