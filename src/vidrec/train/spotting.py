@@ -97,12 +97,12 @@ def ensure_features(
     if os.path.exists(meta_path):
         with open(meta_path) as f:
             meta = json.load(f)
-        made, wanted = (meta.get("rate"), bool(meta.get("causal"))), (s.rate, causal)
-        if made != wanted:
+        made, asked = (meta.get("rate"), bool(meta.get("causal"))), (s.rate, causal)
+        if made != asked:
             clips = lambda c: "causal" if c else "centred"  # noqa: E731
             raise ConfigError(
                 f"{s.features} holds features at {made[0]} steps/s, {clips(made[1])} clips; this run wants "
-                f"{wanted[0]:g}, {clips(wanted[1])} (spotting.rate, spotting.causal_features): use another "
+                f"{asked[0]:g}, {clips(asked[1])} (spotting.rate, spotting.causal_features): use another "
                 "spotting.features"
             )
     shards = shard_paths(s.features)
@@ -121,15 +121,14 @@ def ensure_features(
         )
         if summary["failed"]:
             raise ConfigError(f"feature extraction failed: {summary['first_error']}")
-    table = read_shards(s.features, columns=["video", "times", "features", "error"]).to_pylist()
-    wanted = set(videos)
-    out = {}
-    for row in table:
-        if row["video"] in wanted and row["error"] is None:
-            out[row["video"]] = (
-                np.asarray(row["times"], np.float64),
-                np.asarray(row["features"], np.float32),
-            )
+    table = read_shards(s.features, columns=["video", "times", "features", "error"])
+    wanted, out = set(videos), {}
+    names, errors = table.column("video").to_pylist(), table.column("error").to_pylist()
+    for i, (video, error) in enumerate(zip(names, errors)):
+        if video in wanted and error is None:  # straight to numpy: no Python list per number
+            times = table.column("times")[i].values.to_numpy(zero_copy_only=False).astype(np.float64)
+            flat = table.column("features")[i].values.flatten().to_numpy(zero_copy_only=False)
+            out[video] = times, flat.astype(np.float32).reshape(len(times), -1)
     failed = sorted(wanted - set(out))
     if failed:
         raise ConfigError(f"{failed[0]}: its features failed in {s.features}")
