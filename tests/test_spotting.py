@@ -221,7 +221,7 @@ def test_a_spot_job_gives_what_vidrec_spot_prints(spot_data, tmp_path, capsys):
         result = c.get(f"/v1/jobs/{job['id']}").json()["result"]
         assert result["events"] == len(printed) and result["delay_s"] == 0.5
         saved = c.get(f"/v1/jobs/{job['id']}/files/{result['files']['events']}").json()
-        assert len(saved["predictions"]) == len(printed)
+        assert len(saved["predictions"]) == len(printed) and saved["UrlLocal"] == "clip"  # the upload's name
         assert c.get("/v1/models").json()["models"][0]["kind"] == "spotter"
 
 

@@ -156,8 +156,11 @@ class Service:
                 options = dataclasses.replace(options, out=os.path.join(folder, "reel.mp4"))
             if kind == "detect":  # the tracks as MOTChallenge rows, for track-eval
                 options = dataclasses.replace(options, mot=os.path.join(folder, "tracks.txt"))
-            if kind == "spot":  # the events as SoccerNet's predictions, for spot-eval
-                options = dataclasses.replace(options, out=os.path.join(folder, "results_spotting.json"))
+            if kind == "spot":  # the events as SoccerNet's predictions (of the client's video), for spot-eval
+                game = os.path.splitext(name)[0]
+                options = dataclasses.replace(
+                    options, out=os.path.join(folder, "results_spotting.json"), video=game
+                )
 
             def run():
                 for event in events(kind, self.models, video, options, model=model):

@@ -133,6 +133,7 @@ class SpotOptions(LiveOptions):
     nms: float = SpottingSection.nms  # seconds: a weaker peak within nms/2 of an event is dropped
     threshold: float = SpottingSection.threshold  # events below this probability are not reported
     out: str | None = None  # write the events: results_spotting.json, a .csv, or a folder
+    video: str | None = None  # the name the events carry (default: the file's, without extension)
 
     def __post_init__(self):
         super().__post_init__()

@@ -23,7 +23,13 @@ def spot_session(
     if not live:
         probe(source)  # a bad file fails before any work
     found = []
-    how = {"nms": o.nms, "threshold": o.threshold, "realtime": o.realtime, "timeout": o.timeout}
+    how = {
+        "nms": o.nms,
+        "threshold": o.threshold,
+        "realtime": o.realtime,
+        "timeout": o.timeout,
+        "video": o.video,
+    }
     for event, at in spot_events(spotter, extractor, source, **how):
         found.append(event)
         yield {"type": "event", **event_dict(event), "reported_at": round(at, 3)}
