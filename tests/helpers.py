@@ -128,7 +128,7 @@ TINY = {
     "fast_r50": _RES,
     **{
         f"videomae_{s}": {"depth": 1, "dim": 64, "num_heads": 2, "mlp_dim": 128, "patch_size": 8}
-        for s in "sblh"
+        for s in "sblhg"
     },
     **{
         f"videomae_{s}_pretrain": {
@@ -142,7 +142,7 @@ TINY = {
             "decoder_heads": 2,
             "decoder_mlp_dim": 64,
         }
-        for s in "sbl"
+        for s in "sblg"
     },
 }
 TINY.update(

@@ -339,3 +339,64 @@ def test_original_checkpoint_with_learned_positions_is_refused(tmp_path, videoma
     torch.save(state, tmp_path / "fixed.pth")
     with pytest.raises(vidrec.errors.ConfigError, match="is a videomae_b, not videomae_s"):
         vidrec.load_model(tmp_path / "fixed.pth", arch="videomae_s")
+
+
+def _on_meta_with_cpu_linspace(build):
+    """Build an OpenGVLab model on the meta device: its constructor calls `.item()` on a
+    `torch.linspace` (the drop-path schedule), which a meta tensor cannot give."""
+    real = torch.linspace
+    torch.linspace = lambda *a, **k: real(*a, **{**k, "device": "cpu"})
+    try:
+        with torch.device("meta"):
+            return build()
+    finally:
+        torch.linspace = real
+
+
+def test_videomae_g_is_videomae_v2s_vit_g(videomaev2):
+    """ViT-g/14 as VideoMAE V2 builds it: the same parameters, the same MACs, and every key of
+    its fine-tuned and pretraining checkpoints mapped (full size, on the meta device)."""
+    from vidrec.flops import count_macs, count_params
+    from vidrec.models.convert.videomae import load_original_videomae
+
+    finetune, pretrain = videomaev2
+    reference = _on_meta_with_cpu_linspace(
+        lambda: finetune.vit_giant_patch14_224(num_classes=710, all_frames=16)
+    )
+    reference_pt = _on_meta_with_cpu_linspace(
+        lambda: pretrain.pretrain_videomae_giant_patch14_224(decoder_depth=4)
+    )
+    with torch.device("meta"):
+        ours = vidrec.create_model("videomae_g", num_classes=710)
+        ours_pt = vidrec.create_model("videomae_g_pretrain")
+        loaded = load_original_videomae(dict(reference.state_dict()), "ViT-g checkpoint")  # strict: every key
+        loaded_pt = load_original_videomae(dict(reference_pt.state_dict()), "ViT-g pretraining checkpoint")
+    assert count_params(ours) == count_params(reference) == 1_012_611_142
+    assert count_params(ours_pt) == count_params(reference_pt) == 1_026_306_560
+    assert (loaded.arch, loaded.config) == ("videomae_g", ours.config)
+    assert loaded_pt.arch == "videomae_g_pretrain" and loaded_pt.config.decoder_mlp_dim == 2234
+    shape = (1, 3, 16, 224, 224)
+    assert count_macs(ours, shape) == count_macs(reference, shape)
+
+
+def test_a_narrow_vit_g_matches_videomaev2(tmp_path, videomaev2):
+    """ViT-g's own shapes (14 px patches, MLP ratio 48/11) at a narrow width: the official model's
+    logits from its checkpoint, to 1e-5 of their scale. (A checkpoint does not store the head
+    count: it is read from the width, 16 for ViT-g's 1408, width / 64 for widths vidrec does not
+    know, so the narrow model has 176 / 64 = 2 heads.)"""
+    from functools import partial
+
+    finetune, _ = videomaev2
+    torch.manual_seed(0)
+    reference = finetune.VisionTransformer(
+        img_size=28, patch_size=14, num_classes=10, embed_dim=176, depth=2, num_heads=2, mlp_ratio=48 / 11,
+        qkv_bias=True, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), init_scale=1.0,
+    ).eval()  # fmt: skip
+    _perturb(reference)
+    torch.save({"module": reference.state_dict()}, tmp_path / "vit_g_narrow.pth")
+    model = vidrec.load_model(tmp_path / "vit_g_narrow.pth").eval()
+    assert (model.config.patch_size, model.config.mlp_dim, model.config.num_heads) == (14, 768, 2)
+    x = torch.randn(2, 3, 16, 28, 28)
+    with torch.no_grad():
+        expected, got = reference(x), model(x)
+    assert (got - expected).abs().max() <= 1e-5 * expected.abs().max()

@@ -311,12 +311,22 @@ SIZES = {  # dim, depth, heads, mlp (ViT-S/B/L/H of the paper)
     "videomae_b": (768, 12, 12, 3072),
     "videomae_l": (1024, 24, 16, 4096),
     "videomae_h": (1280, 32, 16, 5120),
+    # VideoMAE V2's ViT-g/14: MLP ratio 48/11 (6144), 14 px patches (vit_giant_patch14_224)
+    "videomae_g": (1408, 40, 16, 6144),
 }
+PATCHES = {"videomae_g": 14}  # the others use 16 px patches
 
 
 def _build(arch: str, overrides: dict, defaults: dict | None = None, prep: Preprocessing = _PREP) -> VideoMAE:
     dim, depth, heads, mlp = SIZES.get(arch, (64, 2, 2, 128))
-    base = {"dim": dim, "depth": depth, "num_heads": heads, "mlp_dim": mlp, **(defaults or {})}
+    base = {
+        "dim": dim,
+        "depth": depth,
+        "num_heads": heads,
+        "mlp_dim": mlp,
+        "patch_size": PATCHES.get(arch, 16),
+    }
+    base.update(defaults or {})
     return build_model(
         VideoMAE, VideoMAEConfig, arch=arch, defaults=base, overrides=overrides, preprocessing=prep
     )
@@ -342,6 +352,12 @@ def videomae_h(**overrides) -> VideoMAE:
     return _build("videomae_h", overrides)
 
 
+def videomae_g(**overrides) -> VideoMAE:
+    """ViT-g/14 VideoMAE V2 (about a billion parameters; Wang et al., CVPR 2023,
+    https://arxiv.org/abs/2303.16727): 16 x 224 x 224 clips, 2048 tokens."""
+    return _build("videomae_g", overrides)
+
+
 def videomae_tiny(**overrides) -> VideoMAE:
     """A 2-block, 64-wide VideoMAE on 4 frames of 32 px, for tests and CPU experiments."""
     prep = Preprocessing(num_frames=4, sampling_rate=2, resize=32, crop_size=32)
@@ -356,6 +372,14 @@ def videomae_small_synth(**overrides) -> VideoMAE:
     return _build("videomae_small_synth", overrides, defaults, SYNTHMOTION_PREP)
 
 
-ARCHITECTURES = (videomae_s, videomae_b, videomae_l, videomae_h, videomae_tiny, videomae_small_synth)
+ARCHITECTURES = (
+    videomae_s,
+    videomae_b,
+    videomae_l,
+    videomae_h,
+    videomae_g,
+    videomae_tiny,
+    videomae_small_synth,
+)
 
 __all__ = ["VideoMAE", "VideoMAEConfig", "VideoMAEEncoder"]

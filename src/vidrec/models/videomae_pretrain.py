@@ -283,6 +283,14 @@ def videomae_l_pretrain(**overrides) -> VideoMAEPretrain:
     )
 
 
+def videomae_g_pretrain(**overrides) -> VideoMAEPretrain:
+    """ViT-g/14 encoder + 4-block, 512-wide decoder (MLP 2234: V2 builds it with the encoder's
+    48/11 ratio), as VideoMAE V2's pretrain_videomae_giant_patch14_224 with its scripts' 4 decoder
+    blocks; V2's dual masking with decoder_mask_ratio 0.5."""
+    extra = {"decoder_dim": 512, "decoder_heads": 8, "decoder_mlp_dim": 2234, "decoder_mask_ratio": 0.5}
+    return _build("videomae_g_pretrain", overrides, {"patch_size": 14, **extra})
+
+
 def videomae_tiny_pretrain(**overrides) -> VideoMAEPretrain:
     """Tiny encoder and decoder on 4 frames of 32 px, for tests."""
     prep = Preprocessing(num_frames=4, sampling_rate=2, resize=32, crop_size=32)
@@ -322,6 +330,7 @@ ARCHITECTURES = (
     videomae_s_pretrain,
     videomae_b_pretrain,
     videomae_l_pretrain,
+    videomae_g_pretrain,
     videomae_tiny_pretrain,
     videomae_small_synth_pretrain,
 )
