@@ -353,6 +353,7 @@ def _on_meta_with_cpu_linspace(build):
         torch.linspace = real
 
 
+@pytest.mark.slow
 def test_videomae_g_is_videomae_v2s_vit_g(videomaev2):
     """ViT-g/14 as VideoMAE V2 builds it: the same parameters, the same MACs, and every key of
     its fine-tuned and pretraining checkpoints mapped (full size, on the meta device)."""
