@@ -121,8 +121,7 @@ def baseline_events(run: str, data: str) -> list:
     for row in table:
         if row["video"] not in wanted:
             continue
-        with torch.inference_mode():
-            probs = model(torch.tensor(row["features"])[None]).softmax(-1)[0, :, 1:].numpy()
+        probs = model.probabilities(torch.tensor(row["features"]))[:, 1:]
         segmenter = Segmenter(model.class_names, config)
         segments = [s for t, p in zip(row["times"], probs) for s in segmenter.update(t, p)]
         segments += segmenter.finish(row["times"][-1])

@@ -35,6 +35,7 @@ import dataclasses
 import json
 import os
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import nn
@@ -341,6 +342,13 @@ class SpottingModel(ModelBase):
     def class_names(self) -> list[str]:
         """A name per event class (not "no event"), in output order after it."""
         return super().class_names
+
+    @torch.inference_mode()
+    def probabilities(self, features: torch.Tensor) -> np.ndarray:
+        """Per-step probabilities `(T, 1 + num_classes)` (column 0: no event) of one sequence of
+        features `(T, D)`, as numpy on the CPU (what peak picking reads)."""
+        x = torch.as_tensor(features)[None].to(self.device)
+        return self(x).float().softmax(-1)[0].cpu().numpy()
 
     def check_features(self, x: torch.Tensor) -> None:
         """One clear error for features of the wrong layout or width."""

@@ -133,7 +133,7 @@ def spot_events(
         t = 0.0
         for t, features in steps:
             recent.append(features.to(device))
-            probs = spotter(torch.stack(list(recent))[None]).float().softmax(-1)[0, -1].cpu().numpy()
+            probs = spotter.probabilities(torch.stack(list(recent)))[-1]  # the newest step's
             yield from ((e, t) for e in picker.update(t, probs))
         yield from ((e, t) for e in picker.finish())
         return
@@ -141,8 +141,7 @@ def spot_events(
     if not collected:
         raise ConfigError(f"{source}: no frames")
     times = [t for t, _ in collected]
-    feats = torch.stack([f for _, f in collected])[None].to(device)
-    probs = spotter(feats).float().softmax(-1)[0].cpu().numpy()
+    probs = spotter.probabilities(torch.stack([f for _, f in collected]))
     for t, p in zip(times, probs):
         yield from ((e, t) for e in picker.update(t, p))
     yield from ((e, times[-1]) for e in picker.finish())

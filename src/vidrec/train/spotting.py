@@ -28,6 +28,7 @@ from vidrec.io.shards import read_shards, shard_paths
 from vidrec.metrics.spotting import spotting_map
 from vidrec.models.base import SpottingModel
 from vidrec.models.loader import load_model
+from vidrec.models.registry import create_model
 from vidrec.recognize.batch import BatchOptions, run_batch
 from vidrec.recognize.spot import pick_events
 from vidrec.train.config import RunConfig
@@ -200,13 +201,13 @@ def spot_loss(logits: torch.Tensor, targets: torch.Tensor, fg_weight: float) -> 
 
 
 @torch.inference_mode()
-def spot_split(model: SpottingModel, split: SpotSplit, cfg: RunConfig, *, device) -> list[Event]:
-    """The events the spotter finds in every video of a split."""
+def spot_split(model: SpottingModel, split: SpotSplit, cfg: RunConfig) -> list[Event]:
+    """The events the spotter finds in every video of a split (on the model's device)."""
     model.eval()
     found = []
     for video in split.videos:
         times, feats = split.timelines[video]
-        probs = model(torch.from_numpy(feats)[None].to(device)).float().softmax(-1)[0].cpu().numpy()
+        probs = model.probabilities(torch.from_numpy(feats))
         found += pick_events(
             probs,
             times,
@@ -218,11 +219,23 @@ def spot_split(model: SpottingModel, split: SpotSplit, cfg: RunConfig, *, device
     return found
 
 
-def score_split(model, split: SpotSplit, cfg: RunConfig, *, device, metric: str) -> tuple[float, list[Event]]:
-    """average-mAP (%) of the spotter on a split, and its events."""
-    found = spot_split(model, split, cfg, device=device)
-    score = spotting_map(split.events, found, model.class_names, metric=metric)
-    return 100.0 * score.a_mAP, found
+def score_split(model, split: SpotSplit, cfg: RunConfig, *, metric: str) -> float:
+    """average-mAP (%) of the spotter on a split."""
+    found = spot_split(model, split, cfg)
+    return 100.0 * spotting_map(split.events, found, model.class_names, metric=metric).a_mAP
+
+
+def reads_causal_features(cfg: RunConfig) -> bool:
+    """Whether the run's features are clips ending at each step: spotting.causal_features, else
+    what the spotter the run builds says (its `causal_features`, or a causal network)."""
+    if cfg.spotting.causal_features is not None:
+        return cfg.spotting.causal_features
+    if cfg.model.init is not None:
+        config = load_model(cfg.model.init).config
+    else:
+        with torch.device("meta"):  # its config only: no weights made
+            config = create_model(cfg.model.name, **cfg.model.options).config
+    return bool(config.causal_features or config.causal)
 
 
 def write_test_report(out: str, split: SpotSplit, found: list[Event], classes: list[str]) -> dict:
@@ -246,6 +259,7 @@ __all__ = [
     "collate_windows",
     "ensure_features",
     "load_spot_splits",
+    "reads_causal_features",
     "score_split",
     "spot_loss",
     "spot_split",

@@ -45,6 +45,7 @@ from vidrec.train.spotting import (
     collate_windows,
     ensure_features,
     load_spot_splits,
+    reads_causal_features,
     score_split,
     spot_loss,
     spot_split,
@@ -225,9 +226,7 @@ class SpotTask(Task):
     def load(self, cfg, log):
         self.splits, self.classes = load_spot_splits(cfg)
         options = cfg.model.options
-        causal = cfg.spotting.causal_features
-        if causal is None:  # as the spotter is: a causal spotter reads causal features
-            causal = bool(options.get("causal", cfg.model.name == "spotter_conv_causal"))
+        causal = reads_causal_features(cfg)
         videos = [v for split in self.splits.values() for v in split.videos]
         timelines = ensure_features(
             cfg, videos, causal=causal, device=resolve_device(cfg.run.device), log=log
@@ -269,14 +268,13 @@ class SpotTask(Task):
         if "val" not in self.splits:
             return {}, None
         metric = cfg.spotting.metric
-        value, _ = score_split(model, self.splits["val"], cfg, device=device, metric=metric)
-        model.train()
+        value = score_split(model, self.splits["val"], cfg, metric=metric)
         return {f"val_{metric}_a_mAP": value}, value
 
     def test(self, model, cfg, out, *, device, dist, progress):
         if "test" not in self.splits:
             return {}
-        found = spot_split(model, self.splits["test"], cfg, device=device)
+        found = spot_split(model, self.splits["test"], cfg)
         return write_test_report(out, self.splits["test"], found, model.class_names) if dist.main else {}
 
 
