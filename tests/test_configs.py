@@ -98,3 +98,20 @@ def test_a_key_without_a_section_is_a_model_option_on_every_command():
     path = next(p for p in CONFIGS if p.endswith("i3d_small_synth.yaml"))
     cfg = load_config(path, ["width=16", "optimizer.lr=0.5"])
     assert cfg.model.options["width"] == 16 and cfg.optimizer.lr == 0.5
+
+
+def test_fsdp_refuses_what_needs_a_whole_model_and_fits_a_random_head():
+    from vidrec.errors import ConfigError
+    from vidrec.train.config import config_from_dict
+
+    base = {"model": {"name": "videomae_s", "init": "runs/pt"}, "run": {"strategy": "fsdp"}}
+    assert config_from_dict(base).head_init == "random"  # the probe needs the whole head on one process
+    assert config_from_dict({**base, "run": {}}).head_init == "probe"
+    for section, values, named in (
+        ("run", {"strategy": "fsdp", "ema": 0.999}, "run.ema"),
+        ("model", {"name": "videomae_s", "head_init": "probe"}, "head_init probe"),
+        ("model", {"name": "videomae_s", "sync_bn": True}, "sync_bn"),
+        ("run", {"strategy": "zero3"}, "run.strategy"),
+    ):
+        with pytest.raises(ConfigError, match=named):
+            config_from_dict({**base, section: values})

@@ -79,3 +79,51 @@ def test_distributed_eval_counts_every_video_once(bright_dark, tmp_path):  # noq
         os.path.join(bright_dark, f"v{i}.mp4") for i in range(32, 48)
     )
     assert torch.tensor(report["confusion_matrix"]).sum() == 16
+
+
+def _vit_g_shaped(root: str, out, batch_size: int, **run) -> dict:
+    """ViT-g's shape (patch 14, MLP 6144/1408 of the width, V2's layout) at width 64 and depth 2."""
+    config = _config(root, out, batch_size)
+    config["model"] = {
+        "name": "videomae_g",
+        "options": {"dim": 64, "num_heads": 4, "mlp_dim": 279, "depth": 2, "drop_path": 0.0},
+        "gradient_checkpointing": True,
+    }
+    config["data"].update(resize=28, crop_size=28)
+    config["optimizer"]["grad_clip"] = 1.0
+    config["run"].update(run)
+    return config
+
+
+@pytest.mark.slow
+def test_fsdp_two_processes_match_one_and_resume(bright_dark, tmp_path):  # noqa: F811
+    """Fully sharded over two processes (half the parameters and optimizer state each): the losses
+    and weights of one unsharded process; resumed from its epoch-1 checkpoint, the same end."""
+    runs = {
+        "one": (_vit_g_shaped(bright_dark, tmp_path / "one", 4), 1, []),
+        "fsdp": (_vit_g_shaped(bright_dark, tmp_path / "fsdp", 2, strategy="fsdp"), 2, []),
+    }
+    first = str(tmp_path / "fsdp" / "checkpoints" / "step-000000008.pt")
+    runs["resumed"] = (
+        _vit_g_shaped(bright_dark, tmp_path / "resumed", 2, strategy="fsdp"),
+        2,
+        ["--resume", first],
+    )
+    for name, (config, processes, resume) in runs.items():
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(config))
+        start = [sys.executable] if processes == 1 else torchrun(processes, 29533)
+        run_checked([*start, "-m", "vidrec", "train", str(tmp_path / f"{name}.yaml"), "--quiet", *resume])
+    rows = {n: [json.loads(line) for line in open(tmp_path / n / "metrics.jsonl")] for n in runs}
+    losses = {n: [r["loss"] for r in rows[n] if "loss" in r] for n in rows}
+    assert len(losses["one"]) == len(losses["fsdp"]) == 16  # 8 global batches of 4, 2 epochs
+    assert max(abs(a - b) for a, b in zip(losses["one"], losses["fsdp"])) < 1e-4
+    assert len(losses["resumed"]) == 8  # the second epoch's steps
+    assert max(abs(a - b) for a, b in zip(losses["one"][8:], losses["resumed"])) < 1e-4
+    accuracy = {n: [r["val_top1"] for r in rows[n] if "val_top1" in r] for n in rows}
+    assert accuracy["one"] == accuracy["fsdp"] and accuracy["one"][1:] == accuracy["resumed"]
+    weights = {n: vidrec.load_model(tmp_path / n).state_dict() for n in runs}
+    for name in ("fsdp", "resumed"):
+        assert weights[name].keys() == weights["one"].keys()
+        diff = max((weights["one"][k] - weights[name][k]).abs().max().item() for k in weights["one"])
+        print(f"{name} vs one process: max weight difference {diff:.1e}")
+        assert diff < 1e-5

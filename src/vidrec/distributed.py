@@ -1,6 +1,7 @@
 """torch.distributed for training and evaluation: torchrun's environment, gloo on CPU and nccl on
-GPU, a resumable sharded batch sampler, and reductions. One process (no torchrun) is world size 1
-and needs no process group."""
+GPU, a resumable sharded batch sampler, reductions, and fully sharded data parallel (FSDP2: each
+process holds 1/world of the parameters, gradients and optimizer state). One process (no torchrun)
+is world size 1 and needs no process group."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,66 @@ def gather_objects(obj, d: Dist) -> list:
     out = [None] * d.world
     dist.all_gather_object(out, obj)
     return out
+
+
+def shard_model(model: nn.Module, units: list[nn.Module]) -> None:
+    """Shard `model` in place over the process group (torch.distributed.fsdp.fully_shard): each of
+    `units` (transformer blocks) is gathered only while it runs, the rest as one unit. Build the
+    optimizer after: the parameters become sharded DTensors."""
+    from torch.distributed.fsdp import fully_shard
+
+    for unit in units:
+        fully_shard(unit)
+    fully_shard(model)
+
+
+def _full_options():
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True)
+
+
+# The state functions below take `fsdp`: whether the run uses run.strategy fsdp. Its checkpoints
+# go through torch.distributed.checkpoint's whole-state API (the optimizer state keyed by parameter
+# name), whether the model is sharded over several processes or runs in one, so either resumes the other.
+
+
+def model_state(model: nn.Module, fsdp: bool) -> dict[str, torch.Tensor]:
+    """The whole state dict of a model (sharded: a collective, on every rank)."""
+    if not fsdp:
+        return model.state_dict()
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+    return get_model_state_dict(model, options=_full_options())
+
+
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], fsdp: bool) -> None:
+    """Load a whole state dict (as `model_state` gives) into a model, sharded or not."""
+    if not fsdp:
+        model.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict
+
+    set_model_state_dict(model, state, options=_full_options())
+
+
+def optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, fsdp: bool) -> dict:
+    """The optimizer's whole state (fsdp: keyed by parameter name, gathered on every rank)."""
+    if not fsdp:
+        return optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer, options=_full_options())
+
+
+def load_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict, fsdp: bool) -> None:
+    """Load what `optimizer_state` gave, into a sharded or unsharded optimizer alike."""
+    if not fsdp:
+        optimizer.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+    set_optimizer_state_dict(model, optimizer, state, options=_full_options())
 
 
 def barrier(d: Dist) -> None:

@@ -148,6 +148,11 @@ class ModelBase(nn.Module):
             return checkpoint(module, *args, use_reentrant=False)
         return module(*args)
 
+    def shard_units(self) -> list[nn.Module]:
+        """The submodules fully sharded data parallel gathers one at a time (`run.strategy: fsdp`):
+        a transformer's blocks. Empty: the model is one unit, gathered whole for each step."""
+        return []
+
     @property
     def num_layers(self) -> int | None:
         """Depth for layer-wise lr decay (ViTs); None: the model is not layered that way."""

@@ -245,6 +245,9 @@ class VideoMAE(VideoModel):
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = self.encoder.grad_checkpointing = enable
 
+    def shard_units(self) -> list[nn.Module]:
+        return list(self.encoder.blocks)
+
     def make_head(self, num_classes: int) -> nn.Linear:
         head = nn.Linear(self.config.dim, num_classes)
         nn.init.trunc_normal_(head.weight, std=0.02)

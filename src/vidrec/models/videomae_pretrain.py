@@ -150,6 +150,9 @@ class VideoMAEPretrain(PretrainingModel):
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = self.encoder.grad_checkpointing = enable
 
+    def shard_units(self) -> list[nn.Module]:
+        return [*self.encoder.blocks, *self.decoder_blocks]
+
     def no_weight_decay(self) -> set[str]:
         return {"mask_token"} | {n for n, _ in self.named_parameters() if n.endswith(("q_bias", "v_bias"))}
 

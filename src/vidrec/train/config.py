@@ -29,6 +29,7 @@ from vidrec.errors import ConfigError, unknown_name_message
 FREEZE_MODES = ("none", "norms", "backbone")  # model.freeze
 HEAD_INITS = ("random", "probe")  # model.head_init
 TASKS = ("classification", "detection", "spotting")
+STRATEGIES = ("ddp", "fsdp")  # run.strategy
 
 
 @dataclass
@@ -190,6 +191,11 @@ class RunSection:
     seed: int = 0
     device: str = "auto"  # cpu, cuda, cuda:1, auto
     precision: str = "fp32"  # fp32, bf16 (autocast), fp16 (autocast + grad scaler, GPU only)
+    # Under torchrun: "ddp" (every process holds the whole model; gradients all-reduced) or "fsdp"
+    # (fully sharded: each holds 1/world of the parameters, gradients and optimizer state, a
+    # transformer gathered block by block; for models too large for one process). Checkpoints
+    # hold the whole state either way.
+    strategy: str = "ddp"
     ema: float | None = None  # decay of an exponential moving average of the weights (None: off)
     checkpoint_every: int = 0  # optimizer steps between checkpoints (0: each epoch only)
     keep_last: int = 3  # checkpoints kept, besides the best
@@ -225,6 +231,7 @@ class RunConfig:
             "model.head_init": (self.model.head_init or "random", HEAD_INITS),
             "optimizer.name": (self.optimizer.name, ("sgd", "adamw")),
             "run.precision": (self.run.precision, ("fp32", "bf16", "fp16")),
+            "run.strategy": (self.run.strategy, STRATEGIES),
         }
         for key, (value, valid) in choices.items():
             if value not in valid:
@@ -257,6 +264,18 @@ class RunConfig:
             for key in ("videos", "labels"):
                 if getattr(self.detection, key) is None:
                     raise ConfigError(f"task detection needs detection.{key}")
+        if self.run.strategy == "fsdp":
+            if self.run.ema:
+                raise ConfigError(
+                    "run.ema is not available with run.strategy fsdp (the average would be unsharded)"
+                )
+            if self.model.head_init == "probe":
+                raise ConfigError(
+                    "model.head_init probe fits the head on an unsharded model: use head_init random "
+                    "with run.strategy fsdp"
+                )
+            if self.model.sync_bn:
+                raise ConfigError("model.sync_bn is for run.strategy ddp")
         if self.task == "spotting":
             if self.model.head_init == "probe":
                 raise ConfigError("model.head_init probe fits a classifier: it is not for task spotting")
@@ -277,8 +296,9 @@ class RunConfig:
 
     @property
     def head_init(self) -> str:
-        """model.head_init, resolved: "probe" when fine-tuning a classifier, else "random"."""
-        default = "probe" if self.fine_tuning and self.task == "classification" else "random"
+        """model.head_init, resolved: "probe" when fine-tuning a classifier (unsharded), else "random"."""
+        probe = self.fine_tuning and self.task == "classification" and self.run.strategy != "fsdp"
+        default = "probe" if probe else "random"
         return self.model.head_init or default
 
     @property

@@ -2,7 +2,8 @@
 
 One loop for every task (`vidrec.train.tasks`: classification, AVA action detection, VideoMAE
 pretraining; fine-tuning is any of them from other weights), on one CPU or under
-torchrun (DistributedDataParallel, gloo on CPU, nccl on GPU). Every optimizer step is
+torchrun (DistributedDataParallel, or fully sharded with `run.strategy: fsdp`; gloo on CPU, nccl
+on GPU). Every optimizer step is
 reproducible from (seed, epoch, step): clips are drawn per (seed, epoch, index), mixes and masks
 per (seed, step, rank), and the global RNG state travels in the checkpoint, so a killed run
 resumed from its last checkpoint ends with the same weights as an uninterrupted one.
@@ -30,6 +31,8 @@ from tqdm import tqdm
 import vidrec.distributed as D
 from vidrec.data.datasets import VideoClipDataset
 from vidrec.errors import ConfigError, VidrecError
+from vidrec.models.base import config_dict
+from vidrec.models.registry import create_model
 from vidrec.train.checkpoint import (
     CheckpointManager,
     changed_settings,
@@ -76,6 +79,7 @@ class _Run:
     device: torch.device
     model: nn.Module  # the vidrec model (what is saved)
     net: nn.Module  # what runs forward: the model, or DDP around it
+    sharded: bool  # the model's parameters are sharded over the processes (FSDP, several processes)
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     ema: nn.Module | None
@@ -95,6 +99,12 @@ class _Run:
     # before vidrec counted it) and when this one started.
     seconds_before: float | None = 0.0
     started: float = field(default_factory=time.perf_counter)
+    unsharded: tuple[int, nn.Module] | None = None  # (step, whole copy) of a sharded model
+
+    @property
+    def fsdp(self) -> bool:
+        """run.strategy fsdp: checkpoints through the whole-state API (vidrec.distributed)."""
+        return self.cfg.run.strategy == "fsdp"
 
     def seconds(self) -> float | None:
         """Wall time spent on this run so far, every session of it (None where unknown)."""
@@ -104,7 +114,20 @@ class _Run:
 
     @property
     def eval_model(self) -> nn.Module:
-        return self.ema.module if self.ema is not None else self.model
+        """What is validated, tested and saved: the EMA, the model, or a whole copy of a sharded
+        model (each process scores its own videos with it; a collective, on every rank)."""
+        if self.ema is not None:
+            return self.ema.module
+        if not self.sharded:
+            return self.model
+        if self.unsharded is None or self.unsharded[0] != self.pos.step:
+            model = self.model
+            whole = create_model(model.arch, **config_dict(model.config))
+            whole.preprocessing = model.preprocessing
+            whole.set_labels(model.labels)
+            whole.load_state_dict(D.model_state(model, fsdp=True))
+            self.unsharded = (self.pos.step, whole.to(self.device))
+        return self.unsharded[1]
 
     def log(self, text: str) -> None:
         if self.progress and self.d.main:
@@ -193,11 +216,14 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
             )
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
-    net = (
-        DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        if d.enabled
-        else model
-    )
+    sharded = d.enabled and cfg.run.strategy == "fsdp"
+    if sharded:
+        D.shard_model(model, model.shard_units())
+        net = model
+    elif d.enabled:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    else:
+        net = model
     dataset = task.dataset(cfg, model)
     sampler = D.ShardedBatchSampler(len(dataset), batch_size=cfg.data.batch_size, d=d, seed=cfg.run.seed)
     steps_per_epoch = math.ceil(len(sampler) / cfg.optimizer.accumulate)
@@ -213,6 +239,7 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         device=device,
         model=model,
         net=net,
+        sharded=sharded,
         optimizer=build_optimizer(model, cfg.optimizer, fine_tuning=cfg.fine_tuning),
         scaler=torch.amp.GradScaler(device.type, enabled=cfg.run.precision == "fp16"),
         ema=ema,
@@ -252,8 +279,8 @@ def _restore(run: _Run, resume: str) -> None:
             f"{path} was made with other settings ({', '.join(changed)} differ); "
             "resume with the same config or use another run.out"
         )
-    run.model.load_state_dict(state["model"])
-    run.optimizer.load_state_dict(state["optimizer"])
+    D.load_model_state(run.model, state["model"], run.fsdp)
+    D.load_optimizer_state(run.model, run.optimizer, state["optimizer"], run.fsdp)
     run.scaler.load_state_dict(state["scaler"])
     if run.ema is not None:
         run.ema.load_state_dict(state["ema"])
@@ -270,8 +297,8 @@ def _save(run: _Run, metric: float | None = None) -> None:
     rng = D.gather_objects(rng_state(run.device), run.d)
     run.checkpoints.save(
         {
-            "model": run.model.state_dict(),
-            "optimizer": run.optimizer.state_dict(),
+            "model": D.model_state(run.model, run.fsdp),
+            "optimizer": D.optimizer_state(run.model, run.optimizer, run.fsdp),
             "scaler": run.scaler.state_dict(),
             "ema": run.ema.state_dict() if run.ema is not None else None,
             "step": run.pos.step,
@@ -434,7 +461,8 @@ def _keep_best(run: _Run) -> None:
         return
     state, entry = best
     if entry["step"] != run.pos.step:
-        run.model.load_state_dict(state["model"])
+        D.load_model_state(run.model, state["model"], run.fsdp)
+        run.unsharded = None
         if run.ema is not None:
             run.ema.load_state_dict(state["ema"])
         run.log(
@@ -450,11 +478,10 @@ def _finish(run: _Run, summary: dict) -> dict:
     cfg, out = run.cfg, run.cfg.run.out
     if cfg.keep_best:
         _keep_best(run)
+    model = run.eval_model
     if run.d.main:
-        run.eval_model.save_pretrained(out)
-    test = run.task.test(
-        run.eval_model, cfg, out, device=run.device, dist=run.d, progress=run.progress and run.d.main
-    )
+        model.save_pretrained(out)
+    test = run.task.test(model, cfg, out, device=run.device, dist=run.d, progress=run.progress and run.d.main)
     if test:
         summary = {**summary, **test}
         run.metrics.write({"step": run.pos.step, **test}, run.pos.step)
@@ -469,6 +496,8 @@ def _forward_backward(run: _Run, batch: dict, *, sync: bool) -> tuple[float, int
     scaler, accumulate = run.scaler, cfg.optimizer.accumulate
     x = batch["video"].to(device, non_blocking=True)
     rng = np.random.default_rng([cfg.run.seed, step, run.d.rank])
+    if run.sharded:  # FSDP reduce-scatters the gradients of the last micro-batch only
+        net.set_requires_gradient_sync(sync)
     context = (
         net.no_sync() if isinstance(net, DistributedDataParallel) and not sync else contextlib.nullcontext()
     )
