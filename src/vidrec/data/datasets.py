@@ -1,5 +1,13 @@
-"""Annotation formats (Kinetics CSV, folder per class, Something-Something V2 JSON) and the
-clip dataset. A broken video never stops training: the dataset returns a `Failed` record, the
+"""Annotation formats and the clip dataset.
+
+- a CSV or list of `path,label` (or MMAction2's `path label`);
+- Kinetics' own CSV (`label,youtube_id,time_start,time_end,split`; Kinetics-400/600/700), whose
+  videos are found by name (`YOUTUBEID_000014_000024.mp4` or `YOUTUBEID.mp4`) under a folder;
+- a folder per class;
+- Something-Something V2's JSON: `labels.json` (template -> index) beside `train.json` /
+  `validation.json` (`{"id", "template", "label", "placeholders"}` items), videos `ID.webm`.
+
+The A broken video never stops training: the dataset returns a `Failed` record, the
 collate function drops it, and the loop counts and reports it at the end of the epoch."""
 
 from __future__ import annotations
@@ -7,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 from dataclasses import dataclass
 
 import av
@@ -51,14 +60,96 @@ def _split_row(line: str) -> list[str]:
     return line.rsplit(None, 1)
 
 
-def load_csv(csv_path: str, *, classes: list[str] | None = None) -> tuple[list[VideoRecord], list[str]]:
+# Each split's file in a dataset folder, in the order they are looked for: ours, Kinetics' own
+# (validate.csv) and Something-Something V2's (validation.json; its test.json has no labels).
+SPLIT_FILES = {
+    "train": ("train.csv", "train.json"),
+    "val": ("val.csv", "validate.csv", "validation.json"),
+    "test": ("test.csv",),
+}
+SSV2_VIDEO_FOLDERS = ("20bn-something-something-v2", "videos")  # beside labels.json, else its folder
+
+
+def split_file(folder: str, split: str) -> str | None:
+    """The annotation file of `split` ("train", "val", "test") in a dataset folder, if it has one."""
+    for name in SPLIT_FILES[split]:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _video_index(root: str) -> dict[str, str]:
+    """Every video under `root` by file name without extension (the first found of a name)."""
+    found: dict[str, str] = {}
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(VIDEO_EXTENSIONS):
+                found.setdefault(os.path.splitext(name)[0], os.path.join(folder, name))
+    return found
+
+
+def _load_kinetics(
+    csv_path: str, rows: list[list[str]], classes: list[str] | None, videos: str | None
+) -> tuple[list[VideoRecord], list[str]]:
+    """Kinetics' own CSV (header `label,youtube_id,time_start,time_end,split`; test files have no
+    label) with its videos found by name under `videos` (default: the CSV's folder). Videos that
+    are not there (Kinetics loses some every year) are left out with one warning."""
+    header = [c.strip().lower() for c in rows[0]]
+    col = {name: j for j, name in enumerate(header)}
+    for key in ("youtube_id", "time_start", "time_end"):
+        if key not in col:
+            raise ConfigError(f"{csv_path}: a Kinetics CSV needs a '{key}' column (header: {','.join(header)})")
+    rows = rows[1:]
+    for n, row in enumerate(rows, 2):
+        if len(row) != len(header):
+            raise ConfigError(f"{csv_path}: line {n} has {len(row)} fields, the header {len(header)}")
+    labels = [row[col["label"]].strip() for row in rows] if "label" in col else None
+    if classes is None:
+        beside = os.path.join(os.path.dirname(os.path.abspath(csv_path)), "classes.txt")
+        classes = _read_classes_file(beside) if os.path.exists(beside) else sorted(set(labels or []))
+    index = {name: i for i, name in enumerate(classes)}
+    root = videos or os.path.dirname(os.path.abspath(csv_path))
+    found, records, missing = _video_index(root), [], 0
+    for n, row in enumerate(rows):
+        youtube_id = row[col["youtube_id"]].strip()
+        try:
+            start, end = (int(float(row[col[k]])) for k in ("time_start", "time_end"))
+        except ValueError:
+            raise ConfigError(f"{csv_path}: line {n + 2}: time_start / time_end are not numbers") from None
+        path = found.get(f"{youtube_id}_{start:06d}_{end:06d}") or found.get(youtube_id)
+        if path is None:
+            missing += 1
+            continue
+        label = -1
+        if labels is not None:
+            if labels[n] not in index:
+                raise ConfigError(f"{csv_path}: unknown label '{labels[n]}' (not in the {len(classes)} classes)")
+            label = index[labels[n]]
+        records.append(VideoRecord(path, label))
+    if missing:
+        print(
+            f"warning: {csv_path}: {missing} of {len(rows)} videos are not under {root} "
+            "(YOUTUBEID_START_END.mp4 or YOUTUBEID.mp4): left out",
+            file=sys.stderr,
+        )
+    return records, list(classes)
+
+
+def load_csv(
+    csv_path: str, *, classes: list[str] | None = None, videos: str | None = None
+) -> tuple[list[VideoRecord], list[str]]:
     """Rows of `path,label` (label a class name or index); relative paths are relative to the CSV.
-    Class names come from `classes`, else a `classes.txt` beside the CSV, else the sorted names."""
+    Class names come from `classes`, else a `classes.txt` beside the CSV, else the sorted names.
+    Kinetics' own CSV (a `youtube_id` column) finds its videos under `videos` (see _load_kinetics)."""
     if not os.path.isfile(csv_path):
         raise ConfigError(f"{csv_path}: no such annotation file")
     root = os.path.dirname(os.path.abspath(csv_path))
     with open(csv_path) as f:
         rows = [_split_row(line.strip()) for line in f if line.strip()]
+    if rows and "youtube_id" in [c.strip().lower() for c in rows[0]]:
+        return _load_kinetics(csv_path, rows, classes, videos)
     if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
         rows = rows[1:]
     for n, row in enumerate(rows, 1):
@@ -128,11 +219,44 @@ def load_ssv2(
     return records, classes
 
 
-def load_annotations(source: str) -> tuple[list[VideoRecord], list[str]]:
-    """A CSV/TXT list, or a folder-per-class directory."""
+def load_ssv2_split(
+    split_json: str, *, classes: list[str] | None = None, videos: str | None = None
+) -> tuple[list[VideoRecord], list[str]]:
+    """A Something-Something V2 split file with the `labels.json` beside it; videos under
+    `videos`, else the first of SSV2_VIDEO_FOLDERS beside the JSON, else its own folder. With
+    `classes` (a model's labels), the labels are indices into those."""
+    folder = os.path.dirname(os.path.abspath(split_json))
+    labels_json = os.path.join(folder, "labels.json")
+    if not os.path.isfile(labels_json):
+        raise ConfigError(f"{split_json}: no labels.json beside it (Something-Something V2's template -> index)")
+    if videos is None:
+        videos = next(
+            (p for p in (os.path.join(folder, d) for d in SSV2_VIDEO_FOLDERS) if os.path.isdir(p)), folder
+        )
+    try:
+        records, own = load_ssv2(labels_json, split_json, videos)
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as e:
+        raise ConfigError(f"{split_json}: not a Something-Something V2 split with {labels_json} ({e})") from None
+    if classes is None or classes == own:
+        return records, own
+    unknown = sorted(set(own) - set(classes))
+    if unknown:
+        raise ConfigError(f"{labels_json}: classes {unknown[:3]} are not among the {len(classes)} expected")
+    index = {name: i for i, name in enumerate(classes)}
+    return [VideoRecord(r.path, index[own[r.label]] if r.label >= 0 else -1) for r in records], list(classes)
+
+
+def load_annotations(
+    source: str, *, classes: list[str] | None = None, videos: str | None = None
+) -> tuple[list[VideoRecord], list[str]]:
+    """A CSV/TXT list (ours or Kinetics'), a Something-Something V2 JSON split, or a
+    folder-per-class directory. `classes` fixes the label order (a CSV's or JSON's names are read
+    against them); `videos` is where a Kinetics CSV's or an SSv2 split's videos are."""
     if os.path.isdir(source):
         return load_folder(source)
-    return load_csv(source)
+    if source.lower().endswith(".json"):
+        return load_ssv2_split(source, classes=classes, videos=videos)
+    return load_csv(source, classes=classes, videos=videos)
 
 
 def load_labelled(source: str, *, classes: list[str] | None = None) -> list[VideoRecord]:
@@ -140,7 +264,7 @@ def load_labelled(source: str, *, classes: list[str] | None = None) -> list[Vide
     names are read against them, and a folder-per-class directory's folders are put in their
     order. Without `classes`, the source's own order."""
     if classes and os.path.isfile(source):
-        return load_csv(source, classes=classes)[0]
+        return load_annotations(source, classes=classes)[0]
     records, found = load_annotations(source)
     if not classes:
         return records
@@ -167,8 +291,11 @@ class VideoClipDataset(Dataset):
         seed: int = 0,
         frames_fps: float = 30.0,
         cache: str | None = None,
+        mirror: list[int | None] | None = None,
     ):
         self.records, self.prep, self.train = records, prep, train
+        # Training with flips: label -> its class mirrored (vidrec.data.mirror; None: never flip).
+        self.mirror = mirror if train and (prep.flip if flip is None else flip) else None
         self.cache = DecodedCache(cache, fps=frames_fps) if cache else None
         self.num_clips, self.seed, self.epoch, self.frames_fps = num_clips, seed, 0, frames_fps
         self.train_transform = TrainTransform(prep, flip=flip)
@@ -182,13 +309,15 @@ class VideoClipDataset(Dataset):
         self.epoch = epoch
 
     def __getitem__(self, i: int) -> dict | Failed:
-        record = self.records[i]
+        record, label, flip = self.records[i], self.records[i].label, None
+        if self.mirror is not None and label >= 0 and self.mirror[label] != label:
+            # a label naming a direction: flipped only with its mirrored class, which it becomes
+            coin = np.random.default_rng([self.seed, self.epoch, i, 1]).random()
+            flip = self.mirror[label] is not None and bool(coin < 0.5)
+            label = self.mirror[label] if flip else label
         try:
-            return {
-                "video": self.load(record.path, rng=np.random.default_rng([self.seed, self.epoch, i])),
-                "label": record.label,
-                "index": i,
-            }
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            return {"video": self.load(record.path, rng=rng, flip=flip), "label": label, "index": i}
         except (VidrecError, OSError, av.FFmpegError) as e:
             return Failed(record.path, str(e).replace(record.path + ": ", ""))
 
@@ -197,14 +326,15 @@ class VideoClipDataset(Dataset):
         through the decoded-frame cache when there is one."""
         return self.cache.open(path) if self.cache else open_video(path, fps=self.frames_fps)
 
-    def load(self, path: str, *, rng: np.random.Generator) -> torch.Tensor:
-        """The clip (training) or every test view of the video at `path`."""
+    def load(self, path: str, *, rng: np.random.Generator, flip: bool | None = None) -> torch.Tensor:
+        """The clip (training: flipped as `flip` says, None at random) or every test view of the
+        video at `path`."""
         with self.open(path) as video:
             n, sampling = len(video), self.prep.sampling
             stamps = video.timestamps if sampling.target_fps else None
             if self.train:
                 idx = random_clip_indices(n, sampling, rng=rng, timestamps=stamps)
-                return self.train_transform(frames_to_clip(video.get_frames(idx)), rng)
+                return self.train_transform(frames_to_clip(video.get_frames(idx)), rng, flip=flip)
             idx = uniform_clip_indices(n, sampling, num_clips=self.num_clips, timestamps=stamps)
             frames = video.get_frames(idx.reshape(-1))  # one decoding pass for every clip
         clips = frames.reshape(self.num_clips, self.prep.num_frames, *frames.shape[1:])

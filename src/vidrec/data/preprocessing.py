@@ -27,6 +27,11 @@ class Preprocessing:
 
     num_frames: int = _setting(8, "frames per clip")
     sampling_rate: int = _setting(4, "stride between sampled frames")
+    frame_sampling: str = _setting(
+        "stride",
+        "'stride': num_frames frames sampling_rate apart (Kinetics); 'segments': the video cut into "
+        "num_frames equal parts, a frame from each (Something-Something V2: the whole action in a clip)",
+    )
     target_fps: float | None = _setting(None, "resample videos to this rate before sampling (None: native)")
     resize: int = _setting(128, "short side for testing, before the crop")
     crop_size: int = _setting(112, "square side fed to the model in training")
@@ -75,6 +80,7 @@ class Preprocessing:
             sampling_rate=self.sampling_rate,
             target_fps=self.target_fps,
             pad=self.pad,
+            mode=self.frame_sampling,
         )
 
     def to_dict(self) -> dict:

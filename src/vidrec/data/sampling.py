@@ -1,5 +1,15 @@
 """Which frames make a clip.
 
+Two ways (`ClipSampling.mode`):
+
+- "stride" (Kinetics, PySlowFast's and VideoMAE's K400 recipes): `num_frames` frames
+  `sampling_rate` apart, from a random start in training and from evenly spread starts in testing;
+- "segments" (Something-Something V2, as PySlowFast's and VideoMAE's SSv2 loaders, and TSN): the
+  video cut into `num_frames` equal parts and one frame taken from each, at random in training, so
+  every clip holds the whole action. Test clip k of K takes each part's frame at k/K of it
+  (VideoMAE's two SSv2 test clips: starts and middles); one test clip takes the middles
+  (PySlowFast's). `sampling_rate` plays no part.
+
 Every sampler returns source-frame indices (int64 arrays) and never fails on short videos:
 positions past the end follow `pad`:
 
@@ -22,6 +32,7 @@ import numpy as np
 from vidrec.errors import ConfigError
 
 PAD_POLICIES = ("repeat_last", "loop")
+SAMPLING_MODES = ("stride", "segments")
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,7 @@ class ClipSampling:
     sampling_rate: int = 4  # stride between sampled frames, in (resampled) frames
     target_fps: float | None = None  # resample the timeline to this rate first (None: native)
     pad: str = "repeat_last"  # policy for clips longer than the video: "repeat_last" | "loop"
+    mode: str = "stride"  # "stride" or "segments" (see the module's docstring)
 
     def __post_init__(self):
         if self.num_frames < 1 or self.sampling_rate < 1:
@@ -40,6 +52,8 @@ class ClipSampling:
             )
         if self.pad not in PAD_POLICIES:
             raise ConfigError(f"unknown pad policy '{self.pad}' (valid: {', '.join(PAD_POLICIES)})")
+        if self.mode not in SAMPLING_MODES:
+            raise ConfigError(f"unknown frame sampling '{self.mode}' (valid: {', '.join(SAMPLING_MODES)})")
         if self.target_fps is not None and self.target_fps <= 0:
             raise ConfigError(f"target_fps must be > 0, got {self.target_fps}")
 
@@ -87,8 +101,11 @@ def random_clip_indices(
     rng: np.random.Generator,
     timestamps: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Training: one clip at a uniformly random start. `(num_frames,)` int64."""
+    """Training: one clip at a uniformly random start (segments: a random frame of each part).
+    `(num_frames,)` int64."""
     timeline = _timeline(num_video_frames, sampling, timestamps)
+    if sampling.mode == "segments":
+        return timeline[_segment_positions(len(timeline), sampling.num_frames, rng.random(sampling.num_frames))]
     start = int(rng.integers(0, max(len(timeline) - sampling.span, 0) + 1))
     positions = start + np.arange(sampling.num_frames) * sampling.sampling_rate
     return _positions_to_indices(positions, timeline, sampling.pad)
@@ -102,6 +119,9 @@ def uniform_clip_indices(
     if num_clips < 1:
         raise ConfigError(f"num_clips must be >= 1, got {num_clips}")
     timeline = _timeline(num_video_frames, sampling, timestamps)
+    if sampling.mode == "segments":
+        offsets = [0.5] if num_clips == 1 else [k / num_clips for k in range(num_clips)]
+        return np.stack([timeline[_segment_positions(len(timeline), sampling.num_frames, o)] for o in offsets])
     delta = max(len(timeline) - sampling.span, 0)
     if num_clips == 1:
         starts = np.array([delta // 2])
@@ -109,6 +129,14 @@ def uniform_clip_indices(
         starts = np.round(np.arange(num_clips) * delta / (num_clips - 1)).astype(np.int64)
     positions = starts[:, None] + np.arange(sampling.num_frames)[None, :] * sampling.sampling_rate
     return _positions_to_indices(positions, timeline, sampling.pad)
+
+
+def _segment_positions(length: int, parts: int, at) -> np.ndarray:
+    """Position `at` (0..1, one per part or one for all) within each of `parts` equal parts of a
+    timeline of `length`; fewer frames than parts: neighbouring parts share a frame."""
+    tick = length / parts
+    positions = np.floor(tick * (np.arange(parts) + np.asarray(at, dtype=np.float64))).astype(np.int64)
+    return np.clip(positions, 0, length - 1)
 
 
 def segment_indices(
@@ -125,11 +153,5 @@ def segment_indices(
         raise ConfigError(f"num_segments must be >= 1, got {num_segments}")
     sampling = ClipSampling(num_frames=num_segments, sampling_rate=1, target_fps=target_fps)
     timeline = _timeline(num_video_frames, sampling, timestamps)
-    edges = np.linspace(0, len(timeline), num_segments + 1)
-    lo, hi = edges[:-1], edges[1:]
-    if rng is None:
-        positions = ((lo + hi) / 2).astype(np.int64)
-    else:
-        positions = (lo + rng.random(num_segments) * (hi - lo)).astype(np.int64)
-    # Fewer frames than segments: neighbouring segments share a frame (repeat, never crash).
-    return timeline[np.clip(positions, 0, len(timeline) - 1)]
+    at = 0.5 if rng is None else rng.random(num_segments)
+    return timeline[_segment_positions(len(timeline), num_segments, at)]

@@ -130,14 +130,17 @@ class TrainTransform:
     prep: Preprocessing
     flip: bool | None = None  # None: as prep.flip
 
-    def __call__(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator, *, flip: bool | None = None) -> torch.Tensor:
+        """`flip`: None flips at random (with p=0.5, where flipping is on); True / False decides it."""
         p = self.prep
         if p.train_crop == "resized":
             clip = random_resized_crop(clip, p.crop_size, rng=rng, scale=p.train_scale)
         else:
             clip = resize_short_side(clip, int(rng.integers(p.resize, round(p.resize * 1.25) + 1)))
             clip = random_crop(clip, p.crop_size, rng=rng)
-        if (p.flip if self.flip is None else self.flip) and rng.random() < 0.5:
+        if flip is None:
+            flip = (p.flip if self.flip is None else self.flip) and rng.random() < 0.5
+        if flip:
             clip = horizontal_flip(clip)
             if p.modality == "flow":  # quantised x flow: q -> 255 - q is exactly u -> -u
                 clip = torch.cat([255 - clip[..., :1, :, :, :], clip[..., 1:, :, :, :]], dim=-4)

@@ -37,7 +37,9 @@ class TwoStreamDataset(VideoClipDataset):
         self.flow_dir, self.flow_method, self.flow_short_side = flow_dir, flow_method, flow_short_side
         self.flow_transform = EvalTransform(flow_prep, num_crops=num_crops)
 
-    def load(self, path: str, *, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def load(
+        self, path: str, *, rng: np.random.Generator, flip: bool | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Both streams' test views of the video at `path`."""
         with self.open(path) as video:
             n, sampling = len(video), self.prep.sampling

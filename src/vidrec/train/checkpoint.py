@@ -135,6 +135,7 @@ def resumable_settings(cfg: RunConfig) -> dict:
     d["data"].pop("val")
     d["data"].pop("test")
     d["data"].pop("cache")  # where decoded frames are kept: the same frames either way
+    d["data"].pop("videos")  # where the videos are: moving them changes nothing
     for key in ("log_every", "checkpoint_every", "keep_last", "tensorboard", "device", "out", "keep_best"):
         d["run"].pop(key)
     d.pop("eval")

@@ -64,9 +64,15 @@ class ModelSection:
 class DataFiles:
     """The `data:` section's files and loading settings (the preprocessing fields are added to it)."""
 
-    train: str | None = None  # CSV (path,label), folder per class, or a directory with train.csv
+    # CSV (path,label), Kinetics' CSV, SSv2 JSON split, folder per class, or a dataset folder
+    # holding train.csv / train.json (and val / test files: vidrec.data.datasets.SPLIT_FILES)
+    train: str | None = None
     val: str | None = None  # evaluated after each epoch (default: train.csv's directory/val.csv)
     test: str | None = None  # evaluated with the full multi-view protocol at the end
+    # Where a Kinetics CSV's videos (YOUTUBEID_START_END.mp4, searched recursively) or an SSv2
+    # split's (ID.webm) are. None: beside the annotation file (SSv2: its 20bn-something-something-v2/
+    # or videos/ folder when there).
+    videos: str | None = None
     batch_size: int = 8  # per process
     workers: int = 2  # DataLoader processes per training process
     # A folder for the training videos' decoded frames (vidrec.io.cache): the first epoch decodes
@@ -115,12 +121,17 @@ class OptimizerSection:
 
 @dataclass
 class ScheduleSection:
-    """The `schedule:` section: epochs, warmup, cosine floor."""
+    """The `schedule:` section: epochs, warmup, then a cosine or steps."""
 
     epochs: int = 10
     warmup_epochs: float = 0.0  # linear warmup from warmup_start_lr
     warmup_start_lr: float = 0.0
     min_lr: float = 0.0  # floor of the cosine
+    # "cosine" (half a cosine from the peak to min_lr), or "steps": the peak times lrs[i] from
+    # epoch steps[i] on (PySlowFast's steps_with_relative_lrs; SSv2: steps [14, 18], lrs [0.1, 0.01])
+    policy: str = "cosine"
+    steps: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -232,6 +243,7 @@ class RunConfig:
             "optimizer.name": (self.optimizer.name, ("sgd", "adamw")),
             "run.precision": (self.run.precision, ("fp32", "bf16", "fp16")),
             "run.strategy": (self.run.strategy, STRATEGIES),
+            "schedule.policy": (self.schedule.policy, ("cosine", "steps")),
         }
         for key, (value, valid) in choices.items():
             if value not in valid:
@@ -264,6 +276,14 @@ class RunConfig:
             for key in ("videos", "labels"):
                 if getattr(self.detection, key) is None:
                     raise ConfigError(f"task detection needs detection.{key}")
+        sched = self.schedule
+        if sched.policy == "steps" and (
+            len(sched.steps) != len(sched.lrs) or not sched.steps or sorted(sched.steps) != list(sched.steps)
+        ):
+            raise ConfigError(
+                "schedule.policy steps needs schedule.steps (epochs, increasing) and one schedule.lrs "
+                f"factor for each; got steps {sched.steps}, lrs {sched.lrs}"
+            )
         if self.run.strategy == "fsdp":
             if self.run.ema:
                 raise ConfigError(

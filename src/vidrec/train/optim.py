@@ -1,6 +1,6 @@
 """Optimizers and schedules as the papers use them: SGD with momentum (I3D, SlowFast) or AdamW
 (VideoMAE); no weight decay on norms, biases and tokens; layer-wise lr decay for ViTs; linear
-warmup then cosine, stepped every optimizer step."""
+warmup then cosine (or steps), set every optimizer step."""
 
 from __future__ import annotations
 
@@ -61,9 +61,14 @@ def build_optimizer(
 
 
 def lr_at(step: int, *, total: int, warmup: int, peak: float, s: ScheduleSection) -> float:
-    """Linear warmup from `warmup_start_lr` to `peak`, then half a cosine down to `min_lr`."""
+    """Linear warmup from `warmup_start_lr` to `peak`, then half a cosine down to `min_lr` or, with
+    `policy: steps`, `peak * lrs[i]` from epoch `steps[i]` on (`total` steps make `s.epochs`)."""
     if step < warmup:
         return s.warmup_start_lr + (peak - s.warmup_start_lr) * (step + 1) / warmup
+    if s.policy == "steps":
+        epoch = step * s.epochs / max(1, total)
+        passed = [factor for at, factor in zip(s.steps, s.lrs) if epoch >= at]
+        return peak * (passed[-1] if passed else 1.0)
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return s.min_lr + (peak - s.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 

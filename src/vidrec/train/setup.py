@@ -9,7 +9,7 @@ import os
 import torch
 from tqdm import tqdm
 
-from vidrec.data.datasets import load_annotations, load_csv
+from vidrec.data.datasets import load_annotations, split_file
 from vidrec.data.preprocessing import Preprocessing
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.io import probe
@@ -27,38 +27,36 @@ _HEAD_PREFIXES = ("head.", "fc_norm.", "norm.")
 
 
 def split_path(cfg: RunConfig, split: str) -> str | None:
-    """data.val / data.test, or val.csv / test.csv beside train.csv when data.train is its directory."""
+    """data.val / data.test, or the split's file beside the training file when data.train is a
+    dataset folder (val.csv, Kinetics' validate.csv, SSv2's validation.json; test.csv)."""
     explicit = getattr(cfg.data, split)
     if explicit or not (cfg.data.train and os.path.isdir(cfg.data.train)):
         return explicit
-    path = os.path.join(cfg.data.train, f"{split}.csv")
-    return path if os.path.exists(path) else None
+    return split_file(cfg.data.train, split)
 
 
 def load_splits(cfg: RunConfig):
-    """(train, val, test record lists, class names). `data.train` is a CSV, a folder per class,
-    or a directory holding train.csv (then val.csv / test.csv beside it are used when not set)."""
+    """(train, val, test record lists, class names). `data.train` is an annotation file (CSV,
+    Kinetics CSV, SSv2 JSON), a folder per class, or a dataset folder holding train.csv /
+    train.json (then its val and test files are used when not set; see split_path)."""
     d = cfg.data
     if d.train is None:
         raise ConfigError("data.train is not set (a CSV, a folder per class, or a directory with train.csv)")
     if not os.path.exists(d.train):
         raise ConfigError(f"data.train: {d.train}: no such file or directory")
-    if os.path.isdir(d.train) and os.path.exists(os.path.join(d.train, "train.csv")):
-        train, classes = load_csv(os.path.join(d.train, "train.csv"))
-    else:
-        train, classes = load_annotations(d.train)
+    train_file = split_file(d.train, "train") if os.path.isdir(d.train) else d.train
+    train, classes = load_annotations(train_file or d.train, videos=d.videos)
     splits = []
     for name in ("val", "test"):
         path = split_path(cfg, name)
         if path and not os.path.exists(path):
             raise ConfigError(f"data.{name}: {path}: no such file")
-        splits.append(
-            load_csv(path, classes=classes)[0]
-            if path and os.path.isfile(path)
-            else load_annotations(path)[0]
-            if path
-            else None
-        )
+        records = load_annotations(path, classes=classes, videos=d.videos)[0] if path else None
+        if records and all(r.label < 0 for r in records):
+            if getattr(d, name):
+                raise ConfigError(f"data.{name}: {path} has no labels to score")
+            records = None  # Kinetics' own test.csv: no labels, nothing to score
+        splits.append(records)
     if not train:
         raise ConfigError(f"{d.train}: no training videos")
     return train, splits[0], splits[1], classes

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidrec.data.datasets import VideoClipDataset, collate_clips
+from vidrec.data.mirror import describe_mirror, mirror_labels
 from vidrec.distributed import Dist
 from vidrec.errors import ConfigError
 from vidrec.models.base import DetectionModel, PretrainingModel, SpottingModel
@@ -100,15 +101,24 @@ class ClassifyTask(Task):
 
     def load(self, cfg, log):
         self.train_records, self.val_records, self.test_records, self.classes = load_splits(cfg)
+        self.mirror = mirror_labels(self.classes)
 
     def check_model(self, model, cfg, log):
         if isinstance(model, DetectionModel):
             raise ConfigError(f"{model.arch} is an action detector: set task: detection")
         fit_clip_length(model, self.train_records, cfg, log=log)
+        flips = describe_mirror(self.classes, self.mirror) if model.preprocessing.flip else None
+        if flips:
+            log(flips)
 
     def dataset(self, cfg, model):
         return VideoClipDataset(
-            self.train_records, prep=model.preprocessing, train=True, seed=cfg.run.seed, cache=cfg.data.cache
+            self.train_records,
+            prep=model.preprocessing,
+            train=True,
+            seed=cfg.run.seed,
+            cache=cfg.data.cache,
+            mirror=self.mirror,
         )
 
     def loss(self, net, model, batch, x, cfg, rng):
