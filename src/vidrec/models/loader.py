@@ -39,15 +39,19 @@ def load_model(
     device: str | torch.device = "cpu",
     arch: str | None = None,
     weights_dir: str | None = None,
+    dtype: torch.dtype | None = None,
 ) -> ModelBase:
     """A ready model in eval mode from a vidrec or transformers directory, another project's
     checkpoint file (pytorch-i3d, PyTorchVideo, PySlowFast, VideoMAE, MoViNet .tflite; `arch`
     names the architecture where the file cannot tell), a Hugging Face hub id, or a pretrained
     tag (`arch.tag`, or an architecture with weights; files are looked for in `weights_dir`,
-    `$VIDREC_WEIGHTS` and the cache, else downloaded)."""
+    `$VIDREC_WEIGHTS` and the cache, else downloaded). `dtype` (e.g. torch.bfloat16, half the
+    memory): the floating weights in it. A vidrec directory's model is built on the meta device and
+    takes its weights memory-mapped from model.safetensors: loading a billion parameters holds one
+    copy at most, none when the file is already in `dtype` (float32 without one)."""
     source = os.fspath(source)
     if os.path.isdir(source):
-        model = _load_directory(source)
+        model = _load_directory(source, dtype)
     elif os.path.isfile(source):
         if not source.endswith(CHECKPOINT_EXTENSIONS):
             raise VidrecError(
@@ -57,10 +61,11 @@ def load_model(
     elif _looks_like_path(source):
         raise VidrecError(_missing_path_message(source))
     elif source.count("/") == 1:  # owner/name on the Hugging Face hub
-        model = _load_directory(hub_snapshot(source))
+        model = _load_directory(hub_snapshot(source), dtype)
     else:
         model = _load_tag(source, weights_dir)
-    return model.to(device).eval()
+    model = model.to(device)
+    return (model.to(dtype) if dtype is not None else model).eval()
 
 
 def save_model(model: ModelBase, directory: str | os.PathLike, *, format: str = "vidrec") -> None:
@@ -95,7 +100,7 @@ def _missing_path_message(source: str) -> str:
     return f"{source}: no such model directory or checkpoint{hint}"
 
 
-def _load_directory(directory: str) -> ModelBase:
+def _load_directory(directory: str, dtype: torch.dtype | None = None) -> ModelBase:
     if is_transformers_videomae(directory):
         return load_transformers_videomae(directory)
     if not os.path.exists(os.path.join(directory, CONFIG_NAME)):
@@ -109,23 +114,24 @@ def _load_directory(directory: str) -> ModelBase:
         raise VidrecError(f"{directory}: {CONFIG_NAME} is not a vidrec model config (no 'architecture')")
     if config["architecture"] == TWO_STREAM:
         return TwoStream(
-            _load_directory(os.path.join(directory, "rgb")),
-            _load_directory(os.path.join(directory, "flow")),
+            _load_directory(os.path.join(directory, "rgb"), dtype),
+            _load_directory(os.path.join(directory, "flow"), dtype),
             weights=tuple(config.get("weights", (0.5, 0.5))),
             flow_method=config.get("flow_method", "tvl1"),
             flow_short_side=config.get("flow_short_side", 256),
         )
-    model = create_model(config["architecture"], **config.get("config", {}))
+    with torch.device("meta"):  # no memory and no initialisation: the weights replace it all
+        model = create_model(config["architecture"], **config.get("config", {}))
     model.preprocessing = Preprocessing.from_dict(config.get("preprocessing", {}))
     model.set_labels(config.get("labels"))
     weights = os.path.join(directory, WEIGHTS_NAME)
     if not os.path.exists(weights):
         raise VidrecError(f"{directory}: no {WEIGHTS_NAME}")
     try:
-        state = load_file(weights)
+        state = load_file(weights)  # memory-mapped: pages are read as they are used
     except Exception as e:  # safetensors raises its own error types for corrupt headers
         raise VidrecError(f"{weights}: unreadable safetensors file ({e})") from None
-    load_exact(model, state, weights)
+    load_exact(model, state, weights, dtype=dtype, assign=True)
     for name in (QUANT_GRIDS_NAME, LEGACY_GRIDS_NAME):
         grids = os.path.join(directory, name)
         if os.path.exists(grids):

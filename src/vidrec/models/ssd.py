@@ -99,7 +99,8 @@ class SSDPostprocess:
 
     def __init__(self, config: SSDConfig, map_sizes: list[int]):
         self.config = config
-        self.anchors = anchor_boxes(config, map_sizes)  # (A, 4) y, x, h, w
+        with torch.device("cpu"):  # not a weight: real even where the network is built on meta
+            self.anchors = anchor_boxes(config, map_sizes)  # (A, 4) y, x, h, w
 
     def decode(self, encodings: torch.Tensor, anchors: torch.Tensor | None = None) -> torch.Tensor:
         """Box encodings `(..., A, 4)` -> boxes `(..., A, 4)` as (x1, y1, x2, y2), normalised;

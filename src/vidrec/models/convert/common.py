@@ -70,10 +70,15 @@ def load_exact(
     state: dict[str, torch.Tensor],
     source: str,
     rename: Callable[[str], str | None] | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+    assign: bool = False,
 ) -> nn.Module:
     """Load `state` into `model` after renaming each key (`rename(key)` -> model key, None: no
     counterpart). Every key must map to a distinct model key of the same shape and every model key
-    must be filled, else one error names what did not fit. Returns `model`."""
+    must be filled, else one error names what did not fit. Floating tensors take `dtype` (None:
+    the model's). `assign`: the tensors become the model's own (a model built on the meta device;
+    a memory-mapped tensor already in its dtype is used where it lies, never copied). Returns `model`."""
     target = model.state_dict()
     out, unmapped, shapes = {}, [], []
     for key, value in state.items():
@@ -89,7 +94,8 @@ def load_exact(
                 f"{tuple(value.shape)} vs {tuple(target[name].shape)}"
             )
             continue
-        out[name] = value.to(target[name].dtype)
+        wanted = dtype if dtype is not None and value.is_floating_point() else target[name].dtype
+        out[name] = value.to(wanted)
     missing = [k for k in target if k not in out and not any(s.startswith(k) for s in shapes)]
     if unmapped or missing or shapes:
         parts = [
@@ -99,7 +105,7 @@ def load_exact(
         ]
         arch = getattr(model, "arch", "") or type(model).__name__
         raise VidrecError(f"{source}: weights do not fit {arch}: " + "; ".join(p for p in parts if p))
-    model.load_state_dict(out, strict=True)
+    model.load_state_dict(out, strict=True, assign=assign)
     return model
 
 
