@@ -460,3 +460,56 @@ def test_a_decoded_frame_cache_trains_the_same_weights(bright_dark, tmp_path):
     a, b = (vidrec.load_model(tmp_path / n).state_dict() for n in ("plain", "cached"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert len([n for n in os.listdir(tmp_path / "c") if n.endswith(".npy")]) == 32
+
+
+def test_distillation_teaches_what_the_teacher_knows(bright_dark, tmp_path):
+    """With alpha 1 the labels play no part: a student given every training label wrong still
+    learns bright from dark, from the teacher's predictions alone; alpha 0.5 blends the two
+    losses as the formula says; a teacher of other classes or clips is refused."""
+    teacher = tmp_path / "teacher"
+    train(tiny(bright_dark, teacher, schedule={"epochs": 4}, data={"batch_size": 8}), progress=False)
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    (wrong / "classes.txt").write_text("dark\nbright\n")
+    swap = {"dark": "bright", "bright": "dark"}
+    rows = [line.rsplit(",", 1) for line in open(os.path.join(bright_dark, "train.csv")).read().split()]
+    (wrong / "train.csv").write_text("".join(f"{os.path.join(bright_dark, p)},{swap[y]}\n" for p, y in rows))
+    val = os.path.join(bright_dark, "val.csv")
+    taught = train(
+        tiny(
+            str(wrong),
+            tmp_path / "taught",
+            schedule={"epochs": 4},
+            data={"batch_size": 8, "val": val},
+            distill={"teacher": str(teacher), "alpha": 1.0, "temperature": 2.0},
+        ),
+        progress=False,
+    )
+    assert taught["val_top1"] >= 90.0, taught
+    misled = train(
+        tiny(str(wrong), tmp_path / "misled", schedule={"epochs": 4}, data={"batch_size": 8, "val": val}),
+        progress=False,
+    )
+    assert misled["val_top1"] <= 10.0, misled  # the wrong labels alone teach the opposite
+
+    from vidrec.train.distill import Teacher
+
+    t = Teacher(str(teacher), alpha=0.5, temperature=2.0)
+    x = torch.randn(3, 3, 4, 32, 32)
+    student = torch.randn(3, 2)
+    with torch.no_grad():
+        p = torch.softmax(vidrec.load_model(teacher)(x) / 2.0, -1)
+    q = torch.log_softmax(student / 2.0, -1)
+    kl = (p * (p.log() - q)).sum(-1).mean() * 4.0
+    assert t.loss(student, x, torch.tensor(0.7)).item() == pytest.approx(
+        0.5 * 0.7 + 0.5 * kl.item(), rel=1e-5
+    )
+    with pytest.raises(ConfigError, match="num_frames 4 vs 8"):
+        train(
+            tiny(bright_dark, tmp_path / "x", data={"num_frames": 8}, distill={"teacher": str(teacher)}),
+            progress=False,
+        )
+    five = tmp_path / "five"
+    vidrec.create_model("tsn_small", num_classes=5, width=8).save_pretrained(five)
+    with pytest.raises(ConfigError, match="5 outputs"):
+        train(tiny(bright_dark, tmp_path / "y", distill={"teacher": str(five)}), progress=False)

@@ -195,6 +195,16 @@ class SpottingSection:
 
 
 @dataclass
+class DistillSection:
+    """The `distill:` section (classification): a trained teacher's predictions taught to the
+    model being trained (vidrec.train.distill; VideoMAE V2 makes ViT-S and ViT-B from ViT-g so)."""
+
+    teacher: str | None = None  # any `load_model` source with the data's classes and clips; None: off
+    alpha: float = 0.5  # weight of the teacher's term; the labels' cross-entropy takes 1 - alpha
+    temperature: float = 1.0  # both distributions softened by it (the term scaled by its square)
+
+
+@dataclass
 class RunSection:
     """The `run:` section: where outputs go, seed, device, precision, EMA, checkpoints, logging."""
 
@@ -233,6 +243,7 @@ class RunConfig:
     eval: EvalSection = field(default_factory=EvalSection)
     detection: DetectionSection = field(default_factory=DetectionSection)
     spotting: SpottingSection = field(default_factory=SpottingSection)
+    distill: DistillSection = field(default_factory=DistillSection)
     run: RunSection = field(default_factory=RunSection)
 
     def __post_init__(self):
@@ -284,6 +295,8 @@ class RunConfig:
                 "schedule.policy steps needs schedule.steps (epochs, increasing) and one schedule.lrs "
                 f"factor for each; got steps {sched.steps}, lrs {sched.lrs}"
             )
+        if self.distill.teacher is not None and self.task != "classification":
+            raise ConfigError(f"distill.teacher teaches a classifier: it is not for task {self.task}")
         if self.run.strategy == "fsdp":
             if self.run.ema:
                 raise ConfigError(

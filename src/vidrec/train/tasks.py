@@ -37,6 +37,7 @@ from vidrec.train.ava import (
     load_detection_data,
 )
 from vidrec.train.config import RunConfig
+from vidrec.train.distill import Teacher
 from vidrec.train.mix import mix_batch
 from vidrec.train.probe import probe_head
 from vidrec.train.report import TEST_REPORT_NAME, plot_confusion
@@ -102,11 +103,19 @@ class ClassifyTask(Task):
     def load(self, cfg, log):
         self.train_records, self.val_records, self.test_records, self.classes = load_splits(cfg)
         self.mirror = mirror_labels(self.classes)
+        d = cfg.distill
+        self.teacher = Teacher(d.teacher, alpha=d.alpha, temperature=d.temperature) if d.teacher else None
 
     def check_model(self, model, cfg, log):
         if isinstance(model, DetectionModel):
             raise ConfigError(f"{model.arch} is an action detector: set task: detection")
         fit_clip_length(model, self.train_records, cfg, log=log)
+        if self.teacher is not None:
+            self.teacher.check(model, self.classes)
+            log(
+                f"distilling from {cfg.distill.teacher} "
+                f"(alpha {cfg.distill.alpha}, temperature {cfg.distill.temperature})"
+            )
         flips = describe_mirror(self.classes, self.mirror) if model.preprocessing.flip else None
         if flips:
             log(flips)
@@ -126,6 +135,8 @@ class ClassifyTask(Task):
         x, targets, mixed = mix_batch(x, y, model.num_classes, cfg.augment, rng)
         logits = net(x)
         loss = torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+        if self.teacher is not None:
+            loss = self.teacher.loss(logits, x, loss)
         return loss, None if mixed else int((logits.argmax(-1) == y).sum())
 
     def init_head(self, model, cfg, *, device):
