@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vidrec.data.datasets import VideoClipDataset, load_annotations
-from vidrec.data.mirror import mirror_labels
+from vidrec.data.mirror import mirror_labels, mirrored_names
 from vidrec.data.preprocessing import Preprocessing
 from vidrec.data.sampling import ClipSampling, random_clip_indices, uniform_clip_indices
 from vidrec.train.config import load_config
@@ -311,3 +311,21 @@ def test_kinetics700_recipes_train_on_the_released_layout(kinetics700, tmp_path)
         rows, _ = _trained(out)
         assert [r for r in rows if "val_top1" in r]
         assert json.loads((out / "config.json").read_text())["labels"] == ["abseiling", "zumba"]
+
+
+def test_mirrored_labels():
+    classes = [
+        "Pushing something from left to right",
+        "Pushing something from right to left",
+        "move left",
+        "move right",
+        "rotate clockwise",
+        "rotate counter-clockwise",
+        "Turning the camera left while filming something",
+        "bright flash",  # "right" inside a word is no direction
+        "Putting something on something",
+        "spin anticlockwise",
+    ]
+    assert mirror_labels(classes) == [1, 0, 3, 2, 5, 4, None, 7, 8, None]
+    assert mirrored_names("Spin Clockwise")[:2] == ["Spin Counterclockwise", "Spin Anticlockwise"]
+    assert mirrored_names("LEFT hand raise") == ["RIGHT hand raise"]
