@@ -197,68 +197,37 @@ def test_flips_follow_direction_labels(ssv2):
     assert 0 < swapped < 48  # both ways, at random
 
 
-def _tiny(config: str, data: str, out, *extra: str) -> list[str]:
-    return [
-        "train",
-        os.path.join(CONFIGS, config),
-        "--quiet",
-        "--set",
+def _train_tiny(config: str, data: str, out, settings: list[str]):
+    """`vidrec train configs/CONFIG` on `data` from scratch, shrunk by `settings` (`--set`s)."""
+    base = [
         f"data.train={data}",
-        "--set",
         f"run.out={out}",
-        "--set",
         "model.init=null",
-        "--set",
         "data.batch_size=4",
-        "--set",
         "data.workers=0",
-        "--set",
         "run.precision=fp32",
-        "--set",
         "run.device=cpu",
-        "--set",
         "run.tensorboard=false",
-        "--set",
         "schedule.warmup_epochs=0",
-        "--set",
         "eval.batch_size=4",
-        *extra,
     ]
-
-
-def _trained(out) -> tuple[list[dict], dict]:
-    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
-    return rows, json.loads(open(os.path.join(out, "test_report.json")).read()) if os.path.exists(
-        os.path.join(out, "test_report.json")
-    ) else {}
-
-
-def test_videomae_ssv2_recipe_trains_on_the_released_layout(ssv2, tmp_path):
-    vit = [
-        "dim=32",
-        "depth=1",
-        "num_heads=2",
-        "mlp_dim=64",
-        "data.num_frames=4",
-        "data.resize=32",
-        "data.crop_size=32",
-        "schedule.epochs=2",
-    ]
-    proc = run_vidrec(
-        *_tiny("videomae_s_ssv2.yaml", ssv2, tmp_path / "run"), *[a for v in vit for a in ("--set", v)]
-    )
+    sets = [a for v in [*base, *settings] for a in ("--set", v)]
+    proc = run_vidrec("train", os.path.join(CONFIGS, config), "--quiet", *sets)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert (
-        "flip: 2 classes swap with their mirrored class; 1 name a direction without one"
-        in proc.stderr + proc.stdout
-    )
-    rows, _ = _trained(tmp_path / "run")
-    epochs = [r for r in rows if "val_top1" in r]
-    assert len(epochs) == 2 and all(0 <= r["val_top1"] <= 100 for r in epochs)
-    saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["labels"] == TEMPLATES and saved["preprocessing"]["frame_sampling"] == "segments"
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    return proc, rows
 
 
+# ViT-S/B and SlowFast R50 shrunk to seconds on 32 px clips
+_SMALL_VIT = [
+    "dim=32",
+    "depth=1",
+    "num_heads=2",
+    "mlp_dim=64",
+    "data.num_frames=4",
+    "data.resize=32",
+    "data.crop_size=32",
+]
 _SMALL_SLOWFAST = [
     "width=8",
     "stage_depths=[1, 1, 1, 1]",
@@ -266,19 +235,26 @@ _SMALL_SLOWFAST = [
     "data.resize=32",
     "data.crop_size=32",
     "data.test_crop_size=32",
-    "schedule.epochs=2",
 ]
+
+
+def test_videomae_ssv2_recipe_trains_on_the_released_layout(ssv2, tmp_path):
+    proc, rows = _train_tiny(
+        "videomae_s_ssv2.yaml", ssv2, tmp_path / "run", [*_SMALL_VIT, "schedule.epochs=2"]
+    )
+    flips = "flip: 2 classes swap with their mirrored class; 1 name a direction without one"
+    assert flips in proc.stderr + proc.stdout
+    epochs = [r for r in rows if "val_top1" in r]
+    assert len(epochs) == 2 and all(0 <= r["val_top1"] <= 100 for r in epochs)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["labels"] == TEMPLATES and saved["preprocessing"]["frame_sampling"] == "segments"
 
 
 @pytest.mark.slow
 def test_slowfast_ssv2_recipe_trains_with_stepped_lr(ssv2, tmp_path):
     """PySlowFast's SSv2 recipe: 64 segments (8 here), lr x0.1 at each step epoch (1 here)."""
-    extra = [*_SMALL_SLOWFAST, "schedule.steps=[1]", "schedule.lrs=[0.1]"]
-    proc = run_vidrec(
-        *_tiny("slowfast_r50_ssv2.yaml", ssv2, tmp_path / "run"), *[a for v in extra for a in ("--set", v)]
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows, _ = _trained(tmp_path / "run")
+    extra = [*_SMALL_SLOWFAST, "schedule.epochs=2", "schedule.steps=[1]", "schedule.lrs=[0.1]"]
+    _, rows = _train_tiny("slowfast_r50_ssv2.yaml", ssv2, tmp_path / "run", extra)
     lrs = {r["step"]: r["lr"] for r in rows if "lr" in r}
     per_epoch = 8  # 32 videos, batches of 4
     assert all(lr == pytest.approx(0.03) for step, lr in lrs.items() if step <= per_epoch)
@@ -290,25 +266,11 @@ def test_slowfast_ssv2_recipe_trains_with_stepped_lr(ssv2, tmp_path):
 def test_kinetics700_recipes_train_on_the_released_layout(kinetics700, tmp_path):
     for config, extra in (
         ("slowfast_r50_8x8_k700.yaml", _SMALL_SLOWFAST),
-        (
-            "videomae_b_ft_k700.yaml",
-            [
-                "dim=32",
-                "depth=1",
-                "num_heads=2",
-                "mlp_dim=64",
-                "data.num_frames=4",
-                "data.resize=32",
-                "data.crop_size=32",
-                "schedule.epochs=1",
-            ],
-        ),
+        ("videomae_b_ft_k700.yaml", _SMALL_VIT),
     ):
         out = tmp_path / config
-        proc = run_vidrec(*_tiny(config, kinetics700, out), *[a for v in extra for a in ("--set", v)])
-        assert proc.returncode == 0, proc.stderr[-2000:]
+        proc, rows = _train_tiny(config, kinetics700, out, [*extra, "schedule.epochs=1"])
         assert "1 of 19 videos are not under" in proc.stderr
-        rows, _ = _trained(out)
         assert [r for r in rows if "val_top1" in r]
         assert json.loads((out / "config.json").read_text())["labels"] == ["abseiling", "zumba"]
 
