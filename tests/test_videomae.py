@@ -401,3 +401,29 @@ def test_a_narrow_vit_g_matches_videomaev2(tmp_path, videomaev2):
     with torch.no_grad():
         expected, got = reference(x), model(x)
     assert (got - expected).abs().max() <= 1e-5 * expected.abs().max()
+
+
+def test_load_in_bfloat16_from_memory_mapped_weights(tmp_path):
+    """`load_model(dtype=torch.bfloat16)`: bfloat16 parameters (from a float32 file, or a
+    bfloat16 one without a copy), logits near float32's under bfloat16 autocast; the file is
+    never written through the mapping."""
+    from vidrec.deploy.precision import to_bfloat16
+
+    model = vidrec.create_model("videomae_g", num_classes=3, dim=56, depth=2, num_heads=4, mlp_dim=244)
+    model.save_pretrained(tmp_path / "f32")
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    x = torch.randn(1, 3, 4, 28, 28)
+    with torch.inference_mode():
+        reference = vidrec.load_model(tmp_path / "f32")(x)
+    for folder in ("f32", "bf16"):
+        loaded = vidrec.load_model(tmp_path / folder, dtype=torch.bfloat16)
+        assert {p.dtype for p in loaded.parameters()} == {torch.bfloat16}
+        with torch.inference_mode():
+            logits = to_bfloat16(loaded)(x)
+        assert logits.dtype == torch.float32
+        assert (logits - reference).abs().max() <= 0.05 * reference.abs().max()
+    loaded = vidrec.load_model(tmp_path / "bf16", dtype=torch.bfloat16)
+    with torch.no_grad():
+        next(loaded.parameters()).add_(1.0)  # copy on write: the file keeps its weights
+    again = vidrec.load_model(tmp_path / "bf16", dtype=torch.bfloat16)
+    assert torch.equal(next(again.parameters()), next(model.parameters()))
