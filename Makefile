@@ -46,7 +46,7 @@ lint: $(STAMP)  ## ruff (lint + format) and the import layers
 # checks both. What re-runs each experiment: the bench script without --table (its docstring and
 # its table give the cost).
 RESULT_TABLES := tracking people_actions movinet inference synthmotion synthmotion_ava \
-	synthmotion_generalise decode segments finetune videomae_pretrain_synth models spotting spotting_real vitg
+	synthmotion_generalise decode segments finetune videomae_pretrain_synth models spotting spotting_real vitg distill_synth
 results: $(STAMP)  ## every table from the committed records, then the README's figures checked
 	@for b in $(RESULT_TABLES); do $(BIN)/python bench/$$b.py --table >/dev/null || exit 1; echo "results: bench/$$b.py --table"; done
 	$(BIN)/python bench/figures.py

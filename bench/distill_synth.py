@@ -24,7 +24,7 @@ import os
 
 import torch
 
-from common import describe_machine, machine, mean_std, read_records, write_table
+from common import by_cpu, machine, mean_std, read_records, write_table
 from synthmotion import DATA_COMMAND, recipe_config, train_and_test
 from vidrec.data.datasets import load_csv
 from vidrec.models.loader import load_model
@@ -159,9 +159,15 @@ def table() -> str:
             f"The teacher `{TEACHER}` ({teacher['params']:,} parameters): {teacher['top1']:.1f}% "
             "on the same test videos.",
         ]
-    machines = sorted({describe_machine(r["machine"]) for r in records if "machine" in r})
-    if machines:
-        lines += ["", "Machines: " + "; ".join(machines)]
+    for key, runs in by_cpu([r for r in records if "machine" in r]).items():
+        gemm = sorted(r["machine"]["gemm_fp32_gflops"] for r in runs)
+        commits = ", ".join(sorted({r["machine"]["commit"][:8] for r in runs}))
+        lines += [
+            "",
+            f"Machine: {key}, torch {runs[0]['machine']['torch']}, commits {commits}; its fp32 GEMM measured "
+            f"{gemm[0]:.0f}-{gemm[-1]:.0f} GFLOP/s at the records' times: the runs shared the 2 cores with "
+            "other jobs, so their train minutes are not comparable with each other.",
+        ]
     return "\n".join(lines).rstrip() + "\n"
 
 
