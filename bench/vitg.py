@@ -4,7 +4,7 @@
 - in float32 (the reference: 4.0 GB), plain PyTorch (no `optimize_for_inference`) in every form,
 - in float32 under bfloat16 autocast (`--precision bf16`, as the CLI runs a model),
 - in bfloat16, memory-mapped from model.safetensors (`vidrec.load_model(DIR,
-  dtype=torch.bfloat16)` then `vidrec.deploy.to_bfloat16`: 2.0 GB, read as they are used),
+  dtype=torch.bfloat16)` then `vidrec.deploy.precision.to_bfloat16`: 2.0 GB, read as they are used),
 
 each in a fresh process, so its peak resident memory (`ru_maxrss`, Python and torch included) is
 that form's alone: load time, the first clip (untimed warm-up), the median of `--repeats` more,
