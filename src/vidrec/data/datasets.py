@@ -100,7 +100,9 @@ def _load_kinetics(
     col = {name: j for j, name in enumerate(header)}
     for key in ("youtube_id", "time_start", "time_end"):
         if key not in col:
-            raise ConfigError(f"{csv_path}: a Kinetics CSV needs a '{key}' column (header: {','.join(header)})")
+            raise ConfigError(
+                f"{csv_path}: a Kinetics CSV needs a '{key}' column (header: {','.join(header)})"
+            )
     rows = rows[1:]
     for n, row in enumerate(rows, 2):
         if len(row) != len(header):
@@ -125,7 +127,9 @@ def _load_kinetics(
         label = -1
         if labels is not None:
             if labels[n] not in index:
-                raise ConfigError(f"{csv_path}: unknown label '{labels[n]}' (not in the {len(classes)} classes)")
+                raise ConfigError(
+                    f"{csv_path}: unknown label '{labels[n]}' (not in the {len(classes)} classes)"
+                )
             label = index[labels[n]]
         records.append(VideoRecord(path, label))
     if missing:
@@ -228,7 +232,9 @@ def load_ssv2_split(
     folder = os.path.dirname(os.path.abspath(split_json))
     labels_json = os.path.join(folder, "labels.json")
     if not os.path.isfile(labels_json):
-        raise ConfigError(f"{split_json}: no labels.json beside it (Something-Something V2's template -> index)")
+        raise ConfigError(
+            f"{split_json}: no labels.json beside it (Something-Something V2's template -> index)"
+        )
     if videos is None:
         videos = next(
             (p for p in (os.path.join(folder, d) for d in SSV2_VIDEO_FOLDERS) if os.path.isdir(p)), folder
@@ -236,7 +242,9 @@ def load_ssv2_split(
     try:
         records, own = load_ssv2(labels_json, split_json, videos)
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as e:
-        raise ConfigError(f"{split_json}: not a Something-Something V2 split with {labels_json} ({e})") from None
+        raise ConfigError(
+            f"{split_json}: not a Something-Something V2 split with {labels_json} ({e})"
+        ) from None
     if classes is None or classes == own:
         return records, own
     unknown = sorted(set(own) - set(classes))

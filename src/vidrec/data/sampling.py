@@ -105,7 +105,8 @@ def random_clip_indices(
     `(num_frames,)` int64."""
     timeline = _timeline(num_video_frames, sampling, timestamps)
     if sampling.mode == "segments":
-        return timeline[_segment_positions(len(timeline), sampling.num_frames, rng.random(sampling.num_frames))]
+        at = rng.random(sampling.num_frames)
+        return timeline[_segment_positions(len(timeline), sampling.num_frames, at)]
     start = int(rng.integers(0, max(len(timeline) - sampling.span, 0) + 1))
     positions = start + np.arange(sampling.num_frames) * sampling.sampling_rate
     return _positions_to_indices(positions, timeline, sampling.pad)
@@ -121,7 +122,8 @@ def uniform_clip_indices(
     timeline = _timeline(num_video_frames, sampling, timestamps)
     if sampling.mode == "segments":
         offsets = [0.5] if num_clips == 1 else [k / num_clips for k in range(num_clips)]
-        return np.stack([timeline[_segment_positions(len(timeline), sampling.num_frames, o)] for o in offsets])
+        parts = [_segment_positions(len(timeline), sampling.num_frames, o) for o in offsets]
+        return np.stack([timeline[p] for p in parts])
     delta = max(len(timeline) - sampling.span, 0)
     if num_clips == 1:
         starts = np.array([delta // 2])

@@ -130,7 +130,9 @@ class TrainTransform:
     prep: Preprocessing
     flip: bool | None = None  # None: as prep.flip
 
-    def __call__(self, clip: torch.Tensor, rng: np.random.Generator, *, flip: bool | None = None) -> torch.Tensor:
+    def __call__(
+        self, clip: torch.Tensor, rng: np.random.Generator, *, flip: bool | None = None
+    ) -> torch.Tensor:
         """`flip`: None flips at random (with p=0.5, where flipping is on); True / False decides it."""
         p = self.prep
         if p.train_crop == "resized":
