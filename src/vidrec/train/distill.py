@@ -77,8 +77,7 @@ class Teacher:
         model = self.model
         if model.device != x.device:
             model.to(x.device)
-        model.eval()
-        with torch.no_grad():
+        with torch.no_grad():  # in eval mode since loading; the loop never trains it
             teacher = model(x).float()
         t = self.temperature
         kd = F.kl_div(

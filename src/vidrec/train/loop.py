@@ -79,7 +79,6 @@ class _Run:
     device: torch.device
     model: nn.Module  # the vidrec model (what is saved)
     net: nn.Module  # what runs forward: the model, or DDP around it
-    sharded: bool  # the model's parameters are sharded over the processes (FSDP, several processes)
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     ema: nn.Module | None
@@ -105,6 +104,11 @@ class _Run:
     def fsdp(self) -> bool:
         """run.strategy fsdp: checkpoints through the whole-state API (vidrec.distributed)."""
         return self.cfg.run.strategy == "fsdp"
+
+    @property
+    def sharded(self) -> bool:
+        """The model's parameters are sharded over several processes (FSDP under torchrun)."""
+        return self.fsdp and self.d.enabled
 
     def seconds(self) -> float | None:
         """Wall time spent on this run so far, every session of it (None where unknown)."""
@@ -239,7 +243,6 @@ def _set_up(cfg: RunConfig, *, pretrain: bool, resume: str | None, progress: boo
         device=device,
         model=model,
         net=net,
-        sharded=sharded,
         optimizer=build_optimizer(model, cfg.optimizer, fine_tuning=cfg.fine_tuning),
         scaler=torch.amp.GradScaler(device.type, enabled=cfg.run.precision == "fp16"),
         ema=ema,
