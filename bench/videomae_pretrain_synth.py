@@ -76,6 +76,12 @@ def labelled_subset(data: str) -> str:
     return path
 
 
+def epochs_run(out: str) -> int:
+    """The epochs a pretraining run ended at (its final metrics line)."""
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        return max(r["epoch"] for r in map(json.loads, f) if "train_seconds" in r)
+
+
 def test_top1(out: str) -> float:
     with open(os.path.join(out, "test_report.json")) as f:
         return json.load(f)["top1"]
@@ -109,6 +115,7 @@ def run_seed(
     return {
         "seed": seed,
         "pretrain_command": shlex.join(["vidrec", *pretrain]),
+        "pretrain_epochs": epochs_run(pt),
         "pretrain_loss_first_last_epoch": [losses[0], losses[-1]] if losses else None,
         "arms": arms,
         "wall_seconds": {k: round(v, 1) for k, v in seconds.items()},
@@ -127,13 +134,28 @@ def table() -> str:
         "`results/videomae_pretrain_runs/` (one per seed; each record has its commands). Test top-1 % "
         "on the 480 test videos, means ± sample std over seeds.",
         "",
-        "| start | seeds | test top-1 % |",
-        "|---|---|---|",
+        "| start | seeds | test top-1 % | per seed |",
+        "|---|---|---|---|",
     ]
+    seeds = ", ".join(str(r["seed"]) for r in records)
     for arm in ("pretrained", "scratch"):
         got = [r["arms"][arm]["test_top1"] for r in records]
         if got:
-            lines.append(f"| {arm} | {', '.join(str(r['seed']) for r in records)} | {mean_std(got)} |")
+            each = ", ".join(f"{v:.1f}" for v in got)
+            lines.append(f"| {arm} | {seeds} | {mean_std(got)} | {each} |")
+    if records:
+        epochs = sorted({r.get("pretrain_epochs", "?") for r in records}, key=str)
+        first = [r["pretrain_loss_first_last_epoch"][0] for r in records]
+        last = [r["pretrain_loss_first_last_epoch"][1] for r in records]
+        hours = [r["wall_seconds"]["pretrain"] / 3600 for r in records]
+        minutes = [(r["wall_seconds"]["pretrained"] + r["wall_seconds"]["scratch"]) / 60 for r in records]
+        lines += [
+            "",
+            f"Pretraining ({'/'.join(map(str, epochs))} epochs): normalised-pixel loss "
+            f"{mean_std(first, 3)} in the first epoch, {mean_std(last, 3)} in the last; "
+            f"{mean_std(hours)} h a seed with {records[0].get('threads_per_command', '?')} thread(s), "
+            f"seeds side by side; both fine-tunings {mean_std(minutes)} min a seed.",
+        ]
     lines += ["", "Machines:", ""] + sorted({f"- {describe_machine(r['machine'])}" for r in records})
     return "\n".join(lines) + "\n"
 
