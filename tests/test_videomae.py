@@ -427,3 +427,16 @@ def test_load_in_bfloat16_from_memory_mapped_weights(tmp_path):
         next(loaded.parameters()).add_(1.0)  # copy on write: the file keeps its weights
     again = vidrec.load_model(tmp_path / "bf16", dtype=torch.bfloat16)
     assert torch.equal(next(again.parameters()), next(model.parameters()))
+
+
+def test_loaded_weights_lie_aligned_and_give_the_saved_models_outputs(tmp_path):
+    """A tensor in model.safetensors may start anywhere (3 classes: a 12-byte head bias shifts
+    whatever follows it); CPU kernels pick their path by alignment, so a loaded model keeps every
+    tensor on a 64-byte boundary and gives the saved model's outputs bit for bit."""
+    model = vidrec.create_model("videomae_g", num_classes=3, dim=56, depth=2, num_heads=4, mlp_dim=244)
+    model.eval().save_pretrained(tmp_path / "m")
+    loaded = vidrec.load_model(tmp_path / "m")
+    assert [k for k, t in loaded.state_dict().items() if t.data_ptr() % 64] == []
+    x = torch.randn(1, 3, 4, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import secrets
@@ -51,6 +52,53 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             f.write(text)
 
     atomic_write(path, write)
+
+
+# safetensors' names for torch dtypes, in the order it lays tensors out (then by name): the order
+# fixes every tensor's offsets, so the header's length can be known before writing
+_SAFETENSORS_DTYPES = {
+    torch.uint64: "U64", torch.int64: "I64", torch.float64: "F64", torch.float32: "F32",
+    torch.uint32: "U32", torch.int32: "I32", torch.bfloat16: "BF16", torch.float16: "F16",
+    torch.uint16: "U16", torch.int16: "I16", torch.float8_e4m3fn: "F8_E4M3",
+    torch.float8_e5m2: "F8_E5M2", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+}  # fmt: skip
+_DTYPE_RANK = {dtype: rank for rank, dtype in enumerate(_SAFETENSORS_DTYPES)}
+DATA_ALIGNMENT = 64  # bytes: what vectorised CPU kernels (oneDNN, MKL) align their operands to
+
+
+def _safetensors_header_length(state: dict[str, torch.Tensor], metadata: dict[str, str]) -> int | None:
+    """The length of the JSON header safetensors writes for `state` before its own padding (None
+    for a dtype it is not known to lay out)."""
+    if any(t.dtype not in _DTYPE_RANK for t in state.values()):
+        return None
+    header: dict = {"__metadata__": metadata}
+    offset = 0
+    for name in sorted(state, key=lambda k: (_DTYPE_RANK[state[k].dtype], k)):
+        t = state[name]
+        size = t.numel() * t.element_size()
+        header[name] = {
+            "dtype": _SAFETENSORS_DTYPES[t.dtype],
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    return len(json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def write_safetensors(
+    path: str | os.PathLike, state: dict[str, torch.Tensor], metadata: dict[str, str]
+) -> None:
+    """`state` (contiguous CPU tensors) to a safetensors file at `path`, atomically, its data
+    starting on a 64-byte boundary: the header is padded with spaces through a metadata entry (the
+    format allows both). Memory-mapped from the file, a tensor then lies aligned whenever the sizes
+    before it keep it so (all of a ViT's weights); `load_exact` copies the others."""
+    from safetensors.torch import save_file
+
+    metadata = {**metadata, "padding": ""}
+    length = _safetensors_header_length(state, metadata)
+    if length is not None:  # 8 length bytes + the header end on the boundary
+        metadata["padding"] = " " * ((-8 - length) % DATA_ALIGNMENT)
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
 
 
 class VideoEncoder:

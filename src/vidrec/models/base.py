@@ -37,14 +37,13 @@ import os
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from vidrec._version import __version__
 from vidrec.data.preprocessing import Preprocessing
 from vidrec.errors import ConfigError, unknown_name_message
-from vidrec.utils import atomic_write, atomic_write_text
+from vidrec.utils import atomic_write_text, write_safetensors
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -183,10 +182,7 @@ class ModelBase(nn.Module):
         directory = os.fspath(directory)
         os.makedirs(directory, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write(
-            os.path.join(directory, WEIGHTS_NAME),
-            lambda tmp: save_file(state, tmp, metadata={"format": "pt"}),
-        )
+        write_safetensors(os.path.join(directory, WEIGHTS_NAME), state, {"format": "pt"})
         if self.quant_grids:
             atomic_write_text(os.path.join(directory, QUANT_GRIDS_NAME), json.dumps(self.quant_grids) + "\n")
         atomic_write_text(

@@ -13,7 +13,7 @@ from torch import nn
 from vidrec.errors import VidrecError
 from vidrec.models.base import DetectionModel
 from vidrec.models.convert.caffe2 import caffe2_to_pyslowfast
-from vidrec.utils import load_arrays_pickle
+from vidrec.utils import DATA_ALIGNMENT, load_arrays_pickle
 
 CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".pyth", ".bin", ".ckpt", ".safetensors", ".tflite", ".pkl")
 
@@ -78,7 +78,9 @@ def load_exact(
     counterpart). Every key must map to a distinct model key of the same shape and every model key
     must be filled, else one error names what did not fit. Floating tensors take `dtype` (None:
     the model's). `assign`: the tensors become the model's own (a model built on the meta device;
-    a memory-mapped tensor already in its dtype is used where it lies, never copied). Returns `model`."""
+    a memory-mapped tensor already in its dtype is used where it lies, unless it lies off a 64-byte
+    boundary: CPU kernels pick their code path by alignment, and the same weights must give the same
+    outputs however they were loaded, so such a tensor is copied). Returns `model`."""
     target = model.state_dict()
     out, unmapped, shapes = {}, [], []
     for key, value in state.items():
@@ -95,7 +97,10 @@ def load_exact(
             )
             continue
         wanted = dtype if dtype is not None and value.is_floating_point() else target[name].dtype
-        out[name] = value.to(wanted)
+        value = value.to(wanted)
+        if assign and value.data_ptr() % DATA_ALIGNMENT:
+            value = value.clone()  # torch's CPU allocator aligns to 64 bytes
+        out[name] = value
     missing = [k for k in target if k not in out and not any(s.startswith(k) for s in shapes)]
     if unmapped or missing or shapes:
         parts = [

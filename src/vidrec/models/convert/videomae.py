@@ -14,7 +14,7 @@ import os
 import re
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from vidrec.data.preprocessing import Preprocessing
 from vidrec.errors import ConfigError, VidrecError
@@ -22,7 +22,7 @@ from vidrec.models.base import PretrainingModel
 from vidrec.models.convert.common import load_exact
 from vidrec.models.registry import create_model
 from vidrec.models.videomae import SIZES, position_table
-from vidrec.utils import atomic_write, atomic_write_text
+from vidrec.utils import atomic_write_text, write_safetensors
 
 _BLOCK = {  # transformers per-layer names -> vidrec block names
     "attention.output.dense": "attn.proj",
@@ -246,10 +246,7 @@ def save_transformers_videomae(model, directory: str) -> None:
         )
     os.makedirs(directory, exist_ok=True)
     state = to_transformers_state(model.state_dict(), c.depth, c.decoder_depth if pretraining else 0)
-    atomic_write(
-        os.path.join(directory, "model.safetensors"),
-        lambda tmp: save_file(state, tmp, metadata={"format": "pt"}),
-    )
+    write_safetensors(os.path.join(directory, "model.safetensors"), state, {"format": "pt"})
     p = model.preprocessing
     atomic_write_text(
         os.path.join(directory, "preprocessor_config.json"),
