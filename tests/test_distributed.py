@@ -61,6 +61,7 @@ def test_two_processes_match_one(bright_dark, tmp_path):  # noqa: F811
     assert not os.path.exists(tmp_path / "two" / "rank1")  # rank 0 alone writes
 
 
+@pytest.mark.slow
 def test_distributed_eval_counts_every_video_once(bright_dark, tmp_path):  # noqa: F811
     model = vidrec.create_model("tsn_small", num_classes=2, width=8)
     model.preprocessing = model.preprocessing.__class__(

@@ -69,7 +69,7 @@ def test_inflate_weight_modes():
         inflate_weight(w, 3, mode="middle")
 
 
-@pytest.mark.parametrize("mode", ["replicate", "centre"])
+@pytest.mark.parametrize("mode", [pytest.param("replicate", marks=pytest.mark.slow), "centre"])
 def test_boring_video_fixed_point_inception(mode):
     """A video of one image repeated T times through the inflated network gives the 2D
     network's scores on that image.

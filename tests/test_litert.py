@@ -63,6 +63,7 @@ def on_litert(tmp_path_factory):
     return cache, model, to_litert(model, cache=cache)
 
 
+@pytest.mark.slow
 def test_backend_litert_runs_the_same_model(on_litert, tmp_path):
     """`--backend litert`: step, step_features and the whole clip as PyTorch's, a stream over a
     video too; the graph cached by the weights' fingerprint; a pickled copy still runs."""
@@ -107,6 +108,7 @@ def test_backend_litert_runs_the_same_model(on_litert, tmp_path):
         lit.forward_features(clip)
 
 
+@pytest.mark.slow
 def test_export_and_predict_commands(tmp_path, capsys, monkeypatch):
     from helpers import assert_same_predictions
 

@@ -131,6 +131,7 @@ def on_ort(tmp_path_factory):
     return cache, [(m, to_onnxruntime(m, cache=cache)) for m in (stream, detector)]
 
 
+@pytest.mark.slow
 def test_backend_onnxruntime_runs_the_same_model(on_ort, tmp_path):
     """`--backend onnxruntime`'s conversion: a stream model's step, step_features, whole-clip
     forward and a stream over a real-shaped video; a detector's boxes; all as PyTorch's; the
@@ -179,6 +180,7 @@ def test_backend_onnxruntime_runs_the_same_model(on_ort, tmp_path):
         detector_ort.forward_features(video)
 
 
+@pytest.mark.slow
 def test_predict_and_stream_commands_on_onnxruntime(tmp_path, capsys, monkeypatch):
     from helpers import tiny_stream_model
 

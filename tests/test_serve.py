@@ -298,6 +298,7 @@ def test_serve_limits_on_the_command_line(capsys):
     assert e.value.code == 2 and "expected WIDTHxHEIGHT" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_service_runs_its_models_in_onnxruntime(served, tmp_path, monkeypatch):
     """`vidrec serve --backend onnxruntime`: the same answer as PyTorch's, the export cached."""
     pytest.importorskip("onnxruntime")

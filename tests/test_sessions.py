@@ -93,6 +93,7 @@ def test_stream_is_the_same_on_both_faces(faces, tmp_path, capsys):
     assert len(cli) == 6 and "overall" in cli[-1]  # reports at 0.5 ... 2.5 s, then the final
 
 
+@pytest.mark.slow
 def test_detect_is_the_same_on_both_faces_tiles_included(faces, tmp_path, capsys):
     """The same tracks, actions, per-person segments and MOTChallenge rows; tiles set on both
     (the frame is 128x96, so "auto" gives square tiles of its short side on both)."""
@@ -134,6 +135,7 @@ def test_detect_is_the_same_on_both_faces_tiles_included(faces, tmp_path, capsys
         )
 
 
+@pytest.mark.slow
 def test_highlights_are_the_same_on_both_faces(faces, tmp_path, capsys):
     argv = ["highlights", str(faces / "clip.mp4"), "--model", str(faces / "a"), "--labels", "a"]
     cli = cli_json([*argv, "--out", str(tmp_path / "reel.mp4"), "--json"], capsys)

@@ -115,7 +115,7 @@ def test_peaks_live_equal_offline_and_are_local_maxima():
 
 
 @pytest.mark.parametrize(
-    "arch", [pytest.param("spotter_conv", marks=pytest.mark.slow), "spotter_conv_causal"]
+    "arch", [pytest.param(a, marks=pytest.mark.slow) for a in ("spotter_conv", "spotter_conv_causal")]
 )  # the default run keeps the causal one: it covers training and the step-by-step path
 def test_train_then_spot_gives_the_runs_test_events(spot_data, arch, capsys):
     data, out, feats = spot_data / "data", spot_data / f"run_{arch}", spot_data / "features"

@@ -133,6 +133,7 @@ def _crash_at(n):
     return on_step
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(bright_dark, tmp_path):
     extra = dict(
         run={"checkpoint_every": 3, "seed": 5},
@@ -240,6 +241,7 @@ def test_existing_run_is_not_overwritten_and_head_is_reinitialised(bright_dark, 
     assert vidrec.load_model(tmp_path / "ft").num_classes == 2
 
 
+@pytest.mark.slow
 def test_pretraining_lowers_the_loss_and_fine_tunes(bright_dark, tmp_path, capsys):
     from PIL import Image
 
@@ -359,6 +361,7 @@ def test_task_and_model_must_agree(bright_dark, tmp_path):
     assert not os.path.exists(tmp_path / "a" / "checkpoints")
 
 
+@pytest.mark.slow
 def test_fine_tuning_defaults_freeze_modes_and_backbone_lr(bright_dark, tmp_path):
     """From pretrained weights: the backbone learns at 0.1x and batch norms keep their statistics
     (model.freeze norms); `--freeze-backbone` trains the head alone; from scratch, neither."""
@@ -405,6 +408,7 @@ def test_logistic_fit_is_the_l2_optimum():
     assert ((x @ w.T + b).argmax(1) == y).all()
 
 
+@pytest.mark.slow
 def test_a_new_head_starts_as_the_probe_and_the_best_epoch_is_kept(bright_dark, tmp_path):
     """Fine-tuning on new labels: before any step the new classifier is the logistic regression on
     the frozen features (epoch 0 in metrics.jsonl, validated and checkpointed), and the saved model
@@ -462,6 +466,7 @@ def test_a_decoded_frame_cache_trains_the_same_weights(bright_dark, tmp_path):
     assert len([n for n in os.listdir(tmp_path / "c") if n.endswith(".npy")]) == 32
 
 
+@pytest.mark.slow
 def test_distillation_teaches_what_the_teacher_knows(bright_dark, tmp_path):
     """With alpha 1 the labels play no part: a student given every training label wrong still
     learns bright from dark, from the teacher's predictions alone; alpha 0.5 blends the two

@@ -38,6 +38,7 @@ def tiny_two_stream(weights=(0.5, 0.5)) -> TwoStream:
     return TwoStream(rgb, flow, weights=weights, flow_method="dis", flow_short_side=64).eval()
 
 
+@pytest.mark.slow
 def test_late_fusion_is_the_weighted_average(tmp_path):
     video = write_numbered(str(tmp_path / "v.mp4"), 20, width=96, height=64)
     model = tiny_two_stream(weights=(2, 1))
@@ -55,6 +56,7 @@ def test_late_fusion_is_the_weighted_average(tmp_path):
         assert got[name] == pytest.approx(expected[i].item(), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_save_load_eval_and_precomputed_flow(tmp_path, capsys):
     videos = [write_numbered(str(tmp_path / f"v{i}.mp4"), 16, width=96, height=64) for i in range(3)]
     records = [VideoRecord(p, i) for i, p in enumerate(videos)]

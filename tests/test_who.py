@@ -60,6 +60,7 @@ class BrightBoxes:
         return out
 
 
+@pytest.mark.slow
 def test_pipeline_tracks_one_person_with_its_own_stream_state(tmp_path):
     moving_square_video(tmp_path / "v.mp4")
     torch.manual_seed(0)
@@ -118,6 +119,7 @@ def test_each_person_is_stepped_at_the_models_own_rate_whatever_the_looks_rate()
     assert clock.due(1, 1.24)  # forgotten: new again
 
 
+@pytest.mark.slow
 def test_looks_between_a_persons_steps_report_their_latest_actions(tmp_path):
     """Every frame of a 10 fps video looked at: the person is tracked at every look and their
     model stepped at 5 a second (10 crops in 2 s), its latest actions held in between."""
