@@ -315,3 +315,29 @@ def test_the_service_runs_its_models_in_onnxruntime(served, tmp_path, monkeypatc
     assert os.listdir(tmp_path / "cache" / "onnx")
     with pytest.raises(vidrec.errors.ConfigError, match="unknown backend"):
         client(served, tmp_path, backend="tensorrt")
+
+
+@pytest.mark.slow
+def test_the_service_runs_a_movinet_stream_in_litert(tmp_path, monkeypatch):
+    """`vidrec serve --backend litert` (listed by the command, once refused by the service): a
+    MoViNet's stream job gives PyTorch's running top-k, its step converted once into the cache."""
+    pytest.importorskip("ai_edge_litert")
+    from test_litert import tiny
+
+    monkeypatch.setenv("VIDREC_CACHE", str(tmp_path / "cache"))
+    tiny(44).save_pretrained(tmp_path / "movinet")
+    frames = np.random.default_rng(0).integers(0, 255, (20, 48, 64, 3), dtype=np.uint8)
+    write_video(tmp_path / "clip.mp4", frames, fps=10)
+    answers = {}
+    for backend in ("pytorch", "litert"):
+        config = ServeConfig(
+            models=(str(tmp_path / "movinet"),), work_dir=str(tmp_path / "work"), backend=backend
+        )
+        with TestClient(create_app(config)) as c:
+            r = c.post("/v1/predict", files=upload(tmp_path / "clip.mp4"), data={"top_k": "3"})
+            assert r.status_code == 200, r.text
+            answers[backend] = r.json()["predictions"]
+    ours, theirs = answers["pytorch"], answers["litert"]
+    assert [p["label"] for p in ours] == [p["label"] for p in theirs]
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(ours, theirs)) <= 1e-5
+    assert os.listdir(tmp_path / "cache" / "tflite")

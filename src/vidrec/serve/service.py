@@ -17,7 +17,7 @@ from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.serve.inputs import InputError, Limits, check_path, check_source, check_video
 from vidrec.serve.jobs import Job, JobManager, QueueFull
 from vidrec.serve.metrics import Metrics
-from vidrec.sessions import KINDS, Inference, LiveOptions, Models, events
+from vidrec.sessions import BACKENDS, KINDS, Inference, LiveOptions, Models, events
 from vidrec.utils import resolve_device
 
 
@@ -28,7 +28,9 @@ class ServeConfig:
     models: tuple[str, ...] = ("movinet_a0_stream",)  # offered models; the first is the default
     detector: str = "ssd_mobilenet_v1.coco_uint8"  # person detector for detect jobs
     weights: str | None = None  # --weights folders
-    backend: str = "pytorch"  # or "onnxruntime": every model (and the detector's network) run there
+    # or "onnxruntime": every model (and the detector's network) run there; or "litert": MoViNet
+    # streams converted to TFLite, the detector's official .tflite file as shipped
+    backend: str = "pytorch"
     device: str = "auto"  # cpu, cuda, cuda:1 ... (auto: CUDA when available, else CPU); PyTorch models
     host: str = "127.0.0.1"
     token: str | None = None  # bearer token for /v1 and /metrics (required off loopback)
@@ -43,8 +45,8 @@ class ServeConfig:
     def __post_init__(self):
         if self.workers < 1 or self.queue_size < 1:
             raise ConfigError("--workers and --queue must be at least 1")
-        if self.backend not in ("pytorch", "onnxruntime"):
-            raise ConfigError(f"unknown backend {self.backend!r} (valid: pytorch, onnxruntime)")
+        if self.backend not in BACKENDS:
+            raise ConfigError(unknown_name_message("backend", self.backend, list(BACKENDS)))
         if not _loopback(self.host) and not self.token:
             raise ConfigError(
                 f"listening on {self.host} lets other machines in: set --token (or $VIDREC_SERVE_TOKEN)"

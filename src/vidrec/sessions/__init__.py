@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from vidrec.errors import ConfigError, unknown_name_message
 from vidrec.sessions.detect import detect_session
 from vidrec.sessions.highlights import highlights_session
-from vidrec.sessions.models import Inference, Models
+from vidrec.sessions.models import BACKENDS, Inference, Models
 from vidrec.sessions.options import (
     KINDS,
     DetectOptions,
@@ -51,6 +51,7 @@ def events(
 
 
 __all__ = [
+    "BACKENDS",
     "KINDS",
     "DetectOptions",
     "HighlightsOptions",
