@@ -77,9 +77,26 @@ def labelled_subset(data: str) -> str:
 
 
 def epochs_run(out: str) -> int:
-    """The epochs a pretraining run ended at (its final metrics line)."""
+    """The epochs a run ended at (its last end-of-epoch line in metrics.jsonl)."""
     with open(os.path.join(out, "metrics.jsonl")) as f:
-        return max(r["epoch"] for r in map(json.loads, f) if "train_seconds" in r)
+        return max(
+            r["epoch"] for r in map(json.loads, f) if "train_loss" in r and isinstance(r["epoch"], int)
+        )
+
+
+def train_seconds(log: str | None, out: str, wall: float) -> float:
+    """A run's training seconds over all its sessions: the sum of the `train_seconds` its
+    commands printed into `log` (a session stopped before its end prints none); without a log, this
+    invocation's `wall` seconds."""
+    if log is None or not os.path.exists(log):
+        return wall
+    total = 0.0
+    with open(log, errors="replace") as f:
+        for line in f.read().replace("\r", "\n").splitlines():
+            if line.startswith("{") and '"train_seconds"' in line:
+                r = json.loads(line)
+                total += r["train_seconds"] if r.get("out") == out else 0.0
+    return total
 
 
 def test_top1(out: str) -> float:
@@ -118,7 +135,11 @@ def run_seed(
         "pretrain_epochs": epochs_run(pt),
         "pretrain_loss_first_last_epoch": [losses[0], losses[-1]] if losses else None,
         "arms": arms,
-        "wall_seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "wall_seconds": {k: round(v, 1) for k, v in seconds.items()},  # this invocation's
+        "train_seconds": {
+            k: round(train_seconds(log, os.path.join(runs, f"{k}_seed{seed}"), v), 1)
+            for k, v in seconds.items()
+        },
         "threads_per_command": threads,
         "machine": machine(),
     }
@@ -147,8 +168,8 @@ def table() -> str:
         epochs = sorted({r.get("pretrain_epochs", "?") for r in records}, key=str)
         first = [r["pretrain_loss_first_last_epoch"][0] for r in records]
         last = [r["pretrain_loss_first_last_epoch"][1] for r in records]
-        hours = [r["wall_seconds"]["pretrain"] / 3600 for r in records]
-        minutes = [(r["wall_seconds"]["pretrained"] + r["wall_seconds"]["scratch"]) / 60 for r in records]
+        hours = [r["train_seconds"]["pretrain"] / 3600 for r in records]
+        minutes = [(r["train_seconds"]["pretrained"] + r["train_seconds"]["scratch"]) / 60 for r in records]
         lines += [
             "",
             f"Pretraining ({'/'.join(map(str, epochs))} epochs): normalised-pixel loss "
