@@ -85,18 +85,18 @@ def epochs_run(out: str) -> int:
 
 
 def train_seconds(log: str | None, out: str, wall: float) -> float:
-    """A run's training seconds over all its sessions: the sum of the `train_seconds` its
-    commands printed into `log` (a session stopped before its end prints none); without a log, this
+    """A run's training seconds over all its sessions: the `train_seconds` its last command printed
+    into `log` (vidrec carries them across resumptions in its checkpoints); without a log, this
     invocation's `wall` seconds."""
     if log is None or not os.path.exists(log):
         return wall
-    total = 0.0
+    last = wall
     with open(log, errors="replace") as f:
         for line in f.read().replace("\r", "\n").splitlines():
             if line.startswith("{") and '"train_seconds"' in line:
                 r = json.loads(line)
-                total += r["train_seconds"] if r.get("out") == out else 0.0
-    return total
+                last = r["train_seconds"] if r.get("out") == out else last
+    return last
 
 
 def test_top1(out: str) -> float:
