@@ -65,10 +65,10 @@ def write_weights(folder: str, dtype: torch.dtype) -> str:
             state[name] = torch.ones(p.shape, dtype=dtype)
         else:
             state[name] = (torch.randn(p.shape, generator=generator) * 0.02).to(dtype)
-    from safetensors.torch import save_file
+    from vidrec.utils import write_safetensors
 
-    os.makedirs(folder, exist_ok=True)
-    save_file(state, os.path.join(folder, WEIGHTS_NAME), metadata={"format": "pt"})
+    # as save_pretrained writes it (the data on a 64-byte boundary), without building the model
+    write_safetensors(os.path.join(folder, WEIGHTS_NAME), state, {"format": "pt"})
     del state
     model.preprocessing = vidrec.create_model("videomae_b", num_classes=2).preprocessing
     atomic_write_text(os.path.join(folder, "config.json"), json.dumps(model.config_json(), indent=2) + "\n")
