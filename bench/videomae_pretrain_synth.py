@@ -15,7 +15,7 @@ frames come from the cache): on 2 cores that is twice the throughput of one run 
     python bench/videomae_pretrain_synth.py --data data/synthmotion_flat [--seeds 0 1 2]
     python bench/videomae_pretrain_synth.py --table
 
-Cost: the pretraining is 45,000 steps of 16 clips a seed; the three seeds side by side about 1.6 h
+Cost: the pretraining is 45,000 steps of 16 clips a seed; the three seeds side by side about 1.7 h
 on 2 cores (each record keeps its wall times); the two fine-tunings of a seed a few minutes.
 """
 
