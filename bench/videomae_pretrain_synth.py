@@ -22,6 +22,7 @@ on 2 cores (each record keeps its wall times); the two fine-tunings of a seed a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -55,13 +56,8 @@ def vidrec(*args: str, threads: int, log: str | None = None) -> float:
     seconds."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     t0 = time.perf_counter()
-    if log is None:
-        subprocess.run([sys.executable, "-m", "vidrec", *args], check=True, env=env)
-    else:
-        with open(log, "a") as out:
-            subprocess.run(
-                [sys.executable, "-m", "vidrec", *args], check=True, env=env, stdout=out, stderr=out
-            )
+    with open(log, "a") if log else contextlib.nullcontext() as out:
+        subprocess.run([sys.executable, "-m", "vidrec", *args], check=True, env=env, stdout=out, stderr=out)
     return time.perf_counter() - t0
 
 
@@ -74,14 +70,6 @@ def labelled_subset(data: str) -> str:
         header = lines[:1] if lines and lines[0].startswith("path") else []
         atomic_write_text(path, "\n".join(header + lines[len(header) : len(header) + LABELS]) + "\n")
     return path
-
-
-def epochs_run(out: str) -> int:
-    """The epochs a run ended at (its last end-of-epoch line in metrics.jsonl)."""
-    with open(os.path.join(out, "metrics.jsonl")) as f:
-        return max(
-            r["epoch"] for r in map(json.loads, f) if "train_loss" in r and isinstance(r["epoch"], int)
-        )
 
 
 def train_seconds(log: str | None, out: str, wall: float) -> float:
@@ -116,8 +104,9 @@ def run_seed(
     if epochs is not None:  # a shorter try of the recipe (not the claim's)
         pretrain += ["--set", f"schedule.epochs={epochs}"]
     seconds = {"pretrain": vidrec(*pretrain, threads=threads, log=log)}
-    with open(os.path.join(pt, "metrics.jsonl")) as f:
-        losses = [r["train_loss"] for r in map(json.loads, f) if "train_loss" in r]
+    with open(os.path.join(pt, "metrics.jsonl")) as f:  # end-of-epoch lines
+        epochs = [r for r in map(json.loads, f) if "train_loss" in r]
+    losses = [r["train_loss"] for r in epochs]
     arms = {}
     for arm, init in (("pretrained", pt), ("scratch", None)):
         out = os.path.join(runs, f"{arm}_seed{seed}")
@@ -132,7 +121,7 @@ def run_seed(
     return {
         "seed": seed,
         "pretrain_command": shlex.join(["vidrec", *pretrain]),
-        "pretrain_epochs": epochs_run(pt),
+        "pretrain_epochs": epochs[-1]["epoch"],
         "pretrain_loss_first_last_epoch": [losses[0], losses[-1]] if losses else None,
         "arms": arms,
         "wall_seconds": {k: round(v, 1) for k, v in seconds.items()},  # this invocation's
@@ -165,7 +154,7 @@ def table() -> str:
             each = ", ".join(f"{v:.1f}" for v in got)
             lines.append(f"| {arm} | {seeds} | {mean_std(got)} | {each} |")
     if records:
-        epochs = sorted({r.get("pretrain_epochs", "?") for r in records}, key=str)
+        epochs = sorted({r["pretrain_epochs"] for r in records})
         first = [r["pretrain_loss_first_last_epoch"][0] for r in records]
         last = [r["pretrain_loss_first_last_epoch"][1] for r in records]
         hours = [r["train_seconds"]["pretrain"] / 3600 for r in records]
@@ -174,7 +163,7 @@ def table() -> str:
             "",
             f"Pretraining ({'/'.join(map(str, epochs))} epochs): normalised-pixel loss "
             f"{mean_std(first, 3)} in the first epoch, {mean_std(last, 3)} in the last; "
-            f"{mean_std(hours)} h a seed with {records[0].get('threads_per_command', '?')} thread(s), "
+            f"{mean_std(hours)} h a seed with {records[0]['threads_per_command']} thread(s), "
             f"seeds side by side; both fine-tunings {mean_std(minutes)} min a seed.",
         ]
     lines += ["", "Machines:", ""] + sorted({f"- {describe_machine(r['machine'])}" for r in records})

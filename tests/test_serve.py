@@ -298,20 +298,27 @@ def test_serve_limits_on_the_command_line(capsys):
     assert e.value.code == 2 and "expected WIDTHxHEIGHT" in capsys.readouterr().err
 
 
+def assert_backend_answers_as_pytorch(model, clip, tmp_path, backend: str) -> None:
+    """The service on `backend` predicts `clip` with `model` as it does on PyTorch: the same top-3
+    labels, scores within 1e-5."""
+    answers = {}
+    for name in ("pytorch", backend):
+        config = ServeConfig(models=(str(model),), work_dir=str(tmp_path / "work"), backend=name)
+        with TestClient(create_app(config)) as c:
+            r = c.post("/v1/predict", files=upload(clip), data={"top_k": "3"})
+            assert r.status_code == 200, r.text
+            answers[name] = r.json()["predictions"]
+    ours, theirs = answers["pytorch"], answers[backend]
+    assert [p["label"] for p in ours] == [p["label"] for p in theirs]
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(ours, theirs)) <= 1e-5
+
+
 @pytest.mark.slow
 def test_the_service_runs_its_models_in_onnxruntime(served, tmp_path, monkeypatch):
     """`vidrec serve --backend onnxruntime`: the same answer as PyTorch's, the export cached."""
     pytest.importorskip("onnxruntime")
     monkeypatch.setenv("VIDREC_CACHE", str(tmp_path / "cache"))
-    answers = {}
-    for backend in ("pytorch", "onnxruntime"):
-        with client(served, tmp_path, backend=backend) as c:
-            r = c.post("/v1/predict", files=upload(served / "clip.mp4"), data={"top_k": "3"})
-            assert r.status_code == 200, r.text
-            answers[backend] = r.json()["predictions"]
-    ours, theirs = answers["pytorch"], answers["onnxruntime"]
-    assert [p["label"] for p in ours] == [p["label"] for p in theirs]
-    assert max(abs(a["score"] - b["score"]) for a, b in zip(ours, theirs)) <= 1e-5
+    assert_backend_answers_as_pytorch(served / "m", served / "clip.mp4", tmp_path, "onnxruntime")
     assert os.listdir(tmp_path / "cache" / "onnx")
     with pytest.raises(vidrec.errors.ConfigError, match="unknown backend"):
         client(served, tmp_path, backend="tensorrt")
@@ -328,16 +335,5 @@ def test_the_service_runs_a_movinet_stream_in_litert(tmp_path, monkeypatch):
     tiny(44).save_pretrained(tmp_path / "movinet")
     frames = np.random.default_rng(0).integers(0, 255, (20, 48, 64, 3), dtype=np.uint8)
     write_video(tmp_path / "clip.mp4", frames, fps=10)
-    answers = {}
-    for backend in ("pytorch", "litert"):
-        config = ServeConfig(
-            models=(str(tmp_path / "movinet"),), work_dir=str(tmp_path / "work"), backend=backend
-        )
-        with TestClient(create_app(config)) as c:
-            r = c.post("/v1/predict", files=upload(tmp_path / "clip.mp4"), data={"top_k": "3"})
-            assert r.status_code == 200, r.text
-            answers[backend] = r.json()["predictions"]
-    ours, theirs = answers["pytorch"], answers["litert"]
-    assert [p["label"] for p in ours] == [p["label"] for p in theirs]
-    assert max(abs(a["score"] - b["score"]) for a, b in zip(ours, theirs)) <= 1e-5
+    assert_backend_answers_as_pytorch(tmp_path / "movinet", tmp_path / "clip.mp4", tmp_path, "litert")
     assert os.listdir(tmp_path / "cache" / "tflite")
